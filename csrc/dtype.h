@@ -1,0 +1,26 @@
+// The dtype codes shared by every kernel. Python passes numpy's dtype.char-derived code.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace distml {
+
+enum class DType : int { f16 = 0, f32 = 1, f64 = 2, i8 = 3, i16 = 4, i32 = 5, i64 = 6, u8 = 7, b8 = 8 };
+
+inline const char* dtype_name(DType t) {
+  static const char* names[] = {"float16", "float32", "float64", "int8", "int16",
+                                "int32",   "int64",   "uint8",   "bool"};
+  return names[static_cast<int>(t)];
+}
+
+inline size_t dtype_size(DType t) {
+  static const size_t sizes[] = {2, 4, 8, 1, 2, 4, 8, 1, 1};
+  return sizes[static_cast<int>(t)];
+}
+
+[[noreturn]] inline void unsupported_dtype(const char* kernel, DType t) {
+  throw std::invalid_argument(std::string(kernel) + ": unsupported dtype " + dtype_name(t));
+}
+
+}  // namespace distml

@@ -1,0 +1,112 @@
+"""The backward pass: an iterative walk of the graph in reverse topological order."""
+from distml._backend import get_array_module
+from distml.tensor import Tensor
+
+
+def _topological_order(roots):
+    """Nodes reachable from `roots`, each after every node that feeds it a gradient."""
+    order, visited = [], set()
+    for root in roots:
+        if root in visited:
+            continue
+        visited.add(root)
+        stack = [(root, iter(root.next_edges))]
+        while stack:
+            node, edges = stack[-1]
+            for child in edges:
+                if child is not None and not isinstance(child, Tensor) and child not in visited:
+                    visited.add(child)
+                    stack.append((child, iter(child.next_edges)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _apply_hooks(hooks, grad):
+    for hook in hooks:
+        result = hook(Tensor(grad))
+        if result is not None:
+            grad = result.data
+    return grad
+
+
+def _accumulate_leaf(leaf, grad):
+    if leaf._hooks:
+        grad = _apply_hooks(leaf._hooks, grad)
+    if grad.shape != leaf.data.shape:
+        raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape {leaf.data.shape}")
+    if leaf.grad is None:
+        leaf.grad = Tensor(grad.astype(leaf.data.dtype, copy=True))
+    else:
+        leaf.grad.data += grad
+
+
+def run_backward(tensors, grads, retain_graph=False, inputs=None):
+    """Propagate `grads` (arrays) from `tensors` to the leaves.
+
+    With `inputs`, return the gradients of those tensors instead of accumulating into
+    `.grad` (this is `autograd.grad`).
+    """
+    pending = {}
+    captured = None if inputs is None else {id(t): None for t in inputs}
+    capture_nodes = {} if inputs is None else {t.grad_fn: id(t) for t in inputs if t.grad_fn is not None}
+
+    def send(edge, grad):
+        if isinstance(edge, Tensor):
+            if captured is None:
+                _accumulate_leaf(edge, grad)
+            elif id(edge) in captured:
+                previous = captured[id(edge)]
+                captured[id(edge)] = grad if previous is None else previous + grad
+        elif edge in pending:
+            pending[edge] = pending[edge] + grad
+        else:
+            pending[edge] = grad
+
+    roots = []
+    for tensor, grad in zip(tensors, grads):
+        if not tensor.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        edge = tensor.grad_fn or tensor
+        send(edge, grad)
+        if tensor.grad_fn is not None:
+            roots.append(tensor.grad_fn)
+
+    for node in _topological_order(roots):
+        grad = pending.pop(node, None)
+        if grad is None:
+            continue
+        if node.hooks:
+            grad = _apply_hooks(node.hooks, grad)
+        if node.retained is not None and node.retained() is not None:
+            _accumulate_leaf(node.retained(), grad)
+        if node in capture_nodes:
+            captured[capture_nodes[node]] = grad
+        if node.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved tensors "
+                "after they have already been freed). Saved intermediate values of the graph are freed "
+                "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+                "backward through the graph a second time or if you need to access saved tensors after "
+                "calling backward.")
+        node.check_versions()
+        input_grads = node.backward(grad)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if not retain_graph:
+            node.release()
+        for edge, input_grad in zip(node.next_edges, input_grads):
+            if edge is not None and input_grad is not None:
+                send(edge, input_grad)
+    if captured is not None:
+        return [captured[id(t)] for t in inputs]
+    return None
+
+
+def ones_like_output(tensor):
+    if tensor.data.size != 1:
+        raise RuntimeError("grad can be implicitly created only for scalar outputs")
+    return get_array_module(tensor.data).ones_like(tensor.data)
