@@ -28,7 +28,8 @@ class Tensor:
     `Tensor(array)` wraps a numpy/cupy array without copying; use `distml.tensor` to copy.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version", "_base", "_hooks", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version", "_base", "_hooks", "_post_hooks",
+                 "__weakref__")
     __array_priority__ = 1000  # numpy scalars defer to Tensor's reflected operators
 
     def __init__(self, data):
@@ -41,6 +42,7 @@ class Tensor:
         self._version = [0]
         self._base = None
         self._hooks = None
+        self._post_hooks = None
 
     # ---- metadata ----
     @property
@@ -278,6 +280,14 @@ class Tensor:
             hooks = self.grad_fn.hooks
         hooks.append(hook)
         return _RemovableHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(tensor)` after backward accumulates into this leaf's `.grad` (DDP uses it)."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        self._post_hooks = self._post_hooks or []
+        self._post_hooks.append(hook)
+        return _RemovableHandle(self._post_hooks, hook)
 
     def retain_grad(self):
         if not self.requires_grad:

@@ -42,6 +42,8 @@ def _accumulate_leaf(leaf, grad):
         leaf.grad = Tensor(grad.astype(leaf.data.dtype, copy=True))
     else:
         leaf.grad.data += grad
+    for hook in leaf._post_hooks or ():
+        hook(leaf)
 
 
 def run_backward(tensors, grads, retain_graph=False, inputs=None):
