@@ -3,21 +3,34 @@ from distml._backend import get_array_module
 from distml.tensor import Tensor
 
 
+def _children(node):
+    """What `node` sends gradients to: other nodes first, then leaves, so that in the reversed
+    post-order each leaf comes right after its last producer (DDP overlaps on this)."""
+    edges = [e for e in node.next_edges if e is not None]
+    return iter([e for e in edges if not isinstance(e, Tensor)] + [e for e in edges if isinstance(e, Tensor)])
+
+
 def _topological_order(roots):
-    """Nodes reachable from `roots`, each after every node that feeds it a gradient."""
+    """Nodes and leaf tensors reachable from `roots`, each after everything that feeds it."""
     order, visited = [], set()
     for root in roots:
         if root in visited:
             continue
         visited.add(root)
-        stack = [(root, iter(root.next_edges))]
+        if isinstance(root, Tensor):
+            order.append(root)
+            continue
+        stack = [(root, _children(root))]
         while stack:
-            node, edges = stack[-1]
-            for child in edges:
-                if child is not None and not isinstance(child, Tensor) and child not in visited:
+            node, children = stack[-1]
+            for child in children:
+                if child not in visited:
                     visited.add(child)
-                    stack.append((child, iter(child.next_edges)))
-                    break
+                    if isinstance(child, Tensor):
+                        order.append(child)
+                    else:
+                        stack.append((child, _children(child)))
+                        break
             else:
                 stack.pop()
                 order.append(node)
@@ -57,13 +70,7 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
     capture_nodes = {} if inputs is None else {t.grad_fn: id(t) for t in inputs if t.grad_fn is not None}
 
     def send(edge, grad):
-        if isinstance(edge, Tensor):
-            if captured is None:
-                _accumulate_leaf(edge, grad)
-            elif id(edge) in captured:
-                previous = captured[id(edge)]
-                captured[id(edge)] = grad if previous is None else previous + grad
-        elif edge in pending:
+        if edge in pending:
             pending[edge] = pending[edge] + grad
         else:
             pending[edge] = grad
@@ -74,12 +81,17 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         edge = tensor.grad_fn or tensor
         send(edge, grad)
-        if tensor.grad_fn is not None:
-            roots.append(tensor.grad_fn)
+        roots.append(edge)
 
     for node in _topological_order(roots):
         grad = pending.pop(node, None)
         if grad is None:
+            continue
+        if isinstance(node, Tensor):
+            if captured is None:
+                _accumulate_leaf(node, grad)
+            elif id(node) in captured:
+                captured[id(node)] = grad
             continue
         if node.hooks:
             grad = _apply_hooks(node.hooks, grad)
