@@ -6,6 +6,7 @@
 #include <mpi.h>
 #include <omp.h>
 
+#include "comm/process_group.h"
 #include "dtype.h"
 #include "kernels/scatter.h"
 
@@ -79,4 +80,118 @@ PYBIND11_MODULE(_C, m) {
   }, "target.flat[index] += values, repeated indices accumulating (index: int64).");
 
   // ---- comm/ (collectives) ----
+  py::register_exception<CommError>(m, "DistBackendError", PyExc_RuntimeError);
+  py::class_<Work, std::shared_ptr<Work>>(m, "Work", "Handle of a queued collective.")
+      .def("wait", &Work::wait, py::call_guard<py::gil_scoped_release>(), "Block until done; raise its error.")
+      .def("is_completed", &Work::is_completed);
+  py::class_<Tuning>(m, "Tuning", "Algorithm choice and sizes: algo 0 auto, 1 ring, 2 recursive doubling.")
+      .def(py::init<>())
+      .def_property("algo", [](const Tuning& t) { return static_cast<int>(t.allreduce); },
+                    [](Tuning& t, int a) {
+                      if (a < 0 || a > 2) throw py::value_error("algo must be 0, 1 or 2, got " + std::to_string(a));
+                      t.allreduce = static_cast<Algo>(a);
+                    })
+      .def_readwrite("rd_max_bytes", &Tuning::rd_max_bytes)
+      .def_readwrite("chunk_bytes", &Tuning::chunk_bytes)
+      .def_readwrite("window", &Tuning::window)
+      .def_readwrite("tree_max_bytes", &Tuning::tree_max_bytes);
+  // Buffers: C-contiguous numpy arrays (the Python layer copies strided views), dtype from numpy.
+  static auto writable = [](py::array a, const char* what) {
+    require_contiguous(a, what);
+    if (!a.writeable()) throw py::value_error(std::string(what) + " must be writeable");
+    return a.mutable_data();
+  };
+  static auto reducible = [](const py::array& a, int op) {
+    DType dtype = dtype_of(a);
+    if (dtype == DType::b8) throw py::type_error("bool tensors cannot be reduced");
+    if (op < 0 || op > 3) throw py::value_error("op must be 0..3 (sum, prod, max, min), got " + std::to_string(op));
+    return dtype;
+  };
+  static auto sized = [](const py::array& out, const py::array& in, size_t times, const char* what) {
+    require_contiguous(in, "input");
+    if (out.dtype().not_equal(in.dtype()))
+      throw py::type_error(std::string(what) + ": input and output dtypes differ (" + std::string(py::str(in.dtype())) +
+                           " vs " + std::string(py::str(out.dtype())) + ")");
+    if (static_cast<size_t>(out.size()) != static_cast<size_t>(in.size()) * times)
+      throw py::value_error(std::string(what) + ": expected " + std::to_string(in.size() * times) +
+                            " output elements, got " + std::to_string(out.size()));
+  };
+  using Release = py::call_guard<py::gil_scoped_release>;
+  py::class_<ProcessGroup, std::shared_ptr<ProcessGroup>>(m, "ProcessGroup", "Ranks on a private communicator.")
+      .def_static("world", &ProcessGroup::world, Release(), "Duplicate MPI_COMM_WORLD (MPI must be initialised).")
+      .def("split", &ProcessGroup::split, Release(), "Collective: a group of `ranks`, None on other ranks.")
+      .def("free", &ProcessGroup::free, Release())
+      .def_property_readonly("rank", &ProcessGroup::rank)
+      .def_property_readonly("size", &ProcessGroup::size)
+      .def_property_readonly("local_rank", &ProcessGroup::local_rank)
+      .def_property_readonly("local_size", &ProcessGroup::local_size)
+      .def_property_readonly("timeout", &ProcessGroup::timeout)
+      .def_property("tuning", &ProcessGroup::tuning, &ProcessGroup::set_tuning)
+      .def("world_rank", &ProcessGroup::world_rank)
+      .def("allreduce", [](ProcessGroup& g, py::array buf, int op, bool async) {
+        DType dtype = reducible(buf, op);
+        void* data = writable(buf, "tensor");
+        py::gil_scoped_release release;
+        return g.allreduce(data, buf.size(), dtype, static_cast<ReduceOp>(op), async);
+      })
+      .def("broadcast", [](ProcessGroup& g, py::array buf, int root, bool async) {
+        void* data = writable(buf, "tensor");
+        py::gil_scoped_release release;
+        return g.broadcast(data, buf.size(), dtype_of(buf), root, async);
+      })
+      .def("allgather", [](ProcessGroup& g, py::array in, py::array out, bool async) {
+        sized(out, in, g.size(), "all_gather");
+        void* data = writable(out, "output");
+        py::gil_scoped_release release;
+        return g.allgather(in.data(), data, in.size(), dtype_of(in), async);
+      })
+      .def("reduce_scatter", [](ProcessGroup& g, py::array in, py::array out, int op, bool async) {
+        sized(in, out, g.size(), "reduce_scatter");
+        DType dtype = reducible(in, op);
+        void* data = writable(out, "output");
+        py::gil_scoped_release release;
+        return g.reduce_scatter(in.data(), data, out.size(), dtype, static_cast<ReduceOp>(op), async);
+      })
+      .def("reduce", [](ProcessGroup& g, py::array buf, int op, int root, bool async) {
+        DType dtype = reducible(buf, op);
+        void* data = writable(buf, "tensor");
+        py::gil_scoped_release release;
+        return g.reduce(data, buf.size(), dtype, static_cast<ReduceOp>(op), root, async);
+      })
+      .def("gather", [](ProcessGroup& g, py::array in, py::array out, int root, bool async) {
+        require_contiguous(in, "input");
+        void* data = nullptr;
+        if (g.rank() == root) {
+          sized(out, in, g.size(), "gather");
+          data = writable(out, "output");
+        }
+        py::gil_scoped_release release;
+        return g.gather(in.data(), data, in.size(), dtype_of(in), root, async);
+      }, "out is used on root only.")
+      .def("scatter", [](ProcessGroup& g, py::array in, py::array out, int root, bool async) {
+        if (g.rank() == root) sized(in, out, g.size(), "scatter");
+        void* data = writable(out, "output");
+        const void* source = g.rank() == root ? in.data() : nullptr;
+        py::gil_scoped_release release;
+        return g.scatter(source, data, out.size(), dtype_of(out), root, async);
+      }, "in is used on root only.")
+      .def("barrier", &ProcessGroup::barrier, Release())
+      .def("send", [](ProcessGroup& g, py::array buf, int dst, int tag, bool async) {
+        require_contiguous(buf, "tensor");
+        py::gil_scoped_release release;
+        return g.send(buf.data(), buf.size(), dtype_of(buf), dst, tag, async);
+      })
+      .def("recv", [](ProcessGroup& g, py::array buf, int src, int tag, bool async) {
+        void* data = writable(buf, "tensor");
+        auto source = std::make_shared<int>(-1);
+        std::shared_ptr<Work> work;
+        {
+          py::gil_scoped_release release;
+          work = g.recv(data, buf.size(), dtype_of(buf), src < 0 ? MPI_ANY_SOURCE : src, tag, source, async);
+        }
+        return py::make_tuple(work, py::cpp_function([source] { return *source; }));
+      }, "src < 0 receives from any rank. Returns (work, source) where source() is the sender once done.");
+  m.def("comm_shutdown", [] { Engine::get().shutdown(); }, Release(), "Drain the queue and join the comm thread.");
+  m.def("comm_failure", [] { return Engine::get().failure(); }, "Why collectives are unusable, or ''.");
+  m.def("mpi_abort", [](int code) { MPI_Abort(MPI_COMM_WORLD, code); }, Release(), "End every rank of the job.");
 }

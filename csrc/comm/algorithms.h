@@ -1,0 +1,61 @@
+// The collective algorithms over a Transport. Every collective starts with an agreement check:
+// the ranks' Signatures are combined by recursive doubling (fused with the data for small
+// allreduces), so a rank that called something else, or with another size or dtype, makes
+// every rank raise instead of hanging or reducing garbage.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "comm/reduce.h"
+#include "comm/transport.h"
+#include "dtype.h"
+
+namespace distml {
+
+enum class Collective : int64_t {
+  all_reduce, broadcast, all_gather, reduce_scatter, reduce, gather, scatter, barrier, send
+};
+
+// What one rank asked for; every field must match across ranks (root and op where they apply).
+struct Signature {
+  int64_t collective, dtype, op, count, root;
+};
+
+enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2 };
+
+struct Tuning {
+  Algo allreduce = Algo::automatic;
+  size_t rd_max_bytes = 64 << 10;     // automatic allreduce: recursive doubling up to this size
+  size_t chunk_bytes = 256 << 10;     // ring pipeline chunk
+  int window = 4;                     // ring: receives in flight
+  size_t tree_max_bytes = 256 << 10;  // broadcast: binomial tree up to this, scatter+allgather above
+};
+
+// Scratch memory reused across calls (only one collective runs at a time).
+struct Scratch {
+  std::vector<char> a, b, work;
+};
+
+void allreduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,
+               ReduceOp op);
+void broadcast(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,
+               int root);
+// out holds size() * count elements; in may alias out's own slot.
+void allgather(Transport& t, Scratch& s, const Tuning& tune, const void* in, void* out, size_t count,
+               DType dtype);
+// in holds size() * count elements (left unchanged); out receives this rank's reduced slot.
+void reduce_scatter(Transport& t, Scratch& s, const Tuning& tune, const void* in, void* out,
+                    size_t count, DType dtype, ReduceOp op);
+// The result lands in buf on root only; other ranks' buf is left unchanged.
+void reduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,
+            ReduceOp op, int root);
+// out (size() * count elements) is used on root only.
+void gather(Transport& t, Scratch& s, const Tuning& tune, const void* in, void* out, size_t count, DType dtype, int root);
+// in (size() * count elements) is used on root only.
+void scatter(Transport& t, Scratch& s, const Tuning& tune, const void* in, void* out, size_t count, DType dtype, int root);
+void barrier(Transport& t, Scratch& s, const Tuning& tune);
+void send(Transport& t, const void* buf, size_t count, DType dtype, int dst, int tag);
+// src may be MPI_ANY_SOURCE; returns the rank the message came from.
+int recv(Transport& t, void* buf, size_t count, DType dtype, int src, int tag);
+
+}  // namespace distml

@@ -1,0 +1,147 @@
+#include "comm/process_group.h"
+
+#include <algorithm>
+
+namespace distml {
+
+ProcessGroup::ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune)
+    : transport_(comm, timeout_s), tune_(tune) {
+  // Ranks that share a host (shared memory) make up the "local" world.
+  MPI_Comm node;
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, transport_.rank(), MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_size(node, &local_size_);
+  MPI_Comm_free(&node);
+}
+
+std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, const Tuning& tune) {
+  int level = 0;
+  MPI_Query_thread(&level);
+  if (level < MPI_THREAD_SERIALIZED)
+    throw CommError("distml needs MPI initialised with MPI_THREAD_SERIALIZED or higher, got level " +
+                        std::to_string(level),
+                    false);
+  std::shared_ptr<ProcessGroup> group;
+  Engine::get().submit([&] {
+    MPI_Comm comm;
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+    group = std::make_shared<ProcessGroup>(comm, timeout_s, tune);
+  }, false);
+  return group;
+}
+
+std::shared_ptr<ProcessGroup> ProcessGroup::split(std::vector<int> ranks) {
+  std::sort(ranks.begin(), ranks.end());
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    check_rank(ranks[i], "new_group");
+    if (i && ranks[i] == ranks[i - 1])
+      throw CommError("new_group: rank " + std::to_string(ranks[i]) + " is listed twice", false);
+  }
+  const bool member = std::binary_search(ranks.begin(), ranks.end(), rank());
+  std::shared_ptr<ProcessGroup> group;
+  Engine::get().submit([&] {
+    MPI_Comm comm;
+    transport_.check(MPI_Comm_split(transport_.comm(), member ? 0 : MPI_UNDEFINED, rank(), &comm),
+                     "MPI_Comm_split");
+    if (member) group = std::make_shared<ProcessGroup>(comm, transport_.timeout(), tune_);
+  }, false);
+  return group;
+}
+
+void ProcessGroup::free() {
+  if (freed_) return;
+  freed_ = true;
+  if (Engine::get().failed()) return;  // MPI may not be touched again
+  auto self = shared_from_this();
+  Engine::get().submit([self] {
+    MPI_Comm comm = self->transport_.comm();
+    MPI_Comm_free(&comm);
+  }, false);
+}
+
+void ProcessGroup::check_rank(int r, const char* what) const {
+  if (r < 0 || r >= size())
+    throw CommError(std::string(what) + ": rank " + std::to_string(r) + " is outside the group of size " +
+                        std::to_string(size()),
+                    false);
+}
+
+std::shared_ptr<Work> ProcessGroup::submit(const char* what, std::function<void(Transport&, Scratch&)> fn,
+                                           bool async) {
+  if (freed_) throw CommError(std::string(what) + ": the process group was destroyed", false);
+  auto self = shared_from_this();
+  return Engine::get().submit([self, what, fn = std::move(fn)] {
+    self->transport_.set_context(what);
+    fn(self->transport_, self->scratch_);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::allreduce(void* buf, size_t count, DType dtype, ReduceOp op, bool async) {
+  return submit("all_reduce", [=, tune = tune_](Transport& t, Scratch& s) {
+    distml::allreduce(t, s, tune, buf, count, dtype, op);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::broadcast(void* buf, size_t count, DType dtype, int root, bool async) {
+  check_rank(root, "broadcast");
+  return submit("broadcast", [=, tune = tune_](Transport& t, Scratch& s) {
+    distml::broadcast(t, s, tune, buf, count, dtype, root);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::allgather(const void* in, void* out, size_t count, DType dtype, bool async) {
+  return submit("all_gather", [=, tune = tune_](Transport& t, Scratch& s) {
+    distml::allgather(t, s, tune, in, out, count, dtype);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::reduce_scatter(const void* in, void* out, size_t count, DType dtype,
+                                                   ReduceOp op, bool async) {
+  return submit("reduce_scatter", [=, tune = tune_](Transport& t, Scratch& s) {
+    distml::reduce_scatter(t, s, tune, in, out, count, dtype, op);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::reduce(void* buf, size_t count, DType dtype, ReduceOp op, int root,
+                                           bool async) {
+  check_rank(root, "reduce");
+  return submit("reduce", [=, tune = tune_](Transport& t, Scratch& s) {
+    distml::reduce(t, s, tune, buf, count, dtype, op, root);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::gather(const void* in, void* out, size_t count, DType dtype, int root,
+                                           bool async) {
+  check_rank(root, "gather");
+  return submit("gather", [=, tune = tune_](Transport& t, Scratch& s) {
+    distml::gather(t, s, tune, in, out, count, dtype, root);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::scatter(const void* in, void* out, size_t count, DType dtype, int root,
+                                            bool async) {
+  check_rank(root, "scatter");
+  return submit("scatter", [=, tune = tune_](Transport& t, Scratch& s) {
+    distml::scatter(t, s, tune, in, out, count, dtype, root);
+  }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::barrier(bool async) {
+  return submit("barrier", [tune = tune_](Transport& t, Scratch& s) { distml::barrier(t, s, tune); }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::send(const void* buf, size_t count, DType dtype, int dst, int tag,
+                                         bool async) {
+  check_rank(dst, "send");
+  return submit("send", [=](Transport& t, Scratch&) { distml::send(t, buf, count, dtype, dst, tag); }, async);
+}
+
+std::shared_ptr<Work> ProcessGroup::recv(void* buf, size_t count, DType dtype, int src, int tag,
+                                         std::shared_ptr<int> source, bool async) {
+  if (src != MPI_ANY_SOURCE) check_rank(src, "recv");
+  return submit("recv", [=](Transport& t, Scratch&) {
+    *source = distml::recv(t, buf, count, dtype, src, tag);
+  }, async);
+}
+
+}  // namespace distml

@@ -1,0 +1,61 @@
+// A group of ranks on its own duplicated communicator (user MPI traffic never mixes with ours),
+// with the collectives as methods. Each call is queued on the Engine; the caller's buffers must
+// stay alive until the returned Work is done (the Python layer holds them).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "comm/algorithms.h"
+#include "comm/engine.h"
+#include "comm/transport.h"
+
+namespace distml {
+
+class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
+ public:
+  // Duplicates MPI_COMM_WORLD. MPI must be initialised with at least MPI_THREAD_SERIALIZED.
+  static std::shared_ptr<ProcessGroup> world(double timeout_s, const Tuning& tune);
+  // Collective over this group: the members of `ranks` (ranks of this group) get a new group,
+  // the others get nullptr.
+  std::shared_ptr<ProcessGroup> split(std::vector<int> ranks);
+  // Releases the communicator; the group is unusable afterwards.
+  void free();
+
+  int rank() const { return transport_.rank(); }
+  int size() const { return transport_.size(); }
+  int world_rank(int rank) const { return transport_.world_rank(rank); }
+  int local_rank() const { return local_rank_; }
+  int local_size() const { return local_size_; }
+  double timeout() const { return transport_.timeout(); }
+  const Tuning& tuning() const { return tune_; }
+  void set_tuning(const Tuning& tune) { tune_ = tune; }
+
+  std::shared_ptr<Work> allreduce(void* buf, size_t count, DType dtype, ReduceOp op, bool async);
+  std::shared_ptr<Work> broadcast(void* buf, size_t count, DType dtype, int root, bool async);
+  std::shared_ptr<Work> allgather(const void* in, void* out, size_t count, DType dtype, bool async);
+  std::shared_ptr<Work> reduce_scatter(const void* in, void* out, size_t count, DType dtype, ReduceOp op,
+                                       bool async);
+  std::shared_ptr<Work> reduce(void* buf, size_t count, DType dtype, ReduceOp op, int root, bool async);
+  std::shared_ptr<Work> gather(const void* in, void* out, size_t count, DType dtype, int root, bool async);
+  std::shared_ptr<Work> scatter(const void* in, void* out, size_t count, DType dtype, int root, bool async);
+  std::shared_ptr<Work> barrier(bool async);
+  std::shared_ptr<Work> send(const void* buf, size_t count, DType dtype, int dst, int tag, bool async);
+  // *source receives the sender's rank once the Work is done.
+  std::shared_ptr<Work> recv(void* buf, size_t count, DType dtype, int src, int tag, std::shared_ptr<int> source,
+                             bool async);
+
+  ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune);
+
+ private:
+  // Queue fn(transport, scratch) on the engine; the group stays alive until it ran.
+  std::shared_ptr<Work> submit(const char* what, std::function<void(Transport&, Scratch&)> fn, bool async);
+  void check_rank(int rank, const char* what) const;
+
+  Transport transport_;
+  Scratch scratch_;
+  Tuning tune_;
+  int local_rank_ = 0, local_size_ = 1;
+  bool freed_ = false;
+};
+
+}  // namespace distml

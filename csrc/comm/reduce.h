@@ -1,0 +1,17 @@
+// Elementwise reduction of one buffer into another: the arithmetic of every reducing collective.
+#pragma once
+#include <cstddef>
+
+#include "dtype.h"
+
+namespace distml {
+
+// AVG is SUM followed by a division in Python; the wire never sees it.
+enum class ReduceOp : int { sum = 0, prod = 1, max = 2, min = 3 };
+
+const char* reduce_op_name(ReduceOp op);
+
+// dst[i] = dst[i] (op) src[i] for i < count. float16 is computed in float32.
+void reduce_into(void* dst, const void* src, size_t count, DType dtype, ReduceOp op);
+
+}  // namespace distml
