@@ -1,0 +1,158 @@
+"""The rank side of distmlrun: find this process's place in the job, then run the user's program.
+
+distmlrun starts every rank as::
+
+    python .../distml/distributed/launch_rank.py [--gpus 0,1,2,3] (script.py | -m module) args...
+
+by path, so that nothing of distml is imported before the program imports it (plain mpi4py programs
+run unchanged); ``python -m distml.distributed.launch_rank`` works too, e.g. under your own mpirun.
+This file uses the standard library only.
+
+which sets RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE (PyTorch's names) from whichever
+launcher started the process, optionally narrows CUDA_VISIBLE_DEVICES to this rank's GPU, and runs
+the program as ``python script.py args`` would (``__name__ == "__main__"``, same sys.argv).
+
+When the program fails, the traceback is printed, then a line ``distmlrun: rank R failed with exit
+code C``, and the whole job is aborted through MPI_Abort when MPI is up, so no rank is left waiting
+in a collective for one that is gone.
+"""
+import os
+import runpy
+import sys
+import traceback
+
+
+def _tasks_on_node(tasks_per_node, node_id):
+    """Tasks on node `node_id` from SLURM's compressed list: '2(x3),1' means 2, 2, 2, 1."""
+    counts = []
+    for item in tasks_per_node.split(","):
+        count, _, repeat = item.partition("(x")
+        counts += [int(count)] * (int(repeat.rstrip(")")) if repeat else 1)
+    return counts[node_id]
+
+
+def rank_environment(environ=None):
+    """(rank, local_rank, world_size, local_world_size) of this process, from its launcher's variables.
+
+    Open MPI (mpiexec, also under SLURM), then MPICH/Intel MPI (Hydra's PMI_*), then a SLURM job
+    step (srun), then PyTorch's names (torchrun, or distmlrun's own), else a single process:
+    (0, 0, 1, 1). Reads the environment only; MPI is not initialised.
+
+        >>> rank_environment({"OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+        ...                   "OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"})
+        (3, 1, 4, 2)
+    """
+    env = os.environ if environ is None else environ
+    if "OMPI_COMM_WORLD_RANK" in env:
+        names = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK",
+                 "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE")
+        return tuple(int(env[name]) for name in names)
+    if "PMI_RANK" in env:
+        rank, size = int(env["PMI_RANK"]), int(env["PMI_SIZE"])
+        # Hydra sets the local pair; other PMI launchers may not, so fall back to one rank per node.
+        return rank, int(env.get("MPI_LOCALRANKID", 0)), size, int(env.get("MPI_LOCALNRANKS", 1))
+    if "SLURM_STEP_ID" in env and "SLURM_PROCID" in env:
+        # Only inside an srun step: a batch script also has SLURM_PROCID=0 but is one process.
+        local_size = _tasks_on_node(env["SLURM_STEP_TASKS_PER_NODE"], int(env["SLURM_NODEID"]))
+        return (int(env["SLURM_PROCID"]), int(env["SLURM_LOCALID"]),
+                int(env["SLURM_STEP_NUM_TASKS"]), local_size)
+    if "RANK" in env and "WORLD_SIZE" in env:
+        world_size = int(env["WORLD_SIZE"])
+        return (int(env["RANK"]), int(env.get("LOCAL_RANK", env["RANK"])),
+                world_size, int(env.get("LOCAL_WORLD_SIZE", world_size)))
+    return 0, 0, 1, 1
+
+
+def visible_devices(cuda_visible_devices):
+    """The entries of a CUDA_VISIBLE_DEVICES value: '0,1' -> ['0', '1']; '' and '-1' hide all: []."""
+    devices = [d.strip() for d in cuda_visible_devices.split(",") if d.strip()]
+    return [] if devices[:1] and devices[0].startswith("-") else devices
+
+
+def _own_gpu(local_rank, node_gpus):
+    """This rank's GPU: entry local_rank (wrapping round) of this node's CUDA_VISIBLE_DEVICES, or
+    of `node_gpus` (what the launcher saw on its node) where the variable is unset; None if none."""
+    devices = visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES", node_gpus))
+    return devices[local_rank % len(devices)] if devices else None
+
+
+def _exit_code(exc):
+    """The status `python script.py` would exit with for a SystemExit."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _abort_mpi(code):
+    """MPI_Abort the whole job if this process initialised MPI, so peers blocked in a collective end."""
+    try:
+        import mpi4py
+        if "mpi4py.MPI" not in sys.modules:
+            mpi4py.rc.initialize = mpi4py.rc.finalize = False  # only ask, never start MPI here
+        from mpi4py import MPI
+    except ImportError:
+        return
+    if MPI.Is_initialized() and not MPI.Is_finalized():
+        MPI.COMM_WORLD.Abort(code)
+
+
+def _print_program_traceback(exc):
+    """The traceback as `python script.py` prints it: without this module's and runpy's frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, runpy.__file__,
+                                                                  "<frozen runpy>"):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb)
+
+
+def _run(target, is_module, args):
+    """Run the program as `python script.py args` or `python -m module args` would."""
+    sys.argv = [target, *args]  # run_module replaces argv[0] with the module's path, as -m does
+    if is_module:
+        sys.path[0] = os.getcwd()
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    else:
+        sys.path[0] = os.path.dirname(os.path.abspath(target))
+        runpy.run_path(target, run_name="__main__")
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    node_gpus = None
+    if argv[:1] == ["--gpus"]:
+        node_gpus, argv = argv[1], argv[2:]
+    is_module = argv[:1] == ["-m"]
+    if is_module:
+        argv = argv[1:]
+    if not argv:
+        sys.exit("usage: python -m distml.distributed.launch_rank [--gpus LIST] "
+                 "(script.py | -m module) [args...]: expected a script or a module, got nothing")
+
+    rank, local_rank, world_size, local_world_size = rank_environment()
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world_size),
+                      LOCAL_WORLD_SIZE=str(local_world_size))
+    if node_gpus is not None:
+        gpu = _own_gpu(local_rank, node_gpus)
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+    try:
+        _run(argv[0], is_module, argv[1:])
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException as exc:
+        _print_program_traceback(exc)
+        code = 1
+    if code != 0:
+        sys.stdout.flush()
+        print(f"distmlrun: rank {rank} failed with exit code {code}", file=sys.stderr, flush=True)
+        _abort_mpi(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# A two-node SLURM cluster on this one machine, to try the slurm/ scripts and to test them.
+#
+#   slurm/local_cluster.sh start     # munged, slurmctld and two slurmd (nodes n1, n2); waits until idle
+#   export SLURM_CONF=...            # the line `start` and `status` print; sbatch/srun/sinfo need it
+#   sbatch -N 2 --ntasks-per-node=1 --gpus-per-node=0 slurm/multi_node.sbatch my_script.py
+#   slurm/local_cluster.sh status
+#   slurm/local_cluster.sh stop      # stops the daemons and deletes the cluster's directory
+#
+# Needs root and Debian's slurmd, slurmctld, slurm-client and munge (.ci/slurm_setup.sh installs them).
+# Everything (config, munge key, state, logs) lives in $DISTML_SLURM_DIR (default /tmp/distml-slurm);
+# nothing under /etc is touched. Ports: $DISTML_SLURM_PORT (default 17000) for slurmctld, +1 and +2
+# for the two slurmd. Each node declares $DISTML_SLURM_CPUS CPUs (default: this machine's count,
+# at least 2), so `--ntasks-per-node=2` fits even on a small machine.
+set -euo pipefail
+
+DIR=${DISTML_SLURM_DIR:-/tmp/distml-slurm}
+PORT=${DISTML_SLURM_PORT:-17000}
+CPUS=${DISTML_SLURM_CPUS:-$(( $(nproc) > 2 ? $(nproc) : 2 ))}
+CONF=$DIR/slurm.conf
+NODES="n1 n2"
+
+die() { echo "local_cluster.sh: $*" >&2; exit 1; }
+
+pid_alive() {  # pid_alive FILE: the process named in FILE is running
+    [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+running() {
+    pid_alive "$DIR/munged.pid" && pid_alive "$DIR/slurmctld.pid" &&
+        pid_alive "$DIR/slurmd-n1.pid" && pid_alive "$DIR/slurmd-n2.pid"
+}
+
+write_config() {
+    local host
+    host=$(hostname -s)
+    mkdir -p "$DIR/state" "$DIR/munge" "$DIR"/{spool,tmp}/{n1,n2}
+    chmod 700 "$DIR/munge"
+    cat >"$CONF" <<EOF
+ClusterName=distml
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$PORT
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$DIR/munge/munge.socket
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool/%n
+# Per node, or the two nodes' srun --mpi=pmix steps collide in the same directory.
+TmpFS=$DIR/tmp/%n
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd-%n.pid
+SlurmctldLogFile=$DIR/slurmctld.log
+SlurmdLogFile=$DIR/slurmd-%n.log
+SlurmdParameters=config_overrides
+# What works inside a container: no cgroups, no accounting.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SwitchType=switch/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+ReturnToService=2
+MailProg=/bin/true
+NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=$((PORT + 1)) CPUs=$CPUS State=UNKNOWN
+NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=$((PORT + 2)) CPUs=$CPUS State=UNKNOWN
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
+EOF
+}
+
+start() {
+    if running; then
+        echo "local_cluster.sh: already running in $DIR"
+        echo "export SLURM_CONF=$CONF"
+        return
+    fi
+    stop >/dev/null  # whatever half-started cluster is left
+    for exe in munged mungekey slurmctld slurmd sinfo; do
+        command -v "$exe" >/dev/null || die "$exe not found; install slurmd slurmctld slurm-client munge (.ci/slurm_setup.sh)"
+    done
+    [[ $(id -u) == 0 ]] || die "must run as root (the daemons run as root), got uid $(id -u)"
+    write_config
+    mungekey --create --keyfile="$DIR/munge/munge.key" --force
+    munged --force --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \
+        --pid-file="$DIR/munged.pid" --log-file="$DIR/munged.log" --seed-file="$DIR/munge/seed"
+    export SLURM_CONF=$CONF
+    slurmctld -f "$CONF"
+    for node in $NODES; do
+        slurmd -f "$CONF" -N "$node"
+    done
+    for _ in $(seq 150); do  # up to 30 s until both nodes are idle
+        if [[ $(sinfo -h -N -o '%T' 2>/dev/null | grep -c '^idle') == 2 ]]; then
+            echo "local_cluster.sh: nodes n1 n2 idle ($DIR)"
+            echo "export SLURM_CONF=$CONF"
+            return
+        fi
+        sleep 0.2
+    done
+    sinfo -N >&2 || true
+    tail -n 5 "$DIR"/*.log >&2 || true
+    die "nodes did not become idle within 30 s; logs are in $DIR"
+}
+
+stop() {
+    local f
+    for f in "$DIR"/slurmd-n1.pid "$DIR"/slurmd-n2.pid "$DIR"/slurmctld.pid "$DIR"/munged.pid; do
+        if pid_alive "$f"; then
+            kill "$(cat "$f")"
+            for _ in $(seq 50); do pid_alive "$f" || break; sleep 0.1; done
+            ! pid_alive "$f" || kill -9 "$(cat "$f")" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$DIR"
+    echo "local_cluster.sh: stopped"
+}
+
+status() {
+    if running; then
+        echo "local_cluster.sh: running in $DIR"
+        echo "export SLURM_CONF=$CONF"
+        SLURM_CONF=$CONF sinfo -N
+    else
+        echo "local_cluster.sh: not running"
+        return 3
+    fi
+}
+
+case ${1:-} in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) die "usage: $0 start|stop|status (expected one of these, got '${1:-}')" ;;
+esac
