@@ -9,6 +9,7 @@
 #include "comm/process_group.h"
 #include "dtype.h"
 #include "kernels/scatter.h"
+#include "kernels/softmax.h"
 
 namespace py = pybind11;
 using namespace distml;
@@ -78,6 +79,28 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     scatter_add(out, target.size(), index.data(), values.data(), values.size(), dtype);
   }, "target.flat[index] += values, repeated indices accumulating (index: int64).");
+  m.def("softmax_forward", [](py::array x, py::array out, int64_t outer, int64_t n, int64_t inner, bool log) {
+    require_contiguous(x, "x");
+    require_contiguous(out, "out");
+    if (x.dtype().not_equal(out.dtype())) throw py::type_error("softmax_forward: x and out dtypes differ");
+    if (x.size() != outer * n * inner || out.size() != x.size()) throw py::value_error("softmax_forward: sizes differ");
+    DType dtype = dtype_of(x);
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    softmax_forward(x.data(), y, outer, n, inner, log, dtype);
+  }, "out = softmax (or log_softmax) of x viewed as [outer, n, inner], along n.");
+  m.def("softmax_backward", [](py::array grad, py::array out, py::array grad_x, int64_t outer, int64_t n,
+                               int64_t inner, bool log) {
+    for (auto* a : {&grad, &out, &grad_x}) {
+      require_contiguous(*a, "softmax_backward arrays");
+      if (a->dtype().not_equal(grad.dtype())) throw py::type_error("softmax_backward: dtypes differ");
+      if (a->size() != outer * n * inner) throw py::value_error("softmax_backward: sizes differ");
+    }
+    DType dtype = dtype_of(grad);
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype);
+  }, "grad_x of softmax (or log_softmax) from grad of its output and the output itself.");
 
   // ---- comm/ (collectives) ----
   py::register_exception<CommError>(m, "DistBackendError", PyExc_RuntimeError);

@@ -4,7 +4,7 @@
     x = torch.randn(3, requires_grad=True)
     (x * x).sum().backward()
 """
-from distml import dtypes
+from distml import dtypes, return_types
 from distml._backend import C as _C
 from distml.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from distml.creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
@@ -13,7 +13,11 @@ from distml.device import device
 from distml.dtypes import (bool, double, dtype, float, float16, float32, float64, get_default_dtype, half,
                            int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
 from distml.ops import *  # noqa: F401,F403  (every op is also a top-level function)
+from distml.random import (Generator, bernoulli, default_generator, get_rng_state, initial_seed, manual_seed,
+                           multinomial, normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm,
+                           seed, set_rng_state)
 from distml.tensor import Size, Tensor
+from distml.threads import get_num_threads, set_num_threads
 from distml import autograd  # noqa: E402
 
 __version__ = "0.1.0"

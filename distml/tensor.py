@@ -477,6 +477,29 @@ class Tensor:
     def copy_(self, source, non_blocking=False):
         return self._inplace(ops.expand_as_copy(source, self))
 
+    def where(self, condition, other):
+        return ops.where(condition, self, other)
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        from distml.random import uniform_
+        return uniform_(self, a, b, generator)
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        from distml.random import normal_
+        return normal_(self, mean, std, generator)
+
+    def bernoulli_(self, p=0.5, generator=None):
+        from distml.random import bernoulli_
+        return bernoulli_(self, p, generator)
+
+    def random_(self, low=0, high=None, generator=None):
+        from distml.random import random_
+        return random_(self, low, high, generator)
+
+    def exponential_(self, lambd=1.0, generator=None):
+        from distml.random import exponential_
+        return exponential_(self, lambd, generator)
+
     @property
     def T(self):
         return ops.permute(self, tuple(range(self.data.ndim - 1, -1, -1)))

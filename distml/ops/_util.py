@@ -16,19 +16,35 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
+def broadcast_shapes(a, b):
+    """The broadcast shape of shapes a and b, or PyTorch's RuntimeError naming the clash."""
+    ndim = max(len(a), len(b))
+    a, b = (1,) * (ndim - len(a)) + tuple(a), (1,) * (ndim - len(b)) + tuple(b)
+    out = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y and x != 1 and y != 1:
+            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) at "
+                               f"non-singleton dimension {i}")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+def wrap_dim(dim, ndim):
+    """dim as a non-negative axis of an ndim-dimensional tensor, or PyTorch's IndexError."""
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {dim})")
+    return dim % rank
+
+
 def normalize_dims(dim, ndim):
     """A dim argument (None, int, or tuple) as a tuple of non-negative axes, or None for all."""
     if dim is None:
         return None
-    rank = max(ndim, 1)
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    out = []
-    for d in dims:
-        if not -rank <= d < rank:
-            raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})")
-        out.append(d % rank)
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    out = [wrap_dim(d, ndim) for d in dims]
     if len(set(out)) != len(out):
-        raise RuntimeError(f"dim {out} appears multiple times in the list of dims")
+        raise RuntimeError(f"dim {out[-1]} appears multiple times in the list of dims")
     return tuple(out) if ndim else ()
 
 
@@ -40,18 +56,23 @@ def check_same_device(a, b):
 
 def promote(a, b, to_float=False):
     """Cast tensor operands of a binary op to PyTorch's result dtype; Python scalars stay
-    scalars unless they change the result's category (int tensor + 0.5 -> float)."""
+    scalars unless they change the result's category (int tensor + 0.5 -> float).
+    Also checks that two tensors broadcast and live on the same device."""
     from distml.ops.convert import cast
     a_is_tensor, b_is_tensor = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_is_tensor and b_is_tensor:
-        check_same_device(a, b)
-        if a.data.dtype == b.data.dtype and not (to_float and a.data.dtype.kind != "f"):
+        data_a, data_b = a.data, b.data
+        if type(data_a) is not np.ndarray or type(data_b) is not np.ndarray:
+            check_same_device(a, b)
+        if data_a.shape != data_b.shape:
+            broadcast_shapes(data_a.shape, data_b.shape)
+        if data_a.dtype == data_b.dtype and not (to_float and data_a.dtype.kind != "f"):
             return a, b
-        dtype = dtypes.result_type(a.data, b.data)
+        dtype = dtypes.result_type(data_a, data_b)
     elif a_is_tensor or b_is_tensor:
         tensor, scalar = (a, b) if a_is_tensor else (b, a)
         if isinstance(scalar, np.ndarray):
-            raise TypeError(f"unsupported operand: Tensor and numpy.ndarray (use distml.from_numpy)")
+            raise TypeError("unsupported operand: Tensor and numpy.ndarray (use distml.from_numpy)")
         dtype = dtypes.result_type(tensor.data, scalar)
         if dtype == tensor.data.dtype and not (to_float and dtype.kind != "f"):
             return a, b

@@ -1,10 +1,12 @@
-"""Comparisons and logical ops: boolean results, no gradient."""
+"""Comparisons, logical and bitwise ops: no gradient flows through them."""
+import numpy as np
+
 from distml._backend import get_array_module
 from distml.ops._util import promote
 from distml.tensor import Tensor
 
 
-def _compare(name, a, b):
+def _binary(name, a, b):
     a, b = promote(a, b)
     data_a = a.data if isinstance(a, Tensor) else a
     data_b = b.data if isinstance(b, Tensor) else b
@@ -12,25 +14,97 @@ def _compare(name, a, b):
     return Tensor(xp.asarray(getattr(xp, name)(data_a, data_b)))
 
 
+def _unary(name, x):
+    xp = get_array_module(x.data)
+    return Tensor(xp.asarray(getattr(xp, name)(x.data)))
+
+
 def eq(a, b):
-    return _compare("equal", a, b)
+    return _binary("equal", a, b)
 
 
 def ne(a, b):
-    return _compare("not_equal", a, b)
+    return _binary("not_equal", a, b)
 
 
 def lt(a, b):
-    return _compare("less", a, b)
+    return _binary("less", a, b)
 
 
 def le(a, b):
-    return _compare("less_equal", a, b)
+    return _binary("less_equal", a, b)
 
 
 def gt(a, b):
-    return _compare("greater", a, b)
+    return _binary("greater", a, b)
 
 
 def ge(a, b):
-    return _compare("greater_equal", a, b)
+    return _binary("greater_equal", a, b)
+
+
+def equal(a, b):
+    """True when a and b have the same shape and elements."""
+    return a.data.shape == b.data.shape and bool((a.data == b.data).all())
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(get_array_module(a.data).allclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return Tensor(get_array_module(a.data).isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def logical_and(a, b):
+    return _binary("logical_and", a, b)
+
+
+def logical_or(a, b):
+    return _binary("logical_or", a, b)
+
+
+def logical_xor(a, b):
+    return _binary("logical_xor", a, b)
+
+
+def logical_not(x):
+    return _unary("logical_not", x)
+
+
+def _check_integral(name, *operands):
+    for x in operands:
+        if isinstance(x, Tensor) and x.data.dtype.kind not in "biu" or isinstance(x, float):
+            raise RuntimeError(f"\"{name}_cpu\" not implemented for 'Float'")
+
+
+def bitwise_and(a, b):
+    _check_integral("bitwise_and", a, b)
+    return _binary("bitwise_and", a, b)
+
+
+def bitwise_or(a, b):
+    _check_integral("bitwise_or", a, b)
+    return _binary("bitwise_or", a, b)
+
+
+def bitwise_xor(a, b):
+    _check_integral("bitwise_xor", a, b)
+    return _binary("bitwise_xor", a, b)
+
+
+def bitwise_not(x):
+    _check_integral("bitwise_not", x)
+    return _unary("logical_not" if x.data.dtype == np.bool_ else "invert", x)
+
+
+def isnan(x):
+    return _unary("isnan", x)
+
+
+def isinf(x):
+    return _unary("isinf", x)
+
+
+def isfinite(x):
+    return _unary("isfinite", x)

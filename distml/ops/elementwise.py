@@ -1,6 +1,7 @@
 """Elementwise arithmetic and math, with PyTorch's broadcasting and type promotion."""
 import numpy as np
 
+from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import promote, unbroadcast
@@ -10,6 +11,8 @@ from distml.tensor import Tensor
 def _shape(x):
     return x.shape if hasattr(x, "shape") else ()
 
+
+# ---- binary primitives ----
 
 class Add(Primitive):
     saves_inputs = False
@@ -58,13 +61,49 @@ class Pow(Primitive):
         needs = self.needs_input_grad
         grad_a = grad_b = None
         if needs[0]:
-            grad_a = unbroadcast(grad * b * a ** (b - 1) if not (np.isscalar(b) and b == 0) else grad * 0, _shape(a))
+            # d/da a**b = b * a**(b-1), taken as 0 where b == 0 (as PyTorch does, also at a == 0)
+            xp = get_array_module(grad)
+            grad_a = unbroadcast(xp.where(b == 0, 0, grad * b * a ** (b - 1)), _shape(a))
         if needs[1]:
             xp = get_array_module(self.out)
-            log_a = xp.log(xp.where(a > 0, a, 1)) if hasattr(a, "shape") else np.log(a) if a > 0 else 0.0
+            log_a = xp.log(xp.where(a > 0, a, 1)) if hasattr(a, "shape") else (np.log(a) if a > 0 else 0.0)
             grad_b = unbroadcast(grad * self.out * log_a, _shape(b))
         return grad_a, grad_b
 
+
+class Maximum(Primitive):
+    """max(a, b) or min(a, b) elementwise; ties share the gradient equally, as in PyTorch."""
+
+    def forward(self, a, b, take_max):
+        xp = get_array_module(a)
+        self.a, self.b, self.take_max = a, b, take_max
+        return xp.maximum(a, b) if take_max else xp.minimum(a, b)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        a, b = self.a, self.b
+        a_wins = (a > b) if self.take_max else (a < b)
+        share = xp.where(a_wins, 1.0, xp.where(a == b, 0.5, 0.0)).astype(grad.dtype)
+        needs = self.needs_input_grad
+        return (unbroadcast(grad * share, _shape(a)) if needs[0] else None,
+                unbroadcast(grad * (1 - share), _shape(b)) if needs[1] else None)
+
+
+class Where(Primitive):
+    saves_inputs = False
+
+    def forward(self, a, b, condition):
+        self.shapes, self.condition = (_shape(a), _shape(b)), condition
+        return get_array_module(condition).where(condition, a, b)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        needs = self.needs_input_grad
+        return (unbroadcast(xp.where(self.condition, grad, 0), self.shapes[0]) if needs[0] else None,
+                unbroadcast(xp.where(self.condition, 0, grad), self.shapes[1]) if needs[1] else None)
+
+
+# ---- unary primitives ----
 
 class Neg(Primitive):
     saves_inputs = False
@@ -75,6 +114,143 @@ class Neg(Primitive):
     def backward(self, grad):
         return -grad
 
+
+class Exp(Primitive):
+    saves_inputs = False
+    saves_output = True
+
+    def forward(self, x):
+        self.out = get_array_module(x).exp(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * self.out
+
+
+class Log(Primitive):
+    def forward(self, x):
+        self.x = x
+        return get_array_module(x).log(x)
+
+    def backward(self, grad):
+        return grad / self.x
+
+
+class Log1p(Primitive):
+    def forward(self, x):
+        self.x = x
+        return get_array_module(x).log1p(x)
+
+    def backward(self, grad):
+        return grad / (1 + self.x)
+
+
+class Sqrt(Primitive):
+    saves_inputs = False
+    saves_output = True
+
+    def forward(self, x):
+        self.out = get_array_module(x).sqrt(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad / (2 * self.out)
+
+
+class Abs(Primitive):
+    def forward(self, x):
+        self.x = x
+        return get_array_module(x).abs(x)
+
+    def backward(self, grad):
+        return grad * get_array_module(grad).sign(self.x)
+
+
+class Sign(Primitive):
+    """sign(x): its gradient is zero everywhere (PyTorch still records it)."""
+    saves_inputs = False
+
+    def forward(self, x):
+        return get_array_module(x).sign(x)
+
+    def backward(self, grad):
+        return get_array_module(grad).zeros_like(grad)
+
+
+class Sin(Primitive):
+    def forward(self, x):
+        self.x = x
+        return get_array_module(x).sin(x)
+
+    def backward(self, grad):
+        return grad * get_array_module(grad).cos(self.x)
+
+
+class Cos(Primitive):
+    def forward(self, x):
+        self.x = x
+        return get_array_module(x).cos(x)
+
+    def backward(self, grad):
+        return -grad * get_array_module(grad).sin(self.x)
+
+
+class Tanh(Primitive):
+    saves_inputs = False
+    saves_output = True
+
+    def forward(self, x):
+        self.out = get_array_module(x).tanh(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * (1 - self.out * self.out)
+
+
+class Sigmoid(Primitive):
+    """1 / (1 + exp(-x)), written so that neither branch overflows."""
+    saves_inputs = False
+    saves_output = True
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        self.out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return self.out
+
+    def backward(self, grad):
+        return grad * self.out * (1 - self.out)
+
+
+class Relu(Primitive):
+    saves_inputs = False
+    saves_output = True
+
+    def forward(self, x):
+        self.out = get_array_module(x).maximum(x, 0)
+        return self.out
+
+    def backward(self, grad):
+        return grad * (self.out > 0)
+
+
+class Clamp(Primitive):
+    """x limited to [low, high]; the gradient passes where low <= x <= high."""
+
+    def forward(self, x, low, high):
+        self.x, self.low, self.high = x, low, high
+        return get_array_module(x).clip(x, low, high)
+
+    def backward(self, grad):
+        keep = True
+        if self.low is not None:
+            keep = keep & (self.x >= self.low)
+        if self.high is not None:
+            keep = keep & (self.x <= self.high)
+        return grad * keep
+
+
+# ---- public functions ----
 
 def add(a, b, alpha=1):
     """a + alpha * b, broadcasting: `distml.add(x, y, alpha=2)`."""
@@ -89,6 +265,11 @@ def sub(a, b, alpha=1):
                            "Use the `^` or `logical_xor()` operator instead.")
     a, b = promote(a, b)
     return Add.apply(a, b, alpha=-alpha)
+
+
+def rsub(a, b, alpha=1):
+    """b - alpha * a."""
+    return sub(b, a, alpha=alpha)
 
 
 def mul(a, b):
@@ -136,6 +317,50 @@ def pow(base, exponent):
     return Pow.apply(base, exponent)
 
 
+def square(x):
+    return mul(x, x)
+
+
+def maximum(a, b):
+    """Elementwise max of two tensors (broadcasting)."""
+    a, b = promote(a, b)
+    return Maximum.apply(a, b, take_max=True)
+
+
+def minimum(a, b):
+    a, b = promote(a, b)
+    return Maximum.apply(a, b, take_max=False)
+
+
+def where(condition, input, other):
+    """input where condition is true, else other: `distml.where(x > 0, x, 0.)`."""
+    if not isinstance(condition, Tensor) or condition.data.dtype != np.bool_:
+        raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{getattr(condition, 'dtype', type(condition).__name__)}")
+    input, other = promote(input, other)
+    return Where.apply(input, other, condition=condition.data)
+
+
+def masked_fill(x, mask, value):
+    """x with `value` where mask is true: `scores.masked_fill(mask, float("-inf"))`."""
+    if mask.data.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype.name}")
+    if isinstance(value, Tensor):
+        if value.data.ndim:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.data.ndim} dimension(s).")
+        value = value.item() if not value.requires_grad else value
+    from distml.ops.convert import cast
+    from distml.ops._util import broadcast_shapes
+    if broadcast_shapes(x.data.shape, mask.data.shape) != x.data.shape:
+        raise RuntimeError(f"masked_fill: mask of shape {list(mask.data.shape)} can't be broadcast to the input's "
+                           f"shape {list(x.data.shape)}")
+    if not isinstance(value, Tensor):
+        value = Tensor(get_array_module(x.data).asarray(value, dtype=x.data.dtype))
+    return Where.apply(value if value.data.dtype == x.data.dtype else cast(value, x.data.dtype), x,
+                       condition=mask.data)
+
+
 def neg(x):
     if x.data.dtype == np.bool_:
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
@@ -143,54 +368,9 @@ def neg(x):
     return Neg.apply(x)
 
 
-class Exp(Primitive):
-    saves_inputs = False
-    saves_output = True
-
-    def forward(self, x):
-        self.out = get_array_module(x).exp(x)
-        return self.out
-
-    def backward(self, grad):
-        return grad * self.out
-
-
-class Log(Primitive):
-    def forward(self, x):
-        self.x = x
-        return get_array_module(x).log(x)
-
-    def backward(self, grad):
-        return grad / self.x
-
-
-class Tanh(Primitive):
-    saves_inputs = False
-    saves_output = True
-
-    def forward(self, x):
-        self.out = get_array_module(x).tanh(x)
-        return self.out
-
-    def backward(self, grad):
-        return grad * (1 - self.out * self.out)
-
-
-class Relu(Primitive):
-    saves_inputs = False
-    saves_output = True
-
-    def forward(self, x):
-        self.out = get_array_module(x).maximum(x, 0)
-        return self.out
-
-    def backward(self, grad):
-        return grad * (self.out > 0)
-
-
 def _float_input(x):
+    """Integer and bool inputs of float functions are computed in the default float dtype."""
     from distml.ops.convert import cast
-    from distml import dtypes
     return x if x.data.dtype.kind == "f" else cast(x, dtypes.get_default_dtype())
 
 
@@ -202,9 +382,62 @@ def log(x):
     return Log.apply(_float_input(x))
 
 
+def log1p(x):
+    """log(1 + x), accurate for small x."""
+    return Log1p.apply(_float_input(x))
+
+
+def sqrt(x):
+    return Sqrt.apply(_float_input(x))
+
+
+def rsqrt(x):
+    """1 / sqrt(x)."""
+    return div(1.0, sqrt(x))
+
+
+def sin(x):
+    return Sin.apply(_float_input(x))
+
+
+def cos(x):
+    return Cos.apply(_float_input(x))
+
+
 def tanh(x):
     return Tanh.apply(_float_input(x))
 
 
+def sigmoid(x):
+    return Sigmoid.apply(_float_input(x))
+
+
+def abs(x):
+    return x if x.data.dtype == np.bool_ else Abs.apply(x)
+
+
+def sign(x):
+    return Sign.apply(x)
+
+
 def relu(x):
     return Relu.apply(x)
+
+
+def clamp(x, min=None, max=None):
+    """x limited to [min, max] (either may be None): `x.clamp(min=0)`."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    if x.data.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
+        x = _float_input(x)
+    return Clamp.apply(x, low=min, high=max)
+
+
+clip = clamp

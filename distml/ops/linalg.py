@@ -64,3 +64,87 @@ def bmm(a, b):
     if a.data.shape[0] != b.data.shape[0]:
         raise RuntimeError(f"batch1 and batch2 must have same number of batches, got {a.data.shape[0]} and {b.data.shape[0]}")
     return matmul(a, b)
+
+
+class Einsum(Primitive):
+    """numpy's einsum; each input's gradient is another einsum (broadcast over the letters
+    that appear only in that input)."""
+
+    def forward(self, *arrays, inputs, output):
+        self.arrays, self.inputs, self.output = arrays, inputs, output
+        return get_array_module(arrays[0]).asarray(
+            get_array_module(arrays[0]).einsum(",".join(inputs) + "->" + output, *arrays))
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        grads = []
+        for i, (letters, array) in enumerate(zip(self.inputs, self.arrays)):
+            if not self.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [s for j, s in enumerate(self.inputs) if j != i]
+            available = set(self.output).union(*others)
+            kept = "".join(c for c in letters if c in available)
+            spec = ",".join([self.output] + others) + "->" + kept
+            partial = xp.einsum(spec, grad, *[a for j, a in enumerate(self.arrays) if j != i])
+            shape = [array.shape[k] if c in available else 1 for k, c in enumerate(letters)]
+            grads.append(xp.broadcast_to(partial.reshape(shape), array.shape))
+        return tuple(grads)
+
+
+def _parse_einsum(equation, arrays):
+    """Explicit input and output letters (ellipses expanded) of an einsum equation."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    inputs = lhs.split(",")
+    if len(inputs) != len(arrays):
+        raise RuntimeError(f"einsum(): more operands were provided than specified in the equation"
+                           if len(arrays) > len(inputs) else "einsum(): fewer operands were provided than specified "
+                           "in the equation")
+    used = set(c for c in equation if c.isalpha())
+    spare = iter(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used)
+    broadcast_ndim = max((a.ndim - len(s.replace("...", "")) for s, a in zip(inputs, arrays) if "..." in s), default=0)
+    ellipsis = "".join(next(spare) for _ in range(broadcast_ndim))
+    expanded = []
+    for s, a in zip(inputs, arrays):
+        n = a.ndim - len(s.replace("...", ""))
+        expanded.append(s.replace("...", ellipsis[broadcast_ndim - n:]))
+    for s in expanded:
+        if len(set(s)) != len(s):
+            raise NotImplementedError("einsum with a repeated letter in one operand (a diagonal) is not supported")
+    if arrow:
+        output = rhs.replace("...", ellipsis)
+    else:
+        counts = {}
+        for s in expanded:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        output = ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis))
+    return expanded, output
+
+
+def einsum(equation, *operands):
+    """Sums of products named by letters: `distml.einsum("bij,bjk->bik", a, b)`."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    from distml import dtypes
+    from distml.ops.convert import cast
+    dtype = dtypes.result_type(*[t.data for t in operands])
+    operands = [cast(t, dtype) for t in operands]
+    for t in operands[1:]:
+        check_same_device(operands[0], t)
+    inputs, output = _parse_einsum(equation, [t.data for t in operands])
+    return Einsum.apply(*operands, inputs=tuple(inputs), output=output)
+
+
+def dot(a, b):
+    if a.data.ndim != 1 or b.data.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.data.ndim}D and {b.data.ndim}D tensors")
+    return matmul(a, b)
+
+
+def outer(a, b):
+    """The outer product of two 1-D tensors."""
+    from distml.ops.elementwise import mul
+    from distml.ops.shape import unsqueeze
+    return mul(unsqueeze(a, 1), unsqueeze(b, 0))

@@ -1,10 +1,18 @@
-"""Reductions over dimensions: sum, mean, ..."""
+"""Reductions over dimensions: sum, mean, prod, max/min, var/std, norm, logsumexp, cumsum."""
+import builtins
+import math
+
 import numpy as np
 
-from distml import dtypes
+from distml import dtypes, return_types
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
-from distml.ops._util import normalize_dims
+from distml.ops._util import normalize_dims, wrap_dim
+from distml.tensor import Tensor
+
+
+def _keepdim_shape(shape, dims):
+    return tuple(1 if dims is None or i in dims else s for i, s in enumerate(shape))
 
 
 class Sum(Primitive):
@@ -17,9 +25,76 @@ class Sum(Primitive):
         return get_array_module(x).asarray(x.sum(axis=dims, keepdims=keepdim, dtype=dtype))
 
     def backward(self, grad):
-        if not self.keepdim and self.dims is not None:
-            grad = grad.reshape([1 if i in self.dims else s for i, s in enumerate(self.shape)])
+        if not self.keepdim:
+            grad = grad.reshape(_keepdim_shape(self.shape, self.dims))
         return get_array_module(grad).broadcast_to(grad, self.shape)
+
+
+class Prod(Primitive):
+    """Product over one dim (or all); the gradient is the product of the other elements,
+    computed from exclusive cumulative products so that zeros are handled exactly."""
+
+    def forward(self, x, dim, keepdim, dtype):
+        self.x, self.dim, self.keepdim = x, dim, keepdim
+        if dtype is None and x.dtype.kind in "biu":
+            dtype = np.int64
+        return get_array_module(x).asarray(x.prod(axis=dim, keepdims=keepdim, dtype=dtype))
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        x = self.x
+        moved = x.reshape(-1) if self.dim is None else xp.moveaxis(x, self.dim, -1)
+        ones = xp.ones(moved.shape[:-1] + (1,), dtype=x.dtype)
+        before = xp.concatenate([ones, xp.cumprod(moved[..., :-1], axis=-1)], axis=-1)
+        after = xp.concatenate([xp.cumprod(moved[..., :0:-1], axis=-1)[..., ::-1], ones], axis=-1)
+        others = before * after
+        others = others.reshape(x.shape) if self.dim is None else xp.moveaxis(others, -1, self.dim)
+        if not self.keepdim:
+            grad = grad.reshape(_keepdim_shape(x.shape, None if self.dim is None else (self.dim,)))
+        return grad * others
+
+
+class AMax(Primitive):
+    """Largest (or smallest) value over dims; tied elements share the gradient equally."""
+
+    def forward(self, x, dims, keepdim, take_max):
+        self.x, self.dims, self.keepdim = x, dims, keepdim
+        out = x.max(axis=dims, keepdims=True) if take_max else x.min(axis=dims, keepdims=True)
+        self.out = out
+        return get_array_module(x).asarray(out if keepdim else out.reshape(_reduced_shape(x.shape, dims)))
+
+    def backward(self, grad):
+        if not self.keepdim:
+            grad = grad.reshape(self.out.shape)
+        winners = self.x == self.out
+        return grad * winners / winners.sum(axis=self.dims, keepdims=True)
+
+
+class CumSum(Primitive):
+    saves_inputs = False
+
+    def forward(self, x, dim, dtype):
+        self.dim = dim
+        if dtype is None and x.dtype.kind in "biu":
+            dtype = np.int64
+        return get_array_module(x).cumsum(x, axis=dim, dtype=dtype)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        return xp.flip(xp.cumsum(xp.flip(grad, self.dim), axis=self.dim), self.dim)
+
+
+def _reduced_shape(shape, dims):
+    return tuple(s for i, s in enumerate(shape) if dims is not None and i not in dims)
+
+
+def _check_nonempty(name, x, dims):
+    for d in range(x.data.ndim) if dims is None else dims:
+        if x.data.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+    if dims is None and x.data.size == 0:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                           "Specify the reduction dim with the 'dim' argument.")
 
 
 def sum(x, dim=None, keepdim=False, dtype=None):
@@ -36,6 +111,151 @@ def mean(x, dim=None, keepdim=False, dtype=None):
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
                            f"or complex dtype. Got: {x.dtype.name.capitalize()}")
     dims = normalize_dims(dim, x.data.ndim)
-    count = x.data.size if dims is None else int(np.prod([x.data.shape[d] for d in dims]))
+    count = x.data.size if dims is None else math.prod(x.data.shape[d] for d in dims)
     total = Sum.apply(x, dims=dims, keepdim=keepdim, dtype=None)
     return total / count if count else total * float("nan")
+
+
+def prod(x, dim=None, keepdim=False, dtype=None):
+    """Product of all elements, or over one dim: `x.prod(1)`."""
+    dim = None if dim is None else wrap_dim(dim, x.data.ndim)
+    if x.data.ndim == 0:
+        dim = None
+    return Prod.apply(x, dim=dim, keepdim=keepdim, dtype=dtypes.to_numpy(dtype))
+
+
+def amax(x, dim=(), keepdim=False):
+    """Largest value over `dim` (all dims when empty); ties share the gradient."""
+    dims = normalize_dims(dim, x.data.ndim) if dim != () else None
+    _check_nonempty("amax", x, dims)
+    return AMax.apply(x, dims=dims, keepdim=keepdim, take_max=True)
+
+
+def amin(x, dim=(), keepdim=False):
+    dims = normalize_dims(dim, x.data.ndim) if dim != () else None
+    _check_nonempty("amin", x, dims)
+    return AMax.apply(x, dims=dims, keepdim=keepdim, take_max=False)
+
+
+def _arg_extreme(name, x, dim, keepdim):
+    xp = get_array_module(x.data)
+    if dim is None:
+        _check_nonempty(name, x, None)
+        index = getattr(xp, name)(x.data.reshape(-1))
+        return Tensor(xp.asarray(index, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
+    d = wrap_dim(dim, x.data.ndim)
+    if x.data.ndim == 0:
+        return Tensor(xp.zeros((), dtype=np.int64))
+    _check_nonempty(name, x, (d,))
+    return Tensor(xp.asarray(getattr(xp, name)(x.data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def argmax(x, dim=None, keepdim=False):
+    """Index of the largest value (of the flattened tensor when dim is None)."""
+    return _arg_extreme("argmax", x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _arg_extreme("argmin", x, dim, keepdim)
+
+
+def _extreme(x, dim, keepdim, other, take_max):
+    from distml.ops.elementwise import maximum, minimum
+    from distml.ops.index import gather
+    from distml.ops.shape import squeeze
+    if isinstance(dim, Tensor):
+        other = dim
+    if other is not None:
+        return maximum(x, other) if take_max else minimum(x, other)
+    if dim is None:
+        return amax(x) if take_max else amin(x)
+    indices = _arg_extreme("argmax" if take_max else "argmin", x, dim, True)
+    values = gather(x, dim, indices) if x.data.ndim else x
+    if not keepdim and x.data.ndim:
+        values, indices = squeeze(values, dim), squeeze(indices, dim)
+    return (return_types.max if take_max else return_types.min)(values, indices)
+
+
+def max(x, dim=None, keepdim=False, *, other=None):
+    """`x.max()` (a tensor), `x.max(dim)` ((values, indices)), or `distml.max(x, y)` (elementwise)."""
+    return _extreme(x, dim, keepdim, other, True)
+
+
+def min(x, dim=None, keepdim=False, *, other=None):
+    return _extreme(x, dim, keepdim, other, False)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over `dim` with Bessel's correction by default: `x.var(0, correction=0)`."""
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    from distml.ops.elementwise import _float_input
+    x = _float_input(x)
+    dims = normalize_dims(dim, x.data.ndim)
+    count = x.data.size if dims is None else math.prod(x.data.shape[d] for d in dims)
+    centered = x - mean(x, dims, keepdim=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sum(centered * centered, dims, keepdim=keepdim) / builtins.max(count - correction, 0)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    from distml.ops.elementwise import sqrt
+    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+
+
+def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
+
+
+def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return std(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
+
+
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """The p-norm over `dim` (all elements by default): `x.norm()`, `x.norm(1, dim=1)`."""
+    from distml.ops.elementwise import _float_input, abs, pow, sqrt
+    if dtype is not None:
+        from distml.ops.convert import cast
+        x = cast(x, dtype)
+    x = _float_input(x)
+    if p in ("fro", 2, 2.0):
+        return sqrt(sum(x * x, dim, keepdim))
+    if p == math.inf:
+        return amax(abs(x), () if dim is None else dim, keepdim)
+    if p == -math.inf:
+        return amin(abs(x), () if dim is None else dim, keepdim)
+    if p == 0:
+        return sum(x != 0, dim, keepdim, dtype=x.dtype)
+    if p == 1:
+        return sum(abs(x), dim, keepdim)
+    if isinstance(p, str):
+        raise RuntimeError(f"norm: unsupported norm type '{p}'")
+    return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
+
+
+def logsumexp(x, dim, keepdim=False):
+    """log(sum(exp(x), dim)) without overflow: `scores.logsumexp(-1)`."""
+    from distml.ops.elementwise import _float_input, exp, log
+    x = _float_input(x)
+    dims = normalize_dims(dim, x.data.ndim)
+    xp = get_array_module(x.data)
+    if x.data.size == 0:
+        return log(sum(exp(x), dims, keepdim))
+    shift = x.data.max(axis=dims, keepdims=True)
+    shift = Tensor(xp.where(xp.isinf(shift), 0, shift))
+    out = log(sum(exp(x - shift), dims, keepdim=True)) + shift
+    return out if keepdim else out.reshape(_reduced_shape(x.data.shape, dims))
+
+
+def cumsum(x, dim, dtype=None):
+    """Running sum along `dim`: `x.cumsum(0)`."""
+    d = wrap_dim(dim, x.data.ndim)
+    if x.data.ndim == 0:
+        return Sum.apply(x, dims=(), keepdim=False, dtype=dtypes.to_numpy(dtype))
+    return CumSum.apply(x, dim=d, dtype=dtypes.to_numpy(dtype))
+
+
+def count_nonzero(x, dim=None):
+    return sum(x != 0, dim)

@@ -1,9 +1,12 @@
-"""Views and shape changes, and indexing (read and write)."""
+"""Views and shape changes; joining and splitting."""
+import math
+
 import numpy as np
 
-from distml._backend import C, get_array_module
+from distml import dtypes
+from distml._backend import get_array_module
 from distml.autograd.function import Primitive
-from distml.ops._util import normalize_dims
+from distml.ops._util import check_same_device, normalize_dims, unbroadcast, wrap_dim
 from distml.tensor import Tensor
 
 
@@ -40,7 +43,6 @@ class Expand(Primitive):
         return get_array_module(x).broadcast_to(x, shape)
 
     def backward(self, grad):
-        from distml.ops._util import unbroadcast
         return unbroadcast(grad, self.shape)
 
 
@@ -49,7 +51,7 @@ def _infer_shape(shape, numel):
     shape = [int(s) for s in shape]
     if shape.count(-1) > 1:
         raise RuntimeError("only one dimension can be inferred")
-    known = int(np.prod([s for s in shape if s != -1]))
+    known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
@@ -116,112 +118,248 @@ def expand(x, *sizes):
     return x if shape == x.data.shape else Expand.apply(x, shape=shape)
 
 
-# ---- indexing ----
-
-def _to_index(index):
-    """A Python/Tensor index as a numpy-style index (Tensors become their arrays)."""
-    if isinstance(index, tuple):
-        return tuple(_to_index(i) for i in index)
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, list):
-        return np.asarray([i.item() if isinstance(i, Tensor) else i for i in index])
-    return index
-
-
-def _is_basic(index):
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, (int, slice, np.integer)) for p in parts)
-
-
-def _scatter_add(target, flat_positions, values):
-    """target.flat[positions] += values, repeats accumulating (the _C kernel on the CPU)."""
-    if isinstance(target, np.ndarray):
-        C.scatter_add(target.reshape(-1), np.ascontiguousarray(flat_positions.reshape(-1), dtype=np.int64),
-                      np.ascontiguousarray(values.reshape(-1), dtype=target.dtype))
-    else:
-        get_array_module(target).add.at(target.reshape(-1), flat_positions.reshape(-1), values.reshape(-1))
-
-
-class GetItem(Primitive):
+class Flip(Primitive):
     saves_inputs = False
-    is_view = True
 
-    def forward(self, x, index):
-        self.shape, self.dtype, self.index = x.shape, x.dtype, index
-        return x[index]
+    def forward(self, x, dims):
+        self.dims = dims
+        return get_array_module(x).flip(x, dims).copy()
+
+    def backward(self, grad):
+        return get_array_module(grad).flip(grad, self.dims)
+
+
+class Cat(Primitive):
+    saves_inputs = False
+
+    def forward(self, *arrays, dim):
+        self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
+        return get_array_module(arrays[0]).concatenate(arrays, axis=dim)
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        out = xp.zeros(self.shape, dtype=self.dtype)
-        if _is_basic(self.index):
-            out[self.index] = grad
-        else:
-            positions = xp.arange(out.size).reshape(self.shape)[self.index]
-            _scatter_add(out, positions, xp.broadcast_to(grad, positions.shape))
-        return out
+        splits = xp.split(grad, np.cumsum(self.sizes)[:-1].tolist(), axis=self.dim)
+        return tuple(g if need else None for g, need in zip(splits, self.needs_input_grad))
 
 
-class IndexPut(Primitive):
-    """x with x[index] = value, as a new array (the grad-recording form of setitem)."""
-    saves_inputs = False
-
-    def forward(self, x, value, index):
-        self.index, self.value_shape = index, getattr(value, "shape", ())
-        out = x.copy()
-        out[index] = value
-        return out
-
-    def backward(self, grad):
-        grad_x = grad_value = None
-        if self.needs_input_grad[0]:
-            grad_x = grad.copy()
-            grad_x[self.index] = 0
-        if self.needs_input_grad[1]:
-            from distml.ops._util import unbroadcast
-            grad_value = unbroadcast(grad[self.index], self.value_shape)
-        return grad_x, grad_value
+def _dims_arg(dims):
+    return dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
 
 
-def _check_index(x, index):
-    parts = index if isinstance(index, tuple) else (index,)
-    dim = 0
-    for p in parts:
-        if p is None:
-            continue
-        if p is Ellipsis:
-            dim = x.data.ndim - sum(1 for q in parts if q is not None and q is not Ellipsis)
-            continue
-        if isinstance(p, (int, np.integer)) and not isinstance(p, bool):
-            if dim >= x.data.ndim:
-                raise IndexError(f"too many indices for tensor of dimension {x.data.ndim}")
-            size = x.data.shape[dim]
-            if not -size <= p < size:
-                raise IndexError(f"index {p} is out of bounds for dimension {dim} with size {size}")
-        if hasattr(p, "dtype") and p.dtype.kind not in "iub":
-            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-        dim += p.ndim if hasattr(p, "dtype") and p.dtype == np.bool_ else 1
+def view_as(x, other):
+    return view(x, other.data.shape)
 
 
-def getitem(x, index):
-    index = _to_index(index)
-    _check_index(x, index)
-    return GetItem.apply(x, index=index)
+def reshape_as(x, other):
+    return reshape(x, other.data.shape)
 
 
-def setitem(x, index, value):
-    """x[index] = value, recorded for autograd when x or value requires grad."""
-    from distml.autograd.grad_mode import is_grad_enabled
-    from distml.ops.convert import cast
-    index = _to_index(index)
-    _check_index(x, index)
-    needs_grad = is_grad_enabled() and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
-    if isinstance(value, Tensor):
-        value = cast(value, x.data.dtype) if value.data.dtype != x.data.dtype else value
-    if not needs_grad:
-        if x.requires_grad and x.grad_fn is None and is_grad_enabled():
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        x.data[index] = value.data if isinstance(value, Tensor) else value
-        x._version[0] += 1
-        return
-    x._inplace(IndexPut.apply(x, value, index=index))
+def expand_as(x, other):
+    return expand(x, other.data.shape)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims start_dim..end_dim into one: `x.flatten(1)` for (N, C, H, W) -> (N, C*H*W)."""
+    if x.data.ndim == 0:
+        return reshape(x, 1)
+    start, end = wrap_dim(start_dim, x.data.ndim), wrap_dim(end_dim, x.data.ndim)
+    if start > end:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = x.data.shape
+    return reshape(x, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
+
+
+def unflatten(x, dim, sizes):
+    """Split dim into `sizes` (one may be -1): `x.unflatten(1, (C, H, W))`."""
+    d = wrap_dim(dim, x.data.ndim)
+    sizes = list(sizes)
+    if -1 in sizes:
+        known = math.prod(s for s in sizes if s != -1)
+        sizes[sizes.index(-1)] = x.data.shape[d] // known if known else 0
+    if math.prod(sizes) != x.data.shape[d]:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
+                           f"({x.data.shape[d]}) in the input tensor")
+    return reshape(x, x.data.shape[:d] + tuple(sizes) + x.data.shape[d + 1:])
+
+
+def squeeze(x, dim=None):
+    """Drop dims of size 1 (all, or those in dim): `x.squeeze(1)`."""
+    dims = normalize_dims(dim, x.data.ndim)
+    shape = tuple(s for i, s in enumerate(x.data.shape) if s != 1 or (dims is not None and i not in dims))
+    return reshape(x, shape)
+
+
+def unsqueeze(x, dim):
+    """Insert a dim of size 1 at `dim`: `x.unsqueeze(0)`."""
+    d = wrap_dim(dim, x.data.ndim + 1)
+    return reshape(x, x.data.shape[:d] + (1,) + x.data.shape[d:])
+
+
+def swapaxes(x, axis0, axis1):
+    return transpose(x, axis0, axis1)
+
+
+swapdims = swapaxes
+
+
+def t(x):
+    """Transpose of a tensor with at most 2 dims."""
+    if x.data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.data.ndim}D")
+    return x if x.data.ndim < 2 else transpose(x, 0, 1)
+
+
+def movedim(x, source, destination):
+    source = normalize_dims(source, x.data.ndim)
+    destination = normalize_dims(destination, x.data.ndim)
+    if len(source) != len(destination):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(source)} dims) should "
+                           f"contain the same number of dims as destination ({list(destination)} dims)")
+    order = [d for d in range(x.data.ndim) if d not in source]
+    for dst, src in sorted(zip(destination, source)):
+        order.insert(dst, src)
+    return permute(x, order)
+
+
+def narrow(x, dim, start, length):
+    from distml.ops.index import getitem
+    d = wrap_dim(dim, x.data.ndim)
+    start = start % x.data.shape[d] if start < 0 else start
+    if start + length > x.data.shape[d]:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({x.data.shape[d]}).")
+    return getitem(x, (slice(None),) * d + (slice(start, start + length),))
+
+
+def flip(x, *dims):
+    """x reversed along dims (a copy, as in PyTorch)."""
+    return Flip.apply(x, dims=normalize_dims(_dims_arg(dims), x.data.ndim))
+
+
+def roll(x, shifts, dims=None):
+    """Elements shifted along dims, wrapping around: `x.roll(1, 0)`."""
+    if dims is None:
+        return reshape(roll(flatten(x), shifts, 0), x.data.shape)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    out = x
+    for shift, dim in zip(shifts, dims):
+        d = wrap_dim(dim, x.data.ndim)
+        size = x.data.shape[d]
+        shift = shift % size if size else 0
+        if shift:
+            head, tail = split(out, [size - shift, shift], d)
+            out = cat([tail, head], d)
+    return out
+
+
+def _triangle(x, diagonal, lower):
+    from distml.ops.elementwise import Where
+    if x.data.ndim < 2:
+        raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least 2 dimensions")
+    xp = get_array_module(x.data)
+    rows, cols = x.data.shape[-2:]
+    mask = xp.tri(rows, cols, diagonal if lower else diagonal - 1, dtype=bool)
+    return Where.apply(x, Tensor(xp.zeros((), dtype=x.data.dtype)), condition=mask if lower else ~mask)
+
+
+def tril(x, diagonal=0):
+    """The lower triangle (on and below `diagonal`) of the last two dims; the rest zero."""
+    return _triangle(x, diagonal, True)
+
+
+def triu(x, diagonal=0):
+    """The upper triangle (on and above `diagonal`) of the last two dims; the rest zero."""
+    return _triangle(x, diagonal, False)
+
+
+def repeat(x, *repeats):
+    """x tiled `repeats` times along each dim: `x.repeat(2, 1)`."""
+    repeats = tuple(_dims_arg(repeats))
+    if len(repeats) < x.data.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    shape = (1,) * (len(repeats) - x.data.ndim) + x.data.shape
+    interleaved = reshape(x, tuple(v for s in shape for v in (1, s)))
+    expanded = expand(interleaved, tuple(v for r, s in zip(repeats, shape) for v in (r, s)))
+    return reshape(expanded, tuple(r * s for r, s in zip(repeats, shape)))
+
+
+def tile(x, dims):
+    dims = tuple(dims)
+    return repeat(x, (1,) * (x.data.ndim - len(dims)) + dims)
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dim: `distml.cat([a, b], dim=1)`."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    first = tensors[0]
+    if first.data.ndim == 0:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    d = wrap_dim(dim, first.data.ndim)
+    for i, t in enumerate(tensors[1:], 1):
+        check_same_device(first, t)
+        if t.data.ndim != first.data.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {first.data.ndim} and {t.data.ndim}")
+        for k, (a, b) in enumerate(zip(first.data.shape, t.data.shape)):
+            if k != d and a != b:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size {a} but got "
+                                   f"size {b} for tensor number {i} in the list.")
+    dtype = dtypes.result_type(*[t.data for t in tensors])
+    if any(t.data.dtype != dtype for t in tensors):
+        from distml.ops.convert import cast
+        tensors = [cast(t, dtype) for t in tensors]
+    return Cat.apply(*tensors, dim=d)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Join equal-shaped tensors along a new dim: `distml.stack([a, b])`."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    for i, t in enumerate(tensors[1:], 1):
+        if t.data.shape != tensors[0].data.shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].data.shape)} "
+                               f"at entry 0 and {list(t.data.shape)} at entry {i}")
+    d = wrap_dim(dim, tensors[0].data.ndim + 1)
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Views of x in pieces along dim: of size n each (the last may be smaller), or of the given sizes."""
+    from distml.ops.index import getitem
+    d = wrap_dim(dim, x.data.ndim)
+    size = x.data.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0 and size:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {size}")
+        sizes = [min(step, size - i) for i in range(0, size, step)] if step else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != size:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size "
+                               f"at dimension {d}), but got split_sizes={sizes}")
+    starts = np.cumsum([0] + sizes[:-1]).tolist()
+    lead = (slice(None),) * d
+    return tuple(getitem(x, lead + (slice(s, s + n),)) for s, n in zip(starts, sizes))
+
+
+def chunk(x, chunks, dim=0):
+    """x split into `chunks` pieces of equal size (the last may be smaller)."""
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    size = x.data.shape[wrap_dim(dim, x.data.ndim)]
+    return split(x, max(-(-size // chunks), 1), dim)
+
+
+def unbind(x, dim=0):
+    """The slices of x along dim, each without that dim."""
+    from distml.ops.index import getitem
+    d = wrap_dim(dim, x.data.ndim)
+    return tuple(getitem(x, (slice(None),) * d + (i,)) for i in range(x.data.shape[d]))

@@ -1,0 +1,18 @@
+"""Threads used by the CPU: our OpenMP kernels and NumPy's BLAS, set together.
+
+    distml.set_num_threads(1)
+"""
+from distml._backend import C
+
+
+def set_num_threads(n):
+    """Use n threads in the _C kernels (OpenMP) and in NumPy's BLAS (through threadpoolctl)."""
+    if int(n) < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
+    from threadpoolctl import threadpool_limits
+    C.set_num_threads(int(n))
+    threadpool_limits(limits=int(n), user_api="blas")
+
+
+def get_num_threads():
+    return C.get_num_threads()
