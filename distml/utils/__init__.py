@@ -1,0 +1,2 @@
+"""Utilities: `distml.utils.data` (datasets, samplers, DataLoader)."""
+from distml.utils import data
