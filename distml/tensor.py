@@ -33,8 +33,11 @@ class Tensor:
     __array_priority__ = 1000  # numpy scalars defer to Tensor's reflected operators
 
     def __init__(self, data):
-        if not isinstance(data, np.ndarray) and (cupy is None or not isinstance(data, cupy.ndarray)):
-            data = np.asarray(data, dtype=dtypes.default_float_np())
+        if type(data) is not np.ndarray:
+            if isinstance(data, np.generic):  # numpy ufuncs return scalars for 0-d inputs
+                data = np.asarray(data)
+            elif not isinstance(data, np.ndarray) and (cupy is None or not isinstance(data, cupy.ndarray)):
+                data = np.asarray(data, dtype=dtypes.default_float_np())
         self.data = data
         self.requires_grad = False
         self.grad = None

@@ -2,6 +2,7 @@
 from distml.autograd.engine import ones_like_output, run_backward
 from distml.autograd.function import Function, FunctionCtx
 from distml.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from distml.autograd.gradcheck import GradcheckError, gradcheck
 from distml.tensor import Tensor
 
 
@@ -53,5 +54,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(None if g is None else Tensor(g) for g in grads)
 
 
-__all__ = ["Function", "FunctionCtx", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
+__all__ = ["Function", "FunctionCtx", "GradcheckError", "backward", "grad", "gradcheck", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled"]

@@ -36,7 +36,7 @@ class GetItem(Primitive):
 
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
-        return x[index]
+        return get_array_module(x).asarray(x[index])  # a full integer index gives a numpy scalar
 
     def backward(self, grad):
         xp = get_array_module(grad)
@@ -139,6 +139,11 @@ def _prefix(shape, dim):
     return tuple(slice(None) if d == dim else slice(0, s) for d, s in enumerate(shape))
 
 
+def _block(shape):
+    """Slices that take the leading `shape` block of a larger array."""
+    return tuple(slice(0, s) for s in shape)
+
+
 def _positions_along(shape, dim, index):
     """Flat positions in an array of `shape` of the elements that index (along dim) picks."""
     xp = get_array_module(index)
@@ -169,7 +174,7 @@ class Scatter(Primitive):
         self.src_shape = getattr(src, "shape", None)
         out = x.copy()
         positions = _positions_along(x.shape, dim, index)
-        values = src[_prefix(index.shape, dim)] if self.src_shape else xp.broadcast_to(src, index.shape)
+        values = src[_block(index.shape)] if self.src_shape else xp.broadcast_to(src, index.shape)
         if add:
             scatter_add_flat(out, positions, values)
         else:
@@ -187,7 +192,7 @@ class Scatter(Primitive):
                 grad_x.reshape(-1)[self.positions.reshape(-1)] = 0
         if self.needs_input_grad[1]:
             grad_src = xp.zeros(self.src_shape, dtype=grad.dtype)
-            grad_src[_prefix(self.index.shape, self.dim)] = grad.reshape(-1)[self.positions]
+            grad_src[_block(self.index.shape)] = grad.reshape(-1)[self.positions]
         return grad_x, grad_src
 
 

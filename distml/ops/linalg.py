@@ -14,10 +14,10 @@ class MatMul(Primitive):
         xp = get_array_module(grad)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            grad = xp.expand_dims(grad, -2)
         if b.ndim == 1:
-            grad = xp.expand_dims(grad, -1)
+            grad = grad[..., None]
+        if a.ndim == 1:
+            grad = grad[..., None, :]
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
             grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
