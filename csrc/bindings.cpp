@@ -10,6 +10,7 @@
 #include "dtype.h"
 #include "kernels/scatter.h"
 #include "kernels/softmax.h"
+#include "kernels/optim.h"
 
 namespace py = pybind11;
 using namespace distml;
@@ -101,6 +102,107 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype);
   }, "grad_x of softmax (or log_softmax) from grad of its output and the output itself.");
+
+  // Optimizer steps: one list per role (params, grads, state), entry i a C-contiguous array of params[i]'s dtype
+  // and size; a state list the options leave unused (needed=false) may be empty. One call updates a whole group.
+  static auto optim_pointers = [](const std::vector<py::array>& arrays, const std::vector<py::array>& params,
+                                  const char* what, bool writable, bool needed) {
+    std::vector<void*> out(params.size(), nullptr);
+    if (arrays.empty() && !needed) return out;
+    if (arrays.size() != params.size())
+      throw py::value_error(std::string(what) + ": expected " + std::to_string(params.size()) + " arrays, got " +
+                            std::to_string(arrays.size()));
+    for (size_t i = 0; i < arrays.size(); ++i) {
+      py::array a = arrays[i];
+      require_contiguous(a, what);
+      if (a.dtype().not_equal(params[0].dtype()))
+        throw py::type_error(std::string(what) + "[" + std::to_string(i) + "]: expected dtype " +
+                             std::string(py::str(params[0].dtype())) + ", got " + std::string(py::str(a.dtype())));
+      if (a.size() != params[i].size())
+        throw py::value_error(std::string(what) + "[" + std::to_string(i) + "]: expected " +
+                              std::to_string(params[i].size()) + " elements, got " + std::to_string(a.size()));
+      out[i] = writable ? a.mutable_data() : const_cast<void*>(a.data());
+    }
+    return out;
+  };
+  // Element counts of the params; `per_param` (fresh flags, steps) must hold one value per param when needed.
+  static auto optim_sizes = [](const std::vector<py::array>& params, size_t per_param, bool needed) {
+    if (params.empty()) throw py::value_error("optimizer step: empty parameter list");
+    if (needed && per_param != params.size())
+      throw py::value_error("optimizer step: expected " + std::to_string(params.size()) + " per-parameter values, got " +
+                            std::to_string(per_param));
+    std::vector<int64_t> sizes;
+    for (const auto& p : params) sizes.push_back(p.size());
+    return sizes;
+  };
+  m.def("sgd_step", [](std::vector<py::array> params, std::vector<py::array> grads, std::vector<py::array> buffers,
+                       std::vector<uint8_t> fresh, double lr, double momentum, double dampening, double weight_decay,
+                       bool nesterov, bool maximize) {
+    auto sizes = optim_sizes(params, fresh.size(), momentum != 0);
+    auto p = optim_pointers(params, params, "params", true, true);
+    auto g = optim_pointers(grads, params, "grads", false, true);
+    auto b = optim_pointers(buffers, params, "momentum_buffers", true, momentum != 0);
+    DType dtype = dtype_of(params[0]);
+    SgdOptions options{lr, momentum, dampening, weight_decay, nesterov, maximize};
+    py::gil_scoped_release release;
+    sgd_step(sizes.size(), sizes.data(), p.data(), g.data(), b.data(), fresh.data(), dtype, options);
+  }, "torch.optim.SGD's update over a group, in place; fresh[i] starts momentum buffer i at the gradient.");
+  m.def("adam_step", [](std::vector<py::array> params, std::vector<py::array> grads, std::vector<py::array> exp_avgs,
+                        std::vector<py::array> exp_avg_sqs, std::vector<py::array> max_exp_avg_sqs,
+                        std::vector<double> steps, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay) {
+    auto sizes = optim_sizes(params, steps.size(), true);
+    auto p = optim_pointers(params, params, "params", true, true);
+    auto g = optim_pointers(grads, params, "grads", false, true);
+    auto m1 = optim_pointers(exp_avgs, params, "exp_avgs", true, true);
+    auto m2 = optim_pointers(exp_avg_sqs, params, "exp_avg_sqs", true, true);
+    auto mx = optim_pointers(max_exp_avg_sqs, params, "max_exp_avg_sqs", true, amsgrad);
+    DType dtype = dtype_of(params[0]);
+    AdamOptions options{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay};
+    py::gil_scoped_release release;
+    adam_step(sizes.size(), sizes.data(), p.data(), g.data(), m1.data(), m2.data(), mx.data(), steps.data(), dtype,
+              options);
+  }, "torch.optim.Adam's (decoupled: AdamW's) update over a group, in place; steps[i] counts this step.");
+  m.def("rmsprop_step", [](std::vector<py::array> params, std::vector<py::array> grads,
+                           std::vector<py::array> square_avgs, std::vector<py::array> grad_avgs,
+                           std::vector<py::array> buffers, double lr, double alpha, double eps, double weight_decay,
+                           double momentum, bool centered, bool maximize) {
+    auto sizes = optim_sizes(params, 0, false);
+    auto p = optim_pointers(params, params, "params", true, true);
+    auto g = optim_pointers(grads, params, "grads", false, true);
+    auto sq = optim_pointers(square_avgs, params, "square_avgs", true, true);
+    auto ga = optim_pointers(grad_avgs, params, "grad_avgs", true, centered);
+    auto b = optim_pointers(buffers, params, "momentum_buffers", true, momentum > 0);
+    DType dtype = dtype_of(params[0]);
+    RmspropOptions options{lr, alpha, eps, weight_decay, momentum, centered, maximize};
+    py::gil_scoped_release release;
+    rmsprop_step(sizes.size(), sizes.data(), p.data(), g.data(), sq.data(), ga.data(), b.data(), dtype, options);
+  }, "torch.optim.RMSprop's update over a group, in place.");
+  m.def("adagrad_step", [](std::vector<py::array> params, std::vector<py::array> grads, std::vector<py::array> sums,
+                           std::vector<double> steps, double lr, double lr_decay, double weight_decay, double eps,
+                           bool maximize) {
+    auto sizes = optim_sizes(params, steps.size(), true);
+    auto p = optim_pointers(params, params, "params", true, true);
+    auto g = optim_pointers(grads, params, "grads", false, true);
+    auto s = optim_pointers(sums, params, "sums", true, true);
+    DType dtype = dtype_of(params[0]);
+    AdagradOptions options{lr, lr_decay, weight_decay, eps, maximize};
+    py::gil_scoped_release release;
+    adagrad_step(sizes.size(), sizes.data(), p.data(), g.data(), s.data(), steps.data(), dtype, options);
+  }, "torch.optim.Adagrad's update over a group, in place; steps[i] counts this step.");
+  m.def("adadelta_step", [](std::vector<py::array> params, std::vector<py::array> grads,
+                            std::vector<py::array> square_avgs, std::vector<py::array> acc_deltas, double lr,
+                            double rho, double eps, double weight_decay, bool maximize) {
+    auto sizes = optim_sizes(params, 0, false);
+    auto p = optim_pointers(params, params, "params", true, true);
+    auto g = optim_pointers(grads, params, "grads", false, true);
+    auto sq = optim_pointers(square_avgs, params, "square_avgs", true, true);
+    auto acc = optim_pointers(acc_deltas, params, "acc_deltas", true, true);
+    DType dtype = dtype_of(params[0]);
+    AdadeltaOptions options{lr, rho, eps, weight_decay, maximize};
+    py::gil_scoped_release release;
+    adadelta_step(sizes.size(), sizes.data(), p.data(), g.data(), sq.data(), acc.data(), dtype, options);
+  }, "torch.optim.Adadelta's update over a group, in place.");
 
   // ---- comm/ (collectives) ----
   py::register_exception<CommError>(m, "DistBackendError", PyExc_RuntimeError);

@@ -1,0 +1,217 @@
+#include "kernels/optim.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace distml {
+namespace {
+
+// Below this many elements in all, threads cost more than they save.
+constexpr int64_t kParallelGrain = 1 << 15;
+
+// Calls body(t, begin, end) on this thread's share of every tensor, with one parallel region for the group.
+template <typename Body>
+void for_each_chunk(int64_t count, const int64_t* sizes, Body body) {
+  int64_t total = 0;
+  for (int64_t t = 0; t < count; ++t) total += sizes[t];
+#pragma omp parallel if (total > kParallelGrain)
+  {
+    const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
+    for (int64_t t = 0; t < count; ++t) {
+      const int64_t chunk = (sizes[t] + threads - 1) / threads;
+      const int64_t begin = std::min(sizes[t], id * chunk), end = std::min(sizes[t], begin + chunk);
+      if (begin < end) body(t, begin, end);
+    }
+  }
+}
+
+// torch.lerp's two-sided form: start + weight * (end - start), exact at both ends.
+template <typename T>
+inline T lerp(T start, T end, T weight) {
+  return weight < T(0.5) ? start + weight * (end - start) : end - (end - start) * (T(1) - weight);
+}
+
+// Scalars are rounded to T once, as PyTorch does when it applies a Python float to a tensor.
+template <typename T>
+void sgd_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads, void* const* bufs,
+               const uint8_t* fresh, const SgdOptions& o) {
+  const T neg_lr = T(-o.lr), momentum = T(o.momentum), keep = T(1 - o.dampening), decay = T(o.weight_decay);
+  const bool use_momentum = o.momentum != 0, use_decay = o.weight_decay != 0;
+  for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
+    T* p = static_cast<T*>(params[t]);
+    const T* g = static_cast<const T*>(grads[t]);
+    T* buf = use_momentum ? static_cast<T*>(bufs[t]) : nullptr;
+    const bool first = use_momentum && fresh[t];
+    for (int64_t j = begin; j < end; ++j) {
+      T d = o.maximize ? -g[j] : g[j];
+      if (use_decay) d = d + decay * p[j];
+      if (use_momentum) {
+        buf[j] = first ? d : buf[j] * momentum + keep * d;
+        d = o.nesterov ? d + momentum * buf[j] : buf[j];
+      }
+      p[j] = p[j] + neg_lr * d;
+    }
+  });
+}
+
+template <typename T>
+void adam_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads, void* const* avgs,
+                void* const* sqs, void* const* max_sqs, const double* steps, const AdamOptions& o) {
+  const T beta2 = T(o.beta2), one_minus_beta1 = T(1 - o.beta1), one_minus_beta2 = T(1 - o.beta2), eps = T(o.eps);
+  const T decay = T(o.weight_decay), shrink = T(1 - o.lr * o.weight_decay);
+  const bool use_decay = o.weight_decay != 0;
+  for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
+    const double bias_correction1 = 1 - std::pow(o.beta1, steps[t]);
+    const double bias_correction2 = 1 - std::pow(o.beta2, steps[t]);
+    const T neg_step_size = T(-(o.lr / bias_correction1)), bias_correction2_sqrt = T(std::pow(bias_correction2, 0.5));
+    T* p = static_cast<T*>(params[t]);
+    const T* g = static_cast<const T*>(grads[t]);
+    T* m = static_cast<T*>(avgs[t]);
+    T* v = static_cast<T*>(sqs[t]);
+    T* v_max = o.amsgrad ? static_cast<T*>(max_sqs[t]) : nullptr;
+    for (int64_t j = begin; j < end; ++j) {
+      T d = o.maximize ? -g[j] : g[j];
+      if (use_decay) {
+        if (o.decoupled_weight_decay) p[j] = p[j] * shrink;
+        else d = d + decay * p[j];
+      }
+      m[j] = lerp(m[j], d, one_minus_beta1);
+      v[j] = v[j] * beta2 + one_minus_beta2 * d * d;
+      T second = v[j];
+      if (o.amsgrad) second = v_max[j] = std::max(v_max[j], v[j]);
+      const T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
+      p[j] = p[j] + neg_step_size * m[j] / denom;
+    }
+  });
+}
+
+template <typename T>
+void rmsprop_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
+                   void* const* sqs, void* const* grad_avgs, void* const* bufs, const RmspropOptions& o) {
+  const T alpha = T(o.alpha), one_minus_alpha = T(1 - o.alpha), eps = T(o.eps), decay = T(o.weight_decay);
+  const T neg_lr = T(-o.lr), momentum = T(o.momentum);
+  const bool use_decay = o.weight_decay != 0, use_momentum = o.momentum > 0;
+  for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
+    T* p = static_cast<T*>(params[t]);
+    const T* g = static_cast<const T*>(grads[t]);
+    T* sq = static_cast<T*>(sqs[t]);
+    T* ga = o.centered ? static_cast<T*>(grad_avgs[t]) : nullptr;
+    T* buf = use_momentum ? static_cast<T*>(bufs[t]) : nullptr;
+    for (int64_t j = begin; j < end; ++j) {
+      T d = o.maximize ? -g[j] : g[j];
+      if (use_decay) d = d + decay * p[j];
+      sq[j] = sq[j] * alpha + one_minus_alpha * d * d;
+      T avg;
+      if (o.centered) {
+        ga[j] = lerp(ga[j], d, one_minus_alpha);
+        avg = std::sqrt(sq[j] + T(-1) * ga[j] * ga[j]);
+      } else {
+        avg = std::sqrt(sq[j]);
+      }
+      avg = avg + eps;
+      if (use_momentum) {
+        buf[j] = buf[j] * momentum + d / avg;
+        p[j] = p[j] + neg_lr * buf[j];
+      } else {
+        p[j] = p[j] + neg_lr * d / avg;
+      }
+    }
+  });
+}
+
+template <typename T>
+void adagrad_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
+                   void* const* sums, const double* steps, const AdagradOptions& o) {
+  const T eps = T(o.eps), decay = T(o.weight_decay);
+  const bool use_decay = o.weight_decay != 0;
+  for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
+    const T neg_clr = T(-(o.lr / (1 + (steps[t] - 1) * o.lr_decay)));
+    T* p = static_cast<T*>(params[t]);
+    const T* g = static_cast<const T*>(grads[t]);
+    T* sum = static_cast<T*>(sums[t]);
+    for (int64_t j = begin; j < end; ++j) {
+      T d = o.maximize ? -g[j] : g[j];
+      if (use_decay) d = d + decay * p[j];
+      sum[j] = sum[j] + d * d;
+      p[j] = p[j] + neg_clr * d / (std::sqrt(sum[j]) + eps);
+    }
+  });
+}
+
+template <typename T>
+void adadelta_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
+                    void* const* sqs, void* const* accs, const AdadeltaOptions& o) {
+  const T rho = T(o.rho), one_minus_rho = T(1 - o.rho), eps = T(o.eps), decay = T(o.weight_decay), neg_lr = T(-o.lr);
+  const bool use_decay = o.weight_decay != 0;
+  for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
+    T* p = static_cast<T*>(params[t]);
+    const T* g = static_cast<const T*>(grads[t]);
+    T* sq = static_cast<T*>(sqs[t]);
+    T* acc = static_cast<T*>(accs[t]);
+    for (int64_t j = begin; j < end; ++j) {
+      T d = o.maximize ? -g[j] : g[j];
+      if (use_decay) d = d + decay * p[j];
+      sq[j] = sq[j] * rho + one_minus_rho * d * d;
+      const T delta = std::sqrt(acc[j] + eps) / std::sqrt(sq[j] + eps) * d;
+      acc[j] = acc[j] * rho + one_minus_rho * delta * delta;
+      p[j] = p[j] + neg_lr * delta;
+    }
+  });
+}
+
+}  // namespace
+
+void sgd_step(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
+              void* const* momentum_buffers, const uint8_t* fresh, DType dtype, const SgdOptions& options) {
+  switch (dtype) {
+    case DType::f32: return sgd_typed<float>(count, sizes, params, grads, momentum_buffers, fresh, options);
+    case DType::f64: return sgd_typed<double>(count, sizes, params, grads, momentum_buffers, fresh, options);
+    default: unsupported_dtype("sgd_step", dtype);
+  }
+}
+
+void adam_step(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads, void* const* exp_avgs,
+               void* const* exp_avg_sqs, void* const* max_exp_avg_sqs, const double* steps, DType dtype,
+               const AdamOptions& options) {
+  switch (dtype) {
+    case DType::f32:
+      return adam_typed<float>(count, sizes, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, options);
+    case DType::f64:
+      return adam_typed<double>(count, sizes, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, options);
+    default: unsupported_dtype("adam_step", dtype);
+  }
+}
+
+void rmsprop_step(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
+                  void* const* square_avgs, void* const* grad_avgs, void* const* momentum_buffers, DType dtype,
+                  const RmspropOptions& options) {
+  switch (dtype) {
+    case DType::f32:
+      return rmsprop_typed<float>(count, sizes, params, grads, square_avgs, grad_avgs, momentum_buffers, options);
+    case DType::f64:
+      return rmsprop_typed<double>(count, sizes, params, grads, square_avgs, grad_avgs, momentum_buffers, options);
+    default: unsupported_dtype("rmsprop_step", dtype);
+  }
+}
+
+void adagrad_step(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads, void* const* sums,
+                  const double* steps, DType dtype, const AdagradOptions& options) {
+  switch (dtype) {
+    case DType::f32: return adagrad_typed<float>(count, sizes, params, grads, sums, steps, options);
+    case DType::f64: return adagrad_typed<double>(count, sizes, params, grads, sums, steps, options);
+    default: unsupported_dtype("adagrad_step", dtype);
+  }
+}
+
+void adadelta_step(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
+                   void* const* square_avgs, void* const* acc_deltas, DType dtype, const AdadeltaOptions& options) {
+  switch (dtype) {
+    case DType::f32: return adadelta_typed<float>(count, sizes, params, grads, square_avgs, acc_deltas, options);
+    case DType::f64: return adadelta_typed<double>(count, sizes, params, grads, square_avgs, acc_deltas, options);
+    default: unsupported_dtype("adadelta_step", dtype);
+  }
+}
+
+}  // namespace distml

@@ -1,0 +1,195 @@
+"""Optimizer: parameter groups, per-parameter state, state_dict in PyTorch's format.
+
+Subclasses keep their state in `self.state[param]` and run the arithmetic of one step
+as one fused `_C` call per group (CPU) or a pure array function (cupy).
+"""
+import copy
+import warnings
+from collections import defaultdict
+
+import numpy as np
+
+from distml import dtypes
+from distml._backend import get_array_module
+from distml.autograd.grad_mode import enable_grad
+from distml.tensor import Tensor
+
+
+class Optimizer:
+    """Base class: `Optimizer(params, defaults)`; `params` is an iterable of Tensors or of dicts
+    (parameter groups with their own options), e.g. `[{"params": w}, {"params": b, "lr": 0.1}]`.
+    """
+
+    def __init__(self, params, defaults):
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__module__}.{type(params).__name__}")
+        self.defaults = defaults
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for param_group in param_groups:
+            self.add_param_group(param_group)
+
+    def __repr__(self):
+        text = self.__class__.__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            text += f"\nParameter Group {i}\n"
+            for key in sorted(group):
+                if key != "params":
+                    text += f"    {key}: {group[key]}\n"
+        return text + ")"
+
+    def add_param_group(self, param_group):
+        """Add a group of parameters with its own options (the defaults fill the rest)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
+                            "of tensors in sets will change between runs. Please use a list instead.")
+        param_group["params"] = params = list(params)
+        for param in params:
+            if not isinstance(param, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(param).__module__}.{type(param).__name__}")
+            if not (param.is_leaf or param.retains_grad):
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            param_group.setdefault(name, default)
+        if len(params) != len({id(p) for p in params}):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; "
+                          "in future, this will cause an error", stacklevel=3)
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's gradient: set it to None (default) or fill it with zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.grad_fn, p.grad.requires_grad = None, False
+                    p.grad.data[...] = 0
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns `closure()` (re-evaluated loss) if given."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update_group(group, params)
+        return loss
+
+    def _update_group(self, group, params):
+        """Update `params` (those of `group` with a gradient) in place; subclasses implement it."""
+        raise NotImplementedError
+
+    def _fused(self, kernel, xp_update, params, tensor_lists, per_param, options):
+        """Run one group's step: `kernel` (a `_C` function) on numpy arrays, `xp_update` on cupy arrays.
+
+        Both take `(params, grads, *tensor_lists, *per_param, *options)` as lists of arrays / values.
+        Parameters are split by dtype and device (one call each); a non-contiguous parameter is
+        updated through a contiguous copy, as the kernels need flat memory.
+        """
+        batches = defaultdict(list)
+        for i, p in enumerate(params):
+            if p.grad.data.shape != p.data.shape:
+                raise RuntimeError(f"gradient has shape {list(p.grad.data.shape)} but the parameter has shape "
+                                   f"{list(p.data.shape)}")
+            batches[(p.data.dtype, get_array_module(p.data))].append(i)
+        for (_, xp), index in batches.items():
+            arrays = [xp.ascontiguousarray(params[i].data) for i in index]
+            grads = [xp.ascontiguousarray(params[i].grad.data) for i in index]
+            lists = [[lst[i] for i in index] if lst else [] for lst in tensor_lists]
+            values = [[lst[i] for i in index] if lst else [] for lst in per_param]
+            update = kernel if xp is np else xp_update
+            update(arrays, grads, *lists, *values, *options)
+            for i, array in zip(index, arrays):
+                if array is not params[i].data:
+                    params[i].data[...] = array
+                params[i]._version[0] += 1
+
+    # ---- state ----
+    def state_dict(self):
+        """`{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`, PyTorch's layout.
+
+        The state tensors are the optimizer's own (not copies), as in PyTorch.
+        """
+        index_of = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                index_of.setdefault(id(p), len(index_of))
+            packed["params"] = [index_of[id(p)] for p in group["params"]]
+            groups.append(packed)
+        state = {(index_of[id(k)] if isinstance(k, Tensor) else k): v for k, v in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Load a `state_dict()` (ours or one in PyTorch's layout with distml tensors).
+
+        State tensors are copied and cast to their parameter's dtype and device ("step" keeps its dtype).
+        """
+        saved_groups = copy.deepcopy(state_dict["param_groups"])
+        if len(self.param_groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(self.param_groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
+                             "optimizer's group")
+        param_of = {i: p for g, s in zip(self.param_groups, saved_groups) for i, p in zip(s["params"], g["params"])}
+        state = defaultdict(dict)
+        for key, value in state_dict["state"].items():
+            if key in param_of:
+                param = param_of[key]
+                state[param] = {name: _cast_state(param, name, v) for name, v in value.items()}
+            else:
+                state[key] = value
+        for group, saved in zip(self.param_groups, saved_groups):
+            saved["params"] = group["params"]
+        self.state = state
+        self.param_groups = saved_groups
+
+
+def _cast_state(param, name, value):
+    if not isinstance(value, Tensor):
+        return copy.deepcopy(value)
+    out = value.detach().to(device=param.device)
+    if name != "step" and param.is_floating_point():
+        out = out.to(param.dtype)
+    return Tensor(out.data.copy())
+
+
+def _step_tensor():
+    """A fresh step counter, a 0-d float tensor on the CPU as in PyTorch."""
+    dtype = dtypes.float64 if dtypes.get_default_dtype() is dtypes.float64 else dtypes.float32
+    return Tensor(np.zeros((), dtype=dtype.np))
+
+
+def _zeros_like(param, fill=0):
+    xp = get_array_module(param.data)
+    return Tensor(xp.full(param.data.shape, fill, dtype=param.data.dtype))
+
+
+def _next_steps(states):
+    """Advance every state's "step" counter by one and return the new counts as floats."""
+    steps = []
+    for state in states:
+        state["step"].data += 1
+        steps.append(float(state["step"].data))
+    return steps

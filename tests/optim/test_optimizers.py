@@ -1,0 +1,333 @@
+"""Optimizers against torch.optim: the same parameters and gradient sequence, step for step."""
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import distml
+from distml import optim
+from distml.optim import adadelta, adagrad, adam, rmsprop, sgd
+
+# One large tensor so the fused kernels take their OpenMP path too.
+SHAPES = [(3, 4), (5,), (2, 3, 2), (40000,)]
+
+CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.5, maximize=True)),
+    ("Adam", dict()),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("Adam", dict(lr=0.01, maximize=True, weight_decay=0.05)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.5, amsgrad=True, maximize=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, centered=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, centered=True, momentum=0.5, weight_decay=0.1, maximize=True)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5)),
+    ("Adagrad", dict(lr=0.1, maximize=True, eps=1e-6)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.1)),
+    ("Adadelta", dict(maximize=True)),
+]
+
+# The pure-array updates, installed in place of the _C kernels to test the cupy path on numpy arrays.
+XP_KERNELS = [(sgd, dict(sgd_step=sgd.sgd_xp)), (adam, dict(adam_step=adam.adam_xp)),
+              (rmsprop, dict(rmsprop_step=rmsprop.rmsprop_xp)), (adagrad, dict(adagrad_step=adagrad.adagrad_xp)),
+              (adadelta, dict(adadelta_step=adadelta.adadelta_xp))]
+
+
+def case_id(case):
+    return case[0] + "-" + "-".join(f"{k}={v}" for k, v in case[1].items())
+
+
+def make_params(rng, dtype, shapes=SHAPES):
+    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+
+def gradient(array, t, noise):
+    """A gradient that depends on the current parameter (a quadratic) plus fixed per-step noise."""
+    return (0.5 * array + noise[t]).astype(array.dtype)
+
+
+def run_distml(optimizer, params, noises, steps):
+    for t in range(steps):
+        for p, noise in zip(params, noises):
+            p.grad = distml.tensor(gradient(p.data, t, noise))
+        optimizer.step()
+
+
+def run_torch(optimizer, params, noises, steps):
+    for t in range(steps):
+        for p, noise in zip(params, noises):
+            p.grad = torch.from_numpy(gradient(p.detach().numpy(), t, noise))
+        optimizer.step()
+
+
+def tolerance(dtype):
+    return dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+
+
+def check_against_torch(rng, name, options, dtype, steps=20):
+    arrays = make_params(rng, dtype)
+    noises = [rng.standard_normal((steps,) + a.shape) for a in arrays]
+    ours = [distml.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ours_opt = getattr(optim, name)(ours, **options)
+    theirs_opt = getattr(torch.optim, name)(theirs, **options)
+    for t in range(steps):
+        run_distml(ours_opt, ours, [n[t:] for n in noises], 1)
+        run_torch(theirs_opt, theirs, [n[t:] for n in noises], 1)
+        for p, q in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), **tolerance(dtype), err_msg=f"step {t}")
+    return ours_opt, theirs_opt
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matches_torch(rng, case, dtype):
+    name, options = case
+    ours, theirs = check_against_torch(rng, name, options, dtype)
+    def layout(state_dict):
+        return {k: sorted(v) for k, v in state_dict["state"].items()}, state_dict["param_groups"][0]["params"]
+
+    assert layout(ours.state_dict()) == layout(theirs.state_dict())
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_array_update_matches_torch(rng, monkeypatch, case):
+    for module, kernels in XP_KERNELS:
+        monkeypatch.setattr(module, "C", types.SimpleNamespace(**kernels))
+    check_against_torch(rng, *case, np.float64, steps=8)
+
+
+def test_param_groups_with_their_own_options(rng):
+    arrays = make_params(rng, np.float64)
+    noises = [rng.standard_normal((20,) + a.shape) for a in arrays]
+    ours = [distml.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+
+    def groups(params):
+        return [{"params": params[:2]}, {"params": params[2:], "lr": 0.01, "momentum": 0.5, "nesterov": True}]
+
+    ours_opt = optim.SGD(groups(ours), lr=0.1, momentum=0.9)
+    theirs_opt = torch.optim.SGD(groups(theirs), lr=0.1, momentum=0.9)
+    assert ours_opt.param_groups[1]["dampening"] == 0 and ours_opt.param_groups[0]["nesterov"] is False
+    run_distml(ours_opt, ours, noises, 20)
+    run_torch(theirs_opt, theirs, noises, 20)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), **tolerance(np.float64))
+
+
+def test_mixed_dtypes_in_one_group(rng):
+    arrays = [rng.standard_normal(4), rng.standard_normal(3).astype(np.float32)]
+    ours = [distml.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    noises = [rng.standard_normal((5,) + a.shape) for a in arrays]
+    run_distml(optim.Adam(ours, lr=0.1), ours, noises, 5)
+    run_torch(torch.optim.Adam(theirs, lr=0.1), theirs, noises, 5)
+    for p, q in zip(ours, theirs):
+        assert p.dtype == distml.from_numpy(q.detach().numpy()).dtype
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5)
+
+
+def test_non_contiguous_parameter_is_updated_in_place(rng):
+    base = rng.standard_normal((4, 3))
+    p = distml.Tensor(base.T)  # a transposed view: not C-contiguous
+    p.requires_grad = True
+    q = torch.tensor(base.T.copy(), requires_grad=True)
+    p.grad = distml.tensor(np.ones((3, 4)))
+    q.grad = torch.ones(3, 4, dtype=torch.float64)
+    for _ in range(3):
+        optim.Adam([p], lr=0.1).step()
+        torch.optim.Adam([q], lr=0.1).step()
+    np.testing.assert_allclose(base.T, q.detach().numpy(), rtol=1e-12)
+    assert p._version_number == 3
+
+
+def test_parameters_without_grad_are_skipped():
+    a = distml.tensor([1.0, 2.0], requires_grad=True)
+    b = distml.tensor([3.0], requires_grad=True)
+    a.grad = distml.tensor([1.0, 1.0])
+    opt = optim.Adam([a, b], lr=0.1)
+    opt.step()
+    assert b.data.tolist() == [3.0] and a.data.tolist() != [1.0, 2.0]
+    assert b not in opt.state and a in opt.state
+
+
+def test_step_returns_closure_loss_computed_with_grad():
+    w = distml.tensor([1.0, -2.0], requires_grad=True)
+    opt = optim.SGD([w], lr=0.25)
+
+    def closure():
+        opt.zero_grad()
+        loss = (w * w).sum()
+        loss.backward()
+        return loss
+
+    with distml.no_grad():
+        loss = opt.step(closure)
+    assert loss.item() == 5.0
+    assert w.data.tolist() == [0.5, -1.0]
+
+
+def test_zero_grad():
+    w = distml.tensor([1.0, 2.0], requires_grad=True)
+    opt = optim.SGD([w], lr=0.1)
+    w.grad = distml.tensor([3.0, 4.0])
+    grad = w.grad
+    opt.zero_grad(set_to_none=False)
+    assert w.grad is grad and grad.data.tolist() == [0.0, 0.0]
+    opt.zero_grad()
+    assert w.grad is None
+
+
+def trained(name, options, arrays, noises, steps, state=None):
+    params = [distml.tensor(a, requires_grad=True) for a in arrays]
+    opt = getattr(optim, name)(params, **options)
+    if state is not None:
+        opt.load_state_dict(state)
+    run_distml(opt, params, noises, steps)
+    return params, opt
+
+
+def to_torch_state(state_dict):
+    return {"state": {k: {n: torch.from_numpy(v.data.copy()) if isinstance(v, distml.Tensor) else v
+                          for n, v in s.items()} for k, s in state_dict["state"].items()},
+            "param_groups": state_dict["param_groups"]}
+
+
+@pytest.mark.parametrize("case", [CASES[2], CASES[7], CASES[10], CASES[14], CASES[16], CASES[19]], ids=case_id)
+def test_state_dict_round_trip(rng, case):
+    name, options = case
+    arrays = make_params(rng, np.float64, SHAPES[:3])
+    noises = [rng.standard_normal((20,) + a.shape) for a in arrays]
+    params, opt = trained(name, options, arrays, noises, 10)
+    saved = opt.state_dict()
+    assert sorted(saved["state"]) == [0, 1, 2] and saved["param_groups"][0]["params"] == [0, 1, 2]
+    middle = [p.data.copy() for p in params]
+    torch_state = to_torch_state(saved)  # copies now: `saved` holds the optimizer's live tensors, as in PyTorch
+
+    # A fresh optimizer on copies of the parameters continues exactly where this one is (and as both
+    # keep running, this also shows that loading copied the state rather than sharing it).
+    resumed, _ = trained(name, options, middle, [n[10:] for n in noises], 10, state=saved)
+    run_distml(opt, params, [n[10:] for n in noises], 10)
+    for p, q in zip(params, resumed):
+        np.testing.assert_array_equal(p.data, q.data)
+
+    # torch.optim loads our state dict (tensors converted) and continues the same way.
+    theirs = [torch.tensor(m, requires_grad=True) for m in middle]
+    theirs_opt = getattr(torch.optim, name)(theirs, **options)
+    theirs_opt.load_state_dict(torch_state)
+    run_torch(theirs_opt, theirs, [n[10:] for n in noises], 10)
+    for p, q in zip(params, theirs):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_loads_torch_state_dict(rng):
+    arrays = make_params(rng, np.float64, SHAPES[:3])
+    noises = [rng.standard_normal((20,) + a.shape) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    theirs_opt = torch.optim.Adam(theirs, lr=0.01, amsgrad=True)
+    run_torch(theirs_opt, theirs, noises, 10)
+    saved = theirs_opt.state_dict()
+    state = {"state": {k: {n: distml.tensor(v.numpy()) for n, v in s.items()} for k, s in saved["state"].items()},
+             "param_groups": saved["param_groups"]}
+    ours, ours_opt = trained("Adam", dict(lr=0.01, amsgrad=True),
+                             [p.detach().numpy().copy() for p in theirs], [n[10:] for n in noises], 10, state)
+    run_torch(theirs_opt, theirs, [n[10:] for n in noises], 10)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10)
+
+
+def test_load_state_dict_casts_to_parameter_dtype():
+    w = distml.tensor([1.0, 2.0], dtype=distml.float32, requires_grad=True)
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    opt.load_state_dict({"state": {0: {"momentum_buffer": distml.tensor([1.0, 1.0], dtype=distml.float64)}},
+                         "param_groups": [dict(opt.state_dict()["param_groups"][0], lr=0.5)]})
+    assert opt.state[w]["momentum_buffer"].dtype == distml.float32
+    assert opt.param_groups[0]["lr"] == 0.5 and opt.param_groups[0]["params"][0] is w
+
+
+def test_load_state_dict_errors():
+    a, b = distml.tensor([1.0], requires_grad=True), distml.tensor([2.0], requires_grad=True)
+    saved = optim.SGD([a, b]).state_dict()
+    with pytest.raises(ValueError, match="loaded state dict contains a parameter group that doesn't match the size "
+                                         "of optimizer's group"):
+        optim.SGD([a]).load_state_dict(saved)
+    with pytest.raises(ValueError, match="loaded state dict has a different number of parameter groups"):
+        optim.SGD([{"params": [a]}, {"params": [b]}]).load_state_dict(saved)
+
+
+def test_params_as_generator_list_and_named_groups():
+    ws = [distml.tensor([1.0], requires_grad=True) for _ in range(3)]
+    assert len(optim.SGD(iter(ws)).param_groups[0]["params"]) == 3
+    opt = optim.Adam([{"params": ws[0]}, {"params": ws[1:], "lr": 0.5}])
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 2]
+    assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[1]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("SGD", dict(lr=-1.0), "Invalid learning rate: -1.0"),
+    ("SGD", dict(momentum=-0.5), "Invalid momentum value: -0.5"),
+    ("SGD", dict(weight_decay=-1), "Invalid weight_decay value: -1"),
+    ("SGD", dict(nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
+    ("SGD", dict(momentum=0.9, dampening=0.1, nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
+    ("Adam", dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    ("AdamW", dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    ("Adam", dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    ("RMSprop", dict(alpha=-0.1), "Invalid alpha value: -0.1"),
+    ("Adagrad", dict(lr_decay=-1.0), "Invalid lr_decay value: -1.0"),
+    ("Adagrad", dict(initial_accumulator_value=-1.0), "Invalid initial_accumulator_value value: -1.0"),
+    ("Adadelta", dict(rho=1.5), "Invalid rho value: 1.5"),
+])
+def test_invalid_hyper_parameters_raise_torchs_errors(name, options, message):
+    for module, tensor in ((optim, distml.tensor), (torch.optim, torch.tensor)):
+        with pytest.raises(ValueError) as error:
+            getattr(module, name)([tensor([1.0], requires_grad=True)], **options)
+        assert str(error.value) == message
+
+
+def test_invalid_parameter_lists():
+    w = distml.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match="optimizer got an empty parameter list"):
+        optim.SGD([])
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
+        optim.SGD([{"params": [w]}, {"params": [w]}])
+    opt = optim.SGD([w])
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
+        opt.add_param_group({"params": w, "lr": 0.1})
+    with pytest.warns(UserWarning, match="optimizer contains a parameter group with duplicate parameters"):
+        optim.SGD([w, w])
+
+
+def test_type_errors():
+    w = distml.tensor([1.0], requires_grad=True)
+    with pytest.raises(TypeError, match="params argument given to the optimizer should be an iterable of Tensors "
+                                        "or dicts, but got distml.tensor.Tensor"):
+        optim.SGD(w)
+    with pytest.raises(TypeError, match="optimizer can only optimize Tensors, but one of the params is builtins.int"):
+        optim.SGD([w, 3])
+    with pytest.raises(ValueError, match="can't optimize a non-leaf Tensor"):
+        optim.SGD([w * 2])
+    with pytest.raises(TypeError, match="optimizer parameters need to be organized in ordered collections"):
+        optim.SGD([{"params": {w}}])
+
+
+def test_unsupported_dtype_and_mismatched_gradient():
+    w = distml.tensor([1.0, 2.0], dtype=distml.float16, requires_grad=True)
+    w.grad = distml.tensor([1.0, 1.0], dtype=distml.float16)
+    with pytest.raises(ValueError, match="sgd_step: unsupported dtype float16"):
+        optim.SGD([w], lr=0.1).step()
+    v = distml.tensor([1.0, 2.0], dtype=distml.float64, requires_grad=True)
+    v.grad = distml.tensor([1.0, 1.0], dtype=distml.float32)
+    with pytest.raises(TypeError, match=r"grads\[0\]: expected dtype float64, got float32"):
+        optim.SGD([v], lr=0.1).step()
+    v.grad = distml.tensor([1.0, 1.0, 1.0], dtype=distml.float64)
+    with pytest.raises(RuntimeError, match=r"gradient has shape \[3\] but the parameter has shape \[2\]"):
+        optim.SGD([v], lr=0.1).step()
