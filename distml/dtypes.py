@@ -7,10 +7,11 @@ import numpy as np
 class dtype:
     """A tensor element type: `distml.float32`, with `.is_floating_point` and `.itemsize`."""
 
-    __slots__ = ("name", "np", "is_floating_point", "is_signed", "itemsize")
+    __slots__ = ("name", "legacy_name", "np", "is_floating_point", "is_signed", "itemsize")
 
-    def __init__(self, name, np_dtype):
+    def __init__(self, name, np_dtype, legacy_name):
         self.name = name
+        self.legacy_name = legacy_name  # what PyTorch's error messages call it: Float, Long, ...
         self.np = np.dtype(np_dtype)
         self.is_floating_point = self.np.kind == "f"
         self.is_signed = self.np.kind in "fi"
@@ -23,15 +24,15 @@ class dtype:
         return (_dtype_from_name, (self.name,))
 
 
-float16 = half = dtype("float16", np.float16)
-float32 = float = dtype("float32", np.float32)
-float64 = double = dtype("float64", np.float64)
-int8 = dtype("int8", np.int8)
-int16 = short = dtype("int16", np.int16)
-int32 = int = dtype("int32", np.int32)
-int64 = long = dtype("int64", np.int64)
-uint8 = dtype("uint8", np.uint8)
-bool = dtype("bool", np.bool_)
+float16 = half = dtype("float16", np.float16, "Half")
+float32 = float = dtype("float32", np.float32, "Float")
+float64 = double = dtype("float64", np.float64, "Double")
+int8 = dtype("int8", np.int8, "Char")
+int16 = short = dtype("int16", np.int16, "Short")
+int32 = int = dtype("int32", np.int32, "Int")
+int64 = long = dtype("int64", np.int64, "Long")
+uint8 = dtype("uint8", np.uint8, "Byte")
+bool = dtype("bool", np.bool_, "Bool")
 
 ALL = (float16, float32, float64, int8, int16, int32, int64, uint8, bool)
 _BY_NUMPY = {d.np: d for d in ALL}

@@ -258,7 +258,7 @@ class Tensor:
     # ---- autograd ----
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.data.dtype.kind != "f":
-            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
                                "a computed variable in a subgraph that doesn't require differentiation use "
@@ -303,6 +303,17 @@ class Tensor:
     def retains_grad(self):
         return self.grad_fn is not None and self.grad_fn.retained is not None
 
+    def _inplace_input(self, *args):
+        """self as the input of an in-place op: when the op is recorded, a copy that keeps self's
+        history, so that backward reads the values from before the write (PyTorch saves them too)."""
+        from distml.autograd.grad_mode import _State
+        if not _State.enabled or not (self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad
+                                                                for a in args)):
+            return self
+        before = Tensor(self.data.copy())
+        before.requires_grad, before.grad_fn = self.requires_grad, self.grad_fn
+        return before
+
     def _inplace(self, result):
         """Make `result` (computed out of place from self) the new value of self."""
         from distml.autograd.grad_mode import is_grad_enabled
@@ -312,8 +323,8 @@ class Tensor:
             raise RuntimeError("in-place operations on a view of a tensor that requires grad are not supported "
                                "by distml; use the out-of-place form")
         if result.data.dtype != self.data.dtype and not np.can_cast(result.data.dtype, self.data.dtype, "same_kind"):
-            raise RuntimeError(f"result type {dtypes.from_numpy(result.data.dtype).name.capitalize()} can't be "
-                               f"cast to the desired output type {self.dtype.name.capitalize()}")
+            raise RuntimeError(f"result type {dtypes.from_numpy(result.data.dtype).legacy_name} can't be "
+                               f"cast to the desired output type {self.dtype.legacy_name}")
         if result.data.shape != self.data.shape:
             raise RuntimeError(f"output with shape {list(self.data.shape)} doesn't match the broadcast shape "
                                f"{list(result.data.shape)}")
@@ -418,10 +429,10 @@ class Tensor:
         return self._inplace(ops.sub(self, other))
 
     def __imul__(self, other):
-        return self._inplace(ops.mul(self, other))
+        return self._inplace(ops.mul(self._inplace_input(other), other))
 
     def __itruediv__(self, other):
-        return self._inplace(ops.div(self, other))
+        return self._inplace(ops.div(self._inplace_input(other), other))
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
@@ -454,13 +465,13 @@ class Tensor:
         return self._inplace(ops.sub(self, other, alpha=alpha))
 
     def mul_(self, other):
-        return self._inplace(ops.mul(self, other))
+        return self._inplace(ops.mul(self._inplace_input(other), other))
 
     def div_(self, other, rounding_mode=None):
-        return self._inplace(ops.div(self, other, rounding_mode=rounding_mode))
+        return self._inplace(ops.div(self._inplace_input(other), other, rounding_mode=rounding_mode))
 
     def pow_(self, exponent):
-        return self._inplace(ops.pow(self, exponent))
+        return self._inplace(ops.pow(self._inplace_input(exponent), exponent))
 
     def addcmul_(self, tensor1, tensor2, value=1):
         return self._inplace(ops.add(self, ops.mul(tensor1, tensor2), alpha=value))
@@ -579,7 +590,7 @@ def _method(function):
 
 def _inplace_method(function):
     def method(self, *args, **kwargs):
-        return self._inplace(function(self, *args, **kwargs))
+        return self._inplace(function(self._inplace_input(*args, *kwargs.values()), *args, **kwargs))
     method.__name__ = function.__name__ + "_"
     return method
 

@@ -73,9 +73,12 @@ def logical_not(x):
 
 
 def _check_integral(name, *operands):
+    from distml import dtypes
     for x in operands:
-        if isinstance(x, Tensor) and x.data.dtype.kind not in "biu" or isinstance(x, float):
-            raise RuntimeError(f"\"{name}_cpu\" not implemented for 'Float'")
+        if isinstance(x, Tensor) and x.data.dtype.kind not in "biu":
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{x.dtype.legacy_name}'")
+        if isinstance(x, float):
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{dtypes.get_default_dtype().legacy_name}'")
 
 
 def bitwise_and(a, b):

@@ -38,6 +38,18 @@ class Mul(Primitive):
                 unbroadcast(grad * self.a, _shape(self.b)) if needs[1] else None)
 
 
+class Scale(Primitive):
+    """x times (or divided by) a Python number: backward needs neither x nor the output."""
+    saves_inputs = False
+
+    def forward(self, x, factor, divide):
+        self.factor, self.divide = factor, divide
+        return x / factor if divide else x * factor
+
+    def backward(self, grad):
+        return grad / self.factor if self.divide else grad * self.factor
+
+
 class Div(Primitive):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -274,6 +286,10 @@ def rsub(a, b, alpha=1):
 
 def mul(a, b):
     a, b = promote(a, b)
+    if not isinstance(b, Tensor):
+        return Scale.apply(a, factor=b, divide=False)
+    if not isinstance(a, Tensor):
+        return Scale.apply(b, factor=a, divide=False)
     return Mul.apply(a, b)
 
 
@@ -281,9 +297,9 @@ def div(a, b, rounding_mode=None):
     """a / b; integer inputs give a float result; rounding_mode "trunc" or "floor" rounds it."""
     if rounding_mode is None:
         a, b = promote(a, b, to_float=True)
-        return Div.apply(a, b)
+        return Scale.apply(a, factor=b, divide=True) if not isinstance(b, Tensor) else Div.apply(a, b)
     if rounding_mode not in ("trunc", "floor"):
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     a, b = promote(a, b)
     return _rounded_divide(a, b, rounding_mode)
 

@@ -197,8 +197,8 @@ class Scatter(Primitive):
 
 
 def _check_gather_args(name, x, dim, index):
-    if index.data.dtype != np.int64:
-        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+    if index.data.dtype not in (np.int32, np.int64):
+        raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
     if index.data.ndim != x.data.ndim and not (index.data.ndim <= 1 and x.data.ndim <= 1):
         raise RuntimeError(f"Index tensor must have the same number of dimensions as {'input' if name == 'gather' else 'self'} tensor")
     d = wrap_dim(dim, x.data.ndim)

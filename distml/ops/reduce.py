@@ -109,7 +109,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
         x = cast(x, dtype)
     if x.data.dtype.kind != "f":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
-                           f"or complex dtype. Got: {x.dtype.name.capitalize()}")
+                           f"or complex dtype. Got: {x.dtype.legacy_name}")
     dims = normalize_dims(dim, x.data.ndim)
     count = x.data.size if dims is None else math.prod(x.data.shape[d] for d in dims)
     total = Sum.apply(x, dims=dims, keepdim=keepdim, dtype=None)

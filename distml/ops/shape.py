@@ -294,7 +294,7 @@ def cat(tensors, dim=0):
     """Join tensors along an existing dim: `distml.cat([a, b], dim=1)`."""
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     first = tensors[0]
     if first.data.ndim == 0:
         raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")

@@ -11,7 +11,6 @@ import torch
 
 import distml
 
-torch.set_default_dtype(torch.float64)
 
 
 def idx(m, values):
