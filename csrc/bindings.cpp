@@ -251,7 +251,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("local_rank", &ProcessGroup::local_rank)
       .def_property_readonly("local_size", &ProcessGroup::local_size)
       .def_property_readonly("timeout", &ProcessGroup::timeout)
-      .def_property("tuning", &ProcessGroup::tuning, &ProcessGroup::set_tuning)
+      .def_property("tuning", [](const ProcessGroup& g) { return g.tuning(); }, &ProcessGroup::set_tuning,
+                    "A copy of the algorithm settings; assign to change them.")
       .def("world_rank", &ProcessGroup::world_rank)
       .def("allreduce", [](ProcessGroup& g, py::array buf, int op, bool async) {
         DType dtype = reducible(buf, op);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <climits>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -89,20 +90,63 @@ void Transport::wait(MPI_Request* requests, int n, const int* peers, MPI_Status*
       std::this_thread::sleep_for(std::chrono::microseconds(waited < 0.1 ? 100 : 1000));
     }
   }
-  std::ostringstream missing;
-  const char* sep = "";
+  std::set<int> late;  // group ranks, or MPI_ANY_SOURCE
   for (int i = 0; i < n; ++i) {
     int done = 0;
     MPI_Test(&requests[i], &done, MPI_STATUS_IGNORE);
-    if (!done) {
-      missing << sep << (peers[i] == MPI_ANY_SOURCE ? std::string("any") : std::to_string(world_rank(peers[i])));
-      sep = ", ";
-    }
+    if (!done) late.insert(peers[i]);
   }
+  fail(timeout_message(late), true);
+}
+
+std::string Transport::names(const std::set<int>& ranks) const {
+  std::string out;
+  for (int r : ranks) out += (out.empty() ? "" : ", ") + (r == MPI_ANY_SOURCE ? "any" : std::to_string(world_rank(r)));
+  return out;
+}
+
+// A rank may be waiting for a peer that is itself waiting (recursive doubling, rings). So each
+// rank that times out tells the others whom it waits for, and listens for a moment for the same
+// news from them: the ranks waited for that never reported waiting are the ones that did not arrive.
+std::string Transport::timeout_message(const std::set<int>& late) {
+  int* upper = nullptr;
+  int found = 0;
+  MPI_Comm_get_attr(comm_, MPI_TAG_UB, &upper, &found);
+  const int notice_tag = found ? *upper : 32767;  // above every tag the algorithms use
+  std::vector<int> notice(late.begin(), late.end());
+  std::vector<MPI_Request> unused(size_);
+  for (int i = 0; i < size_; ++i)  // never completed: the communicator is abandoned after this
+    if (i != rank_) MPI_Isend(notice.data(), static_cast<int>(notice.size()), MPI_INT, i, notice_tag, comm_, &unused[i]);
+
+  std::set<int> waiting = {rank_}, candidates = late;
+  std::ostringstream others;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(1.0, timeout_s_));
+  while (std::chrono::steady_clock::now() < until && static_cast<int>(waiting.size()) < size_) {
+    int arrived = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, notice_tag, comm_, &arrived, &st);
+    if (!arrived) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    int count = 0;
+    MPI_Get_count(&st, MPI_INT, &count);
+    std::vector<int> theirs(count);
+    MPI_Recv(theirs.data(), count, MPI_INT, st.MPI_SOURCE, notice_tag, comm_, MPI_STATUS_IGNORE);
+    if (!waiting.insert(st.MPI_SOURCE).second) continue;
+    candidates.insert(theirs.begin(), theirs.end());
+    if (late.count(st.MPI_SOURCE))
+      others << "; rank " << world_rank(st.MPI_SOURCE) << " is itself waiting for rank(s) "
+             << names(std::set<int>(theirs.begin(), theirs.end()));
+  }
+  std::set<int> absent;
+  for (int r : candidates)
+    if (!waiting.count(r)) absent.insert(r);
   std::ostringstream message;
-  message << "timed out after " << timeout_s_ << " s waiting for rank(s) " << missing.str()
-          << " (dead or stalled; set the limit with init_process_group(timeout=...) or DISTML_TIMEOUT)";
-  fail(message.str(), true);
+  message << "timed out after " << timeout_s_ << " s waiting for rank(s) " << names(late) << others.str();
+  if (!absent.empty() && absent != late) message << "; rank(s) " << names(absent) << " did not arrive";
+  message << " (dead or stalled; set the limit with init_process_group(timeout=...) or DISTML_TIMEOUT)";
+  return message.str();
 }
 
 }  // namespace distml

@@ -3,6 +3,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -43,6 +44,9 @@ class Transport {
   void check(int mpi_code, const char* call) const;
 
  private:
+  std::string names(const std::set<int>& ranks) const;  // world ranks, for messages
+  std::string timeout_message(const std::set<int>& late);
+
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
   std::vector<int> world_ranks_;

@@ -250,21 +250,28 @@ def _buffer(array):
     return buf, lambda: np.copyto(array, buf)
 
 
+_WIRE_OPS = (0, 1, 2, 3, 0)  # indexed by ReduceOp; AVG travels as SUM
+
+
 def _check_op(op, array):
-    op = ReduceOp(op)
-    if op == ReduceOp.AVG and array.dtype.kind != "f":
+    """The op sent to C++, and whether to divide by the group size afterwards (AVG)."""
+    if not (isinstance(op, int) and 0 <= op <= 4):
+        raise ValueError(f"op must be a ReduceOp ({', '.join(o.name for o in ReduceOp)}), got {op!r}")
+    average = op == 4  # ReduceOp.AVG
+    if average and array.dtype.kind != "f":
         raise TypeError(f"ReduceOp.AVG needs a floating dtype, got {array.dtype}")
-    return (ReduceOp.SUM if op == ReduceOp.AVG else op), op == ReduceOp.AVG
+    return _WIRE_OPS[op], average
 
 
 def _launch(work, async_op, keep, *finishers):
     """Sync: run the finishers now. Async: a Work that runs them on wait()."""
+    if not async_op:
+        for step in finishers:
+            if step is not None:
+                step()
+        return None
     steps = [f for f in finishers if f is not None]
     finish = (lambda: [f() for f in steps]) if steps else None
-    if not async_op:
-        if finish:
-            finish()
-        return None
     handle = Work(work, keep, finish)
     _state.inflight = [w for w in _state.inflight if not w.is_completed()] + [handle]
     return handle
@@ -278,7 +285,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     array = _array(tensor)
     wire_op, average = _check_op(op, array)
     buf, copy_back = _buffer(array)
-    work = group._pg.allreduce(buf, int(wire_op), async_op)
+    work = group._pg.allreduce(buf, wire_op, async_op)
     divide = (lambda: np.divide(buf, group.size(), out=buf)) if average else None
     return _launch(work, async_op, (array, buf), divide, copy_back)
 
@@ -303,7 +310,7 @@ def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
     wire_op, average = _check_op(op, array)
     root = _group_rank(group, dst, "reduce")
     buf, copy_back = _buffer(array)
-    work = group._pg.reduce(buf, int(wire_op), root, async_op)
+    work = group._pg.reduce(buf, wire_op, root, async_op)
     on_root = group.rank() == root
     divide = (lambda: np.divide(buf, group.size(), out=buf)) if average and on_root else None
     return _launch(work, async_op, (array, buf), divide, copy_back if on_root else None)
@@ -376,7 +383,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
 def _reduce_scatter(group, out, stacked, op, async_op):
     wire_op, average = _check_op(op, out)
     buf, copy_back = _buffer(out)
-    work = group._pg.reduce_scatter(stacked, buf, int(wire_op), async_op)
+    work = group._pg.reduce_scatter(stacked, buf, wire_op, async_op)
     divide = (lambda: np.divide(buf, group.size(), out=buf)) if average else None
     return _launch(work, async_op, (out, buf, stacked), divide, copy_back)
 
