@@ -1,0 +1,519 @@
+"""nn.functional: the stateless forms of the layers, activations and losses, with PyTorch's
+signatures and argument checks. Each calls one primitive from distml/ops or composes ops.
+
+    import distml.nn.functional as F
+    loss = F.cross_entropy(F.linear(x, w, b), target)
+"""
+import numpy as np
+
+from distml import ops
+from distml._backend import get_array_module
+from distml.autograd.grad_mode import is_grad_enabled, no_grad
+from distml.ops import activation as _act
+from distml.ops import conv as _conv
+from distml.ops import linear as _linear
+from distml.ops import loss as _loss
+from distml.ops import pool as _pool
+from distml.ops.norm import Normalize
+from distml.tensor import Tensor
+
+
+def _tuple(value, n, name="value"):
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * n
+    if len(value) != n:
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of {n} values to match the "
+                           f"convolution dimensions, but got {name}={list(value)}")
+    return value
+
+
+# ---- linear, embedding, dropout ----
+
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias: `F.linear(x, w, b)`."""
+    x_shape, w_shape = input.data.shape, weight.data.shape
+    if not x_shape or x_shape[-1] != w_shape[-1]:
+        rows = int(np.prod(x_shape[:-1])) if len(x_shape) > 1 else 1
+        cols = x_shape[-1] if x_shape else 0
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and {w_shape[-1]}x{w_shape[0]})")
+    if input.data.dtype != weight.data.dtype:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_type_name(input)} and "
+                           f"{_type_name(weight)}")
+    return _linear.Linear.apply(input, weight, bias)
+
+
+def _type_name(t):
+    return {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
+            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[t.data.dtype.name]
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of `weight` picked by the integer tensor `input`; row `padding_idx` gets no gradient."""
+    if input.data.dtype.kind not in "iu":
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+                           f"Long, Int; but got distml.{_type_name(input)}Tensor instead (while checking arguments "
+                           "for embedding)")
+    rows = weight.data.shape[0]
+    if input.data.size and (int(input.data.min()) < 0 or int(input.data.max()) >= rows):
+        raise IndexError("index out of range in self")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += rows
+    return _linear.Embedding.apply(weight, input, padding_idx=padding_idx)
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (training only)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    from distml.random import rand
+    keep = rand(*input.data.shape, dtype=input.dtype, device=input.device).data >= p
+    mask = Tensor((keep / (1.0 - p)).astype(input.data.dtype) if p < 1.0 else keep.astype(input.data.dtype))
+    return input.mul_(mask) if inplace else input * mask
+
+
+# ---- convolution ----
+
+def _conv_padding(padding, kernel, stride, dilation):
+    """((top, bottom), (left, right)) for an int/tuple padding or 'valid' / 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding != "same":
+            raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+        if any(s != 1 for s in stride):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    return tuple((p, p) for p in _tuple(padding, 2, "padding"))
+
+
+def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
+    if input.data.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, but got input "
+                           f"of size: {list(input.data.shape)}")
+    if weight.data.ndim != nd + 2:
+        raise RuntimeError(f"weight should have at least three dimensions" if nd == 1 else
+                           f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input, but got "
+                           f"{weight.data.ndim}-dimensional weight of size {list(weight.data.shape)}")
+    channels = input.data.shape[-nd - 1]
+    if channels != weight.data.shape[1] * groups:
+        shape = list(input.data.shape) if input.data.ndim == nd + 2 else [1] + list(input.data.shape)
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.data.shape)}, expected input{shape} "
+                           f"to have {weight.data.shape[1] * groups} channels, but got {channels} channels instead")
+    if weight.data.shape[0] % groups:
+        raise RuntimeError("out_channels must be divisible by groups")
+    if input.data.dtype != weight.data.dtype or (bias is not None and bias.data.dtype != input.data.dtype):
+        other = weight if input.data.dtype != weight.data.dtype else bias
+        raise RuntimeError(f"Input type ({_type_name(input)}) and {'weight' if other is weight else 'bias'} type "
+                           f"({_type_name(other)}) should be the same")
+    unbatched = input.data.ndim == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    if nd == 1:
+        x, weight = x.unsqueeze(2), weight.unsqueeze(2)
+        stride, dilation = (1,) + _tuple(stride, 1), (1,) + _tuple(dilation, 1)
+        padding = padding if isinstance(padding, str) else (0,) + _tuple(padding, 1)
+    stride, dilation = _tuple(stride, 2, "stride"), _tuple(dilation, 2, "dilation")
+    kernel = weight.data.shape[2:]
+    (top, bottom), (left, right) = _conv_padding(padding, kernel, stride, dilation)
+    N, C, H, W = x.data.shape
+    OH = (H + top + bottom - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    OW = (W + left + right - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    if OH <= 0 or OW <= 0:
+        padded = f"{H + top + bottom} x {W + left + right}" if nd == 2 else f"{W + left + right}"
+        size = " x ".join(str(d * (k - 1) + 1) for k, d in zip(kernel[2 - nd:], dilation[2 - nd:]))
+        raise RuntimeError(f"Calculated padded input size per channel: ({padded}). Kernel size: ({size}). "
+                           "Kernel size can't be greater than actual input size")
+    geometry = (N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], top, left, dilation[0], dilation[1], OH, OW)
+    out = _conv.Conv2d.apply(x, weight, bias, geometry=geometry, groups=groups)
+    if nd == 1:
+        out = out.squeeze(2)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution of (N, C, L) by weight (O, C / groups, K); padding int, 'valid' or 'same'."""
+    return _conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution of (N, C, H, W) by weight (O, C / groups, KH, KW) as im2col + one GEMM."""
+    return _conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transpose (gradient) of conv2d: weight (C_in, C_out / groups, KH, KW)."""
+    if input.data.ndim not in (3, 4):
+        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of "
+                           f"size: {list(input.data.shape)}")
+    unbatched = input.data.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input
+    if x.data.shape[1] != weight.data.shape[0]:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.data.shape)}, expected input"
+                           f"{list(x.data.shape)} to have {weight.data.shape[0]} channels, but got "
+                           f"{x.data.shape[1]} channels instead")
+    stride, padding = _tuple(stride, 2, "stride"), _tuple(padding, 2, "padding")
+    output_padding, dilation = _tuple(output_padding, 2, "output_padding"), _tuple(dilation, 2, "dilation")
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise RuntimeError("output padding must be smaller than either stride or dilation")
+    N, _, H, W = x.data.shape
+    KH, KW = weight.data.shape[2:]
+    OH = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (KH - 1) + output_padding[0] + 1
+    OW = (W - 1) * stride[1] - 2 * padding[1] + dilation[1] * (KW - 1) + output_padding[1] + 1
+    if OH <= 0 or OW <= 0:
+        raise RuntimeError(f"Given input size per channel: ({H} x {W}). Calculated output size per channel: "
+                           f"({OH} x {OW}). Output size is too small")
+    geometry = (N, weight.data.shape[1] * groups, OH, OW, KH, KW, stride[0], stride[1], padding[0], padding[1],
+                dilation[0], dilation[1], H, W)
+    out = _conv.ConvTranspose2d.apply(x, weight, bias, geometry=geometry, groups=groups)
+    return out.squeeze(0) if unbatched else out
+
+
+# ---- pooling ----
+
+def _pool_size(size, k, s, p, d, ceil_mode):
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode):
+    k = _tuple(kernel_size, 2, "kernel_size")
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _tuple(stride, 2, "stride")
+    p, d = _tuple(padding, 2, "padding"), _tuple(dilation, 2, "dilation")
+    N, C, H, W = input.data.shape
+    OH, OW = _pool_size(H, k[0], s[0], p[0], d[0], ceil_mode), _pool_size(W, k[1], s[1], p[1], d[1], ceil_mode)
+    if OH < 1 or OW < 1:
+        raise RuntimeError(f"Given input size: ({C}x{H}x{W}). Calculated output size: ({C}x{OH}x{OW}). "
+                           "Output size is too small")
+    return (N, C, H, W, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], OH, OW)
+
+
+def _batched_planes(name, input):
+    if input.data.ndim not in (3, 4):
+        raise RuntimeError(f"{name}: Expected 3D or 4D (batch mode) tensor for input, but got: "
+                           f"{list(input.data.shape)}")
+    return (input.unsqueeze(0), True) if input.data.ndim == 3 else (input, False)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Window maxima over (N, C, H, W); with return_indices also each maximum's flat H*W index."""
+    x, unbatched = _batched_planes("max_pool2d", input)
+    geometry = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
+    k, p, d = geometry[4:6], geometry[8:10], geometry[10:12]
+    if any(pad > (dil * (kern - 1) + 1) // 2 for pad, kern, dil in zip(p, k, d)):
+        raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p[0]}, "
+                           f"kernel_size={k[0]} and dilation={d[0]}")
+    sink = [] if return_indices else None
+    out = _pool.MaxPool2d.apply(x, geometry=geometry, sink=sink)
+    if unbatched:
+        out = out.squeeze(0)
+    if return_indices:
+        indices = Tensor(sink[0][0] if unbatched else sink[0])
+        return out, indices
+    return out
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Window averages over (N, C, H, W), PyTorch's divisor rules."""
+    x, unbatched = _batched_planes("avg_pool2d", input)
+    geometry = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode)
+    k, p = geometry[4:6], geometry[8:10]
+    if any(pad > kern // 2 for pad, kern in zip(p, k)):
+        raise RuntimeError(f"pad should be at most half of kernel size, but got pad={p[0]} and kernel_size={k[0]}")
+    out = _pool.AvgPool2d.apply(x, geometry=geometry, count_include_pad=count_include_pad)
+    return out.squeeze(0) if unbatched else out
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed output size (None keeps that input dim): `F.adaptive_avg_pool2d(x, 1)`."""
+    if input.data.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.data.shape)}")
+    sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
+    sizes = tuple(input.data.shape[-2 + i] if s is None else int(s) for i, s in enumerate(sizes))
+    return _pool.AdaptiveAvgPool2d.apply(input, output_size=sizes)
+
+
+# ---- normalisation ----
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalise each channel (dim 1) with the batch statistics (training; the running ones
+    are updated in place) or with the running statistics (eval)."""
+    axes = (0,) + tuple(range(2, input.data.ndim))
+    shape = [1] * input.data.ndim
+    shape[1] = input.data.shape[1]
+    if training:
+        count = input.data.size // input.data.shape[1]
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
+        mean = input.data.mean(axis=axes, keepdims=True)
+        var = input.data.var(axis=axes, keepdims=True)
+        if running_mean is not None:
+            with no_grad():
+                running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean.reshape(-1)
+                running_mean._version[0] += 1
+        if running_var is not None:
+            with no_grad():
+                unbiased = var.reshape(-1) * (count / (count - 1))
+                running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+                running_var._version[0] += 1
+        out = Normalize.apply(input, axes=axes, eps=eps, mean=mean, var=var)
+    else:
+        xp = get_array_module(input.data)
+        scale = (1 / xp.sqrt(running_var.data.reshape(shape) + eps)).astype(input.data.dtype, copy=False)
+        out = (input - Tensor(running_mean.data.reshape(shape))) * Tensor(scale)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing `normalized_shape` dims, then scale and shift elementwise."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    n = len(normalized_shape)
+    if input.data.shape[input.data.ndim - n:] != normalized_shape or input.data.ndim < n:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, normalized_shape))}], but got input of size"
+                           f"{list(input.data.shape)}")
+    out = Normalize.apply(input, axes=tuple(range(input.data.ndim - n, input.data.ndim)), eps=eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each group of channels of each sample, then scale and shift per channel."""
+    N, C = input.data.shape[:2]
+    if C % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
+                           f"shape {list(input.data.shape)} and num_groups={num_groups}")
+    grouped = input.reshape(N, num_groups, -1)
+    out = Normalize.apply(grouped, axes=(2,), eps=eps).reshape(input.data.shape)
+    shape = [1] * input.data.ndim
+    shape[1] = C
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+# ---- activations ----
+
+def _maybe_inplace(input, out, inplace):
+    return input._inplace(out) if inplace else out
+
+
+def relu(input, inplace=False):
+    return _maybe_inplace(input, ops.relu(input), inplace)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return _maybe_inplace(input, _act.LeakyRelu.apply(input, negative_slope=negative_slope), inplace)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _maybe_inplace(input, _act.Elu.apply(input, alpha=alpha), inplace)
+
+
+def gelu(input, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"approximate argument must be either none or tanh.")
+    return _act.Gelu.apply(input, approximate=approximate)
+
+
+def silu(input, inplace=False):
+    return _maybe_inplace(input, _act.Silu.apply(input), inplace)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    return _act.Softplus.apply(input, beta=beta, threshold=threshold)
+
+
+def sigmoid(input):
+    return ops.sigmoid(input)
+
+
+def tanh(input):
+    return ops.tanh(input)
+
+
+def _softmax_dim(ndim):
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input, dim=None, dtype=None):
+    return ops.softmax(input, _softmax_dim(input.data.ndim) if dim is None else dim, dtype=dtype)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    return ops.log_softmax(input, _softmax_dim(input.data.ndim) if dim is None else dim, dtype=dtype)
+
+
+# ---- losses ----
+
+def _check_reduction(reduction):
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _reduce(loss, reduction):
+    _check_reduction(reduction)
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def mse_loss(input, target, reduction="mean"):
+    return _reduce((input - target).square(), reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    return _reduce((input - target).abs(), reduction)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = input - target)."""
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    d = (input - target).abs()
+    return _reduce(ops.where(d < beta, d.square() * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
+    d = (input - target).abs()
+    return _reduce(ops.where(d < delta, d.square() * 0.5, (d - 0.5 * delta) * delta), reduction)
+
+
+def _class_target_layout(name, input, target):
+    """(input, target) with a batch dim, checked: input (N, C, *), target (N, *) of int64."""
+    if input.data.ndim == 1:
+        if target.data.ndim != 0:
+            raise RuntimeError(f"0D or 1D target tensor expected, multi-target not supported")
+        input, target = input.reshape(1, -1), target.reshape(1)
+    if input.data.ndim < 2:
+        raise ValueError(f"Expected 2 or more dimensions (got {input.data.ndim})")
+    if target.data.dtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {_type_name(target)}")
+    if input.data.shape[0] != target.data.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.data.shape[0]}) to match target batch_size "
+                         f"({target.data.shape[0]}).")
+    if input.data.shape[2:] != target.data.shape[1:]:
+        raise RuntimeError(f"size mismatch (got input: {list(input.data.shape)}, target: {list(target.data.shape)})"
+                           if input.data.ndim != 2 else
+                           "0D or 1D target tensor expected, multi-target not supported")
+    return input, target
+
+
+def _check_class_weight(weight, input):
+    if weight is not None and (weight.data.ndim != 1 or weight.data.shape[0] != input.data.shape[1]):
+        raise RuntimeError(f"weight tensor should be defined either for all {input.data.shape[1]} classes or no "
+                           f"classes but got weight tensor of shape: {list(weight.data.shape)}")
+    return None if weight is None else weight.data
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits (N, C, *) or (C,) against class indices (N, *) or class
+    probabilities (input's shape), with class weights, ignore_index and label smoothing."""
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if target.data.dtype.kind == "f" and target.data.shape == input.data.shape:
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
+    if target.data.dtype.kind == "f" or input.data.dtype.kind != "f":
+        raise RuntimeError(f"expected scalar type Long but found {_type_name(target)}" if
+                           target.data.dtype.kind == "f" else
+                           f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(input)}\'')
+    unbatched = input.data.ndim == 1
+    logits, target = _class_target_layout("cross_entropy", input, target)
+    weight = _check_class_weight(weight, logits)
+    N, C = logits.data.shape[:2]
+    compute_grad = is_grad_enabled() and logits.requires_grad
+    out = _loss.CrossEntropy.apply(logits.reshape(N, C, -1), target=target.data.reshape(N, -1), weight=weight,
+                                   ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
+                                   compute_grad=compute_grad)
+    if reduction == "none":
+        out = out.reshape(()) if unbatched else out.reshape(target.data.shape)
+    return out
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
+    class_dim = 0 if input.data.ndim == 1 else 1
+    C = input.data.shape[class_dim]
+    logp = ops.log_softmax(input, class_dim)
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / C
+    terms = logp * target
+    if weight is not None:
+        _check_class_weight(weight, input if class_dim else input.reshape(1, -1))
+        shape = [1] * input.data.ndim
+        shape[class_dim] = C
+        terms = terms * weight.reshape(shape)
+    loss = -terms.sum(class_dim)
+    if reduction == "mean":
+        return loss.sum() / max(input.data.size // C, 1) if input.data.size else loss.sum() * float("nan")
+    return loss.sum() if reduction == "sum" else loss
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """-weight[y] * input[y] on log-probabilities (N, C, *) and class indices (N, *)."""
+    _check_reduction(reduction)
+    unbatched = input.data.ndim == 1
+    logp, target = _class_target_layout("nll_loss", input, target)
+    weight = _check_class_weight(weight, logp)
+    N, C = logp.data.shape[:2]
+    out = _loss.NllLoss.apply(logp.reshape(N, C, -1), target=target.data.reshape(N, -1), weight=weight,
+                              ignore_index=ignore_index, reduction=reduction)
+    if reduction == "none":
+        out = out.reshape(()) if unbatched else out.reshape(target.data.shape)
+    return out
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-weight (t log x + (1 - t) log(1 - x)) on probabilities x."""
+    _check_reduction(reduction)
+    if target.data.shape != input.data.shape:
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) "
+                         "is deprecated. Please ensure they have the same size.")
+    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    loss = _loss.BinaryCrossEntropy.apply(input, target, weight=None if weight is None else weight.data)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """binary_cross_entropy(sigmoid(input), target) computed stably; pos_weight scales the
+    positive term per class (broadcast over the last dim)."""
+    _check_reduction(reduction)
+    if target.data.shape != input.data.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+    loss = _loss.BinaryCrossEntropyWithLogits.apply(input, target, weight=None if weight is None else weight.data,
+                                                    pos_weight=None if pos_weight is None else pos_weight.data)
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """KL(target || exp(input)) pointwise: target * (log target - input), input as log-probabilities;
+    reduction "batchmean" divides the sum by the batch size."""
+    if reduction not in ("none", "mean", "sum", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        positive = target > 0
+        loss = target * ops.where(positive, target, 1.0).log() - target * input
+    if reduction == "batchmean":
+        return loss.sum() / (input.data.shape[0] if input.data.ndim else 1)
+    return _reduce(loss, reduction)
