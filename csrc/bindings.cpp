@@ -9,8 +9,12 @@
 #include "comm/process_group.h"
 #include "dtype.h"
 #include "kernels/scatter.h"
-#include "kernels/softmax.h"
 #include "kernels/optim.h"
+#include "kernels/softmax.h"
+#include "kernels/im2col.h"
+#include "kernels/pool.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/activation.h"
 
 namespace py = pybind11;
 using namespace distml;
@@ -102,6 +106,99 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype);
   }, "grad_x of softmax (or log_softmax) from grad of its output and the output itself.");
+
+  // Convolution windows: `geometry` is (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW) (kernels/im2col.h).
+  static auto conv_geometry = [](const std::vector<int64_t>& v) {
+    if (v.size() != 14) throw py::value_error("geometry: expected 14 values, got " + std::to_string(v.size()));
+    return ConvGeometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
+  };
+  static auto check_arrays = [](const char* what, std::initializer_list<std::pair<const py::array*, int64_t>> arrays) {
+    const py::array& first = *arrays.begin()->first;
+    for (const auto& [a, size] : arrays) {
+      require_contiguous(*a, what);
+      if (a->dtype().not_equal(first.dtype())) throw py::type_error(std::string(what) + ": dtypes differ");
+      if (a->size() != size)
+        throw py::value_error(std::string(what) + ": expected an array of " + std::to_string(size) + " elements, got " +
+                              std::to_string(a->size()));
+    }
+    return dtype_of(first);
+  };
+  m.def("im2col", [](py::array x, py::array cols, std::vector<int64_t> geometry) {
+    ConvGeometry g = conv_geometry(geometry);
+    DType dtype = check_arrays("im2col", {{&x, g.N * g.C * g.H * g.W}, {&cols, g.C * g.KH * g.KW * g.N * g.OH * g.OW}});
+    void* out = cols.mutable_data();
+    py::gil_scoped_release release;
+    im2col(x.data(), out, g, dtype);
+  }, "Unfold x (N, C, H, W) into cols (C*KH*KW, N*OH*OW) for a convolution GEMM.");
+  m.def("col2im", [](py::array cols, py::array x, std::vector<int64_t> geometry) {
+    ConvGeometry g = conv_geometry(geometry);
+    DType dtype = check_arrays("col2im", {{&x, g.N * g.C * g.H * g.W}, {&cols, g.C * g.KH * g.KW * g.N * g.OH * g.OW}});
+    void* out = x.mutable_data();
+    py::gil_scoped_release release;
+    col2im(cols.data(), out, g, dtype);
+  }, "x = the sum of cols (C*KH*KW, N*OH*OW) folded back onto (N, C, H, W): im2col's adjoint.");
+  m.def("max_pool2d", [](py::array x, py::array out, py::array_t<int64_t, py::array::c_style> indices,
+                         std::vector<int64_t> geometry) {
+    ConvGeometry g = conv_geometry(geometry);
+    DType dtype = check_arrays("max_pool2d", {{&x, g.N * g.H * g.W}, {&out, g.N * g.OH * g.OW}});
+    if (indices.size() != out.size()) throw py::value_error("max_pool2d: indices and out sizes differ");
+    void* y = out.mutable_data();
+    int64_t* index = indices.mutable_data();
+    py::gil_scoped_release release;
+    max_pool2d(x.data(), y, index, g, dtype);
+  }, "Window maxima of the planes x (P, H, W) and the flat index of each maximum (geometry N = P, C = 1).");
+  m.def("max_pool2d_backward", [](py::array grad_out, py::array_t<int64_t, py::array::c_style> indices,
+                                  py::array grad_x, std::vector<int64_t> geometry) {
+    ConvGeometry g = conv_geometry(geometry);
+    DType dtype = check_arrays("max_pool2d_backward", {{&grad_out, g.N * g.OH * g.OW}, {&grad_x, g.N * g.H * g.W}});
+    if (indices.size() != grad_out.size()) throw py::value_error("max_pool2d_backward: indices and grad sizes differ");
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    max_pool2d_backward(grad_out.data(), indices.data(), gx, g, dtype);
+  }, "grad_x of max_pool2d: each output's gradient added at its maximum's index.");
+  m.def("avg_pool2d", [](py::array x, py::array out, std::vector<int64_t> geometry, bool count_include_pad) {
+    ConvGeometry g = conv_geometry(geometry);
+    DType dtype = check_arrays("avg_pool2d", {{&x, g.N * g.H * g.W}, {&out, g.N * g.OH * g.OW}});
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    avg_pool2d(x.data(), y, g, count_include_pad, dtype);
+  }, "Window averages of the planes x (P, H, W) with PyTorch's divisor rules.");
+  m.def("avg_pool2d_backward", [](py::array grad_out, py::array grad_x, std::vector<int64_t> geometry,
+                                  bool count_include_pad) {
+    ConvGeometry g = conv_geometry(geometry);
+    DType dtype = check_arrays("avg_pool2d_backward", {{&grad_out, g.N * g.OH * g.OW}, {&grad_x, g.N * g.H * g.W}});
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    avg_pool2d_backward(grad_out.data(), gx, g, count_include_pad, dtype);
+  }, "grad_x of avg_pool2d.");
+  m.def("cross_entropy", [](py::array logits, py::array_t<int64_t, py::array::c_style> target,
+                            std::optional<py::array> weight, py::array loss, py::array target_weight,
+                            std::optional<py::array> grad, int64_t N, int64_t C, int64_t L, int64_t ignore_index,
+                            double label_smoothing) {
+    DType dtype = check_arrays("cross_entropy", {{&logits, N * C * L}, {&loss, N * L}, {&target_weight, N * L}});
+    if (target.size() != N * L) throw py::value_error("cross_entropy: target must have N * L elements");
+    if (weight) check_arrays("cross_entropy weight", {{&logits, N * C * L}, {&*weight, C}});
+    if (grad) check_arrays("cross_entropy grad", {{&logits, N * C * L}, {&*grad, N * C * L}});
+    const void* w = weight ? weight->data() : nullptr;
+    void* g = grad ? grad->mutable_data() : nullptr;
+    void* out = loss.mutable_data();
+    void* tw = target_weight.mutable_data();
+    py::gil_scoped_release release;
+    cross_entropy(logits.data(), target.data(), w, out, tw, g, N, C, L, ignore_index, label_smoothing, dtype);
+  }, "Per-position cross-entropy of logits (N, C, L) and class targets (N, L), its class weight, and optionally "
+     "its gradient (kernels/cross_entropy.h).");
+  m.def("gelu", [](py::array x, py::array out, bool tanh_approximation) {
+    DType dtype = check_arrays("gelu", {{&x, x.size()}, {&out, x.size()}});
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    gelu(x.data(), y, x.size(), tanh_approximation, dtype);
+  }, "out = GELU(x), exact (erf) or the tanh approximation.");
+  m.def("gelu_backward", [](py::array grad, py::array x, py::array grad_x, bool tanh_approximation) {
+    DType dtype = check_arrays("gelu_backward", {{&grad, x.size()}, {&x, x.size()}, {&grad_x, x.size()}});
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    gelu_backward(grad.data(), x.data(), gx, x.size(), tanh_approximation, dtype);
+  }, "grad_x of GELU.");
 
   // Optimizer steps: one list per role (params, grads, state), entry i a C-contiguous array of params[i]'s dtype
   // and size; a state list the options leave unused (needed=false) may be empty. One call updates a whole group.

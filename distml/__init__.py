@@ -19,6 +19,7 @@ from distml.random import (Generator, bernoulli, default_generator, get_rng_stat
 from distml.tensor import Size, Tensor
 from distml.threads import get_num_threads, set_num_threads
 from distml import autograd  # noqa: E402
+from distml import nn  # noqa: E402
 from distml import optim  # noqa: E402
 from distml import utils  # noqa: E402
 from distml.serialization import load, save  # noqa: E402
