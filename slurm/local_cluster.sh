@@ -22,8 +22,13 @@ NODES="n1 n2"
 
 die() { echo "local_cluster.sh: $*" >&2; exit 1; }
 
+alive() {  # alive PID: running, and no zombie (in a container nobody may reap it)
+    local state
+    state=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $state != Z* ]]
+}
+
 pid_alive() {  # pid_alive FILE: the process named in FILE is running
-    [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+    [[ -s $1 ]] && alive "$(cat "$1")"
 }
 
 running() {
@@ -106,13 +111,13 @@ start() {
 }
 
 stop() {
-    local f
+    local f pid
     for f in "$DIR"/slurmd-n1.pid "$DIR"/slurmd-n2.pid "$DIR"/slurmctld.pid "$DIR"/munged.pid; do
-        if pid_alive "$f"; then
-            kill "$(cat "$f")"
-            for _ in $(seq 50); do pid_alive "$f" || break; sleep 0.1; done
-            ! pid_alive "$f" || kill -9 "$(cat "$f")" 2>/dev/null || true
-        fi
+        pid_alive "$f" || continue
+        pid=$(cat "$f")  # the daemons delete their pid file before they are gone
+        kill "$pid"
+        for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+        ! alive "$pid" || kill -9 "$pid" 2>/dev/null || true
     done
     rm -rf "$DIR"
     echo "local_cluster.sh: stopped"

@@ -13,12 +13,14 @@ launcher started the process, optionally narrows CUDA_VISIBLE_DEVICES to this ra
 the program as ``python script.py args`` would (``__name__ == "__main__"``, same sys.argv).
 
 When the program fails, the traceback is printed, then a line ``distmlrun: rank R failed with exit
-code C``, and the whole job is aborted through MPI_Abort when MPI is up, so no rank is left waiting
-in a collective for one that is gone.
+code C``; then, if MPI is up, MPI_Abort ends the whole job, so no rank is left waiting in a
+collective for one that is gone. Otherwise the rank exits with the code, and the launcher stops the
+others (mpiexec does so when a rank exits non-zero; srun with --kill-on-bad-exit, as distmlrun runs it).
 """
 import os
 import runpy
 import sys
+import time
 import traceback
 
 
@@ -87,7 +89,8 @@ def _exit_code(exc):
 
 
 def _abort_mpi(code):
-    """MPI_Abort the whole job if this process initialised MPI, so peers blocked in a collective end."""
+    """MPI_Abort the job if this process initialised MPI (through mpi4py or distml's bindings):
+    exiting would run MPI_Finalize, which waits for peers that may be waiting for this rank."""
     try:
         import mpi4py
         if "mpi4py.MPI" not in sys.modules:
@@ -96,6 +99,7 @@ def _abort_mpi(code):
     except ImportError:
         return
     if MPI.Is_initialized() and not MPI.Is_finalized():
+        time.sleep(1)  # else srun may tear the step down before it forwards this rank's last lines
         MPI.COMM_WORLD.Abort(code)
 
 
@@ -131,6 +135,10 @@ def main(argv=None):
         sys.exit("usage: python -m distml.distributed.launch_rank [--gpus LIST] "
                  "(script.py | -m module) [args...]: expected a script or a module, got nothing")
 
+    if not is_module and not os.path.isfile(argv[0]):
+        print(f"{sys.executable}: can't open file {os.path.abspath(argv[0])!r}: "
+              "[Errno 2] No such file or directory", file=sys.stderr)  # as python says it
+        sys.exit(2)
     rank, local_rank, world_size, local_world_size = rank_environment()
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world_size),
                       LOCAL_WORLD_SIZE=str(local_world_size))

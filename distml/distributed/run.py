@@ -185,14 +185,14 @@ def launch_command(opts, rank_argv, env):
 _TAG = {"mpiexec": re.compile(r"\[\d+,(\d+)\]<(stdout|stderr)>: ?(.*)"),
         "srun": re.compile(r"\s*(\d+): (.*)")}
 _RANK_FAILED = re.compile(r"distmlrun: rank (\d+) failed with exit code (-?\d+)")
-# What mpiexec and srun say about the first rank to fail, on the launcher's own lines.
+# What mpiexec and srun say about the first rank to fail, on their own lines (mpiexec's wrap).
 _LAUNCHER_SAYS = [
     (re.compile(r"Process name: \[[^\]]*,(\d+)\]\s+Exit code:\s+(-?\d+)"), "exited with code {}"),
     (re.compile(r"process rank (\d+) with PID \d+ on node \S+ exited on\s+signal (\d+)"),
      "was killed by signal {}"),
     (re.compile(r"process rank (\d+) with PID \d+ on node \S+ calling\s+\"abort\""),
      "called MPI_Abort"),
-    (re.compile(r"srun: error: \S+: task (\d+): (?!Killed)(.+)"), "ended: {}"),
+    (re.compile(r"srun: error: \S+: task (\d+): (?!Killed|Terminated)(.+)"), "ended: {}"),
 ]
 
 
@@ -242,7 +242,7 @@ class RankOutput:
         nobody said which."""
         if self.first_failure is not None:
             return self.first_failure
-        said = " ".join(line.strip() for line in self.launcher_lines)
+        said = "\n".join(line.strip() for line in self.launcher_lines)
         for pattern, description in _LAUNCHER_SAYS:
             match = pattern.search(said)
             if match:
@@ -309,7 +309,7 @@ def main(argv=None):
               file=sys.stderr)
         return code
     rank, what, last_lines = failure
-    print(f"distmlrun: rank {rank} {what}; the other ranks were stopped. "
+    print(f"distmlrun: rank {rank} {what}; the job was stopped. "
           f"Last lines of rank {rank}:", file=sys.stderr)
     for line in last_lines or ["(no output)"]:
         print(f"  [rank {rank}] {line}", file=sys.stderr)

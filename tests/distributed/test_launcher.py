@@ -15,12 +15,17 @@ from distml.distributed.launch_rank import rank_environment
 TIMEOUT = 120  # seconds for any one job; the failure tests also bound how fast they end
 
 
-def distmlrun(tmp_path, *args, env=None, timeout=TIMEOUT):
+def clean_env(**extra):
+    """This environment without what a surrounding job or GPU machine would add, plus `extra`."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("SLURM_", "OMPI_COMM_WORLD", "PMI_")) and k not in
             ("CUDA_VISIBLE_DEVICES", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    return {**base, **extra}
+
+
+def distmlrun(tmp_path, *args, env=None, timeout=TIMEOUT):
     return subprocess.run([sys.executable, "-m", "distml.distributed.run", *args], cwd=tmp_path,
-                          env={**base, **(env or {})}, capture_output=True, text=True,
+                          env=clean_env(**(env or {})), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -139,7 +144,7 @@ def test_failing_rank_stops_the_job_and_is_named(tmp_path, setup, wait):
     assert time.monotonic() - start < 30
     assert done.returncode != 0
     summary = done.stderr[done.stderr.index("distmlrun: rank 1 exited with code 1;"):]
-    assert "the other ranks were stopped" in summary
+    assert "the job was stopped" in summary
     assert "[rank 1] stdout: step 29" in summary
     assert "[rank 1] stderr: ValueError: boom in rank 1" in summary
     assert 'File "fail.py", line' in summary  # the program's frames, not the launcher's
@@ -172,7 +177,8 @@ def test_sigterm_to_distmlrun_stops_the_ranks(tmp_path):
         time.sleep(600)
     """)
     proc = subprocess.Popen([sys.executable, "-m", "distml.distributed.run", "-n", "2", script],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not all((tmp_path / f"pid{r}").exists() for r in range(2)):
@@ -235,3 +241,30 @@ def test_mpiexec_flags(monkeypatch):
     assert cmd.count("--bind-to") == 1 and cmd[cmd.index("--bind-to") + 1] == "core"
     forwarded = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-x"]
     assert forwarded == ["PATH", "PYTHONUNBUFFERED", "OMP_NUM_THREADS"]
+
+
+def test_missing_script_fails_like_python(tmp_path):
+    done = distmlrun(tmp_path, "-n", "2", "missing.py", timeout=60)
+    assert done.returncode == 2
+    assert f"can't open file '{tmp_path / 'missing.py'}'" in done.stderr
+    assert "distmlrun: rank 0 exited with code 2" in done.stderr or \
+        "distmlrun: rank 1 exited with code 2" in done.stderr
+
+
+def test_launch_scripts(tmp_path):
+    bin_dir = os.path.dirname(sys.executable)
+    assert os.path.exists(os.path.join(bin_dir, "distmlrun")), \
+        f"expected the distmlrun console script beside {sys.executable}; pip install -e ."
+    script = write(tmp_path, "report.py", REPORT)
+    (tmp_path / "hosts").write_text("localhost slots=2\n")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = bin_dir + os.pathsep + os.environ["PATH"]
+    for launch, env in [("local.sh", {"NPROC": "3"}), ("hostfile.sh", {"HOSTFILE": "hosts"})]:
+        done = subprocess.run([os.path.join(repo, "launch", launch), script, "x"], cwd=tmp_path,
+                              env=clean_env(PATH=path, **env), capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        assert done.returncode == 0, done.stderr
+        got = reports(done.stdout)
+        n = 3 if launch == "local.sh" else 2
+        assert [(r["env"]["RANK"], r["env"]["WORLD_SIZE"], r["argv"]) for r in got] == \
+            [(str(r), str(n), [script, "x"]) for r in range(n)]
