@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace distml {
 namespace {
@@ -27,32 +28,47 @@ void for_each_chunk(int64_t count, const int64_t* sizes, Body body) {
   }
 }
 
-// torch.lerp's two-sided form: start + weight * (end - start), exact at both ends.
-template <typename T>
+// torch.lerp's two-sided form: start + weight * (end - start) for weight < 0.5, else from the end, so it is
+// exact at both ends. The side is a template argument, chosen once per call, to keep the loops branch-free.
+template <bool kFromStart, typename T>
 inline T lerp(T start, T end, T weight) {
-  return weight < T(0.5) ? start + weight * (end - start) : end - (end - start) * (T(1) - weight);
+  if constexpr (kFromStart) return start + weight * (end - start);
+  else return end - (end - start) * (T(1) - weight);
 }
 
 // Scalars are rounded to T once, as PyTorch does when it applies a Python float to a tensor.
+// Calls body(std::true_type) or body(std::false_type), so that `if constexpr` on the flag compiles
+// a branch-free (vectorizable) inner loop for each value of an option. The innermost lambda captures
+// by value: by reference, GCC must assume stores through the tensors may change the scalars.
+template <typename Body>
+void with_flag(bool flag, Body body) {
+  if (flag) body(std::true_type{});
+  else body(std::false_type{});
+}
+
 template <typename T>
 void sgd_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads, void* const* bufs,
                const uint8_t* fresh, const SgdOptions& o) {
   const T neg_lr = T(-o.lr), momentum = T(o.momentum), keep = T(1 - o.dampening), decay = T(o.weight_decay);
-  const bool use_momentum = o.momentum != 0, use_decay = o.weight_decay != 0;
   for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
-    T* p = static_cast<T*>(params[t]);
-    const T* g = static_cast<const T*>(grads[t]);
-    T* buf = use_momentum ? static_cast<T*>(bufs[t]) : nullptr;
-    const bool first = use_momentum && fresh[t];
-    for (int64_t j = begin; j < end; ++j) {
-      T d = o.maximize ? -g[j] : g[j];
-      if (use_decay) d = d + decay * p[j];
-      if (use_momentum) {
-        buf[j] = first ? d : buf[j] * momentum + keep * d;
-        d = o.nesterov ? d + momentum * buf[j] : buf[j];
+    T* __restrict__ p = static_cast<T*>(params[t]);
+    const T* __restrict__ g = static_cast<const T*>(grads[t]);
+    T* __restrict__ buf = static_cast<T*>(bufs[t]);
+    with_flag(o.maximize, [&](auto maximize) {
+    with_flag(o.weight_decay != 0, [&](auto use_decay) {
+    with_flag(o.momentum != 0, [&](auto use_momentum) {
+    with_flag(o.nesterov, [&](auto nesterov) {
+      const bool first = use_momentum && fresh[t];
+      for (int64_t j = begin; j < end; ++j) {
+        T d = maximize ? -g[j] : g[j];
+        if constexpr (use_decay) d = d + decay * p[j];
+        if constexpr (use_momentum) {
+          buf[j] = first ? d : buf[j] * momentum + keep * d;
+          d = nesterov ? d + momentum * buf[j] : buf[j];
+        }
+        p[j] = p[j] + neg_lr * d;
       }
-      p[j] = p[j] + neg_lr * d;
-    }
+    }); }); }); });
   });
 }
 
@@ -61,29 +77,34 @@ void adam_typed(int64_t count, const int64_t* sizes, void* const* params, const 
                 void* const* sqs, void* const* max_sqs, const double* steps, const AdamOptions& o) {
   const T beta2 = T(o.beta2), one_minus_beta1 = T(1 - o.beta1), one_minus_beta2 = T(1 - o.beta2), eps = T(o.eps);
   const T decay = T(o.weight_decay), shrink = T(1 - o.lr * o.weight_decay);
-  const bool use_decay = o.weight_decay != 0;
   for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
     const double bias_correction1 = 1 - std::pow(o.beta1, steps[t]);
     const double bias_correction2 = 1 - std::pow(o.beta2, steps[t]);
     const T neg_step_size = T(-(o.lr / bias_correction1)), bias_correction2_sqrt = T(std::pow(bias_correction2, 0.5));
-    T* p = static_cast<T*>(params[t]);
-    const T* g = static_cast<const T*>(grads[t]);
-    T* m = static_cast<T*>(avgs[t]);
-    T* v = static_cast<T*>(sqs[t]);
-    T* v_max = o.amsgrad ? static_cast<T*>(max_sqs[t]) : nullptr;
-    for (int64_t j = begin; j < end; ++j) {
-      T d = o.maximize ? -g[j] : g[j];
-      if (use_decay) {
-        if (o.decoupled_weight_decay) p[j] = p[j] * shrink;
-        else d = d + decay * p[j];
+    T* __restrict__ p = static_cast<T*>(params[t]);
+    const T* __restrict__ g = static_cast<const T*>(grads[t]);
+    T* __restrict__ m = static_cast<T*>(avgs[t]);
+    T* __restrict__ v = static_cast<T*>(sqs[t]);
+    T* __restrict__ v_max = static_cast<T*>(max_sqs[t]);
+    with_flag(o.maximize, [&](auto maximize) {
+    with_flag(o.weight_decay != 0, [&](auto use_decay) {
+    with_flag(o.decoupled_weight_decay, [&](auto decoupled) {
+    with_flag(o.amsgrad, [&](auto amsgrad) {
+    with_flag(one_minus_beta1 < T(0.5), [=](auto from_start) {
+      for (int64_t j = begin; j < end; ++j) {
+        T d = maximize ? -g[j] : g[j];
+        if constexpr (use_decay) {
+          if constexpr (decoupled) p[j] = p[j] * shrink;
+          else d = d + decay * p[j];
+        }
+        m[j] = lerp<from_start>(m[j], d, one_minus_beta1);
+        v[j] = v[j] * beta2 + one_minus_beta2 * d * d;
+        T second = v[j];
+        if constexpr (amsgrad) second = v_max[j] = std::max(v_max[j], v[j]);
+        const T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
+        p[j] = p[j] + neg_step_size * m[j] / denom;
       }
-      m[j] = lerp(m[j], d, one_minus_beta1);
-      v[j] = v[j] * beta2 + one_minus_beta2 * d * d;
-      T second = v[j];
-      if (o.amsgrad) second = v_max[j] = std::max(v_max[j], v[j]);
-      const T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
-      p[j] = p[j] + neg_step_size * m[j] / denom;
-    }
+    }); }); }); }); });
   });
 }
 
@@ -92,32 +113,37 @@ void rmsprop_typed(int64_t count, const int64_t* sizes, void* const* params, con
                    void* const* sqs, void* const* grad_avgs, void* const* bufs, const RmspropOptions& o) {
   const T alpha = T(o.alpha), one_minus_alpha = T(1 - o.alpha), eps = T(o.eps), decay = T(o.weight_decay);
   const T neg_lr = T(-o.lr), momentum = T(o.momentum);
-  const bool use_decay = o.weight_decay != 0, use_momentum = o.momentum > 0;
   for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
-    T* p = static_cast<T*>(params[t]);
-    const T* g = static_cast<const T*>(grads[t]);
-    T* sq = static_cast<T*>(sqs[t]);
-    T* ga = o.centered ? static_cast<T*>(grad_avgs[t]) : nullptr;
-    T* buf = use_momentum ? static_cast<T*>(bufs[t]) : nullptr;
-    for (int64_t j = begin; j < end; ++j) {
-      T d = o.maximize ? -g[j] : g[j];
-      if (use_decay) d = d + decay * p[j];
-      sq[j] = sq[j] * alpha + one_minus_alpha * d * d;
-      T avg;
-      if (o.centered) {
-        ga[j] = lerp(ga[j], d, one_minus_alpha);
-        avg = std::sqrt(sq[j] + T(-1) * ga[j] * ga[j]);
-      } else {
-        avg = std::sqrt(sq[j]);
+    T* __restrict__ p = static_cast<T*>(params[t]);
+    const T* __restrict__ g = static_cast<const T*>(grads[t]);
+    T* __restrict__ sq = static_cast<T*>(sqs[t]);
+    T* __restrict__ ga = static_cast<T*>(grad_avgs[t]);
+    T* __restrict__ buf = static_cast<T*>(bufs[t]);
+    with_flag(o.maximize, [&](auto maximize) {
+    with_flag(o.weight_decay != 0, [&](auto use_decay) {
+    with_flag(o.centered, [&](auto centered) {
+    with_flag(o.momentum > 0, [&](auto use_momentum) {
+    with_flag(one_minus_alpha < T(0.5), [=](auto from_start) {
+      for (int64_t j = begin; j < end; ++j) {
+        T d = maximize ? -g[j] : g[j];
+        if constexpr (use_decay) d = d + decay * p[j];
+        sq[j] = sq[j] * alpha + one_minus_alpha * d * d;
+        T avg;
+        if constexpr (centered) {
+          ga[j] = lerp<from_start>(ga[j], d, one_minus_alpha);
+          avg = std::sqrt(sq[j] + T(-1) * ga[j] * ga[j]);
+        } else {
+          avg = std::sqrt(sq[j]);
+        }
+        avg = avg + eps;
+        if constexpr (use_momentum) {
+          buf[j] = buf[j] * momentum + d / avg;
+          p[j] = p[j] + neg_lr * buf[j];
+        } else {
+          p[j] = p[j] + neg_lr * d / avg;
+        }
       }
-      avg = avg + eps;
-      if (use_momentum) {
-        buf[j] = buf[j] * momentum + d / avg;
-        p[j] = p[j] + neg_lr * buf[j];
-      } else {
-        p[j] = p[j] + neg_lr * d / avg;
-      }
-    }
+    }); }); }); }); });
   });
 }
 
