@@ -1,2 +1,2 @@
 """Vision: datasets, transforms and models with torchvision's names (`distml.vision` ~ `torchvision`)."""
-from distml.vision import datasets, transforms
+from distml.vision import datasets, models, transforms
