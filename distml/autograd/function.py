@@ -58,11 +58,20 @@ class Primitive(Node):
 
     @classmethod
     def apply(cls, *inputs, **params):
+        # The hot path of every op: kept free of helper calls when nothing needs a gradient.
         node = cls()
-        out = Tensor(node.forward(*[t.data if isinstance(t, Tensor) else t for t in inputs], **params))
+        arrays, record = [], False
+        for t in inputs:
+            if isinstance(t, Tensor):
+                arrays.append(t.data)
+                record = record or t.requires_grad
+            else:
+                arrays.append(t)
+        out = Tensor(node.forward(*arrays, **params))
         if cls.is_view:
             _share_version_if_view(out, inputs[0])
-        if _State.enabled and node.connect(inputs):
+        if record and _State.enabled:
+            node.connect(inputs)
             if cls.saves_inputs:
                 node.saved_versions = tuple((t._version, t._version[0]) for t in inputs if isinstance(t, Tensor))
             if cls.saves_output:

@@ -2,6 +2,7 @@
 import numpy as np
 
 from distml import dtypes
+from distml.ops.convert import cast
 from distml.tensor import Tensor
 
 
@@ -58,19 +59,24 @@ def promote(a, b, to_float=False):
     """Cast tensor operands of a binary op to PyTorch's result dtype; Python scalars stay
     scalars unless they change the result's category (int tensor + 0.5 -> float).
     Also checks that two tensors broadcast and live on the same device."""
-    from distml.ops.convert import cast
     a_is_tensor, b_is_tensor = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_is_tensor and b_is_tensor:
         data_a, data_b = a.data, b.data
+        if (data_a.dtype is data_b.dtype and type(data_a) is np.ndarray and type(data_b) is np.ndarray
+                and data_a.shape == data_b.shape and (not to_float or data_a.dtype.kind == "f")):
+            return a, b  # the common case: same dtype, same shape, on the CPU
         if type(data_a) is not np.ndarray or type(data_b) is not np.ndarray:
             check_same_device(a, b)
         if data_a.shape != data_b.shape:
             broadcast_shapes(data_a.shape, data_b.shape)
-        if data_a.dtype == data_b.dtype and not (to_float and data_a.dtype.kind != "f"):
+        if data_a.dtype == data_b.dtype and (not to_float or data_a.dtype.kind == "f"):
             return a, b
         dtype = dtypes.result_type(data_a, data_b)
     elif a_is_tensor or b_is_tensor:
         tensor, scalar = (a, b) if a_is_tensor else (b, a)
+        kind = tensor.data.dtype.kind
+        if kind in _KEEPS_DTYPE.get(type(scalar), "") and (not to_float or kind == "f"):
+            return a, b  # the common case, decided without result_type
         if isinstance(scalar, np.ndarray):
             raise TypeError("unsupported operand: Tensor and numpy.ndarray (use distml.from_numpy)")
         dtype = dtypes.result_type(tensor.data, scalar)
@@ -83,3 +89,7 @@ def promote(a, b, to_float=False):
     a = cast(a, dtype) if a_is_tensor and a.data.dtype != dtype else a
     b = cast(b, dtype) if b_is_tensor and b.data.dtype != dtype else b
     return a, b
+
+
+# The tensor dtype kinds that a Python scalar of each type leaves unchanged.
+_KEEPS_DTYPE = {float: "f", int: "fiu", bool: "fiub"}

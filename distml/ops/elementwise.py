@@ -18,13 +18,13 @@ class Add(Primitive):
     saves_inputs = False
 
     def forward(self, a, b, alpha=1):
-        self.shapes, self.alpha = (_shape(a), _shape(b)), alpha
+        self.shape_a, self.shape_b, self.alpha = getattr(a, "shape", ()), getattr(b, "shape", ()), alpha
         return a + b if alpha == 1 else a + alpha * b
 
     def backward(self, grad):
         needs = self.needs_input_grad
-        return (unbroadcast(grad, self.shapes[0]) if needs[0] else None,
-                unbroadcast(grad if self.alpha == 1 else grad * self.alpha, self.shapes[1]) if needs[1] else None)
+        return (unbroadcast(grad, self.shape_a) if needs[0] else None,
+                unbroadcast(grad if self.alpha == 1 else grad * self.alpha, self.shape_b) if needs[1] else None)
 
 
 class Mul(Primitive):
@@ -267,7 +267,7 @@ class Clamp(Primitive):
 def add(a, b, alpha=1):
     """a + alpha * b, broadcasting: `distml.add(x, y, alpha=2)`."""
     a, b = promote(a, b)
-    return Add.apply(a, b, alpha=alpha)
+    return Add.apply(a, b) if alpha == 1 else Add.apply(a, b, alpha=alpha)
 
 
 def sub(a, b, alpha=1):
