@@ -4,13 +4,12 @@ distmlrun starts every rank as::
 
     python .../distml/distributed/launch_rank.py [--gpus 0,1,2,3] (script.py | -m module) args...
 
-by path, so that nothing of distml is imported before the program imports it (plain mpi4py programs
-run unchanged); ``python -m distml.distributed.launch_rank`` works too, e.g. under your own mpirun.
-This file uses the standard library only.
-
 which sets RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE (PyTorch's names) from whichever
-launcher started the process, optionally narrows CUDA_VISIBLE_DEVICES to this rank's GPU, and runs
-the program as ``python script.py args`` would (``__name__ == "__main__"``, same sys.argv).
+launcher started the process, narrows CUDA_VISIBLE_DEVICES to this rank's GPU when given --gpus,
+and runs the program as ``python script.py args`` would (``__name__ == "__main__"``, same
+sys.argv and sys.path[0]). It is started by path and uses the standard library only, so nothing
+of distml is imported before the program imports it. Under your own mpirun or srun,
+``python -m distml.distributed.launch_rank script.py`` works too.
 
 When the program fails, the traceback is printed, then a line ``distmlrun: rank R failed with exit
 code C``; then, if MPI is up, MPI_Abort ends the whole job, so no rank is left waiting in a

@@ -10,8 +10,8 @@ Each rank runs distml/distributed/launch_rank.py, which sets RANK, LOCAL_RANK,
 WORLD_SIZE and LOCAL_WORLD_SIZE and then runs the script as ``python script.py`` would.
 
 - -n defaults to the number of GPUs (CUDA_VISIBLE_DEVICES, else ``nvidia-smi -L``), else the
-  CPU cores this process may use. Under SLURM, with --hostfile or -H, it defaults to the slots
-  (tasks) given there.
+  CPU cores this process may use. Under SLURM or with --hostfile/-H it defaults to the tasks
+  or slots given there.
 - GPUs: each rank sees only its own GPU: CUDA_VISIBLE_DEVICES is narrowed to entry LOCAL_RANK of
   the node's list, so the program uses device 0. --all-gpus-visible leaves every GPU visible, for
   scripts that pick ``LOCAL_RANK`` themselves as torchrun scripts do.
@@ -29,6 +29,7 @@ import argparse
 import collections
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -135,7 +136,7 @@ def _srun_mpi_option():
 def launch_command(opts, rank_argv, env):
     """The mpiexec or srun command line that starts the ranks, and the output style it produces.
     Adds to `env` what the ranks need."""
-    extra = opts.launcher_args.split()
+    extra = shlex.split(opts.launcher_args)
     env.setdefault("PYTHONUNBUFFERED", "1")  # a rank that is killed still shows its last lines
     in_slurm = "SLURM_JOB_ID" in os.environ and not (opts.hostfile or opts.host)
     mpiexec = find_mpiexec() if opts.launcher != "srun" else None
@@ -290,8 +291,14 @@ def main(argv=None):
                             text=True, errors="replace", start_new_session=True,
                             preexec_fn=_die_with_parent)
     # The child has its own session, so Ctrl-C reaches it once, from here, not also from the tty.
+    stopped_by = []
+
+    def forward(signum, frame):
+        stopped_by.append(signum)
+        proc.send_signal(signum)
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda signum, frame: proc.send_signal(signum))
+        signal.signal(signum, forward)
     output = RankOutput(style, opts.tag_output)
     pumps = [threading.Thread(target=output.pump, args=(proc.stdout, "stdout"), daemon=True),
              threading.Thread(target=output.pump, args=(proc.stderr, "stderr"), daemon=True)]
@@ -303,6 +310,9 @@ def main(argv=None):
     if code == 0:
         return 0
     code = code if code > 0 else 128 - code  # killed by a signal: the shell's convention
+    if stopped_by:
+        print(f"distmlrun: stopped by {signal.Signals(stopped_by[0]).name}", file=sys.stderr)
+        return 128 + stopped_by[0]
     failure = output.failure()
     if failure is None:
         print(f"distmlrun: the job failed with exit code {code}; {style} did not say which rank",

@@ -1,4 +1,9 @@
 """DistributedSampler against PyTorch's: identical without shuffling, same semantics with it."""
+import json
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch.utils.data
 
@@ -101,3 +106,41 @@ def test_defaults_from_launcher_environment(monkeypatch):
     s = DistributedSampler(range(10), shuffle=False)
     assert (s.num_replicas, s.rank, list(s)) == (3, 2, [2, 5, 8, 1])  # padded with 0, 1
     assert DistributedSampler(range(10), rank=0).num_replicas == 3
+
+
+def test_under_two_ranks_with_the_process_group_and_dataloader(tmp_path):
+    """Defaults from an initialised process group; padded shards cover everything, eval shards
+    count each sample once; a DataLoader takes the sampler."""
+    (tmp_path / "job.py").write_text(textwrap.dedent("""
+        import json
+        import distml.distributed as dist
+        from distml.utils.data import DataLoader, DistributedSampler
+        dist.init_process_group("mpi")
+        data = list(range(11))
+        for pad in (True, False):
+            sampler = DistributedSampler(data, seed=1, pad=pad)
+            sampler.set_epoch(2)
+            mine = [v for x in DataLoader(data, batch_size=3, sampler=sampler) for v in x.tolist()]
+            everyone = [None] * dist.get_world_size()
+            dist.all_gather_object(everyone, (sampler.rank, sampler.num_replicas, mine))
+            if dist.get_rank() == 0:
+                print(json.dumps({"pad": pad, "everyone": everyone}))
+        dist.destroy_process_group()
+    """))
+    done = subprocess.run([sys.executable, "-m", "distml.distributed.run", "-n", "2", "job.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = {r["pad"]: r["everyone"] for r in map(json.loads, done.stdout.splitlines())}
+    for pad, everyone in results.items():
+        assert [(rank, size) for rank, size, _ in everyone] == [(0, 2), (1, 2)]
+        shards = [mine for _, _, mine in everyone]
+        assert shards == shards_of(11, 2, seed=1, epoch=2, pad=pad)
+        seen = sorted(i for shard in shards for i in shard)
+        assert seen == (sorted(list(range(11)) + [shards[0][0]]) if pad else list(range(11)))
+
+
+def shards_of(n, num_replicas, epoch, **kwargs):
+    samplers = [DistributedSampler(range(n), num_replicas, r, **kwargs) for r in range(num_replicas)]
+    for s in samplers:
+        s.set_epoch(epoch)
+    return [list(s) for s in samplers]

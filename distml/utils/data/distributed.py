@@ -10,19 +10,18 @@
     DistributedSampler(test_set, shuffle=False, pad=False)
 """
 import math
-import sys
 
 import numpy as np
 
+import distml.distributed as dist
 from distml.distributed.launch_rank import rank_environment
 from distml.utils.data.sampler import Sampler
 
 
 def _world_size_and_rank():
-    """From the process group when one is up (it is imported by then), else from the launcher's
-    environment variables, else 1 and 0; MPI is never initialised just to ask."""
-    dist = sys.modules.get("distml.distributed")
-    if dist is not None and hasattr(dist, "is_initialized") and dist.is_initialized():
+    """From the process group when one is up, else from the launcher's environment variables,
+    else 1 and 0: MPI is never initialised just to ask."""
+    if dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     rank, _, world_size, _ = rank_environment()
     return world_size, rank
