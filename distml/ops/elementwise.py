@@ -49,6 +49,9 @@ class Scale(Primitive):
     def backward(self, grad):
         return grad / self.factor if self.divide else grad * self.factor
 
+    def name(self):
+        return "DivBackward0" if getattr(self, "divide", False) else "MulBackward0"
+
 
 class Div(Primitive):
     def forward(self, a, b):
