@@ -329,14 +329,17 @@ PYBIND11_MODULE(_C, m) {
     if (op < 0 || op > 3) throw py::value_error("op must be 0..3 (sum, prod, max, min), got " + std::to_string(op));
     return dtype;
   };
-  static auto sized = [](const py::array& out, const py::array& in, size_t times, const char* what) {
-    require_contiguous(in, "input");
-    if (out.dtype().not_equal(in.dtype()))
-      throw py::type_error(std::string(what) + ": input and output dtypes differ (" + std::string(py::str(in.dtype())) +
-                           " vs " + std::string(py::str(out.dtype())) + ")");
-    if (static_cast<size_t>(out.size()) != static_cast<size_t>(in.size()) * times)
-      throw py::value_error(std::string(what) + ": expected " + std::to_string(in.size() * times) +
-                            " output elements, got " + std::to_string(out.size()));
+  // big must hold `times` x small's elements (the all_gather output, the reduce_scatter input).
+  static auto sized = [](const py::array& big, const py::array& small, size_t times, const char* what) {
+    require_contiguous(big, what);
+    require_contiguous(small, what);
+    if (big.dtype().not_equal(small.dtype()))
+      throw py::type_error(std::string(what) + ": dtypes differ (" + std::string(py::str(small.dtype())) + " and " +
+                           std::string(py::str(big.dtype())) + ")");
+    if (static_cast<size_t>(big.size()) != static_cast<size_t>(small.size()) * times)
+      throw py::value_error(std::string(what) + ": expected " + std::to_string(times) + " x " +
+                            std::to_string(small.size()) + " elements in the larger tensor, got " +
+                            std::to_string(big.size()));
   };
   using Release = py::call_guard<py::gil_scoped_release>;
   py::class_<ProcessGroup, std::shared_ptr<ProcessGroup>>(m, "ProcessGroup", "Ranks on a private communicator.")

@@ -49,7 +49,7 @@ class ProcessGroup:
         return self._pg.rank if self._pg is not None else -1
 
     def size(self):
-        return len(self.ranks)
+        return len(self.ranks) if self._pg is not None else -1
 
     def __repr__(self):
         return f"ProcessGroup(ranks={self.ranks}, rank={self.rank()})"
@@ -279,6 +279,12 @@ def _launch(work, async_op, keep, *finishers):
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor across the group, in place on every rank."""
+    if group is None and op == 0 and not async_op and _state.world is not None:
+        # The common case (a contiguous SUM on the world) is kept lean for latency-bound tensors.
+        array = tensor if type(tensor) is np.ndarray else getattr(tensor, "data", None)
+        if type(array) is np.ndarray and array.flags.c_contiguous:
+            _state.world._pg.allreduce(array, 0, False)
+            return None
     group = _group(group)
     if group._pg is None:
         return None
