@@ -28,21 +28,21 @@ Engine& Engine::get() {
 }
 
 std::shared_ptr<Work> Engine::submit(std::function<void()> fn, bool async) {
-  auto work = std::make_shared<Work>();
   std::unique_lock<std::mutex> lock(mutex_);
   if (!failure_.empty())
     throw CommError("the process group is unusable after an earlier failure: " + failure_, true);
   if (!async && queue_.empty() && !busy_) {
     busy_ = true;  // holds the right to call MPI
     lock.unlock();
-    run(fn, *work);
+    std::exception_ptr error = run(fn);
     lock.lock();
     busy_ = false;
-    cv_.notify_all();
+    if (thread_.joinable()) cv_.notify_all();
     lock.unlock();
-    work->wait();
-    return work;
+    if (error) std::rethrow_exception(error);
+    return nullptr;  // done already: no handle needed
   }
+  auto work = std::make_shared<Work>();
   if (!thread_.joinable()) {
     stop_ = false;
     thread_ = std::thread(&Engine::loop, this);
@@ -54,18 +54,18 @@ std::shared_ptr<Work> Engine::submit(std::function<void()> fn, bool async) {
   return work;
 }
 
-void Engine::run(const std::function<void()>& fn, Work& work) {
+std::exception_ptr Engine::run(const std::function<void()>& fn) {
   try {
     fn();
-    work.finish(nullptr);
+    return nullptr;
   } catch (const CommError& e) {
     if (e.fatal) {
       std::lock_guard<std::mutex> lock(mutex_);
       failure_ = e.what();
     }
-    work.finish(std::current_exception());
+    return std::current_exception();
   } catch (...) {
-    work.finish(std::current_exception());
+    return std::current_exception();
   }
 }
 
@@ -83,7 +83,7 @@ void Engine::loop() {
     }
     busy_ = true;
     lock.unlock();
-    run(item.first, *item.second);
+    item.second->finish(run(item.first));
     lock.lock();
     busy_ = false;
     cv_.notify_all();

@@ -33,7 +33,8 @@ class Work {
 class Engine {
  public:
   static Engine& get();
-  // Run fn in order after everything submitted before. !async: also wait for it (no GIL).
+  // Run fn in order after everything submitted before. !async: also wait for it (no GIL) and
+  // return nullptr when it ran inline, or rethrow its error.
   std::shared_ptr<Work> submit(std::function<void()> fn, bool async);
   // Finish the queue and join the thread (a later submit starts it again).
   void shutdown();
@@ -44,7 +45,7 @@ class Engine {
 
  private:
   void loop();
-  void run(const std::function<void()>& fn, Work& work);
+  std::exception_ptr run(const std::function<void()>& fn);  // fn's error, if any
 
   std::mutex mutex_;
   std::condition_variable cv_;
