@@ -517,3 +517,6 @@ def kl_div(input, target, reduction="mean", log_target=False):
     if reduction == "batchmean":
         return loss.sum() / (input.data.shape[0] if input.data.ndim else 1)
     return _reduce(loss, reduction)
+
+
+from distml.nn.transformer import scaled_dot_product_attention  # noqa: E402,F401  (defined with attention)
