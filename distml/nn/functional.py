@@ -405,14 +405,14 @@ def _class_target_layout(name, input, target):
         input, target = input.reshape(1, -1), target.reshape(1)
     if input.data.ndim < 2:
         raise ValueError(f"Expected 2 or more dimensions (got {input.data.ndim})")
-    if target.data.dtype != np.int64:
-        raise RuntimeError(f"expected scalar type Long but found {_type_name(target)}")
+    if target.data.dtype not in (np.int64, np.uint8):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_type_name(target)}")
     if input.data.shape[0] != target.data.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.data.shape[0]}) to match target batch_size "
                          f"({target.data.shape[0]}).")
     if input.data.shape[2:] != target.data.shape[1:]:
-        raise RuntimeError(f"size mismatch (got input: {list(input.data.shape)}, target: {list(target.data.shape)})"
-                           if input.data.ndim != 2 else
+        raise RuntimeError(f"Expected target size {[input.data.shape[0]] + list(input.data.shape[2:])}, got "
+                           f"{list(target.data.shape)}" if input.data.ndim != 2 else
                            "0D or 1D target tensor expected, multi-target not supported")
     return input, target
 
@@ -432,10 +432,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if target.data.dtype.kind == "f" and target.data.shape == input.data.shape:
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
-    if target.data.dtype.kind == "f" or input.data.dtype.kind != "f":
-        raise RuntimeError(f"expected scalar type Long but found {_type_name(target)}" if
-                           target.data.dtype.kind == "f" else
-                           f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(input)}\'')
+    if input.data.dtype.kind != "f":
+        raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(input)}\'')
     unbatched = input.data.ndim == 1
     logits, target = _class_target_layout("cross_entropy", input, target)
     weight = _check_class_weight(weight, logits)

@@ -14,7 +14,8 @@ def _reduce(loss, target_weight, reduction):
     if reduction == "sum":
         return loss.sum(), 1.0
     total = target_weight.sum()
-    return loss.sum() / total, 1.0 / total
+    with np.errstate(divide="ignore", invalid="ignore"):  # every target ignored: nan, as in PyTorch
+        return loss.sum() / total, 1.0 / total
 
 
 class CrossEntropy(Primitive):
