@@ -553,7 +553,7 @@ _TYPE_NAMES = {"float16": "HalfTensor", "float32": "FloatTensor", "float64": "Do
 def _format(t):
     array = t.data if isinstance(t.data, np.ndarray) else t.data.get()
     if array.dtype.kind == "f" and array.size:
-        finite = array[np.isfinite(array)]
+        finite = array[np.isfinite(array)].astype(np.float64)
         integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
         big = finite.size and (np.abs(finite).max() >= 1e8 or (0 < np.abs(finite[finite != 0]).min(initial=1) < 1e-4))
         options = dict(floatmode="maxprec" if integral else "fixed", precision=4, suppress_small=not big)
