@@ -64,8 +64,9 @@ void Transport::wait(MPI_Request* requests, int n, const int* peers, MPI_Status*
   const auto start = clock::now();
   std::vector<MPI_Status> own(statuses ? 0 : n);
   MPI_Status* st = statuses ? statuses : own.data();
-  // Poll hot for a few tries, then yield the core (ranks may outnumber cores), and once the
-  // wait is clearly long (a late or dead peer) sleep between polls so it costs no CPU.
+  // Poll hot for a few tries, then yield the core between polls (ranks may outnumber cores, and
+  // shared-memory transfers only progress inside MPI calls); after 50 ms the wait is clearly
+  // long (a late or dead peer), so sleep between polls: 0.1 ms, and 1 ms after a second.
   for (long polls = 0;; ++polls) {
     int done = 0;
     int code = MPI_Testall(n, requests, &done, st);
@@ -84,10 +85,10 @@ void Transport::wait(MPI_Request* requests, int n, const int* peers, MPI_Status*
     if (polls < 64) continue;
     const double waited = std::chrono::duration<double>(clock::now() - start).count();
     if (waited > timeout_s_) break;
-    if (waited < 0.01) {
+    if (waited < 0.05) {
       sched_yield();
     } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(waited < 0.1 ? 100 : 1000));
+      std::this_thread::sleep_for(std::chrono::microseconds(waited < 1.0 ? 100 : 1000));
     }
   }
   std::set<int> late;  // group ranks, or MPI_ANY_SOURCE
