@@ -9,12 +9,18 @@ namespace distml {
 namespace {
 
 constexpr int kTag = 0;  // collectives; send/recv use 1 + 2 * tag and 2 + 2 * tag
-constexpr int kFields = 5;
 
-// Elementwise min and max of the Signatures combined so far: equal everywhere means agreement.
+// Min and max of the Signature hashes combined so far: equal everywhere means agreement (the
+// exact Signatures are exchanged only to word the error).
 struct Header {
-  int64_t lo[kFields], hi[kFields];
+  uint64_t lo, hi;
 };
+
+uint64_t hash(const Signature& s) {  // FNV-1a over the fields
+  uint64_t h = 1469598103934665603ull;
+  for (int64_t v : {s.collective, s.dtype, s.op, s.count, s.root}) h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull;
+  return h;
+}
 
 const char* collective_name(int64_t c) {
   static const char* names[] = {"all_reduce", "broadcast", "all_gather", "reduce_scatter", "reduce",
@@ -70,9 +76,7 @@ bool agree_and_reduce(Transport& t, Scratch& s, const Tuning& tune, const Signat
   if (s.b.size() < capacity) s.b.resize(capacity);
   char* mine = s.a.data();
   char* theirs = s.b.data();
-  Header h;
-  std::memcpy(h.lo, &sig, sizeof(Signature));
-  std::memcpy(h.hi, &sig, sizeof(Signature));
+  Header h{hash(sig), hash(sig)};
   std::memcpy(mine, &h, sizeof h);
   if (bytes) std::memcpy(mine + sizeof h, payload, bytes);
 
@@ -84,10 +88,8 @@ bool agree_and_reduce(Transport& t, Scratch& s, const Tuning& tune, const Signat
   auto combine = [&](size_t received) {
     Header other;
     std::memcpy(&other, theirs, sizeof other);
-    for (int i = 0; i < kFields; ++i) {
-      h.lo[i] = std::min(h.lo[i], other.lo[i]);
-      h.hi[i] = std::max(h.hi[i], other.hi[i]);
-    }
+    h.lo = std::min(h.lo, other.lo);
+    h.hi = std::max(h.hi, other.hi);
     std::memcpy(mine, &h, sizeof h);
     if (bytes && received == message) reduce_into(mine + sizeof h, theirs + sizeof h, count, dtype, op);
   };
@@ -127,7 +129,7 @@ bool agree_and_reduce(Transport& t, Scratch& s, const Tuning& tune, const Signat
       t.wait(r, rank + 1);
     }
   }
-  const bool agreed = std::equal(h.lo, h.lo + kFields, h.hi);
+  const bool agreed = h.lo == h.hi;
   if (agreed && bytes) std::memcpy(payload, mine + sizeof h, bytes);
   return agreed;
 }
