@@ -129,14 +129,14 @@ PYBIND11_MODULE(_C, m) {
     void* out = cols.mutable_data();
     py::gil_scoped_release release;
     im2col(x.data(), out, g, dtype);
-  }, "Unfold x (N, C, H, W) into cols (C*KH*KW, N*OH*OW) for a convolution GEMM.");
+  }, "Unfold x (N, C, H, W) into cols (N, C*KH*KW, OH*OW) for a batched convolution GEMM.");
   m.def("col2im", [](py::array cols, py::array x, std::vector<int64_t> geometry) {
     ConvGeometry g = conv_geometry(geometry);
     DType dtype = check_arrays("col2im", {{&x, g.N * g.C * g.H * g.W}, {&cols, g.C * g.KH * g.KW * g.N * g.OH * g.OW}});
     void* out = x.mutable_data();
     py::gil_scoped_release release;
     col2im(cols.data(), out, g, dtype);
-  }, "x = the sum of cols (C*KH*KW, N*OH*OW) folded back onto (N, C, H, W): im2col's adjoint.");
+  }, "x = the sum of cols (N, C*KH*KW, OH*OW) folded back onto (N, C, H, W): im2col's adjoint.");
   m.def("max_pool2d", [](py::array x, py::array out, py::array_t<int64_t, py::array::c_style> indices,
                          std::vector<int64_t> geometry) {
     ConvGeometry g = conv_geometry(geometry);

@@ -6,14 +6,14 @@ namespace distml {
 
 template <typename T>
 static void im2col_typed(const T* x, T* cols, const ConvGeometry& g) {
-  const int64_t L = g.OH * g.OW, NL = g.N * L;
+  const int64_t L = g.OH * g.OW, rows = g.C * g.KH * g.KW;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < g.N; ++n) {
     for (int64_t c = 0; c < g.C; ++c) {
       const T* plane = x + (n * g.C + c) * g.H * g.W;
       for (int64_t i = 0; i < g.KH; ++i) {
         for (int64_t j = 0; j < g.KW; ++j) {
-          T* row = cols + ((c * g.KH + i) * g.KW + j) * NL + n * L;
+          T* row = cols + (n * rows + (c * g.KH + i) * g.KW + j) * L;
           const int64_t w_offset = j * g.DW - g.PW;
           // the output columns ow whose input column lies inside [0, W)
           int64_t ow_lo = 0, ow_hi = g.OW;
@@ -43,7 +43,7 @@ static void im2col_typed(const T* x, T* cols, const ConvGeometry& g) {
 
 template <typename T>
 static void col2im_typed(const T* cols, T* x, const ConvGeometry& g) {
-  const int64_t L = g.OH * g.OW, NL = g.N * L;
+  const int64_t L = g.OH * g.OW, rows = g.C * g.KH * g.KW;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < g.N; ++n) {
     std::memset(x + n * g.C * g.H * g.W, 0, sizeof(T) * g.C * g.H * g.W);
@@ -51,7 +51,7 @@ static void col2im_typed(const T* cols, T* x, const ConvGeometry& g) {
       T* plane = x + (n * g.C + c) * g.H * g.W;
       for (int64_t i = 0; i < g.KH; ++i) {
         for (int64_t j = 0; j < g.KW; ++j) {
-          const T* row = cols + ((c * g.KH + i) * g.KW + j) * NL + n * L;
+          const T* row = cols + (n * rows + (c * g.KH + i) * g.KW + j) * L;
           const int64_t w_offset = j * g.DW - g.PW;
           int64_t ow_lo = 0, ow_hi = g.OW;
           while (ow_lo < g.OW && ow_lo * g.SW + w_offset < 0) ++ow_lo;
@@ -59,9 +59,13 @@ static void col2im_typed(const T* cols, T* x, const ConvGeometry& g) {
           for (int64_t oh = 0; oh < g.OH; ++oh) {
             const int64_t ih = oh * g.SH - g.PH + i * g.DH;
             if (ih < 0 || ih >= g.H) continue;
-            const T* in = row + oh * g.OW;
-            T* out = plane + ih * g.W + w_offset;
-            for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out[ow * g.SW] += in[ow];
+            const T* __restrict in = row + oh * g.OW;
+            T* __restrict out = plane + ih * g.W + w_offset;
+            if (g.SW == 1) {
+              for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out[ow] += in[ow];
+            } else {
+              for (int64_t ow = ow_lo; ow < ow_hi; ++ow) out[ow * g.SW] += in[ow];
+            }
           }
         }
       }

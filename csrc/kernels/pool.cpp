@@ -8,10 +8,14 @@
 namespace distml {
 
 template <typename T>
-static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeometry& g) {
+static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeometry& geometry) {
+  const ConvGeometry g = geometry;  // a local copy: the int64 index writes cannot alias it
+  const int64_t HW = g.H * g.W, L = g.OH * g.OW;
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < g.N; ++p) {
-    const T* plane = x + p * g.H * g.W;
+    const T* plane = x + p * HW;
+    T* out_plane = out + p * L;
+    int64_t* index_plane = indices + p * L;
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       int64_t h0 = oh * g.SH - g.PH;
       const int64_t h1 = std::min(h0 + (g.KH - 1) * g.DH + 1, g.H);
@@ -25,15 +29,14 @@ static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeo
         for (int64_t h = h0; h < h1; h += g.DH) {
           for (int64_t w = w0; w < w1; w += g.DW) {
             const T v = plane[h * g.W + w];
-            if (v > best || std::isnan(v)) {
-              best = v;
-              best_index = h * g.W + w;
-            }
+            // branch-free select (random data mispredicts a branch half the time); NaN wins
+            const bool take = (v > best) | (v != v);
+            best = take ? v : best;
+            best_index = take ? h * g.W + w : best_index;
           }
         }
-        const int64_t o = (p * g.OH + oh) * g.OW + ow;
-        out[o] = best;
-        indices[o] = best_index;
+        out_plane[oh * g.OW + ow] = best;
+        index_plane[oh * g.OW + ow] = best_index;
       }
     }
   }

@@ -1,6 +1,8 @@
-"""Convolutions as im2col + one matrix product over the whole batch (BLAS through numpy,
-cuBLAS through cupy); the backward pass is the same product transposed and col2im.
+"""Convolutions as im2col + one batched matrix product (BLAS through numpy, cuBLAS through
+cupy); the backward pass is the same product transposed, and col2im.
 
+The columns are laid out (N, C*KH*KW, OH*OW), so the product weight (O, C*KH*KW) @ cols[n]
+lands directly in the output's (N, O, OH*OW) layout: no transposed copies either way.
 `geometry` is the tuple (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW) of
 csrc/kernels/im2col.h: PH/PW pad the top/left, OH/OW fix the bottom/right.
 """
@@ -11,10 +13,10 @@ from distml.autograd.function import Primitive
 
 
 def im2col(x, geometry):
-    """Unfold x (N, C, H, W) into columns (C*KH*KW, N*OH*OW): `_C` on the CPU, xp otherwise."""
+    """Unfold x (N, C, H, W) into columns (N, C*KH*KW, OH*OW): `_C` on the CPU, xp otherwise."""
     N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
     if isinstance(x, np.ndarray):
-        cols = np.empty((C_ * KH * KW, N * OH * OW), dtype=x.dtype)
+        cols = np.empty((N, C_ * KH * KW, OH * OW), dtype=x.dtype)
         C.im2col(np.ascontiguousarray(x), cols, geometry)
         return cols
     return _im2col_xp(x, geometry)
@@ -45,10 +47,10 @@ def _im2col_xp(x, geometry):
     N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
     bottom, right, slices = _padded_windows(geometry)
     padded = xp.pad(x, ((0, 0), (0, 0), (PH, bottom), (PW, right)))
-    cols = xp.empty((C_, KH, KW, N, OH, OW), dtype=x.dtype)
+    cols = xp.empty((N, C_, KH, KW, OH, OW), dtype=x.dtype)
     for i, j, rows, columns in slices:
-        cols[:, i, j] = padded[:, :, rows, columns].transpose(1, 0, 2, 3)
-    return cols.reshape(C_ * KH * KW, N * OH * OW)
+        cols[:, :, i, j] = padded[:, :, rows, columns]
+    return cols.reshape(N, C_ * KH * KW, OH * OW)
 
 
 def _col2im_xp(cols, geometry):
@@ -56,39 +58,31 @@ def _col2im_xp(cols, geometry):
     N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
     bottom, right, slices = _padded_windows(geometry)
     padded = xp.zeros((N, C_, PH + H + bottom, PW + W + right), dtype=cols.dtype)
-    cols = cols.reshape(C_, KH, KW, N, OH, OW)
+    cols = cols.reshape(N, C_, KH, KW, OH, OW)
     for i, j, rows, columns in slices:
-        padded[:, :, rows, columns] += cols[:, i, j].transpose(1, 0, 2, 3)
+        padded[:, :, rows, columns] += cols[:, :, i, j]
     return xp.ascontiguousarray(padded[:, :, PH:PH + H, PW:PW + W])
 
 
-def _grouped_matmul(xp, a, b, groups, transpose_a=False, transpose_b=False):
-    """a @ b per group: a is (G*m, k) (or (k, G*m) with transpose_a), b is (G*k, n) ..."""
-    a = a.reshape(groups, -1, a.shape[-1])
-    b = b.reshape(groups, -1, b.shape[-1])
-    if transpose_a:
-        a = a.transpose(0, 2, 1)
-    if transpose_b:
-        b = b.transpose(0, 2, 1)
-    out = xp.matmul(a, b)
-    return out.reshape(-1, out.shape[-1])
+def _grouped(a, groups):
+    """(..., G*m, k) -> (..., G, m, k): the operand of a per-group product."""
+    return a.reshape(a.shape[:-2] + (groups, a.shape[-2] // groups, a.shape[-1]))
 
 
-def _matmul(xp, a, b, groups, transpose_a=False, transpose_b=False):
+def _product(xp, w, cols, groups):
+    """w (O, CKK) @ cols[n] (CKK, L) -> (N, O, L), per group when groups > 1."""
     if groups == 1:
-        return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
-    return _grouped_matmul(xp, a, b, groups, transpose_a, transpose_b)
+        return xp.matmul(w, cols)
+    out = xp.matmul(_grouped(w, groups), _grouped(cols, groups))
+    return out.reshape(out.shape[0], -1, out.shape[-1])
 
 
-def _to_channels_first(array, channels, N, L):
-    """(C, N*L) -> (N, C, L) as a contiguous array."""
-    return get_array_module(array).ascontiguousarray(array.reshape(channels, N, L).transpose(1, 0, 2))
-
-
-def _to_channels_rows(array):
-    """(N, C, *spatial) -> (C, N*L): what the GEMMs multiply."""
-    N, C_ = array.shape[:2]
-    return array.reshape(N, C_, -1).transpose(1, 0, 2).reshape(C_, -1)
+def _weight_grad(xp, grad, cols, groups):
+    """sum over n of grad[n] (O, L) @ cols[n].T (L, CKK), per group."""
+    if groups == 1:
+        return xp.matmul(grad, cols.transpose(0, 2, 1)).sum(axis=0)
+    out = xp.matmul(_grouped(grad, groups), _grouped(cols, groups).transpose(0, 1, 3, 2)).sum(axis=0)
+    return out.reshape(-1, out.shape[-1])
 
 
 class Conv2d(Primitive):
@@ -99,24 +93,33 @@ class Conv2d(Primitive):
         N, O, OH, OW = geometry[0], weight.shape[0], geometry[12], geometry[13]
         self.geometry, self.groups, self.weight = geometry, groups, weight
         self.cols = im2col(x, geometry)
-        out = _matmul(xp, weight.reshape(O, -1), self.cols, groups)
+        out = _product(xp, weight.reshape(O, -1), self.cols, groups)
         if bias is not None:
             out += bias[:, None]
-        return _to_channels_first(out, O, N, OH * OW).reshape(N, O, OH, OW)
+        return out.reshape(N, O, OH, OW)
 
     def backward(self, grad):
         xp = get_array_module(grad)
         weight, groups = self.weight, self.groups
-        grad_rows = _to_channels_rows(grad)
+        grad = grad.reshape(grad.shape[0], grad.shape[1], -1)
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[0]:
-            grad_x = col2im(_matmul(xp, weight.reshape(weight.shape[0], -1), grad_rows, groups, transpose_a=True),
-                            self.geometry)
+            w_t = _grouped(weight.reshape(weight.shape[0], -1), groups).transpose(0, 2, 1) if groups > 1 else \
+                weight.reshape(weight.shape[0], -1).T
+            grad_x = col2im(_transposed_product(xp, w_t, grad, groups), self.geometry)
         if self.needs_input_grad[1]:
-            grad_w = _matmul(xp, grad_rows, self.cols, groups, transpose_b=True).reshape(weight.shape)
+            grad_w = _weight_grad(xp, grad, self.cols, groups).reshape(weight.shape)
         if self.needs_input_grad[2]:
-            grad_b = grad_rows.sum(axis=1)
+            grad_b = grad.sum(axis=(0, 2))
         return grad_x, grad_w, grad_b
+
+
+def _transposed_product(xp, w_t, x, groups):
+    """w_t (CKK, O) (or per group (G, CgKK, Og)) @ x[n] (O, L) -> (N, CKK, L)."""
+    if groups == 1:
+        return xp.matmul(w_t, x)
+    out = xp.matmul(w_t, _grouped(x, groups))
+    return out.reshape(out.shape[0], -1, out.shape[-1])
 
 
 class ConvTranspose2d(Primitive):
@@ -126,8 +129,10 @@ class ConvTranspose2d(Primitive):
     def forward(self, x, weight, bias, geometry, groups):
         xp = get_array_module(x)
         self.geometry, self.groups, self.weight = geometry, groups, weight
-        self.rows = _to_channels_rows(x)
-        out = col2im(_matmul(xp, weight.reshape(weight.shape[0], -1), self.rows, groups, transpose_a=True), geometry)
+        self.x = x.reshape(x.shape[0], x.shape[1], -1)
+        w = weight.reshape(weight.shape[0], -1)
+        w_t = _grouped(w, groups).transpose(0, 2, 1) if groups > 1 else w.T
+        out = col2im(_transposed_product(xp, w_t, self.x, groups), geometry)
         if bias is not None:
             out += bias[:, None, None]
         return out
@@ -135,15 +140,13 @@ class ConvTranspose2d(Primitive):
     def backward(self, grad):
         xp = get_array_module(grad)
         weight, groups = self.weight, self.groups
-        N, C_in = grad.shape[0], weight.shape[0]
         cols = im2col(grad, self.geometry)
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[0]:
-            out = _matmul(xp, weight.reshape(C_in, -1), cols, groups)
-            grad_x = _to_channels_first(out, C_in, N, self.geometry[12] * self.geometry[13])
-            grad_x = grad_x.reshape(N, C_in, self.geometry[12], self.geometry[13])
+            out = _product(xp, weight.reshape(weight.shape[0], -1), cols, groups)
+            grad_x = out.reshape(grad.shape[0], weight.shape[0], self.geometry[12], self.geometry[13])
         if self.needs_input_grad[1]:
-            grad_w = _matmul(xp, self.rows, cols, groups, transpose_b=True).reshape(weight.shape)
+            grad_w = _weight_grad(xp, self.x, cols, groups).reshape(weight.shape)
         if self.needs_input_grad[2]:
             grad_b = grad.sum(axis=(0, 2, 3))
         return grad_x, grad_w, grad_b
