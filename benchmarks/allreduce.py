@@ -53,13 +53,15 @@ def main():
         reps = max(1, min(100, 2**18 // nbytes))
         ours, theirs = [], []
         for i in range(args.warmup + iters):
-            a = timed(lambda: dist.all_reduce(ours_buf), comm, reps)
-            b = timed(lambda: comm.Allreduce(MPI.IN_PLACE, mpi_buf, op=MPI.SUM), comm, reps)
-            if i >= args.warmup:
-                ours.append(a)
-                theirs.append(b)
-            ours_buf.fill(rank + 1)
-            mpi_buf.fill(rank + 1)
+            # Each buffer is refilled just before its own run (same cache state for both), and
+            # the two alternate going first.
+            runs = [(ours, ours_buf, lambda: dist.all_reduce(ours_buf)),
+                    (theirs, mpi_buf, lambda: comm.Allreduce(MPI.IN_PLACE, mpi_buf, op=MPI.SUM))]
+            for samples, buf, run in runs[::1 if i % 2 else -1]:
+                buf.fill(rank + 1)
+                elapsed = timed(run, comm, reps)
+                if i >= args.warmup:
+                    samples.append(elapsed)
         t_ours, t_mpi = np.median(ours), np.median(theirs)
         bus = 2 * (n - 1) / n
         if rank == 0:
