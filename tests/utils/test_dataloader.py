@@ -337,3 +337,30 @@ class Exit(Dataset):
 def test_dead_worker_reported(short_interval):
     with pytest.raises(RuntimeError, match=r"DataLoader worker \(pid\(s\) \d+\) exited unexpectedly"):
         list(DataLoader(Exit(), num_workers=1))
+
+
+class Pooling(Dataset):
+    """Samples made by a _C kernel with an OpenMP loop, reporting the worker's thread count."""
+
+    def __getitem__(self, i):
+        import distml.nn.functional as F
+        pooled = F.max_pool2d(distml.ones(1, 4, 64, 64) * i, 2)[0]
+        return pooled.sum().item(), distml.get_num_threads()
+
+    def __len__(self):
+        return 4
+
+
+def test_workers_run_openmp_kernels_after_the_parent_did():
+    """GNU OpenMP hangs in a forked child once the parent has a thread team, unless the child uses one thread."""
+    import distml.nn.functional as F
+    before = distml.get_num_threads()
+    distml.set_num_threads(2)
+    try:
+        F.max_pool2d(distml.randn(8, 4, 16, 16), 2)
+        sums, threads = zip(*[b for batch in DataLoader(Pooling(), batch_size=2, num_workers=2, timeout=60)
+                              for b in zip(*batch)])
+    finally:
+        distml.set_num_threads(before)
+    assert [s.item() for s in sums] == [4 * 32 * 32 * i for i in range(4)]
+    assert {t.item() for t in threads} == {1}

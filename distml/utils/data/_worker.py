@@ -130,6 +130,10 @@ def worker_loop(fetcher_class, dataset, index_queue, result_queue, done_event, a
     parent = os.getppid()
     seed = base_seed + worker_id
     try:
+        # One kernel thread per worker, as PyTorch does: the workers are the parallelism, and
+        # GNU OpenMP hangs in a forked child whose parent had started its thread team.
+        import distml
+        distml.set_num_threads(1)
         seed_worker(seed)
         _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
         if init_fn is not None:

@@ -26,9 +26,9 @@ class DataLoader:
     - `batch_size=None` turns batching off: each sample goes through `collate_fn` (default_convert) alone.
     - `num_workers > 0` starts that many processes (fork on Linux) that fetch and collate whole
       batches ahead, `prefetch_factor` (2) batches each; batches still come in sampler order.
-      Worker i is seeded with base_seed + i and runs `worker_init_fn(i)`; inside it,
-      `get_worker_info()` says which worker it is. An IterableDataset is iterated by every
-      worker in full unless it shards itself with get_worker_info().
+      Worker i runs kernels on one thread, is seeded with base_seed + i and calls
+      `worker_init_fn(i)`; inside it, `get_worker_info()` says which worker it is. An
+      IterableDataset is iterated by every worker in full unless it shards itself with it.
     - `pin_memory` is accepted and does nothing yet: page-locked host memory comes with the GPU backend.
     """
 
