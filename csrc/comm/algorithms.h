@@ -26,7 +26,8 @@ enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2 };
 struct Tuning {
   Algo allreduce = Algo::automatic;
   size_t rd_max_bytes = 32 << 10;     // automatic allreduce: recursive doubling up to this size
-  size_t chunk_bytes = 64 << 10;      // ring pipeline chunk
+  size_t chunk_bytes = 256 << 10;     // ring pipeline chunk (smaller: more bytes go through
+                                      // the eager first fragment of each rendezvous, copied twice)
   int window = 4;                     // ring: receives in flight
   size_t tree_max_bytes = 256 << 10;  // broadcast: binomial tree up to this, scatter+allgather above
 };
