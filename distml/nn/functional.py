@@ -97,7 +97,7 @@ def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
         raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, but got input "
                            f"of size: {list(input.data.shape)}")
     if weight.data.ndim != nd + 2:
-        raise RuntimeError(f"weight should have at least three dimensions" if nd == 1 else
+        raise RuntimeError("weight should have at least three dimensions" if nd == 1 else
                            f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input, but got "
                            f"{weight.data.ndim}-dimensional weight of size {list(weight.data.shape)}")
     channels = input.data.shape[-nd - 1]
@@ -327,7 +327,7 @@ def elu(input, alpha=1.0, inplace=False):
 
 def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
-        raise RuntimeError(f"approximate argument must be either none or tanh.")
+        raise RuntimeError("approximate argument must be either none or tanh.")
     return _act.Gelu.apply(input, approximate=approximate)
 
 
@@ -397,11 +397,11 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return _reduce(ops.where(d < delta, d.square() * 0.5, (d - 0.5 * delta) * delta), reduction)
 
 
-def _class_target_layout(name, input, target):
+def _class_target_layout(input, target):
     """(input, target) with a batch dim, checked: input (N, C, *), target (N, *) of int64."""
     if input.data.ndim == 1:
         if target.data.ndim != 0:
-            raise RuntimeError(f"0D or 1D target tensor expected, multi-target not supported")
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         input, target = input.reshape(1, -1), target.reshape(1)
     if input.data.ndim < 2:
         raise ValueError(f"Expected 2 or more dimensions (got {input.data.ndim})")
@@ -435,7 +435,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if input.data.dtype.kind != "f":
         raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(input)}\'')
     unbatched = input.data.ndim == 1
-    logits, target = _class_target_layout("cross_entropy", input, target)
+    logits, target = _class_target_layout(input, target)
     weight = _check_class_weight(weight, logits)
     N, C = logits.data.shape[:2]
     compute_grad = is_grad_enabled() and logits.requires_grad
@@ -469,7 +469,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-weight[y] * input[y] on log-probabilities (N, C, *) and class indices (N, *)."""
     _check_reduction(reduction)
     unbatched = input.data.ndim == 1
-    logp, target = _class_target_layout("nll_loss", input, target)
+    logp, target = _class_target_layout(input, target)
     weight = _check_class_weight(weight, logp)
     N, C = logp.data.shape[:2]
     out = _loss.NllLoss.apply(logp.reshape(N, C, -1), target=target.data.reshape(N, -1), weight=weight,
