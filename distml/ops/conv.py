@@ -85,32 +85,72 @@ def _weight_grad(xp, grad, cols, groups):
     return out.reshape(-1, out.shape[-1])
 
 
+ROW_UNFOLD_MIN = 16
+
+
+def _taps(weight, geometry):
+    """How a convolution splits into products: the geometry to unfold x with, and one
+    (kernel row or None, column slice) per product.
+
+    With a height stride of 1, unfolding only along the width (a 1 x KW kernel over every
+    padded row) writes KH times fewer columns; kernel row i then multiplies the contiguous
+    column range of rows i*DH .. i*DH + OH - 1. That pays once C*KW is wide enough for an
+    efficient GEMM (ROW_UNFOLD_MIN); otherwise one full im2col and one product."""
+    N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
+    if SH == 1 and KH > 1 and weight.shape[1] * KW >= ROW_UNFOLD_MIN:
+        unfold = (N, C_, H, W, 1, KW, 1, SW, PH, PW, 1, DW, OH + (KH - 1) * DH, OW)
+        return unfold, [(i, slice(i * DH * OW, (i * DH + OH) * OW)) for i in range(KH)]
+    return geometry, [(None, slice(None))]
+
+
+def _tap_weight(weight, row):
+    return weight.reshape(weight.shape[0], -1) if row is None else weight[:, :, row, :].reshape(weight.shape[0], -1)
+
+
 class Conv2d(Primitive):
     """y = conv2d(x, weight) + bias, with `geometry` fixing stride, padding and dilation."""
 
     def forward(self, x, weight, bias, geometry, groups):
         xp = get_array_module(x)
         N, O, OH, OW = geometry[0], weight.shape[0], geometry[12], geometry[13]
-        self.geometry, self.groups, self.weight = geometry, groups, weight
-        self.cols = im2col(x, geometry)
-        out = _product(xp, weight.reshape(O, -1), self.cols, groups)
+        self.unfold, self.taps = _taps(weight, geometry)
+        self.groups, self.weight = groups, weight
+        self.cols = im2col(x, self.unfold)
+        out = None
+        for row, columns in self.taps:
+            product = _product(xp, _tap_weight(weight, row), self.cols[:, :, columns], groups)
+            if out is None:
+                out = product
+            else:
+                out += product
         if bias is not None:
             out += bias[:, None]
         return out.reshape(N, O, OH, OW)
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        weight, groups = self.weight, self.groups
+        weight, groups, cols = self.weight, self.groups, self.cols
         grad = grad.reshape(grad.shape[0], grad.shape[1], -1)
-        grad_x = grad_w = grad_b = None
-        if self.needs_input_grad[0]:
-            w_t = _grouped(weight.reshape(weight.shape[0], -1), groups).transpose(0, 2, 1) if groups > 1 else \
-                weight.reshape(weight.shape[0], -1).T
-            grad_x = col2im(_transposed_product(xp, w_t, grad, groups), self.geometry)
-        if self.needs_input_grad[1]:
-            grad_w = _weight_grad(xp, grad, self.cols, groups).reshape(weight.shape)
-        if self.needs_input_grad[2]:
-            grad_b = grad.sum(axis=(0, 2))
+        needs = self.needs_input_grad
+        grad_cols = (xp.zeros(cols.shape, dtype=cols.dtype) if len(self.taps) > 1 else None) if needs[0] else None
+        grad_w = xp.empty(weight.shape, dtype=weight.dtype) if needs[1] else None
+        for row, columns in self.taps:
+            if needs[0]:
+                w = _tap_weight(weight, row)
+                w_t = _grouped(w, groups).transpose(0, 2, 1) if groups > 1 else w.T
+                part = _transposed_product(xp, w_t, grad, groups)
+                if grad_cols is None:
+                    grad_cols = part
+                else:
+                    grad_cols[:, :, columns] += part
+            if needs[1]:
+                part = _weight_grad(xp, grad, cols[:, :, columns], groups)
+                if row is None:
+                    grad_w = part.reshape(weight.shape)
+                else:
+                    grad_w[:, :, row, :] = part.reshape(weight.shape[0], weight.shape[1], -1)
+        grad_x = col2im(grad_cols, self.unfold) if needs[0] else None
+        grad_b = grad.sum(axis=(0, 2)) if needs[2] else None
         return grad_x, grad_w, grad_b
 
 
