@@ -11,7 +11,8 @@ initialises MPI (MPI_THREAD_SERIALIZED: only one thread calls MPI at a time) and
 exit, or calls MPI_Abort when a collective failed or the program died of an exception, so that
 the other ranks end instead of hanging.
 
-Rank arguments (src, dst) are global ranks, as in torch.distributed.
+Rank arguments (src, dst) are global ranks, as in torch.distributed. While async work is in
+flight, leave MPI alone (no mpi4py calls of your own): only one thread may be inside MPI.
 """
 import atexit
 import datetime
@@ -62,7 +63,7 @@ class Work:
     def __init__(self, work, keep, finish=None):
         self._work, self._keep, self._finish = work, keep, finish
 
-    def wait(self, timeout=None):
+    def wait(self):
         self._work.wait()
         if self._finish is not None:
             finish, self._finish = self._finish, None
@@ -115,10 +116,11 @@ def is_initialized():
     return _state.world is not None
 
 
-def init_process_group(backend="mpi", init_method=None, timeout=None, world_size=-1, rank=-1, **kwargs):
+def init_process_group(backend="mpi", init_method=None, timeout=None, world_size=-1, rank=-1):
     """Join the job's world: rank and size come from MPI (any MPI launcher; without one, a world
-    of size 1). `timeout` (timedelta or seconds; default DISTML_TIMEOUT or 300 s) bounds how long
-    a collective waits for a peer before raising DistBackendError naming it."""
+    of size 1), so init_method is not needed (accepted for torch scripts that pass "env://").
+    `timeout` (timedelta or seconds; default DISTML_TIMEOUT or 300 s) bounds how long a
+    collective waits for a peer before raising DistBackendError naming it."""
     if backend not in (None, "mpi"):
         raise ValueError(f"distml supports only the 'mpi' backend, got {backend!r}")
     if is_initialized():
@@ -158,11 +160,13 @@ def _at_exit():
         sys.stderr.write(f"distml.distributed: aborting the job ({failure or 'uncaught exception'})\n")
         sys.stderr.flush()
         C.mpi_abort(1)
-    if is_initialized():
-        destroy_process_group()
-    C.comm_shutdown()
-    if _state.owns_mpi:
-        MPI.Finalize()
+    try:
+        if is_initialized():
+            destroy_process_group()
+    finally:
+        C.comm_shutdown()
+        if _state.owns_mpi:
+            MPI.Finalize()
 
 
 def destroy_process_group(group=None):
@@ -190,9 +194,11 @@ def _group(group):
     return _world() if group is None else group
 
 
-def new_group(ranks=None, timeout=None, backend=None):
+def new_group(ranks=None, backend=None):
     """A group of the given global ranks (all ranks when None). Every rank of the world must
     call it, members or not; non-members get a group whose rank() is -1."""
+    if backend not in (None, "mpi"):
+        raise ValueError(f"distml supports only the 'mpi' backend, got {backend!r}")
     world = _world()
     ranks = sorted(range(world.size()) if ranks is None else set(ranks))
     pg = world._pg.split(ranks)
