@@ -7,9 +7,42 @@
 
 namespace distml {
 
+// The common case: a K x K window that always lies inside the input (no padding, no
+// dilation, no ceil_mode overhang), with K known at compile time so the window loops unroll.
+template <typename T, int K>
+static void max_pool2d_inside(const T* x, T* out, int64_t* indices, const ConvGeometry& g) {
+  const int64_t HW = g.H * g.W, L = g.OH * g.OW;
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < g.N; ++p) {
+    const T* plane = x + p * HW;
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const int64_t first = oh * g.SH * g.W + ow * g.SW;
+        T best = plane[first];
+        int64_t best_index = first;
+        for (int i = 0; i < K; ++i) {
+          for (int j = 0; j < K; ++j) {
+            const int64_t q = first + i * g.W + j;
+            const T v = plane[q];
+            const bool take = (v > best) | (v != v);
+            best = take ? v : best;
+            best_index = take ? q : best_index;
+          }
+        }
+        out[p * L + oh * g.OW + ow] = best;
+        indices[p * L + oh * g.OW + ow] = best_index;
+      }
+    }
+  }
+}
+
 template <typename T>
 static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeometry& geometry) {
   const ConvGeometry g = geometry;  // a local copy: the int64 index writes cannot alias it
+  const bool inside = g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 && g.KH == g.KW &&
+                      (g.OH - 1) * g.SH + g.KH <= g.H && (g.OW - 1) * g.SW + g.KW <= g.W;
+  if (inside && g.KH == 2) return max_pool2d_inside<T, 2>(x, out, indices, g);
+  if (inside && g.KH == 3) return max_pool2d_inside<T, 3>(x, out, indices, g);
   const int64_t HW = g.H * g.W, L = g.OH * g.OW;
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < g.N; ++p) {

@@ -141,10 +141,13 @@ def test_dropout(rng):
         nn.Dropout(1.5)
 
 
-def test_max_pool_return_indices(rng):
+@pytest.mark.parametrize("args", [(3, 2, 1), (2, 2), (3, 1), (2, 1, 0, 2), (3, 2, 0, 1, True)])
+def test_max_pool_return_indices(rng, args):
     x = rng.standard_normal((2, 3, 7, 6))
-    out_d, idx_d = nn.functional.max_pool2d(distml.tensor(x), 3, 2, 1, return_indices=True)
-    out_t, idx_t = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    x[0, 0, 0, :2] = np.nan  # NaN wins (the last one in a window), as in PyTorch
+    x[1, 1, 2:5, 2:5] = -np.inf
+    out_d, idx_d = nn.functional.max_pool2d(distml.tensor(x), *args, return_indices=True)
+    out_t, idx_t = torch.nn.functional.max_pool2d(torch.tensor(x), *args, return_indices=True)
     np.testing.assert_array_equal(out_d.numpy(), out_t.numpy())
     np.testing.assert_array_equal(idx_d.numpy(), idx_t.numpy())
     assert idx_d.dtype == distml.int64
