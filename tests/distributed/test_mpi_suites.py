@@ -27,10 +27,11 @@ def mpiexec(n, *args, timeout, env=None):
 
 
 @needs_mpiexec
+@pytest.mark.parametrize("suite", ["tests/mpi/test_collectives.py", "tests/mpi/test_ddp.py"])
 @pytest.mark.parametrize("n", [2, 3, 4])
-def test_collectives_suite_under_mpiexec(n):
+def test_mpi_suite_under_mpiexec(n, suite):
     rc, out, _ = mpiexec(n, sys.executable, "-m", "pytest", "--with-mpi", "-p", "no:cacheprovider",
-                         "tests/mpi/test_collectives.py", "-q", timeout=180)
+                         suite, "-q", timeout=180)
     assert rc == 0, out[-6000:]
     assert "failed" not in out and "error" not in out.lower(), out[-6000:]
 
