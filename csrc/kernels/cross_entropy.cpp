@@ -22,7 +22,7 @@ static void cross_entropy_typed(const T* logits, const int64_t* target, const T*
     for (int64_t c = 0; c < C; ++c) weight_total += weight[c];
   }
   const double smooth = eps / static_cast<double>(C);
-#pragma omp parallel
+#pragma omp parallel if (N * L * C > kParallelWork)
   {
     std::vector<double> logp(C);
 #pragma omp for schedule(static)

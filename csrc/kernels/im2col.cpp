@@ -7,7 +7,7 @@ namespace distml {
 template <typename T>
 static void im2col_typed(const T* x, T* cols, const ConvGeometry& g) {
   const int64_t L = g.OH * g.OW, rows = g.C * g.KH * g.KW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * rows * L > kParallelWork)
   for (int64_t n = 0; n < g.N; ++n) {
     for (int64_t c = 0; c < g.C; ++c) {
       const T* plane = x + (n * g.C + c) * g.H * g.W;
@@ -44,7 +44,7 @@ static void im2col_typed(const T* x, T* cols, const ConvGeometry& g) {
 template <typename T>
 static void col2im_typed(const T* cols, T* x, const ConvGeometry& g) {
   const int64_t L = g.OH * g.OW, rows = g.C * g.KH * g.KW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.C * g.KH * g.KW * g.OH * g.OW > kParallelWork)
   for (int64_t n = 0; n < g.N; ++n) {
     std::memset(x + n * g.C * g.H * g.W, 0, sizeof(T) * g.C * g.H * g.W);
     for (int64_t c = 0; c < g.C; ++c) {

@@ -12,7 +12,7 @@ namespace distml {
 template <typename T, int K>
 static void max_pool2d_inside(const T* x, T* out, int64_t* indices, const ConvGeometry& g) {
   const int64_t HW = g.H * g.W, L = g.OH * g.OW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
   for (int64_t p = 0; p < g.N; ++p) {
     const T* plane = x + p * HW;
     for (int64_t oh = 0; oh < g.OH; ++oh) {
@@ -44,7 +44,7 @@ static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeo
   if (inside && g.KH == 2) return max_pool2d_inside<T, 2>(x, out, indices, g);
   if (inside && g.KH == 3) return max_pool2d_inside<T, 3>(x, out, indices, g);
   const int64_t HW = g.H * g.W, L = g.OH * g.OW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
   for (int64_t p = 0; p < g.N; ++p) {
     const T* plane = x + p * HW;
     T* out_plane = out + p * L;
@@ -78,7 +78,7 @@ static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeo
 template <typename T>
 static void max_pool2d_backward_typed(const T* grad_out, const int64_t* indices, T* grad_x, const ConvGeometry& g) {
   const int64_t L = g.OH * g.OW, HW = g.H * g.W;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
   for (int64_t p = 0; p < g.N; ++p) {
     T* plane = grad_x + p * HW;
     std::memset(plane, 0, sizeof(T) * HW);
@@ -104,7 +104,7 @@ static Window avg_window(const ConvGeometry& g, int64_t oh, int64_t ow, bool cou
 
 template <typename T>
 static void avg_pool2d_typed(const T* x, T* out, const ConvGeometry& g, bool count_include_pad) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
   for (int64_t p = 0; p < g.N; ++p) {
     const T* plane = x + p * g.H * g.W;
     for (int64_t oh = 0; oh < g.OH; ++oh) {
@@ -121,7 +121,7 @@ static void avg_pool2d_typed(const T* x, T* out, const ConvGeometry& g, bool cou
 
 template <typename T>
 static void avg_pool2d_backward_typed(const T* grad_out, T* grad_x, const ConvGeometry& g, bool count_include_pad) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
   for (int64_t p = 0; p < g.N; ++p) {
     T* plane = grad_x + p * g.H * g.W;
     std::memset(plane, 0, sizeof(T) * g.H * g.W);
