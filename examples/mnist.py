@@ -9,6 +9,10 @@ A checkpoint (model, optimizer, epoch, RNG state) is written to --checkpoint-dir
 every epoch; --resume continues from it and ends with the same parameters as an
 uninterrupted run. With --dataset mnist and only the MNIST test split on disk (t10k-*),
 its first 8,000 images train and the last 2,000 test.
+
+The same script is data-parallel under the launcher: `distmlrun -n 2 python examples/mnist.py`
+shards the training set with a DistributedSampler, averages gradients with
+DistributedDataParallel (batch size is per rank), and only rank 0 prints and saves.
 """
 import argparse
 import os
@@ -19,9 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 import distml
+import distml.distributed as dist
 import distml.nn as nn
 import distml.nn.functional as F
-from distml.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
+from distml.distributed.launch_rank import rank_environment
+from distml.nn.parallel import DistributedDataParallel
+from distml.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset, TensorDataset
 from distml.vision import datasets, transforms
 
 
@@ -77,7 +84,9 @@ def mnist_datasets(root, download):
 
 
 def make_train_sampler(train_set, args):
-    """The order of training samples; a data-parallel run swaps in a DistributedSampler here."""
+    """The order of training samples: this rank's shard when data-parallel."""
+    if dist.is_initialized():
+        return DistributedSampler(train_set, seed=args.seed)
     return RandomSampler(train_set)
 
 
@@ -162,6 +171,9 @@ def load_checkpoint(args, model, optimizer):
 
 def main(argv=None):
     args = parse_args(argv)
+    if rank_environment()[2] > 1:
+        dist.init_process_group("mpi")
+    lead = not dist.is_initialized() or dist.get_rank() == 0
     distml.manual_seed(args.seed)
     if args.dataset == "digits":
         train_set, test_set = digits_datasets()
@@ -171,14 +183,20 @@ def main(argv=None):
         image_size = 28
     sampler = make_train_sampler(train_set, args)
     train_loader, test_loader = make_loaders(train_set, test_set, sampler, args)
-    model = LeNet(image_size)
-    optimizer = distml.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    net = LeNet(image_size)
+    optimizer = distml.optim.SGD(net.parameters(), lr=args.lr, momentum=args.momentum)
     start = 1
     if args.resume:
-        start = load_checkpoint(args, model, optimizer) + 1
-        print(f"resumed from {checkpoint_path(args)} after epoch {start - 1}")
-    print(f"{args.dataset}: {len(train_set)} training and {len(test_set)} test images, "
-          f"{sum(p.numel() for p in model.parameters())} parameters")
+        start = load_checkpoint(args, net, optimizer) + 1
+        if lead:
+            print(f"resumed from {checkpoint_path(args)} after epoch {start - 1}")
+    model = DistributedDataParallel(net) if dist.is_initialized() else net
+    if lead:
+        print(f"{args.dataset}: {len(train_set)} training and {len(test_set)} test images, "
+              f"{sum(p.numel() for p in net.parameters())} parameters"
+              + (f", {dist.get_world_size()} ranks" if dist.is_initialized() else ""))
+    else:
+        args.no_progress = True
     accuracy = None
     for epoch in range(start, args.epochs + 1):
         if hasattr(sampler, "set_epoch"):
@@ -186,11 +204,13 @@ def main(argv=None):
         began = time.perf_counter()
         train_loss, throughput = train_epoch(model, optimizer, train_loader, epoch, args)
         test_loss, accuracy = evaluate(model, test_loader)
-        print(f"epoch {epoch}/{args.epochs}: train loss {train_loss:.4f}, test loss {test_loss:.4f}, "
-              f"test accuracy {accuracy:.2%}, {throughput:.0f} img/s, {time.perf_counter() - began:.1f} s", flush=True)
-        if args.checkpoint_dir:
-            save_checkpoint(args, model, optimizer, epoch)
-    return model, accuracy
+        if lead:
+            print(f"epoch {epoch}/{args.epochs}: train loss {train_loss:.4f}, test loss {test_loss:.4f}, "
+                  f"test accuracy {accuracy:.2%}, {throughput:.0f} img/s per rank, "
+                  f"{time.perf_counter() - began:.1f} s", flush=True)
+        if args.checkpoint_dir and lead:
+            save_checkpoint(args, net, optimizer, epoch)
+    return net, accuracy
 
 
 if __name__ == "__main__":
