@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from distml import dtypes
+from distml.creation import _size
 from distml.tensor import Tensor
 
 
@@ -69,15 +70,6 @@ def set_rng_state(state):
 
 def _rng(generator):
     return (generator or default_generator).rng
-
-
-def _size(size):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = size[0]
-    size = tuple(int(s) for s in size)
-    if any(s < 0 for s in size):
-        raise RuntimeError(f"Trying to create tensor with negative dimension {min(size)}: {list(size)}")
-    return size
 
 
 def _float_dtype(dtype):
