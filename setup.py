@@ -86,8 +86,14 @@ class MPIBuildExt(build_ext):
         return objects
 
 
-# Parallel, incremental compiles: `python setup.py build_ext --inplace` rebuilds only changed sources.
-ParallelCompile("DISTML_BUILD_JOBS", default=2, needs_recompile=naive_recompile).install()
+def needs_recompile(obj, src):
+    """Rebuild an object when its source or any header under csrc/ is newer (headers are shared)."""
+    newest_header = max(map(os.path.getmtime, glob.glob("csrc/**/*.h", recursive=True)), default=0)
+    return naive_recompile(obj, src) or os.path.getmtime(obj) < newest_header
+
+
+# Parallel, incremental compiles: `python setup.py build_ext --inplace` rebuilds only what changed.
+ParallelCompile("DISTML_BUILD_JOBS", default=2, needs_recompile=needs_recompile).install()
 
 sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/kernels/*.cpp") + glob.glob("csrc/comm/*.cpp"))
 
@@ -95,6 +101,7 @@ ext = Pybind11Extension(
     "distml._C",
     sources,
     include_dirs=["csrc"],
+    depends=sorted(glob.glob("csrc/**/*.h", recursive=True)),
     cxx_std=17,
     extra_compile_args=["-O3", "-fopenmp"],
     extra_link_args=["-fopenmp", "-Wl,-rpath,$ORIGIN/../../.."],
