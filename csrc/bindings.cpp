@@ -306,17 +306,19 @@ PYBIND11_MODULE(_C, m) {
   py::class_<Work, std::shared_ptr<Work>>(m, "Work", "Handle of a queued collective.")
       .def("wait", &Work::wait, py::call_guard<py::gil_scoped_release>(), "Block until done; raise its error.")
       .def("is_completed", &Work::is_completed);
-  py::class_<Tuning>(m, "Tuning", "Algorithm choice and sizes: algo 0 auto, 1 ring, 2 recursive doubling.")
+  py::class_<Tuning>(m, "Tuning", "Algorithm choice and sizes: algo 0 auto, 1 ring, 2 recursive doubling, 3 shared memory.")
       .def(py::init<>())
       .def_property("algo", [](const Tuning& t) { return static_cast<int>(t.allreduce); },
                     [](Tuning& t, int a) {
-                      if (a < 0 || a > 2) throw py::value_error("algo must be 0, 1 or 2, got " + std::to_string(a));
+                      if (a < 0 || a > 3) throw py::value_error("algo must be 0, 1, 2 or 3, got " + std::to_string(a));
                       t.allreduce = static_cast<Algo>(a);
                     })
       .def_readwrite("rd_max_bytes", &Tuning::rd_max_bytes)
       .def_readwrite("chunk_bytes", &Tuning::chunk_bytes)
       .def_readwrite("window", &Tuning::window)
-      .def_readwrite("tree_max_bytes", &Tuning::tree_max_bytes);
+      .def_readwrite("tree_max_bytes", &Tuning::tree_max_bytes)
+      .def_readwrite("shared_one_round_bytes", &Tuning::shared_one_round_bytes)
+      .def_readwrite("shared_chunk_bytes", &Tuning::shared_chunk_bytes);
   // Buffers: C-contiguous numpy arrays (the Python layer copies strided views), dtype from numpy.
   static auto writable = [](py::array a, const char* what) {
     require_contiguous(a, what);
@@ -350,6 +352,7 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("size", &ProcessGroup::size)
       .def_property_readonly("local_rank", &ProcessGroup::local_rank)
       .def_property_readonly("local_size", &ProcessGroup::local_size)
+      .def_property_readonly("shared_memory", &ProcessGroup::shared_memory)
       .def_property_readonly("timeout", &ProcessGroup::timeout)
       .def_property("tuning", [](const ProcessGroup& g) { return g.tuning(); }, &ProcessGroup::set_tuning,
                     "A copy of the algorithm settings; assign to change them.")

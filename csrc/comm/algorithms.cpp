@@ -43,7 +43,15 @@ std::string describe(const Signature& s) {
   return out.str();
 }
 
-// Every rank learns every Signature, then all raise the same message.
+// Every rank raises the same message from the Signatures of all ranks.
+[[noreturn]] void raise_mismatch(Transport& t, const std::vector<Signature>& all) {
+  std::ostringstream out;
+  out << "ranks disagree on the collective or its tensors:";
+  for (int i = 0; i < t.size(); ++i) out << (i ? "; " : " ") << "rank " << t.world_rank(i) << " called " << describe(all[i]);
+  t.fail(out.str(), false);
+}
+
+// Without an arena every rank first learns every Signature over MPI.
 [[noreturn]] void raise_mismatch(Transport& t, const Signature& mine) {
   const int p = t.size();
   std::vector<Signature> all(p);
@@ -57,10 +65,15 @@ std::string describe(const Signature& s) {
     peers.insert(peers.end(), {i, i});
   }
   t.wait(requests.data(), static_cast<int>(requests.size()), peers.data());
-  std::ostringstream out;
-  out << "ranks disagree on the collective or its tensors:";
-  for (int i = 0; i < p; ++i) out << (i ? "; " : " ") << "rank " << t.world_rank(i) << " called " << describe(all[i]);
-  t.fail(out.str(), false);
+  raise_mismatch(t, all);
+}
+
+// The sync after a round whose Signature was posted: raise unless every rank posted the same.
+void sync_and_agree(Transport& t, SharedArena& arena, uint64_t round) {
+  arena.sync(t);
+  const std::vector<Signature> all = arena.signatures(round);
+  for (const Signature& other : all)
+    if (std::memcmp(&other, &all[0], sizeof other) != 0) raise_mismatch(t, all);
 }
 
 // Recursive doubling over all ranks (ranks beyond the largest power of two fold into a
@@ -135,7 +148,11 @@ bool agree_and_reduce(Transport& t, Scratch& s, const Tuning& tune, const Signat
 }
 
 void check_agreement(Transport& t, Scratch& s, const Tuning& tune, const Signature& sig) {
-  if (!agree_and_reduce(t, s, tune, sig, nullptr, 0, DType::u8, ReduceOp::sum)) raise_mismatch(t, sig);
+  if (s.shared) {
+    sync_and_agree(t, *s.shared, s.shared->begin_round(&sig));
+  } else if (!agree_and_reduce(t, s, tune, sig, nullptr, 0, DType::u8, ReduceOp::sum)) {
+    raise_mismatch(t, sig);
+  }
 }
 
 // p contiguous pieces of a buffer, in elements; each ring step moves one piece.
@@ -287,6 +304,53 @@ void root_exchange(Transport& t, char* root_base, char* piece, size_t bytes, int
   t.wait(requests.data(), static_cast<int>(requests.size()), peers.data());
 }
 
+// Allreduce through the shared arena. Small buffers take one round: every rank copies its buffer
+// in, and after one sync each reduces all of them in rank order (the same order everywhere, so
+// the results agree bit for bit). Larger ones go in chunks, one round and one sync each, with
+// rank r's segment of every chunk at the same place in each half (slot r): a rank copies in the
+// segments that others reduce; after the sync it reduces its own segment from the peers' copies
+// straight into its buffer, publishes it in its slot, copies in the next chunk, and after the
+// next sync copies the peers' reduced segments out.
+void shared_allreduce(Transport& t, SharedArena& arena, const Tuning& tune, const Signature& sig, char* buf,
+                      size_t count, DType dtype, ReduceOp op) {
+  const int p = t.size(), me = t.rank();
+  const size_t esz = dtype_size(dtype), bytes = count * esz;
+  if (bytes <= std::min(tune.shared_one_round_bytes, arena.half_bytes())) {
+    const uint64_t round = arena.begin_round(&sig);
+    std::memcpy(arena.half(me, round), buf, bytes);
+    sync_and_agree(t, arena, round);
+    std::memcpy(buf, arena.half(0, round), bytes);
+    for (int r = 1; r < p; ++r) reduce_into(buf, arena.half(r, round), count, dtype, op);
+    return;
+  }
+  const size_t slot_elems = std::max<size_t>(1, std::min(tune.shared_chunk_bytes, arena.half_bytes()) / esz / p);
+  const size_t chunk = slot_elems * p, chunks = (count + chunk - 1) / chunk;
+  auto slot = [&](int owner, uint64_t round, int r) { return arena.half(owner, round) + r * slot_elems * esz; };
+  auto segments = [&](size_t k) { return balanced(std::min(chunk, count - k * chunk), p); };
+  auto copy_in = [&](size_t k) {
+    const uint64_t round = arena.begin_round(k == 0 ? &sig : nullptr);
+    const Segments segs = segments(k);
+    for (int r = 0; r < p; ++r)
+      if (r != me) std::memcpy(slot(me, round, r), buf + (k * chunk + segs.off[r]) * esz, segs.len[r] * esz);
+    return round;
+  };
+  uint64_t round = copy_in(0);
+  sync_and_agree(t, arena, round);
+  for (size_t k = 0; k < chunks; ++k) {
+    const Segments segs = segments(k);
+    char* data = buf + k * chunk * esz;
+    char* mine = data + segs.off[me] * esz;
+    for (int r = 0; r < p; ++r)
+      if (r != me) reduce_into(mine, slot(r, round, me), segs.len[me], dtype, op);
+    std::memcpy(slot(me, round, me), mine, segs.len[me] * esz);
+    const uint64_t next = k + 1 < chunks ? copy_in(k + 1) : 0;
+    arena.sync(t);
+    for (int r = 0; r < p; ++r)
+      if (r != me) std::memcpy(data + segs.off[r] * esz, slot(r, round, r), segs.len[r] * esz);
+    round = next;
+  }
+}
+
 Signature signature(Collective c, DType dtype, size_t count, ReduceOp op = ReduceOp::sum, int root = 0) {
   return {static_cast<int64_t>(c), static_cast<int64_t>(dtype), static_cast<int64_t>(op),
           static_cast<int64_t>(count), root};
@@ -299,16 +363,28 @@ void allreduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t c
   if (t.size() == 1) return;
   const Signature sig = signature(Collective::all_reduce, dtype, count, op);
   const size_t bytes = count * dtype_size(dtype);
-  const bool rd = tune.allreduce == Algo::recursive_doubling ||
-                  (tune.allreduce == Algo::automatic && bytes <= tune.rd_max_bytes);
-  if (rd) {
-    if (!agree_and_reduce(t, s, tune, sig, buf, count, dtype, op)) raise_mismatch(t, sig);
-    return;
+  Algo algo = tune.allreduce;
+  if (algo == Algo::automatic)
+    algo = s.shared ? Algo::shared_memory : bytes <= tune.rd_max_bytes ? Algo::recursive_doubling : Algo::ring;
+  if (algo == Algo::shared_memory && !s.shared)
+    t.fail("the shared-memory allreduce needs every rank of the group on one host, with shared memory enabled",
+           false);
+  char* data = static_cast<char*>(buf);
+  switch (algo) {
+    case Algo::shared_memory:
+      shared_allreduce(t, *s.shared, tune, sig, data, count, dtype, op);
+      break;
+    case Algo::recursive_doubling:
+      if (s.shared) check_agreement(t, s, tune, sig);  // the same check as every other collective
+      if (!agree_and_reduce(t, s, tune, sig, buf, count, dtype, op)) raise_mismatch(t, sig);
+      break;
+    default: {
+      check_agreement(t, s, tune, sig);
+      const Segments segs = balanced(count, t.size());
+      ring_reduce_scatter(t, s, tune, data, segs, dtype, op);
+      ring_allgather(t, tune, data, segs, dtype_size(dtype));
+    }
   }
-  check_agreement(t, s, tune, sig);
-  const Segments segs = balanced(count, t.size());
-  ring_reduce_scatter(t, s, tune, static_cast<char*>(buf), segs, dtype, op);
-  ring_allgather(t, tune, static_cast<char*>(buf), segs, dtype_size(dtype));
 }
 
 void broadcast(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype, int root) {

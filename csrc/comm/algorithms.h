@@ -1,12 +1,13 @@
 // The collective algorithms over a Transport. Every collective starts with an agreement check:
-// the ranks' Signatures are combined by recursive doubling (fused with the data for small
-// allreduces), so a rank that called something else, or with another size or dtype, makes
-// every rank raise instead of hanging or reducing garbage.
+// the ranks' Signatures are posted in the shared arena, or without one combined by recursive
+// doubling (fused with the data for small allreduces). So a rank that called something else,
+// or with another size or dtype, makes every rank raise instead of hanging or reducing garbage.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "comm/reduce.h"
+#include "comm/shared_arena.h"
 #include "comm/transport.h"
 #include "dtype.h"
 
@@ -16,12 +17,8 @@ enum class Collective : int64_t {
   all_reduce, broadcast, all_gather, reduce_scatter, reduce, gather, scatter, barrier, send
 };
 
-// What one rank asked for; every field must match across ranks (root and op where they apply).
-struct Signature {
-  int64_t collective, dtype, op, count, root;
-};
-
-enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2 };
+// shared_memory: through the group's SharedArena, when every rank is on one host.
+enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2, shared_memory = 3 };
 
 struct Tuning {
   Algo allreduce = Algo::automatic;
@@ -30,11 +27,17 @@ struct Tuning {
                                       // the eager first fragment of each rendezvous, copied twice)
   int window = 4;                     // ring: receives in flight
   size_t tree_max_bytes = 256 << 10;  // broadcast: binomial tree up to this, scatter+allgather above
+  size_t shared_one_round_bytes = 32 << 10;  // shared-memory allreduce: every rank reduces the whole
+                                             // buffer up to this; above, each reduces a segment
+  size_t shared_chunk_bytes = 256 << 10;     // ... of chunks this big (at most the arena's half)
 };
 
-// Scratch memory reused across calls (only one collective runs at a time).
+// Memory reused across calls (only one collective runs at a time): private scratch buffers, and
+// the arena shared with the other ranks when they all live on this host (else null). With an
+// arena, every collective's agreement check goes through it.
 struct Scratch {
   std::vector<char> a, b, work;
+  SharedArena* shared = nullptr;
 };
 
 void allreduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,

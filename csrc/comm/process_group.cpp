@@ -4,17 +4,24 @@
 
 namespace distml {
 
-ProcessGroup::ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune)
-    : transport_(comm, timeout_s), tune_(tune) {
+// Each half of a rank's part of the arena: the shared-memory allreduce's chunk.
+constexpr size_t kArenaHalfBytes = 1 << 20;
+
+ProcessGroup::ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune, bool shared_memory)
+    : transport_(comm, timeout_s), tune_(tune), wants_shared_memory_(shared_memory) {
   // Ranks that share a host (shared memory) make up the "local" world.
   MPI_Comm node;
   MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, transport_.rank(), MPI_INFO_NULL, &node);
   MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_size(node, &local_size_);
   MPI_Comm_free(&node);
+  if (shared_memory && local_size_ == size() && size() > 1) {
+    arena_ = SharedArena::create(transport_, kArenaHalfBytes);
+    scratch_.shared = arena_.get();
+  }
 }
 
-std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, const Tuning& tune) {
+std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, const Tuning& tune, bool shared_memory) {
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_SERIALIZED)
@@ -25,7 +32,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, const Tuning
   Engine::get().submit([&] {
     MPI_Comm comm;
     MPI_Comm_dup(MPI_COMM_WORLD, &comm);
-    group = std::make_shared<ProcessGroup>(comm, timeout_s, tune);
+    group = std::make_shared<ProcessGroup>(comm, timeout_s, tune, shared_memory);
   }, false);
   return group;
 }
@@ -43,7 +50,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::split(std::vector<int> ranks) {
     MPI_Comm comm;
     transport_.check(MPI_Comm_split(transport_.comm(), member ? 0 : MPI_UNDEFINED, rank(), &comm),
                      "MPI_Comm_split");
-    if (member) group = std::make_shared<ProcessGroup>(comm, transport_.timeout(), tune_);
+    if (member) group = std::make_shared<ProcessGroup>(comm, transport_.timeout(), tune_, wants_shared_memory_);
   }, false);
   return group;
 }
@@ -54,6 +61,8 @@ void ProcessGroup::free() {
   if (Engine::get().failed()) return;  // MPI may not be touched again
   auto self = shared_from_this();
   Engine::get().submit([self] {
+    self->scratch_.shared = nullptr;
+    self->arena_.reset();
     MPI_Comm comm = self->transport_.comm();
     MPI_Comm_free(&comm);
   }, false);

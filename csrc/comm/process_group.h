@@ -14,7 +14,8 @@ namespace distml {
 class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
  public:
   // Duplicates MPI_COMM_WORLD. MPI must be initialised with at least MPI_THREAD_SERIALIZED.
-  static std::shared_ptr<ProcessGroup> world(double timeout_s, const Tuning& tune);
+  // shared_memory: give groups whose ranks all share a host a SharedArena.
+  static std::shared_ptr<ProcessGroup> world(double timeout_s, const Tuning& tune, bool shared_memory);
   // Collective over this group: the members of `ranks` (ranks of this group) get a new group,
   // the others get nullptr.
   std::shared_ptr<ProcessGroup> split(std::vector<int> ranks);
@@ -26,6 +27,7 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   int world_rank(int rank) const { return transport_.world_rank(rank); }
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
+  bool shared_memory() const { return arena_ != nullptr; }
   double timeout() const { return transport_.timeout(); }
   const Tuning& tuning() const { return tune_; }
   void set_tuning(const Tuning& tune) { tune_ = tune; }
@@ -44,7 +46,7 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   std::shared_ptr<Work> recv(void* buf, size_t count, DType dtype, int src, int tag, std::shared_ptr<int> source,
                              bool async);
 
-  ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune);
+  ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune, bool shared_memory);
 
  private:
   // Queue fn(transport, scratch) on the engine; the group stays alive until it ran.
@@ -55,6 +57,8 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   Scratch scratch_;
   Tuning tune_;
   int local_rank_ = 0, local_size_ = 1;
+  bool wants_shared_memory_;
+  std::unique_ptr<SharedArena> arena_;
   bool freed_ = false;
 };
 

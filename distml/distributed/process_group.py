@@ -28,7 +28,7 @@ from distml._backend import C
 DistBackendError = C.DistBackendError
 
 DEFAULT_TIMEOUT_S = 300.0
-_ALGOS = {"auto": 0, "ring": 1, "rd": 2}
+_ALGOS = {"auto": 0, "ring": 1, "rd": 2, "shm": 3}
 
 
 class ReduceOp(enum.IntEnum):
@@ -131,7 +131,8 @@ def init_process_group(backend="mpi", init_method=None, timeout=None, world_size
         _state.owns_mpi = True
     if not _state.exit_hooked:
         _hook_exit()
-    pg = C.ProcessGroup.world(_timeout_seconds(timeout), _tuning())
+    shared_memory = os.environ.get("DISTML_SHM", "1") != "0"
+    pg = C.ProcessGroup.world(_timeout_seconds(timeout), _tuning(), shared_memory)
     for name, asked, got in (("world_size", world_size, pg.size), ("rank", rank, pg.rank)):
         if asked not in (-1, None) and asked != got:
             raise ValueError(f"init_process_group: {name}={asked} but MPI says {got}")

@@ -36,6 +36,50 @@ def test_mpi_suite_under_mpiexec(n, suite):
     assert "failed" not in out and "error" not in out.lower(), out[-6000:]
 
 
+@needs_mpiexec
+def test_collectives_over_mpi_messages_only():
+    """DISTML_SHM=0, as when ranks span hosts: no shared arena; agreement checks go over MPI."""
+    rc, out, _ = mpiexec(3, sys.executable, "-m", "pytest", "--with-mpi", "-p", "no:cacheprovider",
+                         "tests/mpi/test_collectives.py", "-q", timeout=180, env={"DISTML_SHM": "0"})
+    assert rc == 0, out[-6000:]
+    assert "failed" not in out and "error" not in out.lower(), out[-6000:]
+
+
+SHARED_ARENA = textwrap.dedent("""
+    import glob, os
+    import numpy as np
+    import distml, distml.distributed as dist
+    from distml.distributed import process_group
+
+    dist.init_process_group("mpi")
+    pair = dist.new_group([0, 1])
+    assert process_group._world()._pg.shared_memory
+    t = distml.from_numpy(np.ones(1 << 20, np.float32))
+    if dist.get_rank() < 2:
+        assert pair._pg.shared_memory
+        dist.all_reduce(t, group=pair)
+        assert (t.numpy() == 2).all()
+    dist.barrier()
+    creator = [os.getpid()]  # rank 0 names the arenas
+    dist.broadcast_object_list(creator, src=0)
+    assert not glob.glob(f"/dev/shm/distml-{creator[0]}-*"), "the arena's name outlived its mapping"
+    print("arena ok")
+""")
+
+
+@needs_mpiexec
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm")
+def test_shared_arena_on_one_host_leaves_no_name_behind():
+    # A name left by a job killed mid-creation: its process is gone, so the next job removes it.
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    stale = f"/dev/shm/distml-{finished.stdout.strip()}-0"
+    open(stale, "wb").close()
+    rc, out, _ = mpiexec(3, sys.executable, "-c", SHARED_ARENA, timeout=60)
+    assert rc == 0 and out.count("arena ok") == 3, out
+    assert not os.path.exists(stale)
+
+
 FAULTS = textwrap.dedent("""
     import os, sys, time
     import numpy as np
