@@ -5,11 +5,14 @@
     dist.all_reduce(t, op=dist.ReduceOp.SUM)  # in place on every rank
     work = dist.all_reduce(g, async_op=True)  # runs on the comm thread; overlap, then work.wait()
 
-The algorithms live in C++ (csrc/comm/). This module turns Tensors into contiguous numpy
-buffers, maps global ranks to group ranks, and owns MPI's lifetime: init_process_group
-initialises MPI (MPI_THREAD_SERIALIZED: only one thread calls MPI at a time) and finalises it at
-exit, or calls MPI_Abort when a collective failed or the program died of an exception, so that
-the other ranks end instead of hanging.
+The algorithms live in C++ (csrc/comm/): on one host a shared-memory allreduce, across hosts
+recursive doubling and a pipelined ring over MPI messages. DISTML_ALLREDUCE_ALGO (auto, shm,
+ring, rd) forces one; DISTML_SHM=0 keeps everything on MPI messages.
+
+This module turns Tensors into contiguous numpy buffers, maps global ranks to group ranks, and
+owns MPI's lifetime: init_process_group initialises MPI (MPI_THREAD_SERIALIZED: only one thread
+calls MPI at a time) and finalises it at exit, or calls MPI_Abort when a collective failed or the
+program died of an exception, so that the other ranks end instead of hanging.
 
 Rank arguments (src, dst) are global ranks, as in torch.distributed. While async work is in
 flight, leave MPI alone (no mpi4py calls of your own): only one thread may be inside MPI.

@@ -130,6 +130,24 @@ def test_shared_memory_allreduce_in_many_small_chunks():
         pg.tuning = saved
 
 
+def test_forcing_shared_memory_without_an_arena_raises():
+    pg = pg_module._world()._pg
+    if pg.shared_memory:
+        pytest.skip("this run has an arena (the DISTML_SHM=0 run covers this)")
+    saved = pg.tuning
+    tuning = pg.tuning
+    tuning.algo = pg_module._ALGOS["shm"]
+    pg.tuning = tuning
+    try:
+        with pytest.raises(dist.DistBackendError, match="needs every rank of the group on one host"):
+            dist.all_reduce(distml.from_numpy(np.ones(3, np.float32)))
+    finally:
+        pg.tuning = saved
+    t = distml.from_numpy(np.ones(3, np.float32))
+    dist.all_reduce(t)
+    assert (t.numpy() == dist.get_world_size()).all()
+
+
 def test_all_reduce_strided_view():
     base = np.zeros((6, 8), np.float32)
     base[:, ::2] = dist.get_rank() + 1
