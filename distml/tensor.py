@@ -145,7 +145,8 @@ class Tensor:
         return self.data.reshape(()).item() if isinstance(self.data, np.ndarray) else self.data.item()
 
     def tolist(self):
-        return self.numpy().tolist()
+        """Nested Python lists of the values (copied; works on grad-requiring and GPU tensors)."""
+        return self.data.tolist()
 
     def numpy(self):
         """The data as a numpy array (shares memory on the CPU)."""

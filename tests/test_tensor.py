@@ -41,6 +41,8 @@ def test_creation_matches_torch():
 def test_conversions():
     x = distml.tensor([[1.7, -2.2]])
     assert x.long().tolist() == [[1, -2]] and x.long().dtype == distml.int64
+    w = distml.tensor([0.5, 2.0], requires_grad=True)
+    assert w.tolist() == torch.tensor([0.5, 2.0], requires_grad=True).tolist() == [0.5, 2.0]
     assert x.to(distml.float64).dtype == distml.float64 and x.double().float().dtype == distml.float32
     assert x[0, 0].item() == pytest.approx(1.7) and float(x[0, 1]) == pytest.approx(-2.2)
     assert x.clone().data is not x.data and x.detach().data is x.data

@@ -332,7 +332,6 @@ def stack(tensors, dim=0):
 
 def split(x, split_size_or_sections, dim=0):
     """Views of x in pieces along dim: of size n each (the last may be smaller), or of the given sizes."""
-    from distml.ops.index import getitem
     d = wrap_dim(dim, x.data.ndim)
     size = x.data.shape[d]
     if isinstance(split_size_or_sections, int):
@@ -347,7 +346,7 @@ def split(x, split_size_or_sections, dim=0):
                                f"at dimension {d}), but got split_sizes={sizes}")
     starts = np.cumsum([0] + sizes[:-1]).tolist()
     lead = (slice(None),) * d
-    return tuple(getitem(x, lead + (slice(s, s + n),)) for s, n in zip(starts, sizes))
+    return _pieces(x, [lead + (slice(s, s + n),) for s, n in zip(starts, sizes)])
 
 
 def chunk(x, chunks, dim=0):
@@ -360,6 +359,56 @@ def chunk(x, chunks, dim=0):
 
 def unbind(x, dim=0):
     """The slices of x along dim, each without that dim."""
-    from distml.ops.index import getitem
     d = wrap_dim(dim, x.data.ndim)
-    return tuple(getitem(x, (slice(None),) * d + (i,)) for i in range(x.data.shape[d]))
+    return _pieces(x, [(slice(None),) * d + (i,) for i in range(x.data.shape[d])])
+
+
+class _PieceGrads:
+    """The gradients that reached some pieces of one Split, by piece number: the backward pass
+    sums them as they come, and Split writes them into one full-size gradient at the end."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def __add__(self, other):
+        for number, grad in other.parts.items():
+            self.parts[number] = self.parts[number] + grad if number in self.parts else grad
+        return self
+
+
+class Split(Primitive):
+    """The one node behind all pieces of a split or unbind. (A getitem per piece would have every
+    piece's backward write a full-size gradient: quadratic in the number of pieces.)"""
+
+    saves_inputs = False
+    is_view = True
+
+    def forward(self, x, keys):
+        self.shape, self.dtype, self.keys = x.shape, x.dtype, keys
+        return x.view()
+
+    def backward(self, grads):
+        out = get_array_module(next(iter(grads.parts.values()))).zeros(self.shape, dtype=self.dtype)
+        for number, grad in grads.parts.items():
+            out[self.keys[number]] = grad
+        return out
+
+
+class Piece(Primitive):
+    saves_inputs = False
+    is_view = True
+
+    def forward(self, whole, key, number):
+        self.number = number
+        return get_array_module(whole).asarray(whole[key])  # a full integer index gives a numpy scalar
+
+    def backward(self, grad):
+        return _PieceGrads({self.number: grad})
+
+
+def _pieces(x, keys):
+    """Views of x at each basic index in keys (disjoint), sharing one Split node."""
+    whole = Split.apply(x, keys=keys)
+    return tuple(Piece.apply(whole, key=key, number=number) for number, key in enumerate(keys))

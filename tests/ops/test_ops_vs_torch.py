@@ -120,6 +120,8 @@ UNARY = [
     ("split_sizes", lambda m, x: m.split(x, [1, 2], 0)[1], [(3, 5)]),
     ("chunk", lambda m, x: x.chunk(2, -1)[0] * x.chunk(2, -1)[1][..., :2], [(3, 4)]),
     ("unbind", lambda m, x: x.unbind(1)[2], MATRIX),
+    ("unbind_pieces_reused", lambda m, x: m.stack([p * p for p in x.unbind(0)] + [x.unbind(0)[0]]), MATRIX),
+    ("split_pieces_combined", lambda m, x: m.cat([p.exp() for p in x.split(2, -1)][::-1], -1), MATRIX),
     ("narrow", lambda m, x: x.narrow(1, 1, 2), MATRIX),
     ("cat_self", lambda m, x: m.cat([x, x * 2, x[:1]], 0), [(3, 4), (0, 3)]),
     ("cat_dim", lambda m, x: m.cat((x, x), dim=-1), MATRIX),
