@@ -44,7 +44,10 @@ def main():
     n, rank = comm.Get_size(), comm.Get_rank()
     sizes = [4 * 4**k for k in range(13) if 4 * 4**k <= args.max_mib * 2**20]
     if rank == 0:
-        print(f"allreduce float32, {n} ranks, {args.iters} iterations (median), {MPI.Get_library_version().splitlines()[0]}")
+        from distml.distributed.process_group import _world
+        path = "shared memory" if _world()._pg.shared_memory else "MPI messages"
+        print(f"allreduce float32, {n} ranks, {args.iters} iterations (median), distml over {path}, "
+              f"{MPI.Get_library_version().splitlines()[0]}")
         print(f"{'size':>10} {'distml us':>11} {'MPI us':>11} {'distml GB/s':>12} {'MPI GB/s':>10} {'ratio':>7}")
     for nbytes in sizes:
         ours_buf = np.full(nbytes // 4, rank + 1, np.float32)
