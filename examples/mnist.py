@@ -5,14 +5,15 @@
     python examples/mnist.py --epochs 2 --checkpoint-dir ckpt
     python examples/mnist.py --epochs 4 --checkpoint-dir ckpt --resume   # epochs 3 and 4, as if never stopped
 
-A checkpoint (model, optimizer, epoch, RNG state) is written to --checkpoint-dir after
+A checkpoint (model, optimizer, learning-rate schedule, epoch, RNG state) is written to --checkpoint-dir after
 every epoch; --resume continues from it and ends with the same parameters as an
 uninterrupted run. With --dataset mnist and only the MNIST test split on disk (t10k-*),
 its first 8,000 images train and the last 2,000 test.
 
-The same script is data-parallel under the launcher: `distmlrun -n 2 python examples/mnist.py`
+The same script is data-parallel under the launcher: `distmlrun -n 2 examples/mnist.py`
 shards the training set with a DistributedSampler, averages gradients with
-DistributedDataParallel (batch size is per rank), and only rank 0 prints and saves.
+DistributedDataParallel (batch size is per rank, and the learning rate grows with the rank
+count, as the global batch does), and only rank 0 prints and saves.
 """
 import argparse
 import os
@@ -39,7 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--download", action="store_true", help="fetch MNIST when it is not in --data-dir")
     p.add_argument("--epochs", type=int, default=None, help="default: 12 for digits, 2 for mnist")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr", type=float, default=0.02,
+                   help="for one rank; multiplied by the number of ranks (the linear scaling rule)")
+    p.add_argument("--gamma", type=float, default=0.8, help="learning-rate decay per epoch")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
@@ -154,17 +157,19 @@ def checkpoint_path(args):
     return os.path.join(args.checkpoint_dir, "checkpoint.pt")
 
 
-def save_checkpoint(args, model, optimizer, epoch):
+def save_checkpoint(args, model, optimizer, scheduler, epoch):
     os.makedirs(args.checkpoint_dir, exist_ok=True)
-    distml.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                 "rng_state": distml.get_rng_state(), "args": vars(args)}, checkpoint_path(args))
+    distml.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "epoch": epoch, "rng_state": distml.get_rng_state(),
+                 "args": vars(args)}, checkpoint_path(args))
 
 
-def load_checkpoint(args, model, optimizer):
-    """Restore model, optimizer and RNG; returns the last finished epoch."""
+def load_checkpoint(args, model, optimizer, scheduler):
+    """Restore model, optimizer, learning-rate schedule and RNG; returns the last finished epoch."""
     state = distml.load(checkpoint_path(args), map_location="cpu")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
     distml.set_rng_state(state["rng_state"])
     return state["epoch"]
 
@@ -184,10 +189,11 @@ def main(argv=None):
     sampler = make_train_sampler(train_set, args)
     train_loader, test_loader = make_loaders(train_set, test_set, sampler, args)
     net = LeNet(image_size)
-    optimizer = distml.optim.SGD(net.parameters(), lr=args.lr, momentum=args.momentum)
+    optimizer = distml.optim.SGD(net.parameters(), lr=args.lr * dist.get_world_size(), momentum=args.momentum)
+    scheduler = distml.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.gamma)
     start = 1
     if args.resume:
-        start = load_checkpoint(args, net, optimizer) + 1
+        start = load_checkpoint(args, net, optimizer, scheduler) + 1
         if lead:
             print(f"resumed from {checkpoint_path(args)} after epoch {start - 1}")
     model = DistributedDataParallel(net) if dist.is_initialized() else net
@@ -204,12 +210,13 @@ def main(argv=None):
         began = time.perf_counter()
         train_loss, throughput = train_epoch(model, optimizer, train_loader, epoch, args)
         test_loss, accuracy = evaluate(model, test_loader)
+        scheduler.step()
         if lead:
             print(f"epoch {epoch}/{args.epochs}: train loss {train_loss:.4f}, test loss {test_loss:.4f}, "
                   f"test accuracy {accuracy:.2%}, {throughput:.0f} img/s per rank, "
                   f"{time.perf_counter() - began:.1f} s", flush=True)
         if args.checkpoint_dir and lead:
-            save_checkpoint(args, net, optimizer, epoch)
+            save_checkpoint(args, net, optimizer, scheduler, epoch)
     return net, accuracy
 
 

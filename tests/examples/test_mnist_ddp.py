@@ -37,4 +37,4 @@ def test_demo_trains_on_two_ranks_and_resumes_identically(tmp_path):
 def test_demo_reaches_the_single_process_accuracy_band():
     out = distmlrun()
     accuracy = float(out.strip().splitlines()[-1].split("test accuracy ")[1].split("%")[0])
-    assert accuracy >= 90.0, out
+    assert accuracy >= 97.0, out
