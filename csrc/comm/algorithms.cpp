@@ -71,9 +71,7 @@ std::string describe(const Signature& s) {
 // The sync after a round whose Signature was posted: raise unless every rank posted the same.
 void sync_and_agree(Transport& t, SharedArena& arena, uint64_t round) {
   arena.sync(t);
-  const std::vector<Signature> all = arena.signatures(round);
-  for (const Signature& other : all)
-    if (std::memcmp(&other, &all[0], sizeof other) != 0) raise_mismatch(t, all);
+  if (!arena.agreed(round)) raise_mismatch(t, arena.signatures(round));
 }
 
 // Recursive doubling over all ranks (ranks beyond the largest power of two fold into a

@@ -97,6 +97,13 @@ char* SharedArena::half(int rank, uint64_t round) const {
   return part(rank) + kHeader + (round % 2) * half_bytes_;
 }
 
+bool SharedArena::agreed(uint64_t round) const {
+  const Signature& first = control(0).posted[round % 2];
+  for (int r = 1; r < size_; ++r)
+    if (std::memcmp(&control(r).posted[round % 2], &first, sizeof first) != 0) return false;
+  return true;
+}
+
 std::vector<Signature> SharedArena::signatures(uint64_t round) const {
   std::vector<Signature> all;
   for (int r = 0; r < size_; ++r) all.push_back(control(r).posted[round % 2]);

@@ -36,6 +36,8 @@ class SharedArena {
   uint64_t begin_round(const Signature* sig);
   // rank's half for round.
   char* half(int rank, uint64_t round) const;
+  // Whether every rank posted the same Signature in round.
+  bool agreed(uint64_t round) const;
   // The Signatures every rank posted in round, in rank order.
   std::vector<Signature> signatures(uint64_t round) const;
   // Wait until every rank reached the same sync; raise on timeout naming the missing ranks.
