@@ -141,7 +141,7 @@ void SharedArena::sync(Transport& t) {
           message << separator << t.world_rank(r);
           separator = ", ";
         }
-      message << " (dead or stalled; set the limit with init_process_group(timeout=...) or DISTML_TIMEOUT)";
+      message << kTimeoutAdvice;
       t.fail(message.str(), true);
     }
     if (waited < 0.05) {

@@ -146,7 +146,7 @@ std::string Transport::timeout_message(const std::set<int>& late) {
   std::ostringstream message;
   message << "timed out after " << timeout_s_ << " s waiting for rank(s) " << names(late) << others.str();
   if (!absent.empty() && absent != late) message << "; rank(s) " << names(absent) << " did not arrive";
-  message << " (dead or stalled; set the limit with init_process_group(timeout=...) or DISTML_TIMEOUT)";
+  message << kTimeoutAdvice;
   return message.str();
 }
 

@@ -10,6 +10,10 @@
 
 namespace distml {
 
+// Ends every timeout message.
+constexpr const char* kTimeoutAdvice =
+    " (dead or stalled; set the limit with init_process_group(timeout=...) or DISTML_TIMEOUT)";
+
 // fatal: the communicator may hold unfinished requests, so it must not be used again.
 struct CommError : std::runtime_error {
   CommError(const std::string& what, bool fatal) : std::runtime_error(what), fatal(fatal) {}
