@@ -4,6 +4,7 @@
 // or with another size or dtype, makes every rank raise instead of hanging or reducing garbage.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "comm/reduce.h"
@@ -37,7 +38,7 @@ struct Tuning {
 // arena, every collective's agreement check goes through it.
 struct Scratch {
   std::vector<char> a, b, work;
-  SharedArena* shared = nullptr;
+  std::unique_ptr<SharedArena> shared;
 };
 
 void allreduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,

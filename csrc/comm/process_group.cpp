@@ -15,10 +15,8 @@ ProcessGroup::ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune, 
   MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_size(node, &local_size_);
   MPI_Comm_free(&node);
-  if (shared_memory && local_size_ == size() && size() > 1) {
-    arena_ = SharedArena::create(transport_, kArenaHalfBytes);
-    scratch_.shared = arena_.get();
-  }
+  if (shared_memory && local_size_ == size() && size() > 1)
+    scratch_.shared = SharedArena::create(transport_, kArenaHalfBytes);
 }
 
 std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, const Tuning& tune, bool shared_memory) {
@@ -61,8 +59,7 @@ void ProcessGroup::free() {
   if (Engine::get().failed()) return;  // MPI may not be touched again
   auto self = shared_from_this();
   Engine::get().submit([self] {
-    self->scratch_.shared = nullptr;
-    self->arena_.reset();
+    self->scratch_.shared.reset();
     MPI_Comm comm = self->transport_.comm();
     MPI_Comm_free(&comm);
   }, false);

@@ -27,7 +27,7 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   int world_rank(int rank) const { return transport_.world_rank(rank); }
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
-  bool shared_memory() const { return arena_ != nullptr; }
+  bool shared_memory() const { return scratch_.shared != nullptr; }
   double timeout() const { return transport_.timeout(); }
   const Tuning& tuning() const { return tune_; }
   void set_tuning(const Tuning& tune) { tune_ = tune; }
@@ -58,7 +58,6 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   Tuning tune_;
   int local_rank_ = 0, local_size_ = 1;
   bool wants_shared_memory_;
-  std::unique_ptr<SharedArena> arena_;
   bool freed_ = false;
 };
 

@@ -26,23 +26,24 @@ def mpiexec(n, *args, timeout, env=None):
     return done.returncode, done.stdout + done.stderr, time.monotonic() - start
 
 
+def assert_suite_passes(n, suite, env=None):
+    rc, out, _ = mpiexec(n, sys.executable, "-m", "pytest", "--with-mpi", "-p", "no:cacheprovider",
+                         suite, "-q", timeout=180, env=env)
+    assert rc == 0, out[-6000:]
+    assert "failed" not in out and "error" not in out.lower(), out[-6000:]
+
+
 @needs_mpiexec
 @pytest.mark.parametrize("suite", ["tests/mpi/test_collectives.py", "tests/mpi/test_ddp.py"])
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_mpi_suite_under_mpiexec(n, suite):
-    rc, out, _ = mpiexec(n, sys.executable, "-m", "pytest", "--with-mpi", "-p", "no:cacheprovider",
-                         suite, "-q", timeout=180)
-    assert rc == 0, out[-6000:]
-    assert "failed" not in out and "error" not in out.lower(), out[-6000:]
+    assert_suite_passes(n, suite)
 
 
 @needs_mpiexec
 def test_collectives_over_mpi_messages_only():
     """DISTML_SHM=0, as when ranks span hosts: no shared arena; agreement checks go over MPI."""
-    rc, out, _ = mpiexec(3, sys.executable, "-m", "pytest", "--with-mpi", "-p", "no:cacheprovider",
-                         "tests/mpi/test_collectives.py", "-q", timeout=180, env={"DISTML_SHM": "0"})
-    assert rc == 0, out[-6000:]
-    assert "failed" not in out and "error" not in out.lower(), out[-6000:]
+    assert_suite_passes(3, "tests/mpi/test_collectives.py", env={"DISTML_SHM": "0"})
 
 
 SHARED_ARENA = textwrap.dedent("""
