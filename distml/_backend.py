@@ -27,7 +27,7 @@ C = _load_compiled_core()
 
 
 def get_array_module(array):
-    """numpy for host arrays, cupy for device arrays: `xp = get_array_module(x.data)`."""
+    """numpy for host arrays, cupy for device arrays: `xp = get_array_module(x.array)`."""
     if cupy is not None and isinstance(array, cupy.ndarray):
         return cupy
     return np

@@ -35,7 +35,7 @@ def _infer_numpy_dtype(data):
 
 def _unwrap_tensors(data):
     if isinstance(data, Tensor):
-        return data.detach().cpu().data
+        return data.detach().cpu().array
     if isinstance(data, (list, tuple)):
         return [_unwrap_tensors(d) for d in data]
     return data

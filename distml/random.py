@@ -40,7 +40,7 @@ class Generator:
         return Tensor(np.frombuffer(json.dumps(self.rng.bit_generator.state).encode(), dtype=np.uint8).copy())
 
     def set_state(self, state):
-        self.rng.bit_generator.state = json.loads(bytes(np.asarray(state.data, dtype=np.uint8)).decode())
+        self.rng.bit_generator.state = json.loads(bytes(np.asarray(state.array, dtype=np.uint8)).decode())
         return self
 
 
@@ -132,12 +132,12 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
     """Normal samples: `normal(0., 2., size=(3,))`, or elementwise `normal(mean_tensor, std_tensor)`."""
     mean_is_tensor, std_is_tensor = isinstance(mean, Tensor), isinstance(std, Tensor)
     if mean_is_tensor or std_is_tensor:
-        m = mean.data if mean_is_tensor else mean
-        s = std.data if std_is_tensor else std
+        m = mean.array if mean_is_tensor else mean
+        s = std.array if std_is_tensor else std
         if np.any(np.asarray(s) < 0):
             raise RuntimeError("normal expects all elements of std >= 0.0")
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
-        np_dtype = (mean if mean_is_tensor else std).data.dtype
+        np_dtype = (mean if mean_is_tensor else std).array.dtype
         sample = np.asarray(m + s * _normal(_rng(generator), shape, np_dtype))
         return _finish(sample, np_dtype, (mean if mean_is_tensor else std).device, requires_grad)
     if size is None:
@@ -150,16 +150,16 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
 
 def bernoulli(input, p=None, *, generator=None):
     """1 with probability input (or p) elementwise, else 0, in input's dtype."""
-    probs = input.data if p is None else p
+    probs = input.array if p is None else p
     if np.any((np.asarray(probs) < 0) | (np.asarray(probs) > 1)):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
-    draws = _uniform(_rng(generator), input.data.shape, np.float64) < (probs.get() if hasattr(probs, "get") else probs)
-    return _finish(draws, input.data.dtype, input.device, False)
+    draws = _uniform(_rng(generator), input.array.shape, np.float64) < (probs.get() if hasattr(probs, "get") else probs)
+    return _finish(draws, input.array.dtype, input.device, False)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Indices drawn with probability proportional to the rows of input (1-D or 2-D)."""
-    probs = np.asarray(input.data if isinstance(input.data, np.ndarray) else input.data.get(), dtype=np.float64)
+    probs = np.asarray(input.array if isinstance(input.array, np.ndarray) else input.array.get(), dtype=np.float64)
     rows = probs.reshape(-1, probs.shape[-1])
     if not replacement and num_samples > rows.shape[1]:
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
@@ -183,18 +183,18 @@ def randint_like(x, low=0, high=None, dtype=None, device=None):
 # ---- in-place fills, the Tensor methods uniform_, normal_, ... (nn.init uses them) ----
 
 def uniform_(x, a=0.0, b=1.0, generator=None):
-    sample = a + (b - a) * _uniform(_rng(generator), x.data.shape, np.float64)
-    return x._inplace(_finish(sample, x.data.dtype, x.device, False))
+    sample = a + (b - a) * _uniform(_rng(generator), x.array.shape, np.float64)
+    return x._inplace(_finish(sample, x.array.dtype, x.device, False))
 
 
 def normal_(x, mean=0.0, std=1.0, generator=None):
-    sample = mean + std * _normal(_rng(generator), x.data.shape, np.float64)
-    return x._inplace(_finish(sample, x.data.dtype, x.device, False))
+    sample = mean + std * _normal(_rng(generator), x.array.shape, np.float64)
+    return x._inplace(_finish(sample, x.array.dtype, x.device, False))
 
 
 def bernoulli_(x, p=0.5, generator=None):
-    probs = p.data if isinstance(p, Tensor) else p
-    return x._inplace(_finish(_uniform(_rng(generator), x.data.shape, np.float64) < probs, x.data.dtype, x.device,
+    probs = p.array if isinstance(p, Tensor) else p
+    return x._inplace(_finish(_uniform(_rng(generator), x.array.shape, np.float64) < probs, x.array.dtype, x.device,
                               False))
 
 
@@ -202,9 +202,9 @@ def random_(x, low=0, high=None, generator=None):
     """Integers in [low, high) (or [0, low) with one bound) written into x."""
     if high is None:
         low, high = 0, low
-    return x._inplace(_finish(_rng(generator).integers(low, high, x.data.shape), x.data.dtype, x.device, False))
+    return x._inplace(_finish(_rng(generator).integers(low, high, x.array.shape), x.array.dtype, x.device, False))
 
 
 def exponential_(x, lambd=1.0, generator=None):
-    sample = _rng(generator).exponential(1.0 / lambd, x.data.shape)
-    return x._inplace(_finish(sample, x.data.dtype, x.device, False))
+    sample = _rng(generator).exponential(1.0 / lambd, x.array.shape)
+    return x._inplace(_finish(sample, x.array.dtype, x.device, False))

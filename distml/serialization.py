@@ -108,7 +108,7 @@ def _write_archive(out, structure, tensors):
     entries = []
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for i, t in enumerate(tensors):
-            array = t.data if isinstance(t, Tensor) else t
+            array = t.array if isinstance(t, Tensor) else t
             entry = {"dtype": array.dtype.str, "shape": list(array.shape)}
             if isinstance(t, Tensor):
                 entry.update(device=str(t.device), requires_grad=t.requires_grad)

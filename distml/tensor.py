@@ -25,10 +25,12 @@ class Size(tuple):
 class Tensor:
     """An n-dimensional array with autograd: `distml.tensor([[1., 2.]], requires_grad=True)`.
 
-    `Tensor(array)` wraps a numpy/cupy array without copying; use `distml.tensor` to copy.
+    `t.array` is the numpy/cupy array underneath (distml's own handle; `t.data` is PyTorch's
+    detached Tensor over the same memory). `Tensor(array)` wraps an array without copying;
+    use `distml.tensor` to copy.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version", "_base", "_hooks", "_post_hooks",
+    __slots__ = ("array", "requires_grad", "grad", "grad_fn", "_version", "_base", "_hooks", "_post_hooks",
                  "__weakref__")
     __array_priority__ = 1000  # numpy scalars defer to Tensor's reflected operators
 
@@ -38,7 +40,7 @@ class Tensor:
                 data = np.asarray(data)
             elif not isinstance(data, np.ndarray) and (cupy is None or not isinstance(data, cupy.ndarray)):
                 data = np.asarray(data, dtype=dtypes.default_float_np())
-        self.data = data
+        self.array = data
         self.requires_grad = False
         self.grad = None
         self.grad_fn = None
@@ -47,50 +49,65 @@ class Tensor:
         self._hooks = None
         self._post_hooks = None
 
+    @property
+    def data(self):
+        """This tensor's values as a new leaf that shares memory and is not tracked by autograd:
+        `p.data.add_(p.grad, alpha=-lr)` changes p without recording an op (PyTorch's `.data`)."""
+        return Tensor(self.array)
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, not {type(value).__name__}")
+        if type(value.array) is not type(self.array):
+            raise RuntimeError("Attempted to call `variable.set_data(tensor)`, but `variable` and `tensor` have "
+                               f"incompatible tensor type ({value.device} and {self.device}).")
+        self.array = value.array
+
     # ---- metadata ----
     @property
     def shape(self):
-        return Size(self.data.shape)
+        return Size(self.array.shape)
 
     def size(self, dim=None):
-        return Size(self.data.shape) if dim is None else self.data.shape[_wrap_dim(dim, self.data.ndim)]
+        return Size(self.array.shape) if dim is None else self.array.shape[_wrap_dim(dim, self.array.ndim)]
 
     @property
     def dtype(self):
-        return dtypes.from_numpy(self.data.dtype)
+        return dtypes.from_numpy(self.array.dtype)
 
     @property
     def device(self):
-        if isinstance(self.data, np.ndarray):
+        if isinstance(self.array, np.ndarray):
             return CPU
-        return Device("cuda", self.data.device.id)
+        return Device("cuda", self.array.device.id)
 
     @property
     def is_cuda(self):
-        return not isinstance(self.data, np.ndarray)
+        return not isinstance(self.array, np.ndarray)
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     def dim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     def numel(self):
-        return self.data.size
+        return self.array.size
 
     def element_size(self):
-        return self.data.itemsize
+        return self.array.itemsize
 
     def stride(self, dim=None):
-        strides = tuple(s // self.data.itemsize for s in self.data.strides)
-        return strides if dim is None else strides[_wrap_dim(dim, self.data.ndim)]
+        strides = tuple(s // self.array.itemsize for s in self.array.strides)
+        return strides if dim is None else strides[_wrap_dim(dim, self.array.ndim)]
 
     def is_contiguous(self):
-        return self.data.flags.c_contiguous
+        return self.array.flags.c_contiguous
 
     def is_floating_point(self):
-        return self.data.dtype.kind == "f"
+        return self.array.dtype.kind == "f"
 
     @property
     def is_leaf(self):
@@ -101,9 +118,9 @@ class Tensor:
         return self._version[0]
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     def __repr__(self):
         return _format(self)
@@ -112,14 +129,14 @@ class Tensor:
         return id(self)
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self.data)
+        return bool(self.array)
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self.array.shape[0]))
 
     def __float__(self):
         return float(self.item())
@@ -128,7 +145,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+        if self.array.dtype.kind not in "iub" or self.array.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
@@ -140,25 +157,25 @@ class Tensor:
 
     # ---- conversion ----
     def item(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
-        return self.data.reshape(()).item() if isinstance(self.data, np.ndarray) else self.data.item()
+        if self.array.size != 1:
+            raise RuntimeError(f"a Tensor with {self.array.size} elements cannot be converted to Scalar")
+        return self.array.reshape(()).item() if isinstance(self.array, np.ndarray) else self.array.item()
 
     def tolist(self):
         """Nested Python lists of the values (copied; works on grad-requiring and GPU tensors)."""
-        return self.data.tolist()
+        return self.array.tolist()
 
     def numpy(self):
         """The data as a numpy array (shares memory on the CPU)."""
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        if not isinstance(self.data, np.ndarray):
+        if not isinstance(self.array, np.ndarray):
             raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy "
                             "the tensor to host memory first.")
-        return self.data
+        return self.array
 
     def detach(self):
-        out = Tensor(self.data)
+        out = Tensor(self.array)
         out._version = self._version
         return out
 
@@ -171,7 +188,7 @@ class Tensor:
         return ops.clone(self)
 
     def contiguous(self):
-        return self if self.data.flags.c_contiguous else ops.clone(self)
+        return self if self.array.flags.c_contiguous else ops.clone(self)
 
     def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
         """`x.to(distml.float64)`, `x.to("cuda")`, `x.to(other)`, `x.to("cuda", distml.float16)`."""
@@ -193,7 +210,7 @@ class Tensor:
 
     def type(self, dtype=None):
         if dtype is None:
-            return f"distml.{_TYPE_NAMES[self.data.dtype.name]}"
+            return f"distml.{_TYPE_NAMES[self.array.dtype.name]}"
         return self.to(dtype)
 
     def cuda(self, device=None, non_blocking=False):
@@ -258,7 +275,7 @@ class Tensor:
 
     # ---- autograd ----
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self.array.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
@@ -311,7 +328,7 @@ class Tensor:
         if not _State.enabled or not (self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad
                                                                 for a in args)):
             return self
-        before = Tensor(self.data.copy())
+        before = Tensor(self.array.copy())
         before.requires_grad, before.grad_fn = self.requires_grad, self.grad_fn
         return before
 
@@ -323,13 +340,13 @@ class Tensor:
         if result.requires_grad and self._base is not None and self._base.requires_grad:
             raise RuntimeError("in-place operations on a view of a tensor that requires grad are not supported "
                                "by distml; use the out-of-place form")
-        if result.data.dtype != self.data.dtype and not np.can_cast(result.data.dtype, self.data.dtype, "same_kind"):
-            raise RuntimeError(f"result type {dtypes.from_numpy(result.data.dtype).legacy_name} can't be "
+        if result.array.dtype != self.array.dtype and not np.can_cast(result.array.dtype, self.array.dtype, "same_kind"):
+            raise RuntimeError(f"result type {dtypes.from_numpy(result.array.dtype).legacy_name} can't be "
                                f"cast to the desired output type {self.dtype.legacy_name}")
-        if result.data.shape != self.data.shape:
-            raise RuntimeError(f"output with shape {list(self.data.shape)} doesn't match the broadcast shape "
-                               f"{list(result.data.shape)}")
-        self.data[...] = result.data
+        if result.array.shape != self.array.shape:
+            raise RuntimeError(f"output with shape {list(self.array.shape)} doesn't match the broadcast shape "
+                               f"{list(result.array.shape)}")
+        self.array[...] = result.array
         self._version[0] += 1
         if result.requires_grad:
             self.grad_fn = result.grad_fn
@@ -392,16 +409,16 @@ class Tensor:
         return ops.abs(self)
 
     def __invert__(self):
-        return ops.logical_not(self) if self.data.dtype == np.bool_ else ops.bitwise_not(self)
+        return ops.logical_not(self) if self.array.dtype == np.bool_ else ops.bitwise_not(self)
 
     def __and__(self, other):
-        return ops.logical_and(self, other) if self.data.dtype == np.bool_ else ops.bitwise_and(self, other)
+        return ops.logical_and(self, other) if self.array.dtype == np.bool_ else ops.bitwise_and(self, other)
 
     def __or__(self, other):
-        return ops.logical_or(self, other) if self.data.dtype == np.bool_ else ops.bitwise_or(self, other)
+        return ops.logical_or(self, other) if self.array.dtype == np.bool_ else ops.bitwise_or(self, other)
 
     def __xor__(self, other):
-        return ops.logical_xor(self, other) if self.data.dtype == np.bool_ else ops.bitwise_xor(self, other)
+        return ops.logical_xor(self, other) if self.array.dtype == np.bool_ else ops.bitwise_xor(self, other)
 
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
@@ -517,7 +534,7 @@ class Tensor:
 
     @property
     def T(self):
-        return ops.permute(self, tuple(range(self.data.ndim - 1, -1, -1)))
+        return ops.permute(self, tuple(range(self.array.ndim - 1, -1, -1)))
 
     @property
     def mT(self):
@@ -552,7 +569,7 @@ _TYPE_NAMES = {"float16": "HalfTensor", "float32": "FloatTensor", "float64": "Do
 
 
 def _format(t):
-    array = t.data if isinstance(t.data, np.ndarray) else t.data.get()
+    array = t.array if isinstance(t.array, np.ndarray) else t.array.get()
     if array.dtype.kind == "f" and array.size:
         finite = array[np.isfinite(array)].astype(np.float64)
         integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))

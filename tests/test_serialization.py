@@ -21,8 +21,8 @@ ALL_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, n
 def assert_tensor_equal(ours, expected):
     assert isinstance(ours, distml.Tensor)
     expected = expected.detach().numpy() if isinstance(expected, (torch.Tensor, distml.Tensor)) else expected
-    assert ours.data.dtype == expected.dtype and ours.shape == expected.shape
-    np.testing.assert_array_equal(ours.data, expected)
+    assert ours.array.dtype == expected.dtype and ours.shape == expected.shape
+    np.testing.assert_array_equal(ours.array, expected)
 
 
 def test_round_trip_nested_structure(tmp_path, rng):
@@ -188,7 +188,7 @@ def test_reads_torch_save(tmp_path):
         assert_tensor_equal(back[name], state[name])
     assert_tensor_equal(back["bf16"], np.array([1.5, -2.25], dtype=np.float32))
     assert back["param"].requires_grad
-    np.testing.assert_array_equal(back["param"].data, p.detach().numpy())
+    np.testing.assert_array_equal(back["param"].array, p.detach().numpy())
     assert back["meta"] == {"epoch": 3, "name": "run", "shape": (2, 3), "list": [1, None, (2.0, "x")]}
     assert_tensor_equal(back["optimizer"]["state"][0]["momentum_buffer"], opt.state[p]["momentum_buffer"])
     assert back["optimizer"]["param_groups"][0]["lr"] == 0.1

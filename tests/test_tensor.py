@@ -45,8 +45,8 @@ def test_conversions():
     assert w.tolist() == torch.tensor([0.5, 2.0], requires_grad=True).tolist() == [0.5, 2.0]
     assert x.to(distml.float64).dtype == distml.float64 and x.double().float().dtype == distml.float32
     assert x[0, 0].item() == pytest.approx(1.7) and float(x[0, 1]) == pytest.approx(-2.2)
-    assert x.clone().data is not x.data and x.detach().data is x.data
-    assert x.numpy() is x.data
+    assert x.clone().array is not x.array and x.detach().array is x.array
+    assert x.numpy() is x.array
     square = distml.ones(2, 2)
     assert square.t().is_contiguous() is False and square.t().contiguous().is_contiguous()
     assert x.type() == "distml.FloatTensor" and x.element_size() == 4 and x.numel() == 2

@@ -16,10 +16,10 @@ def _initial_grads(tensors, grad_tensors):
         if g is None:
             grads.append(ones_like_output(t))
             continue
-        g = g.data if isinstance(g, Tensor) else g
-        if g.shape != t.data.shape:
+        g = g.array if isinstance(g, Tensor) else g
+        if g.shape != t.array.shape:
             raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and output[0] "
-                               f"has a shape of {tuple(t.data.shape)}.")
+                               f"has a shape of {tuple(t.array.shape)}.")
         grads.append(g)
     return grads
 
@@ -33,7 +33,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, inputs=None):
         grads = run_backward(tensors, _initial_grads(tensors, grad_tensors), bool(retain_graph), inputs=inputs)
         for t, g in zip(inputs, grads):
             if g is not None:
-                t.grad = Tensor(g.astype(t.data.dtype, copy=True)) if t.grad is None else t.grad + Tensor(g)
+                t.grad = Tensor(g.astype(t.array.dtype, copy=True)) if t.grad is None else t.grad + Tensor(g)
         return
     run_backward(tensors, _initial_grads(tensors, grad_tensors), bool(retain_graph))
 

@@ -42,19 +42,19 @@ def _apply_hooks(hooks, grad):
     for hook in hooks:
         result = hook(Tensor(grad))
         if result is not None:
-            grad = result.data
+            grad = result.array
     return grad
 
 
 def _accumulate_leaf(leaf, grad):
     if leaf._hooks:
         grad = _apply_hooks(leaf._hooks, grad)
-    if grad.shape != leaf.data.shape:
-        raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape {leaf.data.shape}")
+    if grad.shape != leaf.array.shape:
+        raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape {leaf.array.shape}")
     if leaf.grad is None:
-        leaf.grad = Tensor(grad.astype(leaf.data.dtype, copy=True))
+        leaf.grad = Tensor(grad.astype(leaf.array.dtype, copy=True))
     else:
-        leaf.grad.data += grad
+        leaf.grad.array += grad
     for hook in leaf._post_hooks or ():
         hook(leaf)
 
@@ -121,6 +121,6 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
 
 
 def ones_like_output(tensor):
-    if tensor.data.size != 1:
+    if tensor.array.size != 1:
         raise RuntimeError("grad can be implicitly created only for scalar outputs")
-    return get_array_module(tensor.data).ones_like(tensor.data)
+    return get_array_module(tensor.array).ones_like(tensor.array)

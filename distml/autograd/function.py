@@ -63,7 +63,7 @@ class Primitive(Node):
         arrays, record = [], False
         for t in inputs:
             if isinstance(t, Tensor):
-                arrays.append(t.data)
+                arrays.append(t.array)
                 record = record or t.requires_grad
             else:
                 arrays.append(t)
@@ -82,8 +82,8 @@ class Primitive(Node):
 
 
 def _share_version_if_view(out, source):
-    base = out.data.base
-    if base is not None and (base is source.data or base is source.data.base):
+    base = out.array.base
+    if base is not None and (base is source.array or base is source.array.base):
         out._version = source._version
         out._base = source._base if source._base is not None else source
 
@@ -112,7 +112,7 @@ class _CustomNode(Node):
         if len(grads) != len(self.needs_input_grad):
             raise RuntimeError(f"function {self.name()} returned an incorrect number of gradients "
                                f"(expected {len(self.needs_input_grad)}, got {len(grads)})")
-        return tuple(g.data if isinstance(g, Tensor) else g for g in grads)
+        return tuple(g.array if isinstance(g, Tensor) else g for g in grads)
 
 
 class Function:

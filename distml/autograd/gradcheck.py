@@ -19,9 +19,9 @@ def _numerical_jacobian(func, inputs, x, eps):
     """d(outputs)/d(x) by central differences: one (x.numel, out.numel) matrix per output."""
     def evaluate():
         with no_grad():
-            return [o.data.astype(np.float64).reshape(-1) for o in _outputs(func, inputs)]
+            return [o.array.astype(np.float64).reshape(-1) for o in _outputs(func, inputs)]
 
-    flat = x.data.reshape(-1)  # x is contiguous here, so this writes into x
+    flat = x.array.reshape(-1)  # x is contiguous here, so this writes into x
     sizes = [o.size for o in evaluate()]
     jacobians = [np.zeros((flat.size, n)) for n in sizes]
     for i in range(flat.size):
@@ -38,14 +38,14 @@ def _numerical_jacobian(func, inputs, x, eps):
 
 def _analytical_jacobian(outputs, inputs):
     """d(outputs)/d(input) by one backward per output element."""
-    jacobians = [[np.zeros((x.data.size, o.data.size)) for o in outputs] for x in inputs]
+    jacobians = [[np.zeros((x.array.size, o.array.size)) for o in outputs] for x in inputs]
     for k, out in enumerate(outputs):
         if not out.requires_grad:
             continue
-        for j in range(out.data.size):
-            seed = np.zeros(out.data.size, dtype=out.data.dtype)
+        for j in range(out.array.size):
+            seed = np.zeros(out.array.size, dtype=out.array.dtype)
             seed[j] = 1
-            grads = run_backward([out], [seed.reshape(out.data.shape)], retain_graph=True, inputs=inputs)
+            grads = run_backward([out], [seed.reshape(out.array.shape)], retain_graph=True, inputs=inputs)
             for i, g in enumerate(grads):
                 if g is not None:
                     jacobians[i][k][:, j] = np.asarray(g, dtype=np.float64).reshape(-1)
@@ -67,14 +67,14 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of the them "
                          "have requires_grad=True.")
     for x in checked:
-        if x.data.dtype != np.float64:
+        if x.array.dtype != np.float64:
             import warnings
             warnings.warn(f"Input #{inputs.index(x)} requires gradient and is not a double precision floating point. "
                           "This check will likely fail if all the inputs are not of double precision floating point.")
     outputs = _outputs(func, inputs)
     analytical = _analytical_jacobian(outputs, checked)
     for i, x in enumerate(checked):
-        if not x.data.flags.c_contiguous:
+        if not x.array.flags.c_contiguous:
             raise ValueError(f"gradcheck: input {inputs.index(x)} must be contiguous")
         numerical = _numerical_jacobian(func, inputs, x, eps)
         for k, (a, n) in enumerate(zip(analytical[i], numerical)):

@@ -22,7 +22,7 @@ def _bucket_parameters(params, cap_bytes):
     buckets, current, size, cap = [], [], 0, min(_FIRST_BUCKET_BYTES, cap_bytes)
     for p in reversed(params):
         current.append(p)
-        size += p.data.nbytes
+        size += p.array.nbytes
         if size >= cap:
             buckets.append(current)
             current, size, cap = [], 0, cap_bytes
@@ -34,7 +34,7 @@ def _bucket_parameters(params, cap_bytes):
 class _Bucket:
     def __init__(self, params):
         self.params = params
-        self.buffer = np.empty(sum(p.data.size for p in params), dtype=np.result_type(*[p.data for p in params]))
+        self.buffer = np.empty(sum(p.array.size for p in params), dtype=np.result_type(*[p.array for p in params]))
         self.pending = len(params)
         self.work = None
 
@@ -42,11 +42,11 @@ class _Bucket:
         """Copy the gradients into the flat buffer and start its allreduce (average)."""
         offset = 0
         for p in self.params:
-            n = p.data.size
+            n = p.array.size
             if p.grad is None:
                 self.buffer[offset:offset + n] = 0
             else:
-                self.buffer[offset:offset + n] = p.grad.data.reshape(-1)
+                self.buffer[offset:offset + n] = p.grad.array.reshape(-1)
             offset += n
         self.work = dist.all_reduce(Tensor(self.buffer), op=dist.ReduceOp.AVG, group=group, async_op=True)
 
@@ -56,12 +56,12 @@ class _Bucket:
         self.work = None
         offset = 0
         for p in self.params:
-            n = p.data.size
-            averaged = self.buffer[offset:offset + n].reshape(p.data.shape)
+            n = p.array.size
+            averaged = self.buffer[offset:offset + n].reshape(p.array.shape)
             if p.grad is None:
-                p.grad = Tensor(averaged.astype(p.data.dtype, copy=True))
+                p.grad = Tensor(averaged.astype(p.array.dtype, copy=True))
             else:
-                p.grad.data[...] = averaged
+                p.grad.array[...] = averaged
             offset += n
 
 

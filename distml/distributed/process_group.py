@@ -244,7 +244,7 @@ def _group_rank(group, global_rank, what):
 
 def _array(tensor, what="tensor"):
     """The numpy array behind a distml.Tensor (numpy arrays are taken as they are)."""
-    data = tensor if isinstance(tensor, np.ndarray) else getattr(tensor, "data", None)
+    data = tensor if isinstance(tensor, np.ndarray) else getattr(tensor, "array", None)
     if isinstance(data, np.ndarray):
         return data
     if data is not None and type(data).__module__.split(".")[0] == "cupy":
@@ -291,7 +291,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor across the group, in place on every rank."""
     if group is None and op == 0 and not async_op and _state.world is not None:
         # The common case (a contiguous SUM on the world) is kept lean for latency-bound tensors.
-        array = tensor if type(tensor) is np.ndarray else getattr(tensor, "data", None)
+        array = tensor if type(tensor) is np.ndarray else getattr(tensor, "array", None)
         if type(array) is np.ndarray and array.flags.c_contiguous:
             _state.world._pg.allreduce(array, 0, False)
             return None

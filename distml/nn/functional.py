@@ -34,12 +34,12 @@ def _tuple(value, n, name="value"):
 
 def linear(input, weight, bias=None):
     """input @ weight.T + bias: `F.linear(x, w, b)`."""
-    x_shape, w_shape = input.data.shape, weight.data.shape
+    x_shape, w_shape = input.array.shape, weight.array.shape
     if not x_shape or x_shape[-1] != w_shape[-1]:
         rows = int(np.prod(x_shape[:-1])) if len(x_shape) > 1 else 1
         cols = x_shape[-1] if x_shape else 0
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and {w_shape[-1]}x{w_shape[0]})")
-    if input.data.dtype != weight.data.dtype:
+    if input.array.dtype != weight.array.dtype:
         raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_type_name(input)} and "
                            f"{_type_name(weight)}")
     return _linear.Linear.apply(input, weight, bias)
@@ -47,17 +47,17 @@ def linear(input, weight, bias=None):
 
 def _type_name(t):
     return {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
-            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[t.data.dtype.name]
+            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[t.array.dtype.name]
 
 
 def embedding(input, weight, padding_idx=None):
     """Rows of `weight` picked by the integer tensor `input`; row `padding_idx` gets no gradient."""
-    if input.data.dtype.kind not in "iu":
+    if input.array.dtype.kind not in "iu":
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
                            f"Long, Int; but got distml.{_type_name(input)}Tensor instead (while checking arguments "
                            "for embedding)")
-    rows = weight.data.shape[0]
-    if input.data.size and (int(input.data.min()) < 0 or int(input.data.max()) >= rows):
+    rows = weight.array.shape[0]
+    if input.array.size and (int(input.array.min()) < 0 or int(input.array.max()) >= rows):
         raise IndexError("index out of range in self")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += rows
@@ -71,8 +71,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0.0:
         return input
     from distml.random import rand
-    keep = rand(*input.data.shape, dtype=input.dtype, device=input.device).data >= p
-    mask = Tensor((keep / (1.0 - p)).astype(input.data.dtype) if p < 1.0 else keep.astype(input.data.dtype))
+    keep = rand(*input.array.shape, dtype=input.dtype, device=input.device).array >= p
+    mask = Tensor((keep / (1.0 - p)).astype(input.array.dtype) if p < 1.0 else keep.astype(input.array.dtype))
     return input.mul_(mask) if inplace else input * mask
 
 
@@ -93,34 +93,34 @@ def _conv_padding(padding, kernel, stride, dilation):
 
 
 def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
-    if input.data.ndim not in (nd + 1, nd + 2):
+    if input.array.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, but got input "
-                           f"of size: {list(input.data.shape)}")
-    if weight.data.ndim != nd + 2:
+                           f"of size: {list(input.array.shape)}")
+    if weight.array.ndim != nd + 2:
         raise RuntimeError("weight should have at least three dimensions" if nd == 1 else
                            f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input, but got "
-                           f"{weight.data.ndim}-dimensional weight of size {list(weight.data.shape)}")
-    channels = input.data.shape[-nd - 1]
-    if channels != weight.data.shape[1] * groups:
-        shape = list(input.data.shape) if input.data.ndim == nd + 2 else [1] + list(input.data.shape)
-        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.data.shape)}, expected input{shape} "
-                           f"to have {weight.data.shape[1] * groups} channels, but got {channels} channels instead")
-    if weight.data.shape[0] % groups:
+                           f"{weight.array.ndim}-dimensional weight of size {list(weight.array.shape)}")
+    channels = input.array.shape[-nd - 1]
+    if channels != weight.array.shape[1] * groups:
+        shape = list(input.array.shape) if input.array.ndim == nd + 2 else [1] + list(input.array.shape)
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.array.shape)}, expected input{shape} "
+                           f"to have {weight.array.shape[1] * groups} channels, but got {channels} channels instead")
+    if weight.array.shape[0] % groups:
         raise RuntimeError("out_channels must be divisible by groups")
-    if input.data.dtype != weight.data.dtype or (bias is not None and bias.data.dtype != input.data.dtype):
-        other = weight if input.data.dtype != weight.data.dtype else bias
+    if input.array.dtype != weight.array.dtype or (bias is not None and bias.array.dtype != input.array.dtype):
+        other = weight if input.array.dtype != weight.array.dtype else bias
         raise RuntimeError(f"Input type ({_type_name(input)}) and {'weight' if other is weight else 'bias'} type "
                            f"({_type_name(other)}) should be the same")
-    unbatched = input.data.ndim == nd + 1
+    unbatched = input.array.ndim == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     if nd == 1:
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         stride, dilation = (1,) + _tuple(stride, 1), (1,) + _tuple(dilation, 1)
         padding = padding if isinstance(padding, str) else (0,) + _tuple(padding, 1)
     stride, dilation = _tuple(stride, 2, "stride"), _tuple(dilation, 2, "dilation")
-    kernel = weight.data.shape[2:]
+    kernel = weight.array.shape[2:]
     (top, bottom), (left, right) = _conv_padding(padding, kernel, stride, dilation)
-    N, C, H, W = x.data.shape
+    N, C, H, W = x.array.shape
     OH = (H + top + bottom - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
     OW = (W + left + right - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
     if OH <= 0 or OW <= 0:
@@ -147,27 +147,27 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The transpose (gradient) of conv2d: weight (C_in, C_out / groups, KH, KW)."""
-    if input.data.ndim not in (3, 4):
+    if input.array.ndim not in (3, 4):
         raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of "
-                           f"size: {list(input.data.shape)}")
-    unbatched = input.data.ndim == 3
+                           f"size: {list(input.array.shape)}")
+    unbatched = input.array.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
-    if x.data.shape[1] != weight.data.shape[0]:
-        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.data.shape)}, expected input"
-                           f"{list(x.data.shape)} to have {weight.data.shape[0]} channels, but got "
-                           f"{x.data.shape[1]} channels instead")
+    if x.array.shape[1] != weight.array.shape[0]:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.array.shape)}, expected input"
+                           f"{list(x.array.shape)} to have {weight.array.shape[0]} channels, but got "
+                           f"{x.array.shape[1]} channels instead")
     stride, padding = _tuple(stride, 2, "stride"), _tuple(padding, 2, "padding")
     output_padding, dilation = _tuple(output_padding, 2, "output_padding"), _tuple(dilation, 2, "dilation")
     if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
         raise RuntimeError("output padding must be smaller than either stride or dilation")
-    N, _, H, W = x.data.shape
-    KH, KW = weight.data.shape[2:]
+    N, _, H, W = x.array.shape
+    KH, KW = weight.array.shape[2:]
     OH = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (KH - 1) + output_padding[0] + 1
     OW = (W - 1) * stride[1] - 2 * padding[1] + dilation[1] * (KW - 1) + output_padding[1] + 1
     if OH <= 0 or OW <= 0:
         raise RuntimeError(f"Given input size per channel: ({H} x {W}). Calculated output size per channel: "
                            f"({OH} x {OW}). Output size is too small")
-    geometry = (N, weight.data.shape[1] * groups, OH, OW, KH, KW, stride[0], stride[1], padding[0], padding[1],
+    geometry = (N, weight.array.shape[1] * groups, OH, OW, KH, KW, stride[0], stride[1], padding[0], padding[1],
                 dilation[0], dilation[1], H, W)
     out = _conv.ConvTranspose2d.apply(x, weight, bias, geometry=geometry, groups=groups)
     return out.squeeze(0) if unbatched else out
@@ -186,7 +186,7 @@ def _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode):
     k = _tuple(kernel_size, 2, "kernel_size")
     s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _tuple(stride, 2, "stride")
     p, d = _tuple(padding, 2, "padding"), _tuple(dilation, 2, "dilation")
-    N, C, H, W = input.data.shape
+    N, C, H, W = input.array.shape
     OH, OW = _pool_size(H, k[0], s[0], p[0], d[0], ceil_mode), _pool_size(W, k[1], s[1], p[1], d[1], ceil_mode)
     if OH < 1 or OW < 1:
         raise RuntimeError(f"Given input size: ({C}x{H}x{W}). Calculated output size: ({C}x{OH}x{OW}). "
@@ -195,10 +195,10 @@ def _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode):
 
 
 def _batched_planes(name, input):
-    if input.data.ndim not in (3, 4):
+    if input.array.ndim not in (3, 4):
         raise RuntimeError(f"{name}: Expected 3D or 4D (batch mode) tensor for input, but got: "
-                           f"{list(input.data.shape)}")
-    return (input.unsqueeze(0), True) if input.data.ndim == 3 else (input, False)
+                           f"{list(input.array.shape)}")
+    return (input.unsqueeze(0), True) if input.array.ndim == 3 else (input, False)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -232,10 +232,10 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size (None keeps that input dim): `F.adaptive_avg_pool2d(x, 1)`."""
-    if input.data.ndim not in (3, 4):
-        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.data.shape)}")
+    if input.array.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.array.shape)}")
     sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
-    sizes = tuple(input.data.shape[-2 + i] if s is None else int(s) for i, s in enumerate(sizes))
+    sizes = tuple(input.array.shape[-2 + i] if s is None else int(s) for i, s in enumerate(sizes))
     return _pool.AdaptiveAvgPool2d.apply(input, output_size=sizes)
 
 
@@ -244,29 +244,29 @@ def adaptive_avg_pool2d(input, output_size):
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise each channel (dim 1) with the batch statistics (training; the running ones
     are updated in place) or with the running statistics (eval)."""
-    axes = (0,) + tuple(range(2, input.data.ndim))
-    shape = [1] * input.data.ndim
-    shape[1] = input.data.shape[1]
+    axes = (0,) + tuple(range(2, input.array.ndim))
+    shape = [1] * input.array.ndim
+    shape[1] = input.array.shape[1]
     if training:
-        count = input.data.size // input.data.shape[1]
+        count = input.array.size // input.array.shape[1]
         if count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
-        mean = input.data.mean(axis=axes, keepdims=True)
-        var = input.data.var(axis=axes, keepdims=True)
+        mean = input.array.mean(axis=axes, keepdims=True)
+        var = input.array.var(axis=axes, keepdims=True)
         if running_mean is not None:
             with no_grad():
-                running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean.reshape(-1)
+                running_mean.array[...] = (1 - momentum) * running_mean.array + momentum * mean.reshape(-1)
                 running_mean._version[0] += 1
         if running_var is not None:
             with no_grad():
                 unbiased = var.reshape(-1) * (count / (count - 1))
-                running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+                running_var.array[...] = (1 - momentum) * running_var.array + momentum * unbiased
                 running_var._version[0] += 1
         out = Normalize.apply(input, axes=axes, eps=eps, mean=mean, var=var)
     else:
-        xp = get_array_module(input.data)
-        scale = (1 / xp.sqrt(running_var.data.reshape(shape) + eps)).astype(input.data.dtype, copy=False)
-        out = (input - Tensor(running_mean.data.reshape(shape))) * Tensor(scale)
+        xp = get_array_module(input.array)
+        scale = (1 / xp.sqrt(running_var.array.reshape(shape) + eps)).astype(input.array.dtype, copy=False)
+        out = (input - Tensor(running_mean.array.reshape(shape))) * Tensor(scale)
     if weight is not None:
         out = out * weight.reshape(shape)
     if bias is not None:
@@ -278,11 +278,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing `normalized_shape` dims, then scale and shift elementwise."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     n = len(normalized_shape)
-    if input.data.shape[input.data.ndim - n:] != normalized_shape or input.data.ndim < n:
+    if input.array.shape[input.array.ndim - n:] != normalized_shape or input.array.ndim < n:
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*, {', '.join(map(str, normalized_shape))}], but got input of size"
-                           f"{list(input.data.shape)}")
-    out = Normalize.apply(input, axes=tuple(range(input.data.ndim - n, input.data.ndim)), eps=eps)
+                           f"{list(input.array.shape)}")
+    out = Normalize.apply(input, axes=tuple(range(input.array.ndim - n, input.array.ndim)), eps=eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -292,13 +292,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise each group of channels of each sample, then scale and shift per channel."""
-    N, C = input.data.shape[:2]
+    N, C = input.array.shape[:2]
     if C % num_groups:
         raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
-                           f"shape {list(input.data.shape)} and num_groups={num_groups}")
+                           f"shape {list(input.array.shape)} and num_groups={num_groups}")
     grouped = input.reshape(N, num_groups, -1)
-    out = Normalize.apply(grouped, axes=(2,), eps=eps).reshape(input.data.shape)
-    shape = [1] * input.data.ndim
+    out = Normalize.apply(grouped, axes=(2,), eps=eps).reshape(input.array.shape)
+    shape = [1] * input.array.ndim
     shape[1] = C
     if weight is not None:
         out = out * weight.reshape(shape)
@@ -352,11 +352,11 @@ def _softmax_dim(ndim):
 
 
 def softmax(input, dim=None, dtype=None):
-    return ops.softmax(input, _softmax_dim(input.data.ndim) if dim is None else dim, dtype=dtype)
+    return ops.softmax(input, _softmax_dim(input.array.ndim) if dim is None else dim, dtype=dtype)
 
 
 def log_softmax(input, dim=None, dtype=None):
-    return ops.log_softmax(input, _softmax_dim(input.data.ndim) if dim is None else dim, dtype=dtype)
+    return ops.log_softmax(input, _softmax_dim(input.array.ndim) if dim is None else dim, dtype=dtype)
 
 
 # ---- losses ----
@@ -399,29 +399,29 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
 
 def _class_target_layout(input, target):
     """(input, target) with a batch dim, checked: input (N, C, *), target (N, *) of int64."""
-    if input.data.ndim == 1:
-        if target.data.ndim != 0:
+    if input.array.ndim == 1:
+        if target.array.ndim != 0:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         input, target = input.reshape(1, -1), target.reshape(1)
-    if input.data.ndim < 2:
-        raise ValueError(f"Expected 2 or more dimensions (got {input.data.ndim})")
-    if target.data.dtype not in (np.int64, np.uint8):
+    if input.array.ndim < 2:
+        raise ValueError(f"Expected 2 or more dimensions (got {input.array.ndim})")
+    if target.array.dtype not in (np.int64, np.uint8):
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_type_name(target)}")
-    if input.data.shape[0] != target.data.shape[0]:
-        raise ValueError(f"Expected input batch_size ({input.data.shape[0]}) to match target batch_size "
-                         f"({target.data.shape[0]}).")
-    if input.data.shape[2:] != target.data.shape[1:]:
-        raise RuntimeError(f"Expected target size {[input.data.shape[0]] + list(input.data.shape[2:])}, got "
-                           f"{list(target.data.shape)}" if input.data.ndim != 2 else
+    if input.array.shape[0] != target.array.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.array.shape[0]}) to match target batch_size "
+                         f"({target.array.shape[0]}).")
+    if input.array.shape[2:] != target.array.shape[1:]:
+        raise RuntimeError(f"Expected target size {[input.array.shape[0]] + list(input.array.shape[2:])}, got "
+                           f"{list(target.array.shape)}" if input.array.ndim != 2 else
                            "0D or 1D target tensor expected, multi-target not supported")
     return input, target
 
 
 def _check_class_weight(weight, input):
-    if weight is not None and (weight.data.ndim != 1 or weight.data.shape[0] != input.data.shape[1]):
-        raise RuntimeError(f"weight tensor should be defined either for all {input.data.shape[1]} classes or no "
-                           f"classes but got weight tensor of shape: {list(weight.data.shape)}")
-    return None if weight is None else weight.data
+    if weight is not None and (weight.array.ndim != 1 or weight.array.shape[0] != input.array.shape[1]):
+        raise RuntimeError(f"weight tensor should be defined either for all {input.array.shape[1]} classes or no "
+                           f"classes but got weight tensor of shape: {list(weight.array.shape)}")
+    return None if weight is None else weight.array
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -430,64 +430,64 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    if target.data.dtype.kind == "f" and target.data.shape == input.data.shape:
+    if target.array.dtype.kind == "f" and target.array.shape == input.array.shape:
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
-    if input.data.dtype.kind != "f":
+    if input.array.dtype.kind != "f":
         raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(input)}\'')
-    unbatched = input.data.ndim == 1
+    unbatched = input.array.ndim == 1
     logits, target = _class_target_layout(input, target)
     weight = _check_class_weight(weight, logits)
-    N, C = logits.data.shape[:2]
+    N, C = logits.array.shape[:2]
     compute_grad = is_grad_enabled() and logits.requires_grad
-    out = _loss.CrossEntropy.apply(logits.reshape(N, C, -1), target=target.data.reshape(N, -1), weight=weight,
+    out = _loss.CrossEntropy.apply(logits.reshape(N, C, -1), target=target.array.reshape(N, -1), weight=weight,
                                    ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
                                    compute_grad=compute_grad)
     if reduction == "none":
-        out = out.reshape(()) if unbatched else out.reshape(target.data.shape)
+        out = out.reshape(()) if unbatched else out.reshape(target.array.shape)
     return out
 
 
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
-    class_dim = 0 if input.data.ndim == 1 else 1
-    C = input.data.shape[class_dim]
+    class_dim = 0 if input.array.ndim == 1 else 1
+    C = input.array.shape[class_dim]
     logp = ops.log_softmax(input, class_dim)
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / C
     terms = logp * target
     if weight is not None:
         _check_class_weight(weight, input if class_dim else input.reshape(1, -1))
-        shape = [1] * input.data.ndim
+        shape = [1] * input.array.ndim
         shape[class_dim] = C
         terms = terms * weight.reshape(shape)
     loss = -terms.sum(class_dim)
     if reduction == "mean":
-        return loss.sum() / max(input.data.size // C, 1) if input.data.size else loss.sum() * float("nan")
+        return loss.sum() / max(input.array.size // C, 1) if input.array.size else loss.sum() * float("nan")
     return loss.sum() if reduction == "sum" else loss
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-weight[y] * input[y] on log-probabilities (N, C, *) and class indices (N, *)."""
     _check_reduction(reduction)
-    unbatched = input.data.ndim == 1
+    unbatched = input.array.ndim == 1
     logp, target = _class_target_layout(input, target)
     weight = _check_class_weight(weight, logp)
-    N, C = logp.data.shape[:2]
-    out = _loss.NllLoss.apply(logp.reshape(N, C, -1), target=target.data.reshape(N, -1), weight=weight,
+    N, C = logp.array.shape[:2]
+    out = _loss.NllLoss.apply(logp.reshape(N, C, -1), target=target.array.reshape(N, -1), weight=weight,
                               ignore_index=ignore_index, reduction=reduction)
     if reduction == "none":
-        out = out.reshape(()) if unbatched else out.reshape(target.data.shape)
+        out = out.reshape(()) if unbatched else out.reshape(target.array.shape)
     return out
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-weight (t log x + (1 - t) log(1 - x)) on probabilities x."""
     _check_reduction(reduction)
-    if target.data.shape != input.data.shape:
+    if target.array.shape != input.array.shape:
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) "
                          "is deprecated. Please ensure they have the same size.")
-    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+    if input.array.size and (input.array.min() < 0 or input.array.max() > 1):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    loss = _loss.BinaryCrossEntropy.apply(input, target, weight=None if weight is None else weight.data)
+    loss = _loss.BinaryCrossEntropy.apply(input, target, weight=None if weight is None else weight.array)
     return _reduce(loss, reduction)
 
 
@@ -495,10 +495,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     """binary_cross_entropy(sigmoid(input), target) computed stably; pos_weight scales the
     positive term per class (broadcast over the last dim)."""
     _check_reduction(reduction)
-    if target.data.shape != input.data.shape:
+    if target.array.shape != input.array.shape:
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
-    loss = _loss.BinaryCrossEntropyWithLogits.apply(input, target, weight=None if weight is None else weight.data,
-                                                    pos_weight=None if pos_weight is None else pos_weight.data)
+    loss = _loss.BinaryCrossEntropyWithLogits.apply(input, target, weight=None if weight is None else weight.array,
+                                                    pos_weight=None if pos_weight is None else pos_weight.array)
     return _reduce(loss, reduction)
 
 
@@ -513,7 +513,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
         positive = target > 0
         loss = target * ops.where(positive, target, 1.0).log() - target * input
     if reduction == "batchmean":
-        return loss.sum() / (input.data.shape[0] if input.data.ndim else 1)
+        return loss.sum() / (input.array.shape[0] if input.array.ndim else 1)
     return _reduce(loss, reduction)
 
 

@@ -49,9 +49,9 @@ def _calculate_correct_fan(tensor, mode):
 def _fill(tensor, sample, generator=None):
     """Write `sample(rng, shape)` (a float64 numpy array) into tensor in place."""
     rng = (generator or default_generator).rng
-    values = sample(rng, tensor.data.shape)
+    values = sample(rng, tensor.array.shape)
     with no_grad():
-        tensor.copy_(Tensor(np.asarray(values, dtype=tensor.data.dtype)))
+        tensor.copy_(Tensor(np.asarray(values, dtype=tensor.array.dtype)))
     return tensor
 
 

@@ -292,7 +292,7 @@ class Module:
                 param.grad = None
             else:
                 param.grad = param.grad.detach()
-                param.grad.data[...] = 0
+                param.grad.array[...] = 0
 
     def apply(self, fn):
         """Call `fn` on every submodule (children first) and then self: `model.apply(init_weights)`."""
@@ -308,9 +308,9 @@ class Module:
             for module in self.modules():
                 for param in module._parameters.values():
                     if param is not None:
-                        param.data = fn(param.detach()).data
+                        param.array = fn(param.detach()).array
                         if param.grad is not None:
-                            param.grad = Tensor(fn(param.grad).data)
+                            param.grad = Tensor(fn(param.grad).array)
                 for name, buffer in module._buffers.items():
                     if buffer is not None:
                         module._buffers[name] = fn(buffer)
@@ -410,17 +410,17 @@ def _copy_into(target, value, key, errors):
     """Copy a state_dict entry into a parameter or buffer in place; record a shape mismatch."""
     import numpy as np
     from distml._backend import get_array_module
-    array = value.data if isinstance(value, Tensor) else np.asarray(value)
-    if array.shape != target.data.shape:
+    array = value.array if isinstance(value, Tensor) else np.asarray(value)
+    if array.shape != target.array.shape:
         errors.append(f"size mismatch for {key}: copying a param with shape {_size(array.shape)} from checkpoint, "
                       f"the shape in current model is {target.shape}.")
         return
-    xp = get_array_module(target.data)
+    xp = get_array_module(target.array)
     if xp is not np and isinstance(array, np.ndarray):
         array = xp.asarray(array)
     elif xp is np and not isinstance(array, np.ndarray):
         array = array.get()
-    target.data[...] = array.astype(target.data.dtype, copy=False)
+    target.array[...] = array.astype(target.array.dtype, copy=False)
     target._version[0] += 1
 
 

@@ -12,7 +12,7 @@ class Parameter(Tensor):
         if data is None:
             from distml.creation import empty
             data = empty(0)
-        array = data.data if isinstance(data, Tensor) else data
+        array = data.array if isinstance(data, Tensor) else data
         super().__init__(array)
         if isinstance(data, Tensor):
             self._version = data._version

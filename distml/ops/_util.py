@@ -50,7 +50,7 @@ def normalize_dims(dim, ndim):
 
 
 def check_same_device(a, b):
-    if type(a.data) is not type(b.data) or (not isinstance(a.data, np.ndarray) and a.data.device != b.data.device):
+    if type(a.array) is not type(b.array) or (not isinstance(a.array, np.ndarray) and a.array.device != b.array.device):
         raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
                            f"{a.device} and {b.device}!")
 
@@ -61,7 +61,7 @@ def promote(a, b, to_float=False):
     Also checks that two tensors broadcast and live on the same device."""
     a_is_tensor, b_is_tensor = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_is_tensor and b_is_tensor:
-        data_a, data_b = a.data, b.data
+        data_a, data_b = a.array, b.array
         if (data_a.dtype is data_b.dtype and type(data_a) is np.ndarray and type(data_b) is np.ndarray
                 and data_a.shape == data_b.shape and (not to_float or data_a.dtype.kind == "f")):
             return a, b  # the common case: same dtype, same shape, on the CPU
@@ -74,20 +74,20 @@ def promote(a, b, to_float=False):
         dtype = dtypes.result_type(data_a, data_b)
     elif a_is_tensor or b_is_tensor:
         tensor, scalar = (a, b) if a_is_tensor else (b, a)
-        kind = tensor.data.dtype.kind
+        kind = tensor.array.dtype.kind
         if kind in _KEEPS_DTYPE.get(type(scalar), "") and (not to_float or kind == "f"):
             return a, b  # the common case, decided without result_type
         if isinstance(scalar, np.ndarray):
             raise TypeError("unsupported operand: Tensor and numpy.ndarray (use distml.from_numpy)")
-        dtype = dtypes.result_type(tensor.data, scalar)
-        if dtype == tensor.data.dtype and not (to_float and dtype.kind != "f"):
+        dtype = dtypes.result_type(tensor.array, scalar)
+        if dtype == tensor.array.dtype and not (to_float and dtype.kind != "f"):
             return a, b
     else:
         raise TypeError(f"expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
     if to_float and dtype.kind != "f":
         dtype = dtypes.default_float_np()
-    a = cast(a, dtype) if a_is_tensor and a.data.dtype != dtype else a
-    b = cast(b, dtype) if b_is_tensor and b.data.dtype != dtype else b
+    a = cast(a, dtype) if a_is_tensor and a.array.dtype != dtype else a
+    b = cast(b, dtype) if b_is_tensor and b.array.dtype != dtype else b
     return a, b
 
 

@@ -8,15 +8,15 @@ from distml.tensor import Tensor
 
 def _binary(name, a, b):
     a, b = promote(a, b)
-    data_a = a.data if isinstance(a, Tensor) else a
-    data_b = b.data if isinstance(b, Tensor) else b
+    data_a = a.array if isinstance(a, Tensor) else a
+    data_b = b.array if isinstance(b, Tensor) else b
     xp = get_array_module(data_a if isinstance(a, Tensor) else data_b)
     return Tensor(xp.asarray(getattr(xp, name)(data_a, data_b)))
 
 
 def _unary(name, x):
-    xp = get_array_module(x.data)
-    return Tensor(xp.asarray(getattr(xp, name)(x.data)))
+    xp = get_array_module(x.array)
+    return Tensor(xp.asarray(getattr(xp, name)(x.array)))
 
 
 def eq(a, b):
@@ -45,15 +45,15 @@ def ge(a, b):
 
 def equal(a, b):
     """True when a and b have the same shape and elements."""
-    return a.data.shape == b.data.shape and bool((a.data == b.data).all())
+    return a.array.shape == b.array.shape and bool((a.array == b.array).all())
 
 
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return bool(get_array_module(a.data).allclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return bool(get_array_module(a.array).allclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return Tensor(get_array_module(a.data).isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return Tensor(get_array_module(a.array).isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def logical_and(a, b):
@@ -75,7 +75,7 @@ def logical_not(x):
 def _check_integral(name, *operands):
     from distml import dtypes
     for x in operands:
-        if isinstance(x, Tensor) and x.data.dtype.kind not in "biu":
+        if isinstance(x, Tensor) and x.array.dtype.kind not in "biu":
             raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{x.dtype.legacy_name}'")
         if isinstance(x, float):
             raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{dtypes.get_default_dtype().legacy_name}'")
@@ -98,7 +98,7 @@ def bitwise_xor(a, b):
 
 def bitwise_not(x):
     _check_integral("bitwise_not", x)
-    return _unary("logical_not" if x.data.dtype == np.bool_ else "invert", x)
+    return _unary("logical_not" if x.array.dtype == np.bool_ else "invert", x)
 
 
 def isnan(x):

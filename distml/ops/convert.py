@@ -50,7 +50,7 @@ def _move(array, device):
 def cast(x, dtype):
     """x as another dtype (a distml or numpy dtype): `cast(x, distml.float64)`."""
     np_dtype = dtypes.to_numpy(dtype)
-    return x if x.data.dtype == np_dtype else Cast.apply(x, dtype=np_dtype)
+    return x if x.array.dtype == np_dtype else Cast.apply(x, dtype=np_dtype)
 
 
 def clone(x):
@@ -58,8 +58,8 @@ def clone(x):
 
 
 def to_device(x, device, non_blocking=False):
-    on_cpu = isinstance(x.data, np.ndarray)
-    if (device.type == "cpu") == on_cpu and (on_cpu or device.index in (None, x.data.device.id)):
+    on_cpu = isinstance(x.array, np.ndarray)
+    if (device.type == "cpu") == on_cpu and (on_cpu or device.index in (None, x.array.device.id)):
         return x
     return ToDevice.apply(x, device=device, non_blocking=non_blocking)
 
@@ -67,8 +67,8 @@ def to_device(x, device, non_blocking=False):
 def full_like_value(x, value):
     """A tensor shaped like x, filled with value (no grad): used by fill_ and zero_."""
     from distml.tensor import Tensor
-    xp = get_array_module(x.data)
-    return Tensor(xp.full(x.data.shape, value, dtype=x.data.dtype))
+    xp = get_array_module(x.array)
+    return Tensor(xp.full(x.array.shape, value, dtype=x.array.dtype))
 
 
 def expand_as_copy(source, target):
@@ -76,7 +76,7 @@ def expand_as_copy(source, target):
     from distml.ops.shape import expand
     from distml.tensor import Tensor
     if not isinstance(source, Tensor):
-        source = Tensor(get_array_module(target.data).asarray(source))
-    if type(source.data) is not type(target.data):
+        source = Tensor(get_array_module(target.array).asarray(source))
+    if type(source.array) is not type(target.array):
         source = to_device(source, target.device)
-    return cast(expand(source, target.data.shape), target.data.dtype)
+    return cast(expand(source, target.array.shape), target.array.dtype)

@@ -275,7 +275,7 @@ def add(a, b, alpha=1):
 
 def sub(a, b, alpha=1):
     """a - alpha * b."""
-    if isinstance(a, Tensor) and a.data.dtype == np.bool_ and isinstance(b, Tensor) and b.data.dtype == np.bool_:
+    if isinstance(a, Tensor) and a.array.dtype == np.bool_ and isinstance(b, Tensor) and b.array.dtype == np.bool_:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
     a, b = promote(a, b)
@@ -308,8 +308,8 @@ def div(a, b, rounding_mode=None):
 
 
 def _rounded_divide(a, b, mode):
-    data_a = a.data if isinstance(a, Tensor) else a
-    data_b = b.data if isinstance(b, Tensor) else b
+    data_a = a.array if isinstance(a, Tensor) else a
+    data_b = b.array if isinstance(b, Tensor) else b
     xp = get_array_module(data_a if isinstance(a, Tensor) else data_b)
     if mode == "floor":
         out = xp.floor_divide(data_a, data_b)
@@ -353,35 +353,35 @@ def minimum(a, b):
 
 def where(condition, input, other):
     """input where condition is true, else other: `distml.where(x > 0, x, 0.)`."""
-    if not isinstance(condition, Tensor) or condition.data.dtype != np.bool_:
+    if not isinstance(condition, Tensor) or condition.array.dtype != np.bool_:
         raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
                            f"{getattr(condition, 'dtype', type(condition).__name__)}")
     input, other = promote(input, other)
-    return Where.apply(input, other, condition=condition.data)
+    return Where.apply(input, other, condition=condition.array)
 
 
 def masked_fill(x, mask, value):
     """x with `value` where mask is true: `scores.masked_fill(mask, float("-inf"))`."""
-    if mask.data.dtype != np.bool_:
+    if mask.array.dtype != np.bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype.name}")
     if isinstance(value, Tensor):
-        if value.data.ndim:
+        if value.array.ndim:
             raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
-                               f"{value.data.ndim} dimension(s).")
+                               f"{value.array.ndim} dimension(s).")
         value = value.item() if not value.requires_grad else value
     from distml.ops.convert import cast
     from distml.ops._util import broadcast_shapes
-    if broadcast_shapes(x.data.shape, mask.data.shape) != x.data.shape:
-        raise RuntimeError(f"masked_fill: mask of shape {list(mask.data.shape)} can't be broadcast to the input's "
-                           f"shape {list(x.data.shape)}")
+    if broadcast_shapes(x.array.shape, mask.array.shape) != x.array.shape:
+        raise RuntimeError(f"masked_fill: mask of shape {list(mask.array.shape)} can't be broadcast to the input's "
+                           f"shape {list(x.array.shape)}")
     if not isinstance(value, Tensor):
-        value = Tensor(get_array_module(x.data).asarray(value, dtype=x.data.dtype))
-    return Where.apply(value if value.data.dtype == x.data.dtype else cast(value, x.data.dtype), x,
-                       condition=mask.data)
+        value = Tensor(get_array_module(x.array).asarray(value, dtype=x.array.dtype))
+    return Where.apply(value if value.array.dtype == x.array.dtype else cast(value, x.array.dtype), x,
+                       condition=mask.array)
 
 
 def neg(x):
-    if x.data.dtype == np.bool_:
+    if x.array.dtype == np.bool_:
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
                            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     return Neg.apply(x)
@@ -390,7 +390,7 @@ def neg(x):
 def _float_input(x):
     """Integer and bool inputs of float functions are computed in the default float dtype."""
     from distml.ops.convert import cast
-    return x if x.data.dtype.kind == "f" else cast(x, dtypes.get_default_dtype())
+    return x if x.array.dtype.kind == "f" else cast(x, dtypes.get_default_dtype())
 
 
 def exp(x):
@@ -432,7 +432,7 @@ def sigmoid(x):
 
 
 def abs(x):
-    return x if x.data.dtype == np.bool_ else Abs.apply(x)
+    return x if x.array.dtype == np.bool_ else Abs.apply(x)
 
 
 def sign(x):
@@ -454,7 +454,7 @@ def clamp(x, min=None, max=None):
         if max is not None:
             out = minimum(out, max)
         return out
-    if x.data.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
+    if x.array.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
         x = _float_input(x)
     return Clamp.apply(x, low=min, high=max)
 

@@ -74,7 +74,7 @@ def _to_index(index):
     if isinstance(index, tuple):
         return tuple(_to_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data
+        return index.array
     if isinstance(index, list):
         return np.asarray([i.item() if isinstance(i, Tensor) else i for i in index])
     return index
@@ -92,14 +92,14 @@ def _check_index(x, index):
         if p is None:
             continue
         if p is Ellipsis:
-            dim = x.data.ndim - sum(1 for q in parts if q is not None and q is not Ellipsis)
+            dim = x.array.ndim - sum(1 for q in parts if q is not None and q is not Ellipsis)
             continue
         if isinstance(p, slice) and p.step is not None and p.step <= 0:
             raise ValueError("step must be greater than zero")
         if isinstance(p, (int, np.integer)) and not isinstance(p, bool):
-            if dim >= x.data.ndim:
-                raise IndexError(f"too many indices for tensor of dimension {x.data.ndim}")
-            size = x.data.shape[dim]
+            if dim >= x.array.ndim:
+                raise IndexError(f"too many indices for tensor of dimension {x.array.ndim}")
+            size = x.array.shape[dim]
             if not -size <= p < size:
                 raise IndexError(f"index {p} is out of bounds for dimension {dim} with size {size}")
         if hasattr(p, "dtype") and p.dtype.kind not in "iub":
@@ -122,11 +122,11 @@ def setitem(x, index, value):
     needs_grad = is_grad_enabled() and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
     if isinstance(value, Tensor):
         value = to_device(value, x.device)
-        value = cast(value, x.data.dtype) if value.data.dtype != x.data.dtype else value
+        value = cast(value, x.array.dtype) if value.array.dtype != x.array.dtype else value
     if not needs_grad:
         if x.requires_grad and x.grad_fn is None and is_grad_enabled():
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        x.data[index] = value.data if isinstance(value, Tensor) else value
+        x.array[index] = value.array if isinstance(value, Tensor) else value
         x._version[0] += 1
         return
     x._inplace(IndexPut.apply(x, value, index=index))
@@ -197,42 +197,42 @@ class Scatter(Primitive):
 
 
 def _check_gather_args(name, x, dim, index):
-    if index.data.dtype not in (np.int32, np.int64):
+    if index.array.dtype not in (np.int32, np.int64):
         raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
-    if index.data.ndim != x.data.ndim and not (index.data.ndim <= 1 and x.data.ndim <= 1):
+    if index.array.ndim != x.array.ndim and not (index.array.ndim <= 1 and x.array.ndim <= 1):
         raise RuntimeError(f"Index tensor must have the same number of dimensions as {'input' if name == 'gather' else 'self'} tensor")
-    d = wrap_dim(dim, x.data.ndim)
-    for i, (s, t) in enumerate(zip(index.data.shape, x.data.shape)):
+    d = wrap_dim(dim, x.array.ndim)
+    for i, (s, t) in enumerate(zip(index.array.shape, x.array.shape)):
         if i != d and s > t:
-            raise RuntimeError(f"Size does not match at dimension {i} expected index {list(index.data.shape)} to be "
-                               f"smaller than self {list(x.data.shape)} apart from dimension {d}")
-    size = x.data.shape[d] if x.data.ndim else 1
-    if index.data.size and (index.data.min() < -size or index.data.max() >= size):
-        bad = index.data.max() if index.data.max() >= size else index.data.min()
+            raise RuntimeError(f"Size does not match at dimension {i} expected index {list(index.array.shape)} to be "
+                               f"smaller than self {list(x.array.shape)} apart from dimension {d}")
+    size = x.array.shape[d] if x.array.ndim else 1
+    if index.array.size and (index.array.min() < -size or index.array.max() >= size):
+        bad = index.array.max() if index.array.max() >= size else index.array.min()
         raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {size}")
     return d
 
 
 def _index_array(index, size):
     """The index's array with negative entries wrapped (PyTorch's gather wraps them too)."""
-    data = index.data
+    data = index.array
     return data + size * (data < 0) if data.size and data.min() < 0 else data
 
 
 def gather(x, dim, index):
     """Values of x picked along dim: out[i][j] = x[i][index[i][j]] for dim=1."""
     d = _check_gather_args("gather", x, dim, index)
-    if x.data.ndim == 0:
-        return GetItem.apply(x, index=index.data.reshape(()) if index.data.ndim else index.data)
-    return Gather.apply(x, dim=d, index=_index_array(index, x.data.shape[d]))
+    if x.array.ndim == 0:
+        return GetItem.apply(x, index=index.array.reshape(()) if index.array.ndim else index.array)
+    return Gather.apply(x, dim=d, index=_index_array(index, x.array.shape[d]))
 
 
 def _scatter(x, dim, index, src, add):
     from distml.ops.convert import cast
     d = _check_gather_args("scatter", x, dim, index)
     if isinstance(src, Tensor):
-        src = cast(src, x.data.dtype) if src.data.dtype != x.data.dtype else src
-    return Scatter.apply(x, src, dim=d, index=_index_array(index, x.data.shape[d] if x.data.ndim else 1), add=add)
+        src = cast(src, x.array.dtype) if src.array.dtype != x.array.dtype else src
+    return Scatter.apply(x, src, dim=d, index=_index_array(index, x.array.shape[d] if x.array.ndim else 1), add=add)
 
 
 def scatter(x, dim, index, src=None, value=None):
@@ -247,15 +247,15 @@ def scatter_add(x, dim, index, src):
 
 def index_select(x, dim, index):
     """The slices of x along dim given by a 1-D index: `x.index_select(0, idx)`."""
-    if index.data.ndim > 1:
+    if index.array.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
-    if index.data.dtype.kind not in "iu":
+    if index.array.dtype.kind not in "iu":
         raise IndexError(f"index_select(): Expected dtype int32/int64 for index but got: {index.dtype.name}")
-    d = wrap_dim(dim, x.data.ndim)
-    size = x.data.shape[d] if x.data.ndim else 1
-    if index.data.size and (index.data.min() < 0 or index.data.max() >= size):
+    d = wrap_dim(dim, x.array.ndim)
+    size = x.array.shape[d] if x.array.ndim else 1
+    if index.array.size and (index.array.min() < 0 or index.array.max() >= size):
         raise IndexError(f"index out of range in self")
-    return GetItem.apply(x, index=(slice(None),) * d + (index.data.reshape(-1),))
+    return GetItem.apply(x, index=(slice(None),) * d + (index.array.reshape(-1),))
 
 
 def take_along_dim(x, indices, dim):
@@ -265,13 +265,13 @@ def take_along_dim(x, indices, dim):
 def masked_select(x, mask):
     """The elements of x where mask is true, as a 1-D tensor."""
     from distml.ops.shape import expand
-    shape = np.broadcast_shapes(x.data.shape, mask.data.shape)
-    return getitem(expand(x, shape), get_array_module(mask.data).broadcast_to(mask.data, shape))
+    shape = np.broadcast_shapes(x.array.shape, mask.array.shape)
+    return getitem(expand(x, shape), get_array_module(mask.array).broadcast_to(mask.array, shape))
 
 
 def nonzero(x, as_tuple=False):
-    xp = get_array_module(x.data)
-    found = xp.nonzero(x.data)
+    xp = get_array_module(x.array)
+    found = xp.nonzero(x.array)
     if as_tuple:
         return tuple(Tensor(f.astype(np.int64)) for f in found)
     return Tensor(xp.stack(found, axis=1).astype(np.int64) if found else xp.zeros((1, 0), dtype=np.int64))

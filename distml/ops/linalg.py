@@ -27,7 +27,7 @@ class MatMul(Primitive):
 
 
 def _check_matmul(a, b):
-    sa, sb = a.data.shape, b.data.shape
+    sa, sb = a.array.shape, b.array.shape
     if not sa or not sb:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {len(sa)}D and {len(sb)}D")
     inner_a = sa[-1]
@@ -39,7 +39,7 @@ def _check_matmul(a, b):
         rows_a = "x".join(map(str, sa if len(sa) > 1 else (1,) + sa))
         rows_b = "x".join(map(str, sb if len(sb) > 1 else sb + (1,)))
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows_a} and {rows_b})")
-    if a.data.dtype != b.data.dtype:
+    if a.array.dtype != b.array.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}")
 
 
@@ -52,17 +52,17 @@ def matmul(a, b):
 
 def mm(a, b):
     """2-D matrix product: `distml.mm(a, b)`."""
-    if a.data.ndim != 2 or b.data.ndim != 2:
-        raise RuntimeError(f"self must be a matrix" if a.data.ndim != 2 else "mat2 must be a matrix")
+    if a.array.ndim != 2 or b.array.ndim != 2:
+        raise RuntimeError(f"self must be a matrix" if a.array.ndim != 2 else "mat2 must be a matrix")
     return matmul(a, b)
 
 
 def bmm(a, b):
     """Batched 3-D matrix product."""
-    if a.data.ndim != 3 or b.data.ndim != 3:
-        raise RuntimeError(f"batch1 must be a 3D tensor" if a.data.ndim != 3 else "batch2 must be a 3D tensor")
-    if a.data.shape[0] != b.data.shape[0]:
-        raise RuntimeError(f"batch1 and batch2 must have same number of batches, got {a.data.shape[0]} and {b.data.shape[0]}")
+    if a.array.ndim != 3 or b.array.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor" if a.array.ndim != 3 else "batch2 must be a 3D tensor")
+    if a.array.shape[0] != b.array.shape[0]:
+        raise RuntimeError(f"batch1 and batch2 must have same number of batches, got {a.array.shape[0]} and {b.array.shape[0]}")
     return matmul(a, b)
 
 
@@ -129,17 +129,17 @@ def einsum(equation, *operands):
         operands = tuple(operands[0])
     from distml import dtypes
     from distml.ops.convert import cast
-    dtype = dtypes.result_type(*[t.data for t in operands])
+    dtype = dtypes.result_type(*[t.array for t in operands])
     operands = [cast(t, dtype) for t in operands]
     for t in operands[1:]:
         check_same_device(operands[0], t)
-    inputs, output = _parse_einsum(equation, [t.data for t in operands])
+    inputs, output = _parse_einsum(equation, [t.array for t in operands])
     return Einsum.apply(*operands, inputs=tuple(inputs), output=output)
 
 
 def dot(a, b):
-    if a.data.ndim != 1 or b.data.ndim != 1:
-        raise RuntimeError(f"1D tensors expected, but got {a.data.ndim}D and {b.data.ndim}D tensors")
+    if a.array.ndim != 1 or b.array.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.array.ndim}D and {b.array.ndim}D tensors")
     return matmul(a, b)
 
 

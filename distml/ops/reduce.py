@@ -89,17 +89,17 @@ def _reduced_shape(shape, dims):
 
 
 def _check_nonempty(name, x, dims):
-    for d in range(x.data.ndim) if dims is None else dims:
-        if x.data.shape[d] == 0:
+    for d in range(x.array.ndim) if dims is None else dims:
+        if x.array.shape[d] == 0:
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
-    if dims is None and x.data.size == 0:
+    if dims is None and x.array.size == 0:
         raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
                            "Specify the reduction dim with the 'dim' argument.")
 
 
 def sum(x, dim=None, keepdim=False, dtype=None):
     """Sum over `dim` (int, tuple, or all): `x.sum(dim=(0, 2), keepdim=True)`."""
-    return Sum.apply(x, dims=normalize_dims(dim, x.data.ndim), keepdim=keepdim, dtype=dtypes.to_numpy(dtype))
+    return Sum.apply(x, dims=normalize_dims(dim, x.array.ndim), keepdim=keepdim, dtype=dtypes.to_numpy(dtype))
 
 
 def mean(x, dim=None, keepdim=False, dtype=None):
@@ -107,47 +107,47 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     if dtype is not None:
         from distml.ops.convert import cast
         x = cast(x, dtype)
-    if x.data.dtype.kind != "f":
+    if x.array.dtype.kind != "f":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
                            f"or complex dtype. Got: {x.dtype.legacy_name}")
-    dims = normalize_dims(dim, x.data.ndim)
-    count = x.data.size if dims is None else math.prod(x.data.shape[d] for d in dims)
+    dims = normalize_dims(dim, x.array.ndim)
+    count = x.array.size if dims is None else math.prod(x.array.shape[d] for d in dims)
     total = Sum.apply(x, dims=dims, keepdim=keepdim, dtype=None)
     return total / count if count else total * float("nan")
 
 
 def prod(x, dim=None, keepdim=False, dtype=None):
     """Product of all elements, or over one dim: `x.prod(1)`."""
-    dim = None if dim is None else wrap_dim(dim, x.data.ndim)
-    if x.data.ndim == 0:
+    dim = None if dim is None else wrap_dim(dim, x.array.ndim)
+    if x.array.ndim == 0:
         dim = None
     return Prod.apply(x, dim=dim, keepdim=keepdim, dtype=dtypes.to_numpy(dtype))
 
 
 def amax(x, dim=(), keepdim=False):
     """Largest value over `dim` (all dims when empty); ties share the gradient."""
-    dims = normalize_dims(dim, x.data.ndim) if dim != () else None
+    dims = normalize_dims(dim, x.array.ndim) if dim != () else None
     _check_nonempty("amax", x, dims)
     return AMax.apply(x, dims=dims, keepdim=keepdim, take_max=True)
 
 
 def amin(x, dim=(), keepdim=False):
-    dims = normalize_dims(dim, x.data.ndim) if dim != () else None
+    dims = normalize_dims(dim, x.array.ndim) if dim != () else None
     _check_nonempty("amin", x, dims)
     return AMax.apply(x, dims=dims, keepdim=keepdim, take_max=False)
 
 
 def _arg_extreme(name, x, dim, keepdim):
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     if dim is None:
         _check_nonempty(name, x, None)
-        index = getattr(xp, name)(x.data.reshape(-1))
-        return Tensor(xp.asarray(index, dtype=np.int64).reshape((1,) * x.data.ndim if keepdim else ()))
-    d = wrap_dim(dim, x.data.ndim)
-    if x.data.ndim == 0:
+        index = getattr(xp, name)(x.array.reshape(-1))
+        return Tensor(xp.asarray(index, dtype=np.int64).reshape((1,) * x.array.ndim if keepdim else ()))
+    d = wrap_dim(dim, x.array.ndim)
+    if x.array.ndim == 0:
         return Tensor(xp.zeros((), dtype=np.int64))
     _check_nonempty(name, x, (d,))
-    return Tensor(xp.asarray(getattr(xp, name)(x.data, axis=d, keepdims=keepdim), dtype=np.int64))
+    return Tensor(xp.asarray(getattr(xp, name)(x.array, axis=d, keepdims=keepdim), dtype=np.int64))
 
 
 def argmax(x, dim=None, keepdim=False):
@@ -170,8 +170,8 @@ def _extreme(x, dim, keepdim, other, take_max):
     if dim is None:
         return amax(x) if take_max else amin(x)
     indices = _arg_extreme("argmax" if take_max else "argmin", x, dim, True)
-    values = gather(x, dim, indices) if x.data.ndim else x
-    if not keepdim and x.data.ndim:
+    values = gather(x, dim, indices) if x.array.ndim else x
+    if not keepdim and x.array.ndim:
         values, indices = squeeze(values, dim), squeeze(indices, dim)
     return (return_types.max if take_max else return_types.min)(values, indices)
 
@@ -193,8 +193,8 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
         correction = 1 if unbiased is None or unbiased else 0
     from distml.ops.elementwise import _float_input
     x = _float_input(x)
-    dims = normalize_dims(dim, x.data.ndim)
-    count = x.data.size if dims is None else math.prod(x.data.shape[d] for d in dims)
+    dims = normalize_dims(dim, x.array.ndim)
+    count = x.array.size if dims is None else math.prod(x.array.shape[d] for d in dims)
     centered = x - mean(x, dims, keepdim=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         return sum(centered * centered, dims, keepdim=keepdim) / builtins.max(count - correction, 0)
@@ -239,20 +239,20 @@ def logsumexp(x, dim, keepdim=False):
     """log(sum(exp(x), dim)) without overflow: `scores.logsumexp(-1)`."""
     from distml.ops.elementwise import _float_input, exp, log
     x = _float_input(x)
-    dims = normalize_dims(dim, x.data.ndim)
-    xp = get_array_module(x.data)
-    if x.data.size == 0:
+    dims = normalize_dims(dim, x.array.ndim)
+    xp = get_array_module(x.array)
+    if x.array.size == 0:
         return log(sum(exp(x), dims, keepdim))
-    shift = x.data.max(axis=dims, keepdims=True)
+    shift = x.array.max(axis=dims, keepdims=True)
     shift = Tensor(xp.where(xp.isinf(shift), 0, shift))
     out = log(sum(exp(x - shift), dims, keepdim=True)) + shift
-    return out if keepdim else out.reshape(_reduced_shape(x.data.shape, dims))
+    return out if keepdim else out.reshape(_reduced_shape(x.array.shape, dims))
 
 
 def cumsum(x, dim, dtype=None):
     """Running sum along `dim`: `x.cumsum(0)`."""
-    d = wrap_dim(dim, x.data.ndim)
-    if x.data.ndim == 0:
+    d = wrap_dim(dim, x.array.ndim)
+    if x.array.ndim == 0:
         return Sum.apply(x, dims=(), keepdim=False, dtype=dtypes.to_numpy(dtype))
     return CumSum.apply(x, dim=d, dtype=dtypes.to_numpy(dtype))
 

@@ -63,15 +63,15 @@ def _infer_shape(shape, numel):
 
 def reshape(x, *shape):
     """x with a new shape (a view when possible): `x.reshape(2, -1)`."""
-    shape = _infer_shape(shape, x.data.size)
-    return x if shape == x.data.shape else Reshape.apply(x, shape=shape)
+    shape = _infer_shape(shape, x.array.size)
+    return x if shape == x.array.shape else Reshape.apply(x, shape=shape)
 
 
 def view(x, *shape):
     """Like reshape, but only ever a view: non-contiguous inputs raise as in PyTorch."""
-    shape = _infer_shape(shape, x.data.size)
+    shape = _infer_shape(shape, x.array.size)
     try:
-        x.data.view().shape = shape  # numpy refuses exactly when no view exists
+        x.array.view().shape = shape  # numpy refuses exactly when no view exists
     except AttributeError:
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
                            "dimension spans across two contiguous subspaces). Use .reshape(...) instead.") from None
@@ -80,42 +80,42 @@ def view(x, *shape):
 
 def permute(x, *dims):
     dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    if len(dims) != x.data.ndim:
+    if len(dims) != x.array.ndim:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
-                           f"length of the desired ordering of dimensions i.e. input.dim() = {x.data.ndim} is not "
+                           f"length of the desired ordering of dimensions i.e. input.dim() = {x.array.ndim} is not "
                            f"equal to len(dims) = {len(dims)}")
-    return Permute.apply(x, dims=normalize_dims(dims, x.data.ndim))
+    return Permute.apply(x, dims=normalize_dims(dims, x.array.ndim))
 
 
 def transpose(x, dim0, dim1):
-    dims = list(range(x.data.ndim))
-    if x.data.ndim == 0:
+    dims = list(range(x.array.ndim))
+    if x.array.ndim == 0:
         normalize_dims((dim0, dim1) if dim0 != dim1 else dim0, 0)
         return x
-    d0, d1 = normalize_dims(dim0, x.data.ndim)[0], normalize_dims(dim1, x.data.ndim)[0]
+    d0, d1 = normalize_dims(dim0, x.array.ndim)[0], normalize_dims(dim1, x.array.ndim)[0]
     dims[d0], dims[d1] = dims[d1], dims[d0]
     return Permute.apply(x, dims=tuple(dims))
 
 
 def expand(x, *sizes):
     sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
-    if len(sizes) < x.data.ndim:
-        raise RuntimeError(f"expand(distml.{x.dtype.name}{{{list(x.data.shape)}}}, size={list(sizes)}): the number "
+    if len(sizes) < x.array.ndim:
+        raise RuntimeError(f"expand(distml.{x.dtype.name}{{{list(x.array.shape)}}}, size={list(sizes)}): the number "
                            "of sizes provided must be greater or equal to the number of dimensions in the tensor")
-    offset = len(sizes) - x.data.ndim
+    offset = len(sizes) - x.array.ndim
     shape = []
     for i, s in enumerate(sizes):
-        old = x.data.shape[i - offset] if i >= offset else 1
+        old = x.array.shape[i - offset] if i >= offset else 1
         if s == -1:
             if i < offset:
                 raise RuntimeError("The expanded size of the tensor (-1) isn't allowed in a leading, non-existing dimension")
             s = old
         elif old != 1 and old != s:
             raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing size ({old}) at "
-                               f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(x.data.shape)}")
+                               f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: {list(x.array.shape)}")
         shape.append(int(s))
     shape = tuple(shape)
-    return x if shape == x.data.shape else Expand.apply(x, shape=shape)
+    return x if shape == x.array.shape else Expand.apply(x, shape=shape)
 
 
 class Flip(Primitive):
@@ -147,52 +147,52 @@ def _dims_arg(dims):
 
 
 def view_as(x, other):
-    return view(x, other.data.shape)
+    return view(x, other.array.shape)
 
 
 def reshape_as(x, other):
-    return reshape(x, other.data.shape)
+    return reshape(x, other.array.shape)
 
 
 def expand_as(x, other):
-    return expand(x, other.data.shape)
+    return expand(x, other.array.shape)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one: `x.flatten(1)` for (N, C, H, W) -> (N, C*H*W)."""
-    if x.data.ndim == 0:
+    if x.array.ndim == 0:
         return reshape(x, 1)
-    start, end = wrap_dim(start_dim, x.data.ndim), wrap_dim(end_dim, x.data.ndim)
+    start, end = wrap_dim(start_dim, x.array.ndim), wrap_dim(end_dim, x.array.ndim)
     if start > end:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-    shape = x.data.shape
+    shape = x.array.shape
     return reshape(x, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
 
 def unflatten(x, dim, sizes):
     """Split dim into `sizes` (one may be -1): `x.unflatten(1, (C, H, W))`."""
-    d = wrap_dim(dim, x.data.ndim)
+    d = wrap_dim(dim, x.array.ndim)
     sizes = list(sizes)
     if -1 in sizes:
         known = math.prod(s for s in sizes if s != -1)
-        sizes[sizes.index(-1)] = x.data.shape[d] // known if known else 0
-    if math.prod(sizes) != x.data.shape[d]:
+        sizes[sizes.index(-1)] = x.array.shape[d] // known if known else 0
+    if math.prod(sizes) != x.array.shape[d]:
         raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} "
-                           f"({x.data.shape[d]}) in the input tensor")
-    return reshape(x, x.data.shape[:d] + tuple(sizes) + x.data.shape[d + 1:])
+                           f"({x.array.shape[d]}) in the input tensor")
+    return reshape(x, x.array.shape[:d] + tuple(sizes) + x.array.shape[d + 1:])
 
 
 def squeeze(x, dim=None):
     """Drop dims of size 1 (all, or those in dim): `x.squeeze(1)`."""
-    dims = normalize_dims(dim, x.data.ndim)
-    shape = tuple(s for i, s in enumerate(x.data.shape) if s != 1 or (dims is not None and i not in dims))
+    dims = normalize_dims(dim, x.array.ndim)
+    shape = tuple(s for i, s in enumerate(x.array.shape) if s != 1 or (dims is not None and i not in dims))
     return reshape(x, shape)
 
 
 def unsqueeze(x, dim):
     """Insert a dim of size 1 at `dim`: `x.unsqueeze(0)`."""
-    d = wrap_dim(dim, x.data.ndim + 1)
-    return reshape(x, x.data.shape[:d] + (1,) + x.data.shape[d:])
+    d = wrap_dim(dim, x.array.ndim + 1)
+    return reshape(x, x.array.shape[:d] + (1,) + x.array.shape[d:])
 
 
 def swapaxes(x, axis0, axis1):
@@ -204,18 +204,18 @@ swapdims = swapaxes
 
 def t(x):
     """Transpose of a tensor with at most 2 dims."""
-    if x.data.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.data.ndim}D")
-    return x if x.data.ndim < 2 else transpose(x, 0, 1)
+    if x.array.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.array.ndim}D")
+    return x if x.array.ndim < 2 else transpose(x, 0, 1)
 
 
 def movedim(x, source, destination):
-    source = normalize_dims(source, x.data.ndim)
-    destination = normalize_dims(destination, x.data.ndim)
+    source = normalize_dims(source, x.array.ndim)
+    destination = normalize_dims(destination, x.array.ndim)
     if len(source) != len(destination):
         raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(source)} dims) should "
                            f"contain the same number of dims as destination ({list(destination)} dims)")
-    order = [d for d in range(x.data.ndim) if d not in source]
+    order = [d for d in range(x.array.ndim) if d not in source]
     for dst, src in sorted(zip(destination, source)):
         order.insert(dst, src)
     return permute(x, order)
@@ -223,30 +223,30 @@ def movedim(x, source, destination):
 
 def narrow(x, dim, start, length):
     from distml.ops.index import getitem
-    d = wrap_dim(dim, x.data.ndim)
-    start = start % x.data.shape[d] if start < 0 else start
-    if start + length > x.data.shape[d]:
-        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({x.data.shape[d]}).")
+    d = wrap_dim(dim, x.array.ndim)
+    start = start % x.array.shape[d] if start < 0 else start
+    if start + length > x.array.shape[d]:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({x.array.shape[d]}).")
     return getitem(x, (slice(None),) * d + (slice(start, start + length),))
 
 
 def flip(x, *dims):
     """x reversed along dims (a copy, as in PyTorch)."""
-    return Flip.apply(x, dims=normalize_dims(_dims_arg(dims), x.data.ndim))
+    return Flip.apply(x, dims=normalize_dims(_dims_arg(dims), x.array.ndim))
 
 
 def roll(x, shifts, dims=None):
     """Elements shifted along dims, wrapping around: `x.roll(1, 0)`."""
     if dims is None:
-        return reshape(roll(flatten(x), shifts, 0), x.data.shape)
+        return reshape(roll(flatten(x), shifts, 0), x.array.shape)
     shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     if len(shifts) != len(dims):
         raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
     out = x
     for shift, dim in zip(shifts, dims):
-        d = wrap_dim(dim, x.data.ndim)
-        size = x.data.shape[d]
+        d = wrap_dim(dim, x.array.ndim)
+        size = x.array.shape[d]
         shift = shift % size if size else 0
         if shift:
             head, tail = split(out, [size - shift, shift], d)
@@ -256,12 +256,12 @@ def roll(x, shifts, dims=None):
 
 def _triangle(x, diagonal, lower):
     from distml.ops.elementwise import Where
-    if x.data.ndim < 2:
+    if x.array.ndim < 2:
         raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least 2 dimensions")
-    xp = get_array_module(x.data)
-    rows, cols = x.data.shape[-2:]
+    xp = get_array_module(x.array)
+    rows, cols = x.array.shape[-2:]
     mask = xp.tri(rows, cols, diagonal if lower else diagonal - 1, dtype=bool)
-    return Where.apply(x, Tensor(xp.zeros((), dtype=x.data.dtype)), condition=mask if lower else ~mask)
+    return Where.apply(x, Tensor(xp.zeros((), dtype=x.array.dtype)), condition=mask if lower else ~mask)
 
 
 def tril(x, diagonal=0):
@@ -277,9 +277,9 @@ def triu(x, diagonal=0):
 def repeat(x, *repeats):
     """x tiled `repeats` times along each dim: `x.repeat(2, 1)`."""
     repeats = tuple(_dims_arg(repeats))
-    if len(repeats) < x.data.ndim:
+    if len(repeats) < x.array.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
-    shape = (1,) * (len(repeats) - x.data.ndim) + x.data.shape
+    shape = (1,) * (len(repeats) - x.array.ndim) + x.array.shape
     interleaved = reshape(x, tuple(v for s in shape for v in (1, s)))
     expanded = expand(interleaved, tuple(v for r, s in zip(repeats, shape) for v in (r, s)))
     return reshape(expanded, tuple(r * s for r, s in zip(repeats, shape)))
@@ -287,7 +287,7 @@ def repeat(x, *repeats):
 
 def tile(x, dims):
     dims = tuple(dims)
-    return repeat(x, (1,) * (x.data.ndim - len(dims)) + dims)
+    return repeat(x, (1,) * (x.array.ndim - len(dims)) + dims)
 
 
 def cat(tensors, dim=0):
@@ -296,19 +296,19 @@ def cat(tensors, dim=0):
     if not tensors:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     first = tensors[0]
-    if first.data.ndim == 0:
+    if first.array.ndim == 0:
         raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
-    d = wrap_dim(dim, first.data.ndim)
+    d = wrap_dim(dim, first.array.ndim)
     for i, t in enumerate(tensors[1:], 1):
         check_same_device(first, t)
-        if t.data.ndim != first.data.ndim:
-            raise RuntimeError(f"Tensors must have same number of dimensions: got {first.data.ndim} and {t.data.ndim}")
-        for k, (a, b) in enumerate(zip(first.data.shape, t.data.shape)):
+        if t.array.ndim != first.array.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {first.array.ndim} and {t.array.ndim}")
+        for k, (a, b) in enumerate(zip(first.array.shape, t.array.shape)):
             if k != d and a != b:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size {a} but got "
                                    f"size {b} for tensor number {i} in the list.")
-    dtype = dtypes.result_type(*[t.data for t in tensors])
-    if any(t.data.dtype != dtype for t in tensors):
+    dtype = dtypes.result_type(*[t.array for t in tensors])
+    if any(t.array.dtype != dtype for t in tensors):
         from distml.ops.convert import cast
         tensors = [cast(t, dtype) for t in tensors]
     return Cat.apply(*tensors, dim=d)
@@ -323,17 +323,17 @@ def stack(tensors, dim=0):
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
     for i, t in enumerate(tensors[1:], 1):
-        if t.data.shape != tensors[0].data.shape:
-            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].data.shape)} "
-                               f"at entry 0 and {list(t.data.shape)} at entry {i}")
-    d = wrap_dim(dim, tensors[0].data.ndim + 1)
+        if t.array.shape != tensors[0].array.shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].array.shape)} "
+                               f"at entry 0 and {list(t.array.shape)} at entry {i}")
+    d = wrap_dim(dim, tensors[0].array.ndim + 1)
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
 def split(x, split_size_or_sections, dim=0):
     """Views of x in pieces along dim: of size n each (the last may be smaller), or of the given sizes."""
-    d = wrap_dim(dim, x.data.ndim)
-    size = x.data.shape[d]
+    d = wrap_dim(dim, x.array.ndim)
+    size = x.array.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
         if step <= 0 and size:
@@ -353,14 +353,14 @@ def chunk(x, chunks, dim=0):
     """x split into `chunks` pieces of equal size (the last may be smaller)."""
     if chunks <= 0:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
-    size = x.data.shape[wrap_dim(dim, x.data.ndim)]
+    size = x.array.shape[wrap_dim(dim, x.array.ndim)]
     return split(x, max(-(-size // chunks), 1), dim)
 
 
 def unbind(x, dim=0):
     """The slices of x along dim, each without that dim."""
-    d = wrap_dim(dim, x.data.ndim)
-    return _pieces(x, [(slice(None),) * d + (i,) for i in range(x.data.shape[d])])
+    d = wrap_dim(dim, x.array.ndim)
+    return _pieces(x, [(slice(None),) * d + (i,) for i in range(x.array.shape[d])])
 
 
 class _PieceGrads:

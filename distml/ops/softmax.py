@@ -66,8 +66,8 @@ def _apply(x, dim, dtype, log):
     x = _float_input(x)
     if dim is None:
         raise TypeError(f"{'log_softmax' if log else 'softmax'}() missing required argument 'dim'")
-    d = wrap_dim(dim, x.data.ndim)
-    if x.data.ndim == 0:
+    d = wrap_dim(dim, x.array.ndim)
+    if x.array.ndim == 0:
         return Softmax.apply(x.reshape(1), dim=0, log=log).reshape(())
     return Softmax.apply(x, dim=d, log=log)
 

@@ -26,7 +26,7 @@ class Adadelta(Optimizer):
                 state["acc_delta"] = _zeros_like(p)
         _next_steps(states)
         self._fused(C.adadelta_step, adadelta_xp, params,
-                    [[s["square_avg"].data for s in states], [s["acc_delta"].data for s in states]], [],
+                    [[s["square_avg"].array for s in states], [s["acc_delta"].array for s in states]], [],
                     [group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"]])
 
 

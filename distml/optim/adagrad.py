@@ -28,7 +28,7 @@ class Adagrad(Optimizer):
 
     def _update_group(self, group, params):
         states = [self.state[p] for p in params]
-        self._fused(C.adagrad_step, adagrad_xp, params, [[s["sum"].data for s in states]], [_next_steps(states)],
+        self._fused(C.adagrad_step, adagrad_xp, params, [[s["sum"].array for s in states]], [_next_steps(states)],
                     [group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"]])
 
 

@@ -33,9 +33,9 @@ class Adam(Optimizer):
                 state["exp_avg_sq"] = _zeros_like(p)
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = _zeros_like(p)
-        exp_avgs = [s["exp_avg"].data for s in states]
-        exp_avg_sqs = [s["exp_avg_sq"].data for s in states]
-        max_exp_avg_sqs = [s["max_exp_avg_sq"].data for s in states] if group["amsgrad"] else []
+        exp_avgs = [s["exp_avg"].array for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"].array for s in states]
+        max_exp_avg_sqs = [s["max_exp_avg_sq"].array for s in states] if group["amsgrad"] else []
         beta1, beta2 = group["betas"]
         self._fused(C.adam_step, adam_xp, params, [exp_avgs, exp_avg_sqs, max_exp_avg_sqs], [_next_steps(states)],
                     [group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],

@@ -81,7 +81,7 @@ class Optimizer:
                     p.grad = None
                 else:
                     p.grad.grad_fn, p.grad.requires_grad = None, False
-                    p.grad.data[...] = 0
+                    p.grad.array[...] = 0
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns `closure()` (re-evaluated loss) if given."""
@@ -108,20 +108,20 @@ class Optimizer:
         """
         batches = defaultdict(list)
         for i, p in enumerate(params):
-            if p.grad.data.shape != p.data.shape:
-                raise RuntimeError(f"gradient has shape {list(p.grad.data.shape)} but the parameter has shape "
-                                   f"{list(p.data.shape)}")
-            batches[(p.data.dtype, get_array_module(p.data))].append(i)
+            if p.grad.array.shape != p.array.shape:
+                raise RuntimeError(f"gradient has shape {list(p.grad.array.shape)} but the parameter has shape "
+                                   f"{list(p.array.shape)}")
+            batches[(p.array.dtype, get_array_module(p.array))].append(i)
         for (_, xp), index in batches.items():
-            arrays = [xp.ascontiguousarray(params[i].data) for i in index]
-            grads = [xp.ascontiguousarray(params[i].grad.data) for i in index]
+            arrays = [xp.ascontiguousarray(params[i].array) for i in index]
+            grads = [xp.ascontiguousarray(params[i].grad.array) for i in index]
             lists = [[lst[i] for i in index] if lst else [] for lst in tensor_lists]
             values = [[lst[i] for i in index] if lst else [] for lst in per_param]
             update = kernel if xp is np else xp_update
             update(arrays, grads, *lists, *values, *options)
             for i, array in zip(index, arrays):
-                if array is not params[i].data:
-                    params[i].data[...] = array
+                if array is not params[i].array:
+                    params[i].array[...] = array
                 params[i]._version[0] += 1
 
     # ---- state ----
@@ -172,7 +172,7 @@ def _cast_state(param, name, value):
     out = value.detach().to(device=param.device)
     if name != "step" and param.is_floating_point():
         out = out.to(param.dtype)
-    return Tensor(out.data.copy())
+    return Tensor(out.array.copy())
 
 
 def _step_tensor():
@@ -182,14 +182,14 @@ def _step_tensor():
 
 
 def _zeros_like(param, fill=0):
-    xp = get_array_module(param.data)
-    return Tensor(xp.full(param.data.shape, fill, dtype=param.data.dtype))
+    xp = get_array_module(param.array)
+    return Tensor(xp.full(param.array.shape, fill, dtype=param.array.dtype))
 
 
 def _next_steps(states):
     """Advance every state's "step" counter by one and return the new counts as floats."""
     steps = []
     for state in states:
-        state["step"].data += 1
-        steps.append(float(state["step"].data))
+        state["step"].array += 1
+        steps.append(float(state["step"].array))
     return steps

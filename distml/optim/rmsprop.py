@@ -32,9 +32,9 @@ class RMSprop(Optimizer):
                 if group["centered"]:
                     state["grad_avg"] = _zeros_like(p)
         _next_steps(states)
-        square_avgs = [s["square_avg"].data for s in states]
-        grad_avgs = [s["grad_avg"].data for s in states] if group["centered"] else []
-        buffers = [s["momentum_buffer"].data for s in states] if group["momentum"] > 0 else []
+        square_avgs = [s["square_avg"].array for s in states]
+        grad_avgs = [s["grad_avg"].array for s in states] if group["centered"] else []
+        buffers = [s["momentum_buffer"].array for s in states] if group["momentum"] > 0 else []
         self._fused(C.rmsprop_step, rmsprop_xp, params, [square_avgs, grad_avgs, buffers], [],
                     [group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
                      group["centered"], group["maximize"]])

@@ -27,7 +27,7 @@ class SGD(Optimizer):
                 fresh.append("momentum_buffer" not in state)
                 if fresh[-1]:
                     state["momentum_buffer"] = _zeros_like(p)
-                buffers.append(state["momentum_buffer"].data)
+                buffers.append(state["momentum_buffer"].array)
         self._fused(C.sgd_step, sgd_xp, params, [buffers], [fresh],
                     [group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
                      group["maximize"]])

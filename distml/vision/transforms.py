@@ -102,10 +102,10 @@ class Normalize:
         if tensor.ndim < 3:
             raise ValueError(f"Expected tensor to be a tensor image of size (..., C, H, W). Got tensor.size() = "
                              f"{tuple(tensor.shape)}.")
-        xp = get_array_module(tensor.data)
-        mean = Tensor(xp.asarray(self.mean, dtype=tensor.data.dtype).reshape(-1, 1, 1))
-        std = Tensor(xp.asarray(self.std, dtype=tensor.data.dtype).reshape(-1, 1, 1))
-        if (std.data == 0).any():
+        xp = get_array_module(tensor.array)
+        mean = Tensor(xp.asarray(self.mean, dtype=tensor.array.dtype).reshape(-1, 1, 1))
+        std = Tensor(xp.asarray(self.std, dtype=tensor.array.dtype).reshape(-1, 1, 1))
+        if (std.array == 0).any():
             raise ValueError(f"std evaluated to zero after conversion to {tensor.dtype}, leading to division by zero.")
         out = (tensor - mean) / std
         return tensor.copy_(out) if self.inplace else out
@@ -121,7 +121,7 @@ def _layout(img):
     if isinstance(img, Tensor):
         if img.ndim < 2:
             raise ValueError(f"Expected an image tensor of size (..., H, W), got {tuple(img.shape)}")
-        return img.data, img.ndim - 2, True
+        return img.array, img.ndim - 2, True
     array = _as_array(img)
     if array.ndim not in (2, 3):
         raise ValueError(f"Expected an H x W or H x W x C image array, got shape {array.shape}")

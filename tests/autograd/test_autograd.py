@@ -72,8 +72,8 @@ def test_detach_and_requires_grad_():
     d = (x * 2).detach()
     assert not d.requires_grad and d.grad_fn is None
     y = x.detach()
-    y.data[0] = 5.0  # shares memory, as in PyTorch
-    assert x.data[0] == 5.0
+    y.array[0] = 5.0  # shares memory, as in PyTorch
+    assert x.array[0] == 5.0
     z = distml.ones(2).requires_grad_()
     assert z.requires_grad and z.is_leaf
     with pytest.raises(RuntimeError, match="you can only change requires_grad flags of leaf variables"):

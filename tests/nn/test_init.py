@@ -99,5 +99,5 @@ def test_clip_grad_and_vectors(rng):
     nn.utils.vector_to_parameters(vec * 2, d)
     np.testing.assert_allclose(d[1].detach().numpy(), 2 * t[1].detach().numpy())
     with pytest.raises(RuntimeError, match="is non-finite"):
-        d[0].grad.data[0, 0] = np.nan
+        d[0].grad.array[0, 0] = np.nan
         nn.utils.clip_grad_norm_(d, 1.0, error_if_nonfinite=True)

@@ -68,7 +68,7 @@ def test_state_dict_round_trip_with_torch():
     clone.load_state_dict(net.state_dict())
     np.testing.assert_array_equal(clone.head.weight.detach().numpy(), net.head.weight.detach().numpy())
     state = net.state_dict()
-    assert state["head.weight"].data is net.head.weight.data and not state["head.weight"].requires_grad
+    assert state["head.weight"].array is net.head.weight.array and not state["head.weight"].requires_grad
 
 
 def test_load_state_dict_errors_like_torch():

@@ -85,10 +85,10 @@ def test_dropout_between_layers_only_in_training(rng):
     x = distml.tensor(rng.standard_normal((6, 3, 5)).astype(np.float32))
     lstm.eval()
     first, second = lstm(x)[0], lstm(x)[0]
-    np.testing.assert_array_equal(first.data, second.data)
+    np.testing.assert_array_equal(first.array, second.array)
     lstm.train()
     distml.manual_seed(0)
-    assert not np.allclose(lstm(x)[0].data, first.data)
+    assert not np.allclose(lstm(x)[0].array, first.array)
 
 
 def test_parameters_and_init_match_torch():
@@ -96,7 +96,7 @@ def test_parameters_and_init_match_torch():
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     for p in ours.parameters():
-        assert np.abs(p.data).max() <= 0.5 and np.abs(p.data).max() > 0.3  # uniform in +-1/sqrt(4)
+        assert np.abs(p.array).max() <= 0.5 and np.abs(p.array).max() > 0.3  # uniform in +-1/sqrt(4)
     assert repr(nn.LSTM(5, 4, 2, batch_first=True, dropout=0.1, bidirectional=True, bias=False)) == \
         repr(torch.nn.LSTM(5, 4, 2, batch_first=True, dropout=0.1, bidirectional=True, bias=False))
 

@@ -81,7 +81,7 @@ def test_sdpa_dropout_and_errors(rng):
     q = distml.tensor(rng.standard_normal((2, 5, 4)))
     distml.manual_seed(0)
     dropped = F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
-    assert not np.allclose(dropped.data, F.scaled_dot_product_attention(q, q, q).data)
+    assert not np.allclose(dropped.array, F.scaled_dot_product_attention(q, q, q).array)
     with pytest.raises(RuntimeError, match="Explicit attn_mask should not be set when is_causal=True"):
         F.scaled_dot_product_attention(q, q, q, attn_mask=distml.zeros(5, 5, dtype=distml.float64), is_causal=True)
 
@@ -148,7 +148,7 @@ def test_multihead_attention_parameters_and_errors():
     ours, theirs = nn.MultiheadAttention(8, 2), torch.nn.MultiheadAttention(8, 2)
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
-    assert not np.any(ours.in_proj_bias.data) and not np.any(ours.out_proj.bias.data)
+    assert not np.any(ours.in_proj_bias.array) and not np.any(ours.out_proj.bias.array)
     x = distml.zeros(3, 2, 8)
     cases = [
         (lambda: nn.MultiheadAttention(6, 4), AssertionError, "embed_dim must be divisible by num_heads"),
@@ -198,6 +198,6 @@ def test_transformer_encoder_layer_structure_and_training_dropout(rng):
     ours.eval()
     evaluated = ours(x)
     ours.train()
-    assert not np.allclose(ours(x).data, evaluated.data)
+    assert not np.allclose(ours(x).array, evaluated.array)
     with pytest.raises(RuntimeError, match="activation should be relu/gelu, not tanh"):
         nn.TransformerEncoderLayer(8, 2, activation="tanh")

@@ -58,7 +58,7 @@ def gradient(array, t, noise):
 def run_distml(optimizer, params, noises, steps):
     for t in range(steps):
         for p, noise in zip(params, noises):
-            p.grad = distml.tensor(gradient(p.data, t, noise))
+            p.grad = distml.tensor(gradient(p.array, t, noise))
         optimizer.step()
 
 
@@ -84,7 +84,7 @@ def check_against_torch(rng, name, options, dtype, steps=20):
         run_distml(ours_opt, ours, [n[t:] for n in noises], 1)
         run_torch(theirs_opt, theirs, [n[t:] for n in noises], 1)
         for p, q in zip(ours, theirs):
-            np.testing.assert_allclose(p.data, q.detach().numpy(), **tolerance(dtype), err_msg=f"step {t}")
+            np.testing.assert_allclose(p.array, q.detach().numpy(), **tolerance(dtype), err_msg=f"step {t}")
     return ours_opt, theirs_opt
 
 
@@ -121,7 +121,7 @@ def test_param_groups_with_their_own_options(rng):
     run_distml(ours_opt, ours, noises, 20)
     run_torch(theirs_opt, theirs, noises, 20)
     for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), **tolerance(np.float64))
+        np.testing.assert_allclose(p.array, q.detach().numpy(), **tolerance(np.float64))
 
 
 def test_mixed_dtypes_in_one_group(rng):
@@ -133,7 +133,7 @@ def test_mixed_dtypes_in_one_group(rng):
     run_torch(torch.optim.Adam(theirs, lr=0.1), theirs, noises, 5)
     for p, q in zip(ours, theirs):
         assert p.dtype == distml.from_numpy(q.detach().numpy()).dtype
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-5)
+        np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-5)
 
 
 def test_non_contiguous_parameter_is_updated_in_place(rng):
@@ -156,7 +156,7 @@ def test_parameters_without_grad_are_skipped():
     a.grad = distml.tensor([1.0, 1.0])
     opt = optim.Adam([a, b], lr=0.1)
     opt.step()
-    assert b.data.tolist() == [3.0] and a.data.tolist() != [1.0, 2.0]
+    assert b.array.tolist() == [3.0] and a.array.tolist() != [1.0, 2.0]
     assert b not in opt.state and a in opt.state
 
 
@@ -173,7 +173,7 @@ def test_step_returns_closure_loss_computed_with_grad():
     with distml.no_grad():
         loss = opt.step(closure)
     assert loss.item() == 5.0
-    assert w.data.tolist() == [0.5, -1.0]
+    assert w.array.tolist() == [0.5, -1.0]
 
 
 def test_zero_grad():
@@ -182,7 +182,7 @@ def test_zero_grad():
     w.grad = distml.tensor([3.0, 4.0])
     grad = w.grad
     opt.zero_grad(set_to_none=False)
-    assert w.grad is grad and grad.data.tolist() == [0.0, 0.0]
+    assert w.grad is grad and grad.array.tolist() == [0.0, 0.0]
     opt.zero_grad()
     assert w.grad is None
 
@@ -197,7 +197,7 @@ def trained(name, options, arrays, noises, steps, state=None):
 
 
 def to_torch_state(state_dict):
-    return {"state": {k: {n: torch.from_numpy(v.data.copy()) if isinstance(v, distml.Tensor) else v
+    return {"state": {k: {n: torch.from_numpy(v.array.copy()) if isinstance(v, distml.Tensor) else v
                           for n, v in s.items()} for k, s in state_dict["state"].items()},
             "param_groups": state_dict["param_groups"]}
 
@@ -210,7 +210,7 @@ def test_state_dict_round_trip(rng, case):
     params, opt = trained(name, options, arrays, noises, 10)
     saved = opt.state_dict()
     assert sorted(saved["state"]) == [0, 1, 2] and saved["param_groups"][0]["params"] == [0, 1, 2]
-    middle = [p.data.copy() for p in params]
+    middle = [p.array.copy() for p in params]
     torch_state = to_torch_state(saved)  # copies now: `saved` holds the optimizer's live tensors, as in PyTorch
 
     # A fresh optimizer on copies of the parameters continues exactly where this one is (and as both
@@ -218,7 +218,7 @@ def test_state_dict_round_trip(rng, case):
     resumed, _ = trained(name, options, middle, [n[10:] for n in noises], 10, state=saved)
     run_distml(opt, params, [n[10:] for n in noises], 10)
     for p, q in zip(params, resumed):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.array, q.array)
 
     # torch.optim loads our state dict (tensors converted) and continues the same way.
     theirs = [torch.tensor(m, requires_grad=True) for m in middle]
@@ -226,7 +226,7 @@ def test_state_dict_round_trip(rng, case):
     theirs_opt.load_state_dict(torch_state)
     run_torch(theirs_opt, theirs, [n[10:] for n in noises], 10)
     for p, q in zip(params, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_loads_torch_state_dict(rng):
@@ -242,7 +242,7 @@ def test_loads_torch_state_dict(rng):
                              [p.detach().numpy().copy() for p in theirs], [n[10:] for n in noises], 10, state)
     run_torch(theirs_opt, theirs, [n[10:] for n in noises], 10)
     for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10)
+        np.testing.assert_allclose(p.array, q.detach().numpy(), rtol=1e-10)
 
 
 def test_load_state_dict_casts_to_parameter_dtype():

@@ -38,7 +38,7 @@ class _BatchNorm(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
-            self.num_batches_tracked.data[...] = 0
+            self.num_batches_tracked.array[...] = 0
 
     def reset_parameters(self):
         self.reset_running_stats()
@@ -54,8 +54,8 @@ class _BatchNorm(Module):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
-            factor = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+            self.num_batches_tracked.array[...] += 1
+            factor = 1.0 / float(self.num_batches_tracked.array) if self.momentum is None else self.momentum
         use_batch_stats = self.training or self.running_mean is None
         tracking = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if tracking else None, self.running_var if tracking else None,

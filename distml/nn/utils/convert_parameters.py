@@ -22,5 +22,5 @@ def vector_to_parameters(vec, parameters):
     with no_grad():
         for p in parameters:
             n = p.numel()
-            p.data = vec.data[offset:offset + n].reshape(p.data.shape).astype(p.data.dtype, copy=True)
+            p.array = vec.array[offset:offset + n].reshape(p.array.shape).astype(p.array.dtype, copy=True)
             offset += n

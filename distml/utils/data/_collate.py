@@ -54,7 +54,7 @@ def default_collate(batch):
     """
     elem = batch[0]
     if isinstance(elem, Tensor):
-        return _stack([b.detach().data for b in batch])
+        return _stack([b.detach().array for b in batch])
     if isinstance(elem, np.ndarray):
         if _is_string_array(elem):
             raise TypeError(_ERROR.format(elem.dtype))

@@ -128,7 +128,7 @@ class MNIST(Dataset):
                 raise RuntimeError(f"Error downloading {filename}:\n" + "\n".join(errors))
 
     def __getitem__(self, index):
-        image, target = self.data.data[index].copy(), int(self.targets.data[index])
+        image, target = self.data.array[index].copy(), int(self.targets.array[index])
         if self.transform is not None:
             image = self.transform(image)
         if self.target_transform is not None:
