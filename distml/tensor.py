@@ -30,7 +30,7 @@ class Tensor:
     use `distml.tensor` to copy.
     """
 
-    __slots__ = ("array", "requires_grad", "grad", "grad_fn", "_version", "_base", "_hooks", "_post_hooks",
+    __slots__ = ("array", "requires_grad", "grad", "grad_fn", "output_nr", "_version", "_base", "_hooks", "_post_hooks",
                  "__weakref__")
     __array_priority__ = 1000  # numpy scalars defer to Tensor's reflected operators
 
@@ -44,6 +44,7 @@ class Tensor:
         self.requires_grad = False
         self.grad = None
         self.grad_fn = None
+        self.output_nr = 0  # which output of grad_fn this is
         self._version = [0]
         self._base = None
         self._hooks = None
@@ -297,8 +298,8 @@ class Tensor:
             self._hooks = self._hooks or []
             hooks = self._hooks
         else:
-            self.grad_fn.hooks = self.grad_fn.hooks or []
-            hooks = self.grad_fn.hooks
+            self.grad_fn.hooks = self.grad_fn.hooks or {}
+            hooks = self.grad_fn.hooks.setdefault(self.output_nr, [])
         hooks.append(hook)
         return _RemovableHandle(hooks, hook)
 
@@ -315,11 +316,12 @@ class Tensor:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self.grad_fn is not None:
             import weakref
-            self.grad_fn.retained = weakref.ref(self)
+            self.grad_fn.retained = self.grad_fn.retained or {}
+            self.grad_fn.retained[self.output_nr] = weakref.ref(self)
 
     @property
     def retains_grad(self):
-        return self.grad_fn is not None and self.grad_fn.retained is not None
+        return self.grad_fn is not None and self.output_nr in (self.grad_fn.retained or {})
 
     def _inplace_input(self, *args):
         """self as the input of an in-place op: when the op is recorded, a copy that keeps self's
@@ -329,7 +331,7 @@ class Tensor:
                                                                 for a in args)):
             return self
         before = Tensor(self.array.copy())
-        before.requires_grad, before.grad_fn = self.requires_grad, self.grad_fn
+        before.requires_grad, before.grad_fn, before.output_nr = self.requires_grad, self.grad_fn, self.output_nr
         return before
 
     def _inplace(self, result):
@@ -349,7 +351,7 @@ class Tensor:
         self.array[...] = result.array
         self._version[0] += 1
         if result.requires_grad:
-            self.grad_fn = result.grad_fn
+            self.grad_fn, self.output_nr = result.grad_fn, result.output_nr
             self.requires_grad = True
         return self
 

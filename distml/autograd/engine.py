@@ -1,4 +1,6 @@
 """The backward pass: an iterative walk of the graph in reverse topological order."""
+import itertools
+
 from distml._backend import get_array_module
 from distml.tensor import Tensor
 
@@ -65,22 +67,23 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
     With `inputs`, return the gradients of those tensors instead of accumulating into
     `.grad` (this is `autograd.grad`).
     """
-    pending = {}
+    pending = {}  # node -> its gradient (a list of one per output for nodes with several), leaf -> gradient
     captured = None if inputs is None else {id(t): None for t in inputs}
-    capture_nodes = {} if inputs is None else {t.grad_fn: id(t) for t in inputs if t.grad_fn is not None}
+    capture_slots = {} if inputs is None else {(t.grad_fn, t.output_nr): id(t) for t in inputs if t.grad_fn is not None}
 
-    def send(edge, grad):
-        if edge in pending:
-            pending[edge] = pending[edge] + grad
-        else:
-            pending[edge] = grad
+    def send(edge, grad, slot):
+        if isinstance(edge, Tensor) or edge.n_outputs == 1:
+            pending[edge] = pending[edge] + grad if edge in pending else grad
+            return
+        slots = pending.setdefault(edge, [None] * edge.n_outputs)
+        slots[slot] = grad if slots[slot] is None else slots[slot] + grad
 
     roots = []
     for tensor, grad in zip(tensors, grads):
         if not tensor.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         edge = tensor.grad_fn or tensor
-        send(edge, grad)
+        send(edge, grad, tensor.output_nr)
         roots.append(edge)
 
     for node in _topological_order(roots):
@@ -93,12 +96,16 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
             elif id(node) in captured:
                 captured[id(node)] = grad
             continue
-        if node.hooks:
-            grad = _apply_hooks(node.hooks, grad)
-        if node.retained is not None and node.retained() is not None:
-            _accumulate_leaf(node.retained(), grad)
-        if node in capture_nodes:
-            captured[capture_nodes[node]] = grad
+        output_grads = grad if node.n_outputs > 1 else [grad]
+        for slot, hooks in (node.hooks or {}).items():
+            if output_grads[slot] is not None:
+                output_grads[slot] = _apply_hooks(hooks, output_grads[slot])
+        for slot, ref in (node.retained or {}).items():
+            if output_grads[slot] is not None and ref() is not None:
+                _accumulate_leaf(ref(), output_grads[slot])
+        for slot, output_grad in enumerate(output_grads):
+            if (node, slot) in capture_slots:
+                captured[capture_slots[node, slot]] = output_grad
         if node.freed:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -107,17 +114,26 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
                 "backward through the graph a second time or if you need to access saved tensors after "
                 "calling backward.")
         node.check_versions()
-        input_grads = node.backward(grad)
+        if node.n_outputs > 1:
+            input_grads = node.backward(*_zeros_for_missing(output_grads, node.output_specs))
+        else:
+            input_grads = node.backward(output_grads[0])
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
             node.release()
-        for edge, input_grad in zip(node.next_edges, input_grads):
+        for edge, slot, input_grad in zip(node.next_edges, node.next_slots or itertools.repeat(0), input_grads):
             if edge is not None and input_grad is not None:
-                send(edge, input_grad)
+                send(edge, input_grad, slot)
     if captured is not None:
         return [captured[id(t)] for t in inputs]
     return None
+
+
+def _zeros_for_missing(grads, specs):
+    """One gradient per output: zeros of the output's shape and dtype where none arrived."""
+    xp = get_array_module(next(g for g in grads if g is not None))
+    return [xp.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(grads, specs)]
 
 
 def ones_like_output(tensor):

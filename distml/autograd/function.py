@@ -7,10 +7,15 @@ from distml.tensor import Tensor
 
 class Node:
     """One recorded operation. `next_edges[i]` is where input i's gradient goes: the node
-    that made it, the leaf Tensor that accumulates it, or None when it needs none."""
+    that made it, the leaf Tensor that accumulates it, or None when it needs none;
+    `next_slots[i]` is which output of that node input i was (None when all were output 0).
 
-    __slots__ = ("next_edges", "needs_input_grad", "saved_versions", "freed", "hooks", "retained",
-                 "__dict__", "__weakref__")
+    A node with several outputs (`n_outputs` > 1) gets one gradient per output; `hooks`
+    and `retained` are keyed by output number.
+    """
+
+    __slots__ = ("next_edges", "next_slots", "needs_input_grad", "saved_versions", "freed", "hooks", "retained",
+                 "n_outputs", "__dict__", "__weakref__")
 
     def name(self):
         return type(self).__name__ + "Backward0"
@@ -22,10 +27,13 @@ class Node:
         """Record edges to the inputs that require grad; return whether any does."""
         self.needs_input_grad = needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
         self.next_edges = tuple((t.grad_fn or t) if need else None for t, need in zip(inputs, needs))
+        slots = tuple(t.output_nr if need else 0 for t, need in zip(inputs, needs))
+        self.next_slots = slots if any(slots) else None
         self.saved_versions = None
         self.freed = False
         self.hooks = None
         self.retained = None
+        self.n_outputs = 1
         return True in needs
 
     def check_versions(self):
@@ -47,6 +55,10 @@ class Primitive(Node):
     """A differentiable op on arrays: subclasses define `forward(*arrays, **params) -> array`
     and `backward(grad) -> one gradient array (or None) per positional input`.
 
+    A forward that returns a tuple of arrays makes one Tensor per output (`values, indices =
+    Op.apply(x)`); its backward then takes one gradient per output (zeros for outputs that
+    got none; integer outputs never require grad).
+
     `saves_inputs` / `saves_output` say what backward reads, so in-place changes to those
     tensors are caught; `is_view` marks ops whose output may share the input's memory.
     """
@@ -67,7 +79,10 @@ class Primitive(Node):
                 record = record or t.requires_grad
             else:
                 arrays.append(t)
-        out = Tensor(node.forward(*arrays, **params))
+        out = node.forward(*arrays, **params)
+        if type(out) is tuple:
+            return _make_outputs(node, inputs, out, record)
+        out = Tensor(out)
         if cls.is_view:
             _share_version_if_view(out, inputs[0])
         if record and _State.enabled:
@@ -79,6 +94,24 @@ class Primitive(Node):
             out.requires_grad = True
             out.grad_fn = node
         return out
+
+
+def _make_outputs(node, inputs, arrays, record):
+    """The Tensors of a primitive with several outputs, each pointing at its slot of `node`."""
+    outputs = tuple(Tensor(a) for a in arrays)
+    if node.is_view:
+        for out in outputs:
+            _share_version_if_view(out, inputs[0])
+    if record and _State.enabled:
+        node.connect(inputs)
+        if node.saves_inputs:
+            node.saved_versions = tuple((t._version, t._version[0]) for t in inputs if isinstance(t, Tensor))
+        node.n_outputs = len(outputs)
+        node.output_specs = tuple((a.shape, a.dtype) for a in arrays)
+        for number, out in enumerate(outputs):
+            if out.array.dtype.kind == "f":
+                out.requires_grad, out.grad_fn, out.output_nr = True, node, number
+    return outputs
 
 
 def _share_version_if_view(out, source):
@@ -104,10 +137,10 @@ class _CustomNode(Node):
     def name(self):
         return self.function.__name__ + "Backward"
 
-    def backward(self, grad):
+    def backward(self, *grads):
         self.ctx.needs_input_grad = self.needs_input_grad
         with no_grad():
-            grads = self.function.backward(self.ctx, Tensor(grad))
+            grads = self.function.backward(self.ctx, *(Tensor(g) for g in grads))
         grads = grads if isinstance(grads, tuple) else (grads,)
         if len(grads) != len(self.needs_input_grad):
             raise RuntimeError(f"function {self.name()} returned an incorrect number of gradients "
@@ -146,14 +179,20 @@ class Function:
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         with no_grad():
             out = cls.forward(ctx, *args)
-        if not isinstance(out, Tensor):
-            raise TypeError(f"{cls.__name__}.forward must return a single Tensor, got {type(out).__name__}")
+        outputs = out if isinstance(out, tuple) else (out,)
+        if not all(isinstance(t, Tensor) for t in outputs):
+            raise TypeError(f"{cls.__name__}.forward must return a Tensor or a tuple of Tensors, "
+                            f"got {type(out).__name__}")
         node = _CustomNode()
         if _State.enabled and node.connect(args):
             node.function, node.ctx = cls, ctx
             saved = getattr(ctx, "saved_tensors", ())
             node.saved_versions = tuple((t._version, t._version[0]) for t in saved if isinstance(t, Tensor))
-            out = out.detach()
-            out.requires_grad = True
-            out.grad_fn = node
-        return out
+            node.n_outputs = len(outputs)
+            node.output_specs = tuple((t.array.shape, t.array.dtype) for t in outputs)
+            outputs = tuple(t.detach() for t in outputs)
+            frozen = getattr(ctx, "non_differentiable", ())
+            for number, t in enumerate(outputs):
+                if t.array.dtype.kind == "f" and not any(t.array is f.array for f in frozen):
+                    t.requires_grad, t.grad_fn, t.output_nr = True, node, number
+        return outputs if isinstance(out, tuple) else outputs[0]

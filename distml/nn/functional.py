@@ -209,14 +209,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if any(pad > (dil * (kern - 1) + 1) // 2 for pad, kern, dil in zip(p, k, d)):
         raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p[0]}, "
                            f"kernel_size={k[0]} and dilation={d[0]}")
-    sink = [] if return_indices else None
-    out = _pool.MaxPool2d.apply(x, geometry=geometry, sink=sink)
+    out, indices = _pool.MaxPool2d.apply(x, geometry=geometry)
     if unbatched:
-        out = out.squeeze(0)
-    if return_indices:
-        indices = Tensor(sink[0][0] if unbatched else sink[0])
-        return out, indices
-    return out
+        out, indices = out.squeeze(0), indices.squeeze(0)
+    return (out, indices) if return_indices else out
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):

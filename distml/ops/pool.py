@@ -11,11 +11,11 @@ from distml.ops.conv import _padded_windows
 
 
 class MaxPool2d(Primitive):
-    """Window maxima; `sink` (a list), when given, receives the int64 argmax indices (flat
-    over each H*W plane, as PyTorch's return_indices)."""
+    """Window maxima and their int64 argmax indices (flat over each H*W plane, as PyTorch's
+    return_indices): `out, indices = MaxPool2d.apply(x, geometry=g)`."""
     saves_inputs = False
 
-    def forward(self, x, geometry, sink=None):
+    def forward(self, x, geometry):
         N, C_, H, W = x.shape
         g = self.geometry = (N * C_,) + tuple(geometry[1:])
         OH, OW = g[12], g[13]
@@ -25,12 +25,10 @@ class MaxPool2d(Primitive):
             C.max_pool2d(np.ascontiguousarray(x), out, self.indices, g)
         else:
             out, self.indices = _max_pool_xp(x, g)
-        if sink is not None:
-            sink.append(self.indices)
         self.shape = x.shape
-        return out
+        return out, self.indices
 
-    def backward(self, grad):
+    def backward(self, grad, grad_indices):
         if isinstance(grad, np.ndarray):
             grad_x = np.empty(self.shape, dtype=grad.dtype)
             C.max_pool2d_backward(np.ascontiguousarray(grad), self.indices, grad_x, self.geometry)

@@ -363,52 +363,25 @@ def unbind(x, dim=0):
     return _pieces(x, [(slice(None),) * d + (i,) for i in range(x.array.shape[d])])
 
 
-class _PieceGrads:
-    """The gradients that reached some pieces of one Split, by piece number: the backward pass
-    sums them as they come, and Split writes them into one full-size gradient at the end."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self, parts):
-        self.parts = parts
-
-    def __add__(self, other):
-        for number, grad in other.parts.items():
-            self.parts[number] = self.parts[number] + grad if number in self.parts else grad
-        return self
-
-
 class Split(Primitive):
-    """The one node behind all pieces of a split or unbind. (A getitem per piece would have every
-    piece's backward write a full-size gradient: quadratic in the number of pieces.)"""
+    """All pieces of a split or unbind as the outputs of one node, so backward writes one
+    full-size gradient (a getitem per piece would write one per piece: quadratic)."""
 
     saves_inputs = False
     is_view = True
 
     def forward(self, x, keys):
         self.shape, self.dtype, self.keys = x.shape, x.dtype, keys
-        return x.view()
+        xp = get_array_module(x)
+        return tuple(xp.asarray(x[key]) for key in keys)  # a full integer index gives a numpy scalar
 
-    def backward(self, grads):
-        out = get_array_module(next(iter(grads.parts.values()))).zeros(self.shape, dtype=self.dtype)
-        for number, grad in grads.parts.items():
-            out[self.keys[number]] = grad
+    def backward(self, *grads):
+        out = get_array_module(grads[0]).zeros(self.shape, dtype=self.dtype)
+        for key, grad in zip(self.keys, grads):
+            out[key] = grad
         return out
 
 
-class Piece(Primitive):
-    saves_inputs = False
-    is_view = True
-
-    def forward(self, whole, key, number):
-        self.number = number
-        return get_array_module(whole).asarray(whole[key])  # a full integer index gives a numpy scalar
-
-    def backward(self, grad):
-        return _PieceGrads({self.number: grad})
-
-
 def _pieces(x, keys):
-    """Views of x at each basic index in keys (disjoint), sharing one Split node."""
-    whole = Split.apply(x, keys=keys)
-    return tuple(Piece.apply(whole, key=key, number=number) for number, key in enumerate(keys))
+    """Views of x at each basic index in keys (disjoint), the outputs of one Split node."""
+    return Split.apply(x, keys=keys)

@@ -291,3 +291,46 @@ def test_graph_is_freed_after_backward_and_after_delete():
         assert node() is None  # no reference cycle keeps a graph alive
     finally:
         gc.enable()
+
+
+def test_multi_output_node_hooks_retain_grad_and_grad_per_output():
+    def run(lib):
+        x = lib.arange(6, dtype=lib.float64).reshape(3, 2).requires_grad_()
+        a, b, c = x.unbind(0)
+        b.retain_grad()
+        c.register_hook(lambda g: None if g is None else g * 10)  # torch passes None where no gradient came
+        (a * 2 + b * b).sum().backward(retain_graph=True)
+        first = x.grad.clone()
+        (c * 3).sum().backward(retain_graph=True)
+        (ga,) = lib.autograd.grad((a * b).sum(), [b])
+        return first, x.grad, b.grad, ga
+    for ours, theirs in zip(run(distml), run(torch)):
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+
+
+def test_custom_function_with_two_outputs_matches_torch():
+    def make(lib):
+        class SinCos(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x.sin(), x.cos()
+
+            @staticmethod
+            def backward(ctx, grad_sin, grad_cos):
+                (x,) = ctx.saved_tensors
+                return grad_sin * x.cos() - grad_cos * x.sin()
+        x = lib.linspace(-1, 1, 5, dtype=lib.float64).requires_grad_()
+        s, c = SinCos.apply(x)
+        (s * 2).sum().backward()  # c gets no gradient: zeros are passed for it
+        return s, c, x.grad
+    for ours, theirs in zip(make(distml), make(torch)):
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy())
+
+
+def test_max_pool_indices_are_a_second_output_without_grad():
+    x = distml.randn(1, 1, 4, 4, requires_grad=True)
+    out, indices = distml.nn.functional.max_pool2d(x, 2, return_indices=True)
+    assert out.requires_grad and not indices.requires_grad and indices.dtype == distml.int64
+    out.sum().backward()
+    assert x.grad.sum().item() == 4
