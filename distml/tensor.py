@@ -1,6 +1,7 @@
 """Tensor: an array (numpy on the CPU, cupy on the GPU) plus what autograd needs.
 
-Every math method is a one-line call into `distml.ops`, where each op is defined once.
+Math methods come from `distml.ops`, where each op is defined once and declares itself a
+method (`@register(method=True)`); what is written here is what is Tensor's own.
 """
 import numpy as np
 
@@ -202,9 +203,9 @@ class Tensor:
                 device = arg
         out = self
         if device is not None:
-            out = ops.to_device(out, Device(device), non_blocking=non_blocking)
+            out = ops.convert.to_device(out, Device(device), non_blocking=non_blocking)
         if dtype is not None and dtype != out.dtype:
-            out = ops.cast(out, dtype)
+            out = ops.convert.cast(out, dtype)
         if copy and out is self:
             out = ops.clone(self)
         return out
@@ -249,7 +250,8 @@ class Tensor:
         return self.to(dtypes.bool)
 
     def pin_memory(self):
-        return ops.pin_memory(self)
+        """Page-locked host memory needs a GPU; without one this raises as PyTorch does."""
+        raise RuntimeError("Cannot access accelerator device when none is available.")
 
     def is_pinned(self):
         return False
@@ -455,28 +457,10 @@ class Tensor:
         return self._inplace(ops.div(self._inplace_input(other), other))
 
     def __getitem__(self, index):
-        return ops.getitem(self, index)
+        return ops.index.getitem(self, index)
 
     def __setitem__(self, index, value):
-        ops.setitem(self, index, value)
-
-    def add(self, other, alpha=1):
-        return ops.add(self, other, alpha=alpha)
-
-    def sub(self, other, alpha=1):
-        return ops.sub(self, other, alpha=alpha)
-
-    def mul(self, other):
-        return ops.mul(self, other)
-
-    def div(self, other, rounding_mode=None):
-        return ops.div(self, other, rounding_mode=rounding_mode)
-
-    def pow(self, exponent):
-        return ops.pow(self, exponent)
-
-    def matmul(self, other):
-        return ops.matmul(self, other)
+        ops.index.setitem(self, index, value)
 
     def add_(self, other, alpha=1):
         return self._inplace(ops.add(self, other, alpha=alpha))
@@ -506,10 +490,10 @@ class Tensor:
         return self.fill_(0)
 
     def fill_(self, value):
-        return self._inplace(ops.full_like_value(self, value))
+        return self._inplace(ops.convert.full_like_value(self, value))
 
     def copy_(self, source, non_blocking=False):
-        return self._inplace(ops.expand_as_copy(source, self))
+        return self._inplace(ops.convert.expand_as_copy(source, self))
 
     def where(self, condition, other):
         return ops.where(condition, self, other)
@@ -599,27 +583,4 @@ def _format(t):
 
 from distml import ops  # noqa: E402  (ops are built on Tensor)
 
-
-def _method(function):
-    def method(self, *args, **kwargs):
-        return function(self, *args, **kwargs)
-    method.__name__ = function.__name__
-    method.__doc__ = function.__doc__
-    return method
-
-
-def _inplace_method(function):
-    def method(self, *args, **kwargs):
-        return self._inplace(function(self._inplace_input(*args, *kwargs.values()), *args, **kwargs))
-    method.__name__ = function.__name__ + "_"
-    return method
-
-
-# The ops that take a tensor first are also methods (x.exp(), x.sum(1)); ops.INPLACE
-# lists those with an in-place form (x.relu_(), x.clamp_(0, 1)).
-for _name in ops.METHODS:
-    if not hasattr(Tensor, _name):
-        setattr(Tensor, _name, _method(getattr(ops, _name)))
-for _name in ops.INPLACE:
-    if not hasattr(Tensor, _name + "_"):
-        setattr(Tensor, _name + "_", _inplace_method(getattr(ops, _name)))
+ops.install_methods(Tensor)

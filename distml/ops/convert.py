@@ -2,8 +2,9 @@
 import numpy as np
 
 from distml import dtypes
-from distml._backend import get_array_module, require_cupy
+from distml._backend import get_array_module, no_tensors_on, require_cupy
 from distml.autograd.function import Primitive
+from distml.ops.registry import register
 
 
 class Cast(Primitive):
@@ -42,6 +43,8 @@ def _move(array, device):
     kind, index = device if isinstance(device, tuple) else (device.type, device.index)
     if kind == "cpu":
         return array if isinstance(array, np.ndarray) else array.get()
+    if kind != "cuda":
+        raise no_tensors_on(kind, creating=False)
     cupy = require_cupy()
     with cupy.cuda.Device(index or 0):
         return cupy.asarray(array)
@@ -53,6 +56,7 @@ def cast(x, dtype):
     return x if x.array.dtype == np_dtype else Cast.apply(x, dtype=np_dtype)
 
 
+@register()
 def clone(x):
     return Clone.apply(x)
 

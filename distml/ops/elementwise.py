@@ -5,6 +5,7 @@ from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import promote, unbroadcast
+from distml.ops.registry import register
 from distml.tensor import Tensor
 
 
@@ -267,12 +268,14 @@ class Clamp(Primitive):
 
 # ---- public functions ----
 
+@register(method=True)
 def add(a, b, alpha=1):
     """a + alpha * b, broadcasting: `distml.add(x, y, alpha=2)`."""
     a, b = promote(a, b)
     return Add.apply(a, b) if alpha == 1 else Add.apply(a, b, alpha=alpha)
 
 
+@register('subtract', method=True)
 def sub(a, b, alpha=1):
     """a - alpha * b."""
     if isinstance(a, Tensor) and a.array.dtype == np.bool_ and isinstance(b, Tensor) and b.array.dtype == np.bool_:
@@ -282,11 +285,13 @@ def sub(a, b, alpha=1):
     return Add.apply(a, b, alpha=-alpha)
 
 
+@register()
 def rsub(a, b, alpha=1):
     """b - alpha * a."""
     return sub(b, a, alpha=alpha)
 
 
+@register('multiply', method=True)
 def mul(a, b):
     a, b = promote(a, b)
     if not isinstance(b, Tensor):
@@ -296,6 +301,7 @@ def mul(a, b):
     return Mul.apply(a, b)
 
 
+@register('divide', 'true_divide', method=True)
 def div(a, b, rounding_mode=None):
     """a / b; integer inputs give a float result; rounding_mode "trunc" or "floor" rounds it."""
     if rounding_mode is None:
@@ -320,37 +326,44 @@ def _rounded_divide(a, b, mode):
     return Tensor(xp.asarray(out))
 
 
+@register(method=True, inplace=True)
 def floor_divide(a, b):
     return div(a, b, rounding_mode="floor")
 
 
+@register(method=True, inplace=True)
 def remainder(a, b):
     """Python's modulo (sign of the divisor): a - floor(a / b) * b."""
     a, b = promote(a, b)
     return sub(a, mul(floor_divide(a, b), b))
 
 
+@register(method=True)
 def pow(base, exponent):
     """base ** exponent; `distml.pow(x, 2)`."""
     base, exponent = promote(base, exponent)
     return Pow.apply(base, exponent)
 
 
+@register(method=True, inplace=True)
 def square(x):
     return mul(x, x)
 
 
+@register(method=True, inplace=True)
 def maximum(a, b):
     """Elementwise max of two tensors (broadcasting)."""
     a, b = promote(a, b)
     return Maximum.apply(a, b, take_max=True)
 
 
+@register(method=True, inplace=True)
 def minimum(a, b):
     a, b = promote(a, b)
     return Maximum.apply(a, b, take_max=False)
 
 
+@register()
 def where(condition, input, other):
     """input where condition is true, else other: `distml.where(x > 0, x, 0.)`."""
     if not isinstance(condition, Tensor) or condition.array.dtype != np.bool_:
@@ -360,6 +373,7 @@ def where(condition, input, other):
     return Where.apply(input, other, condition=condition.array)
 
 
+@register(method=True, inplace=True)
 def masked_fill(x, mask, value):
     """x with `value` where mask is true: `scores.masked_fill(mask, float("-inf"))`."""
     if mask.array.dtype != np.bool_:
@@ -380,6 +394,7 @@ def masked_fill(x, mask, value):
                        condition=mask.array)
 
 
+@register(method=True, inplace=True)
 def neg(x):
     if x.array.dtype == np.bool_:
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
@@ -393,56 +408,69 @@ def _float_input(x):
     return x if x.array.dtype.kind == "f" else cast(x, dtypes.get_default_dtype())
 
 
+@register(method=True, inplace=True)
 def exp(x):
     return Exp.apply(_float_input(x))
 
 
+@register(method=True, inplace=True)
 def log(x):
     return Log.apply(_float_input(x))
 
 
+@register(method=True, inplace=True)
 def log1p(x):
     """log(1 + x), accurate for small x."""
     return Log1p.apply(_float_input(x))
 
 
+@register(method=True, inplace=True)
 def sqrt(x):
     return Sqrt.apply(_float_input(x))
 
 
+@register(method=True, inplace=True)
 def rsqrt(x):
     """1 / sqrt(x)."""
     return div(1.0, sqrt(x))
 
 
+@register(method=True, inplace=True)
 def sin(x):
     return Sin.apply(_float_input(x))
 
 
+@register(method=True, inplace=True)
 def cos(x):
     return Cos.apply(_float_input(x))
 
 
+@register(method=True, inplace=True)
 def tanh(x):
     return Tanh.apply(_float_input(x))
 
 
+@register(method=True, inplace=True)
 def sigmoid(x):
     return Sigmoid.apply(_float_input(x))
 
 
+@register('absolute', method=True, inplace=True)
 def abs(x):
     return x if x.array.dtype == np.bool_ else Abs.apply(x)
 
 
+@register(method=True, inplace=True)
 def sign(x):
     return Sign.apply(x)
 
 
+@register(method=True, inplace=True)
 def relu(x):
     return Relu.apply(x)
 
 
+@register('clip', method=True, inplace=True)
 def clamp(x, min=None, max=None):
     """x limited to [min, max] (either may be None): `x.clamp(min=0)`."""
     if min is None and max is None:
@@ -459,4 +487,3 @@ def clamp(x, min=None, max=None):
     return Clamp.apply(x, low=min, high=max)
 
 
-clip = clamp

@@ -5,6 +5,7 @@ import numpy as np
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import unbroadcast, wrap_dim
+from distml.ops.registry import register
 from distml.tensor import Tensor
 
 
@@ -219,6 +220,7 @@ def _index_array(index, size):
     return data + size * (data < 0) if data.size and data.min() < 0 else data
 
 
+@register(method=True)
 def gather(x, dim, index):
     """Values of x picked along dim: out[i][j] = x[i][index[i][j]] for dim=1."""
     d = _check_gather_args("gather", x, dim, index)
@@ -235,16 +237,19 @@ def _scatter(x, dim, index, src, add):
     return Scatter.apply(x, src, dim=d, index=_index_array(index, x.array.shape[d] if x.array.ndim else 1), add=add)
 
 
+@register(method=True, inplace=True)
 def scatter(x, dim, index, src=None, value=None):
     """x with src (or the scalar value) written at index along dim: out[i][index[i][j]] = src[i][j]."""
     return _scatter(x, dim, index, value if src is None else src, add=False)
 
 
+@register(method=True, inplace=True)
 def scatter_add(x, dim, index, src):
     """x with src added at index along dim; repeated indices accumulate."""
     return _scatter(x, dim, index, src, add=True)
 
 
+@register(method=True)
 def index_select(x, dim, index):
     """The slices of x along dim given by a 1-D index: `x.index_select(0, idx)`."""
     if index.array.ndim > 1:
@@ -258,10 +263,12 @@ def index_select(x, dim, index):
     return GetItem.apply(x, index=(slice(None),) * d + (index.array.reshape(-1),))
 
 
+@register(method=True)
 def take_along_dim(x, indices, dim):
     return gather(x, dim, indices)
 
 
+@register(method=True)
 def masked_select(x, mask):
     """The elements of x where mask is true, as a 1-D tensor."""
     from distml.ops.shape import expand
@@ -269,6 +276,7 @@ def masked_select(x, mask):
     return getitem(expand(x, shape), get_array_module(mask.array).broadcast_to(mask.array, shape))
 
 
+@register(method=True)
 def nonzero(x, as_tuple=False):
     xp = get_array_module(x.array)
     found = xp.nonzero(x.array)

@@ -2,6 +2,7 @@
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import check_same_device, unbroadcast
+from distml.ops.registry import register
 
 
 class MatMul(Primitive):
@@ -43,6 +44,7 @@ def _check_matmul(a, b):
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}")
 
 
+@register(method=True)
 def matmul(a, b):
     """Matrix product with numpy's broadcasting rules: `a @ b`."""
     check_same_device(a, b)
@@ -50,6 +52,7 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+@register(method=True)
 def mm(a, b):
     """2-D matrix product: `distml.mm(a, b)`."""
     if a.array.ndim != 2 or b.array.ndim != 2:
@@ -57,6 +60,7 @@ def mm(a, b):
     return matmul(a, b)
 
 
+@register(method=True)
 def bmm(a, b):
     """Batched 3-D matrix product."""
     if a.array.ndim != 3 or b.array.ndim != 3:
@@ -123,6 +127,7 @@ def _parse_einsum(equation, arrays):
     return expanded, output
 
 
+@register()
 def einsum(equation, *operands):
     """Sums of products named by letters: `distml.einsum("bij,bjk->bik", a, b)`."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
@@ -137,12 +142,14 @@ def einsum(equation, *operands):
     return Einsum.apply(*operands, inputs=tuple(inputs), output=output)
 
 
+@register(method=True)
 def dot(a, b):
     if a.array.ndim != 1 or b.array.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.array.ndim}D and {b.array.ndim}D tensors")
     return matmul(a, b)
 
 
+@register(method=True)
 def outer(a, b):
     """The outer product of two 1-D tensors."""
     from distml.ops.elementwise import mul

@@ -8,6 +8,7 @@ from distml import dtypes, return_types
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import normalize_dims, wrap_dim
+from distml.ops.registry import register
 from distml.tensor import Tensor
 
 
@@ -97,11 +98,13 @@ def _check_nonempty(name, x, dims):
                            "Specify the reduction dim with the 'dim' argument.")
 
 
+@register(method=True)
 def sum(x, dim=None, keepdim=False, dtype=None):
     """Sum over `dim` (int, tuple, or all): `x.sum(dim=(0, 2), keepdim=True)`."""
     return Sum.apply(x, dims=normalize_dims(dim, x.array.ndim), keepdim=keepdim, dtype=dtypes.to_numpy(dtype))
 
 
+@register(method=True)
 def mean(x, dim=None, keepdim=False, dtype=None):
     """Average over `dim`; needs a floating-point input (or `dtype=`) as in PyTorch."""
     if dtype is not None:
@@ -116,6 +119,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return total / count if count else total * float("nan")
 
 
+@register(method=True)
 def prod(x, dim=None, keepdim=False, dtype=None):
     """Product of all elements, or over one dim: `x.prod(1)`."""
     dim = None if dim is None else wrap_dim(dim, x.array.ndim)
@@ -124,6 +128,7 @@ def prod(x, dim=None, keepdim=False, dtype=None):
     return Prod.apply(x, dim=dim, keepdim=keepdim, dtype=dtypes.to_numpy(dtype))
 
 
+@register(method=True)
 def amax(x, dim=(), keepdim=False):
     """Largest value over `dim` (all dims when empty); ties share the gradient."""
     dims = normalize_dims(dim, x.array.ndim) if dim != () else None
@@ -131,6 +136,7 @@ def amax(x, dim=(), keepdim=False):
     return AMax.apply(x, dims=dims, keepdim=keepdim, take_max=True)
 
 
+@register(method=True)
 def amin(x, dim=(), keepdim=False):
     dims = normalize_dims(dim, x.array.ndim) if dim != () else None
     _check_nonempty("amin", x, dims)
@@ -150,11 +156,13 @@ def _arg_extreme(name, x, dim, keepdim):
     return Tensor(xp.asarray(getattr(xp, name)(x.array, axis=d, keepdims=keepdim), dtype=np.int64))
 
 
+@register(method=True)
 def argmax(x, dim=None, keepdim=False):
     """Index of the largest value (of the flattened tensor when dim is None)."""
     return _arg_extreme("argmax", x, dim, keepdim)
 
 
+@register(method=True)
 def argmin(x, dim=None, keepdim=False):
     return _arg_extreme("argmin", x, dim, keepdim)
 
@@ -176,15 +184,18 @@ def _extreme(x, dim, keepdim, other, take_max):
     return (return_types.max if take_max else return_types.min)(values, indices)
 
 
+@register(method=True)
 def max(x, dim=None, keepdim=False, *, other=None):
     """`x.max()` (a tensor), `x.max(dim)` ((values, indices)), or `distml.max(x, y)` (elementwise)."""
     return _extreme(x, dim, keepdim, other, True)
 
 
+@register(method=True)
 def min(x, dim=None, keepdim=False, *, other=None):
     return _extreme(x, dim, keepdim, other, False)
 
 
+@register(method=True)
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over `dim` with Bessel's correction by default: `x.var(0, correction=0)`."""
     if isinstance(dim, bool):
@@ -200,19 +211,23 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return sum(centered * centered, dims, keepdim=keepdim) / builtins.max(count - correction, 0)
 
 
+@register(method=True)
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     from distml.ops.elementwise import sqrt
     return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
 
+@register()
 def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return var(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
 
 
+@register()
 def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return std(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
 
 
+@register(method=True)
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """The p-norm over `dim` (all elements by default): `x.norm()`, `x.norm(1, dim=1)`."""
     from distml.ops.elementwise import _float_input, abs, pow, sqrt
@@ -235,6 +250,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
 
 
+@register(method=True)
 def logsumexp(x, dim, keepdim=False):
     """log(sum(exp(x), dim)) without overflow: `scores.logsumexp(-1)`."""
     from distml.ops.elementwise import _float_input, exp, log
@@ -249,6 +265,7 @@ def logsumexp(x, dim, keepdim=False):
     return out if keepdim else out.reshape(_reduced_shape(x.array.shape, dims))
 
 
+@register(method=True)
 def cumsum(x, dim, dtype=None):
     """Running sum along `dim`: `x.cumsum(0)`."""
     d = wrap_dim(dim, x.array.ndim)
@@ -257,5 +274,6 @@ def cumsum(x, dim, dtype=None):
     return CumSum.apply(x, dim=d, dtype=dtypes.to_numpy(dtype))
 
 
+@register(method=True)
 def count_nonzero(x, dim=None):
     return sum(x != 0, dim)

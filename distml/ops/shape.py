@@ -7,6 +7,7 @@ from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import check_same_device, normalize_dims, unbroadcast, wrap_dim
+from distml.ops.registry import register
 from distml.tensor import Tensor
 
 
@@ -61,12 +62,14 @@ def _infer_shape(shape, numel):
     return tuple(shape)
 
 
+@register(method=True)
 def reshape(x, *shape):
     """x with a new shape (a view when possible): `x.reshape(2, -1)`."""
     shape = _infer_shape(shape, x.array.size)
     return x if shape == x.array.shape else Reshape.apply(x, shape=shape)
 
 
+@register(method=True, function=False)
 def view(x, *shape):
     """Like reshape, but only ever a view: non-contiguous inputs raise as in PyTorch."""
     shape = _infer_shape(shape, x.array.size)
@@ -78,6 +81,7 @@ def view(x, *shape):
     return Reshape.apply(x, shape=shape)
 
 
+@register(method=True)
 def permute(x, *dims):
     dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
     if len(dims) != x.array.ndim:
@@ -87,6 +91,7 @@ def permute(x, *dims):
     return Permute.apply(x, dims=normalize_dims(dims, x.array.ndim))
 
 
+@register(method=True)
 def transpose(x, dim0, dim1):
     dims = list(range(x.array.ndim))
     if x.array.ndim == 0:
@@ -97,6 +102,7 @@ def transpose(x, dim0, dim1):
     return Permute.apply(x, dims=tuple(dims))
 
 
+@register(method=True, function=False)
 def expand(x, *sizes):
     sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
     if len(sizes) < x.array.ndim:
@@ -146,18 +152,22 @@ def _dims_arg(dims):
     return dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
 
 
+@register(method=True, function=False)
 def view_as(x, other):
     return view(x, other.array.shape)
 
 
+@register(method=True, function=False)
 def reshape_as(x, other):
     return reshape(x, other.array.shape)
 
 
+@register(method=True, function=False)
 def expand_as(x, other):
     return expand(x, other.array.shape)
 
 
+@register(method=True)
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one: `x.flatten(1)` for (N, C, H, W) -> (N, C*H*W)."""
     if x.array.ndim == 0:
@@ -169,6 +179,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     return reshape(x, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
 
+@register(method=True)
 def unflatten(x, dim, sizes):
     """Split dim into `sizes` (one may be -1): `x.unflatten(1, (C, H, W))`."""
     d = wrap_dim(dim, x.array.ndim)
@@ -182,6 +193,7 @@ def unflatten(x, dim, sizes):
     return reshape(x, x.array.shape[:d] + tuple(sizes) + x.array.shape[d + 1:])
 
 
+@register(method=True)
 def squeeze(x, dim=None):
     """Drop dims of size 1 (all, or those in dim): `x.squeeze(1)`."""
     dims = normalize_dims(dim, x.array.ndim)
@@ -189,19 +201,21 @@ def squeeze(x, dim=None):
     return reshape(x, shape)
 
 
+@register(method=True)
 def unsqueeze(x, dim):
     """Insert a dim of size 1 at `dim`: `x.unsqueeze(0)`."""
     d = wrap_dim(dim, x.array.ndim + 1)
     return reshape(x, x.array.shape[:d] + (1,) + x.array.shape[d:])
 
 
+@register('swapdims', method=True)
 def swapaxes(x, axis0, axis1):
     return transpose(x, axis0, axis1)
 
 
-swapdims = swapaxes
 
 
+@register(method=True)
 def t(x):
     """Transpose of a tensor with at most 2 dims."""
     if x.array.ndim > 2:
@@ -209,6 +223,7 @@ def t(x):
     return x if x.array.ndim < 2 else transpose(x, 0, 1)
 
 
+@register(method=True)
 def movedim(x, source, destination):
     source = normalize_dims(source, x.array.ndim)
     destination = normalize_dims(destination, x.array.ndim)
@@ -221,6 +236,7 @@ def movedim(x, source, destination):
     return permute(x, order)
 
 
+@register(method=True)
 def narrow(x, dim, start, length):
     from distml.ops.index import getitem
     d = wrap_dim(dim, x.array.ndim)
@@ -230,11 +246,13 @@ def narrow(x, dim, start, length):
     return getitem(x, (slice(None),) * d + (slice(start, start + length),))
 
 
+@register(method=True)
 def flip(x, *dims):
     """x reversed along dims (a copy, as in PyTorch)."""
     return Flip.apply(x, dims=normalize_dims(_dims_arg(dims), x.array.ndim))
 
 
+@register(method=True)
 def roll(x, shifts, dims=None):
     """Elements shifted along dims, wrapping around: `x.roll(1, 0)`."""
     if dims is None:
@@ -264,16 +282,19 @@ def _triangle(x, diagonal, lower):
     return Where.apply(x, Tensor(xp.zeros((), dtype=x.array.dtype)), condition=mask if lower else ~mask)
 
 
+@register(method=True, inplace=True)
 def tril(x, diagonal=0):
     """The lower triangle (on and below `diagonal`) of the last two dims; the rest zero."""
     return _triangle(x, diagonal, True)
 
 
+@register(method=True, inplace=True)
 def triu(x, diagonal=0):
     """The upper triangle (on and above `diagonal`) of the last two dims; the rest zero."""
     return _triangle(x, diagonal, False)
 
 
+@register(method=True, function=False)
 def repeat(x, *repeats):
     """x tiled `repeats` times along each dim: `x.repeat(2, 1)`."""
     repeats = tuple(_dims_arg(repeats))
@@ -285,11 +306,13 @@ def repeat(x, *repeats):
     return reshape(expanded, tuple(r * s for r, s in zip(repeats, shape)))
 
 
+@register(method=True)
 def tile(x, dims):
     dims = tuple(dims)
     return repeat(x, (1,) * (x.array.ndim - len(dims)) + dims)
 
 
+@register('concat', 'concatenate')
 def cat(tensors, dim=0):
     """Join tensors along an existing dim: `distml.cat([a, b], dim=1)`."""
     tensors = list(tensors)
@@ -314,9 +337,9 @@ def cat(tensors, dim=0):
     return Cat.apply(*tensors, dim=d)
 
 
-concat = concatenate = cat
 
 
+@register()
 def stack(tensors, dim=0):
     """Join equal-shaped tensors along a new dim: `distml.stack([a, b])`."""
     tensors = list(tensors)
@@ -330,6 +353,7 @@ def stack(tensors, dim=0):
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
+@register(method=True)
 def split(x, split_size_or_sections, dim=0):
     """Views of x in pieces along dim: of size n each (the last may be smaller), or of the given sizes."""
     d = wrap_dim(dim, x.array.ndim)
@@ -349,6 +373,7 @@ def split(x, split_size_or_sections, dim=0):
     return _pieces(x, [lead + (slice(s, s + n),) for s, n in zip(starts, sizes)])
 
 
+@register(method=True)
 def chunk(x, chunks, dim=0):
     """x split into `chunks` pieces of equal size (the last may be smaller)."""
     if chunks <= 0:
@@ -357,6 +382,7 @@ def chunk(x, chunks, dim=0):
     return split(x, max(-(-size // chunks), 1), dim)
 
 
+@register(method=True)
 def unbind(x, dim=0):
     """The slices of x along dim, each without that dim."""
     d = wrap_dim(dim, x.array.ndim)

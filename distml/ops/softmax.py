@@ -4,6 +4,7 @@ import numpy as np
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import wrap_dim
+from distml.ops.registry import register
 
 
 def _layout(shape, dim):
@@ -72,11 +73,13 @@ def _apply(x, dim, dtype, log):
     return Softmax.apply(x, dim=d, log=log)
 
 
+@register(method=True)
 def softmax(x, dim=None, dtype=None):
     """exp(x) normalised to sum to 1 along dim: `scores.softmax(-1)`."""
     return _apply(x, dim, dtype, log=False)
 
 
+@register(method=True)
 def log_softmax(x, dim=None, dtype=None):
     """log(softmax(x, dim)), computed stably: `logits.log_softmax(1)`."""
     return _apply(x, dim, dtype, log=True)

@@ -4,6 +4,7 @@ import numpy as np
 from distml import return_types
 from distml._backend import get_array_module
 from distml.ops._util import wrap_dim
+from distml.ops.registry import register
 from distml.tensor import Tensor
 
 
@@ -15,6 +16,7 @@ def _sort_indices(x, dim, descending):
     return xp.argsort(data, axis=dim, kind="stable")
 
 
+@register(method=True)
 def argsort(x, dim=-1, descending=False, stable=False):
     """Indices that sort x along dim."""
     if x.array.ndim == 0:
@@ -22,6 +24,7 @@ def argsort(x, dim=-1, descending=False, stable=False):
     return Tensor(_sort_indices(x, wrap_dim(dim, x.array.ndim), descending).astype(np.int64, copy=False))
 
 
+@register(method=True)
 def sort(x, dim=-1, descending=False, stable=False):
     """(values, indices) of x sorted along dim; ties keep their order."""
     from distml.ops.index import gather
@@ -30,6 +33,7 @@ def sort(x, dim=-1, descending=False, stable=False):
     return return_types.sort(values, indices)
 
 
+@register(method=True)
 def topk(x, k, dim=-1, largest=True, sorted=True):
     """(values, indices) of the k largest (or smallest) elements along dim."""
     from distml.ops.index import gather
@@ -44,5 +48,6 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     return return_types.topk(gather(x, d, indices), indices)
 
 
+@register(method=True)
 def msort(x):
     return sort(x, 0).values

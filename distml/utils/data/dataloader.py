@@ -3,6 +3,7 @@ import itertools
 import multiprocessing
 import queue
 import sys
+import warnings
 
 from distml.utils.data import _worker
 from distml.utils.data._collate import default_collate, default_convert
@@ -29,7 +30,8 @@ class DataLoader:
       Worker i runs kernels on one thread, is seeded with base_seed + i and calls
       `worker_init_fn(i)`; inside it, `get_worker_info()` says which worker it is. An
       IterableDataset is iterated by every worker in full unless it shards itself with it.
-    - `pin_memory` is accepted and does nothing yet: page-locked host memory comes with the GPU backend.
+    - `pin_memory=True` warns, as PyTorch does without an accelerator, and loads into ordinary
+      memory: page-locked host memory comes with the GPU backend.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
@@ -72,6 +74,9 @@ class DataLoader:
         self.num_workers = num_workers
         self.prefetch_factor = 2 if num_workers > 0 and prefetch_factor is None else prefetch_factor
         self.collate_fn = collate_fn or (default_collate if batch_sampler is not None else default_convert)
+        if pin_memory:
+            warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device "
+                          "pinned memory won't be used.")
         self.pin_memory = pin_memory
         self.timeout = timeout
         self.worker_init_fn = worker_init_fn
