@@ -581,6 +581,4 @@ def _format(t):
     return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
 
-from distml import ops  # noqa: E402  (ops are built on Tensor)
-
-ops.install_methods(Tensor)
+from distml import ops  # noqa: E402  (ops are built on Tensor; distml/__init__.py attaches their methods)

@@ -2,10 +2,9 @@
 
 Each public op carries its own declaration (`@register(...)`, see registry.py) saying whether
 it is a top-level `distml.*` function, a Tensor method, and has an in-place `name_` form.
-Importing the modules below runs those declarations.
+Importing the modules below runs those declarations; distml/__init__.py installs them.
 """
 from distml.ops import compare, convert, elementwise, index, linalg, reduce, shape, softmax, sort  # noqa: F401
-from distml.ops.registry import FUNCTIONS, install_methods
+from distml.ops.registry import FUNCTIONS
 
-globals().update(FUNCTIONS)
-__all__ = sorted(FUNCTIONS)
+globals().update(FUNCTIONS)  # internal callers write ops.add, ops.cat, ...
