@@ -12,7 +12,6 @@ from distml.creation import (arange, as_tensor, empty, empty_like, eye, from_num
 from distml.device import device
 from distml.dtypes import (bool, double, dtype, float, float16, float32, float64, get_default_dtype, half,
                            int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
-from distml.ops import *  # noqa: F401,F403  (every op is also a top-level function)
 from distml.random import (Generator, bernoulli, default_generator, get_rng_state, initial_seed, manual_seed,
                            multinomial, normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm,
                            seed, set_rng_state)
@@ -23,5 +22,10 @@ from distml import nn  # noqa: E402
 from distml import optim  # noqa: E402
 from distml import utils  # noqa: E402
 from distml.serialization import load, save  # noqa: E402
+
+from distml.ops.registry import FUNCTIONS as _FUNCTIONS, install_methods as _install_methods  # noqa: E402
+
+globals().update(_FUNCTIONS)  # every op declared with @register is a top-level function ...
+_install_methods(Tensor)  # ... and, where it says so, a Tensor method
 
 __version__ = "0.1.0"
