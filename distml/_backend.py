@@ -2,7 +2,11 @@
 
 Everything else asks here: `get_array_module(x)` picks numpy or cupy from the data,
 `C` is the compiled module, `cupy` is None (with `cupy_error` saying why) when absent.
+Whether CUDA is usable (cupy imported and at least one device) is asked here too:
+`cuda_device_count()`, `cuda_unavailable_reason()`, `require_cupy()`.
 """
+import functools
+
 import numpy as np
 
 try:
@@ -33,8 +37,61 @@ def get_array_module(array):
     return np
 
 
-def require_cupy():
-    """cupy, or a RuntimeError that says why CUDA is unavailable."""
+@functools.cache
+def _cuda_probe():
+    """(CUDA devices cupy can use, why CUDA is unusable or None), asked of the driver once."""
     if cupy is None:
-        raise RuntimeError(f"CUDA is not available: cupy failed to import ({cupy_error})")
+        return 0, (f"cupy failed to import ({type(cupy_error).__name__}: {cupy_error}); install CuPy built for "
+                   "this machine's CUDA (e.g. `pip install cupy-cuda12x`) to use 'cuda' devices")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError as error:
+        return 0, f"cupy is installed but the CUDA driver is unusable ({error})"
+    return count, None if count else "cupy is installed but sees no CUDA device"
+
+
+def cuda_device_count():
+    """How many CUDA devices distml can use: 0 without cupy, a driver or a device."""
+    return _cuda_probe()[0]
+
+
+def cuda_unavailable_reason():
+    """Why distml cannot use CUDA ("cupy failed to import (...)"), or None when it can."""
+    return _cuda_probe()[1]
+
+
+def require_cupy():
+    """cupy, once a CUDA device is usable; otherwise the AssertionError PyTorch's CPU build raises
+    ("Torch not compiled with CUDA enabled"), saying why."""
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise AssertionError(f"distml cannot use CUDA: {reason}")
     return cupy
+
+
+_NOT_COMPILED = {"xpu": "XPU", "mtia": "MTIA"}
+
+
+def no_tensors_on(device_type, creating):
+    """The error PyTorch's CPU build raises for a tensor on a backend it lacks, for every device
+    type but cpu and cuda (the only ones distml holds tensors on): AssertionError for xpu and mtia,
+    NotImplementedError for meta and for factories (`zeros(2, device="mps")`), RuntimeError for moves
+    (`x.to("mps")`). Returned, for the caller to raise."""
+    where = "distml holds tensors only on 'cpu' and 'cuda'"
+    if device_type in _NOT_COMPILED:
+        return AssertionError(f"distml is not compiled with {_NOT_COMPILED[device_type]} enabled: {where}")
+    if device_type == "meta":
+        return NotImplementedError(f"distml has no meta tensors: {where}")
+    if creating:
+        return NotImplementedError(f"distml cannot create tensors on the '{device_type}' backend: {where}")
+    return RuntimeError(f"distml is not linked with support for {device_type} devices: {where}")
+
+
+def device_array_module(device_type):
+    """The array module for tensors made on a device type: numpy for "cpu", cupy for "cuda"
+    (`require_cupy`'s AssertionError without a usable device), `no_tensors_on`'s error elsewhere."""
+    if device_type == "cpu":
+        return np
+    if device_type == "cuda":
+        return require_cupy()
+    raise no_tensors_on(device_type, creating=True)
