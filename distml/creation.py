@@ -2,15 +2,13 @@
 import numpy as np
 
 from distml import dtypes
-from distml._backend import require_cupy
+from distml._backend import device_array_module
 from distml.device import device as Device
 from distml.tensor import Tensor
 
 
 def _array_module(device):
-    if device is None or Device(device).type == "cpu":
-        return np
-    return require_cupy()
+    return np if device is None else device_array_module(Device(device).type)
 
 
 def _finish(array, requires_grad):
