@@ -1,21 +1,39 @@
-"""save / load: tensors in nested containers, written atomically, read without running code.
+"""save / load with PyTorch 2.6+ semantics: any picklable object saved atomically; by default
+loaded without running code (`weights_only=True`).
 
     distml.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, "ckpt.pt")
     state = distml.load("ckpt.pt", map_location="cpu")
+    distml.save(model, "model.pt")                           # a whole Module
+    model = distml.load("model.pt", weights_only=False)      # runs the file's pickle: trusted files only
 
-distml's own format is a zip archive (entries stored uncompressed): `distml/header.json`
-holds a format marker, the version and the object's structure with each tensor replaced
-by a reference to its raw bytes in `distml/tensors/<n>`. `load` also reads PyTorch's zip
-checkpoints (`torch.save`) and safetensors files, rebuilding tensors only: nothing in any
-file can name a function to call.
+distml's format is a zip archive (entries stored uncompressed). `distml/header.json` holds a
+format marker, the version and one record (dtype, shape, device, ...) per tensor, whose raw bytes
+are `distml/tensors/<n>`. Tensors, numpy arrays, numbers, strings, None, Size, dtypes and exact
+dicts, OrderedDicts, lists and tuples of them are written as version 1: the object's structure is
+JSON in the header, and reading it never runs code. Anything else is written as version 2: the
+object is pickled into `distml/data.pkl` with each tensor, numpy array and numpy scalar replaced by
+its index (a persistent id), so no tensor bytes are in the pickle. Tensors that share memory (views)
+are stored and loaded as separate copies.
+
+`load(f, weights_only=True)` unpickles with an allow-list (tensors, Parameters, containers,
+primitives, complex, bytes, dtypes, devices, Size, plus what `add_safe_globals` / `safe_globals`
+name) and refuses anything else with a `pickle.UnpicklingError`; no file can make it run code.
+`weights_only=False` is full pickle. Interop: `load` also reads PyTorch zip checkpoints
+(`torch.save`: state_dicts, optimizer state, containers of tensors; with `weights_only=False` also
+objects of non-torch classes that this program can import, never torch.nn classes) and safetensors
+files. PyTorch cannot read distml's archives.
 """
+import _compat_pickle
 import collections
+import contextlib
 import io
 import json
+import math
 import os
 import pickle
 import struct
 import tempfile
+import types
 import zipfile
 
 import numpy as np
@@ -23,37 +41,52 @@ import numpy as np
 from distml import dtypes
 from distml._backend import get_array_module
 from distml.device import device as Device
+from distml.nn.parameter import Parameter
 from distml.tensor import Size, Tensor
 
 FORMAT = "distml"
-VERSION = 1
+VERSION = 2
 _HEADER = "distml/header.json"
+_PICKLE = "distml/data.pkl"
+_RAW_KINDS = "biufcmMSU"  # numpy dtype kinds stored as raw bytes (no objects, no structured types)
 
 
 class CheckpointError(RuntimeError):
     """A file that is not a readable checkpoint: truncated, corrupt, or of an unknown or unsafe kind."""
 
 
+class UnpicklingError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint's pickle that `load` refuses or cannot read; a `pickle.UnpicklingError`, as torch.load raises."""
+
+
 # ---- save ----
 
 def save(obj, f):
-    """Write obj (tensors, numpy arrays, numbers, strings, None and dicts/lists/tuples of them) to f.
+    """Write obj (anything picklable; tensors are stored as raw bytes) to f.
 
     `f` is a path or a writable binary file. A path is written atomically: to a temporary
     file in the same directory, flushed to disk, then renamed over the target, so an
     interrupted save leaves any previous file intact.
     """
     tensors = []
-    structure = _encode(obj, tensors, {})
+    try:
+        header = {"format": FORMAT, "version": 1, "object": _encode(obj, tensors, {}, set())}
+        pickled = None
+    except _NotPlain:
+        tensors = []
+        pickled = _pickle(obj, tensors)
+        header = {"format": FORMAT, "version": 2}
     if not isinstance(f, (str, os.PathLike)):
-        _write_archive(f, structure, tensors)
+        _write_archive(f, header, tensors, pickled)
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise RuntimeError(f"Parent directory {os.path.dirname(path)} does not exist.")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            _write_archive(out, structure, tensors)
+            _write_archive(out, header, tensors, pickled)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -77,48 +110,443 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
-def _encode(obj, tensors, seen):
+class _NotPlain(Exception):
+    """obj holds something the version-1 JSON structure cannot represent exactly: it is pickled."""
+
+
+def _encode(obj, tensors, seen, containers):
     """JSON-able structure for obj; tensors are appended to `tensors` (once per object) and referenced."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    kind = type(obj)
+    if obj is None or kind in (bool, int, float, str):
         return obj
-    if isinstance(obj, (Tensor, np.ndarray)):
+    if kind is Tensor or kind is np.ndarray and _is_raw(obj.dtype):
         if id(obj) not in seen:
             seen[id(obj)] = len(tensors)
             tensors.append(obj)
-        return {"$tensor" if isinstance(obj, Tensor) else "$ndarray": seen[id(obj)]}
+        return {"$tensor" if kind is Tensor else "$ndarray": seen[id(obj)]}
     if isinstance(obj, (np.integer, np.floating, np.bool_)):
         return obj.item()
-    if isinstance(obj, Size):
+    if kind is Size:
         return {"$size": list(obj)}
-    if isinstance(obj, dtypes.dtype):
+    if kind is dtypes.dtype:
         return {"$dtype": obj.name}
-    if isinstance(obj, dict):
-        items = [[_encode(k, tensors, seen), _encode(v, tensors, seen)] for k, v in obj.items()]
-        return {"$odict" if isinstance(obj, collections.OrderedDict) else "$dict": items}
-    if isinstance(obj, tuple):
-        return {"$tuple": [_encode(x, tensors, seen) for x in obj]}
-    if isinstance(obj, list):
-        return [_encode(x, tensors, seen) for x in obj]
-    hint = " (save its state_dict() instead)" if hasattr(obj, "state_dict") else ""
-    raise TypeError(f"distml.save can store tensors, numpy arrays, numbers, strings, None and dicts, lists "
-                    f"and tuples of them; got an object of type {type(obj).__name__}{hint}")
+    if kind in (dict, collections.OrderedDict, list):
+        if id(obj) in containers or kind is collections.OrderedDict and vars(obj):
+            raise _NotPlain  # shared, cyclic or with attributes: pickling keeps that
+        containers.add(id(obj))
+    if kind in (dict, collections.OrderedDict):
+        items = [[_encode(k, tensors, seen, containers), _encode(v, tensors, seen, containers)]
+                 for k, v in obj.items()]
+        return {"$odict" if kind is collections.OrderedDict else "$dict": items}
+    if kind is tuple:
+        return {"$tuple": [_encode(x, tensors, seen, containers) for x in obj]}
+    if kind is list:
+        return [_encode(x, tensors, seen, containers) for x in obj]
+    raise _NotPlain
 
 
-def _write_archive(out, structure, tensors):
+def _is_raw(np_dtype):
+    return np_dtype.kind in _RAW_KINDS and np_dtype.fields is None and np_dtype.itemsize > 0
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles with each tensor, numpy array and numpy scalar replaced by its index in `tensors`."""
+
+    def __init__(self, file, tensors):
+        super().__init__(file, protocol=4)
+        self.tensors, self.index = tensors, {}
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Tensor):
+            if type(obj) not in (Tensor, Parameter):
+                raise TypeError(f"distml.save cannot store a {type(obj).__name__}: only Tensor and Parameter "
+                                f"among Tensor subclasses (save x.detach() instead)")
+        elif not (isinstance(obj, (np.ndarray, np.generic)) and _is_raw(obj.dtype)):
+            return None
+        if id(obj) not in self.index:
+            self.index[id(obj)] = len(self.tensors)
+            self.tensors.append(obj)
+        return self.index[id(obj)]
+
+    def reducer_override(self, obj):
+        if type(obj) is Size:  # as a call, which weights_only loading checks, not a bare tuple.__new__
+            return Size, (tuple(obj),)
+        return NotImplemented
+
+
+def _pickle(obj, tensors):
+    out = io.BytesIO()
+    _Pickler(out, tensors).dump(obj)
+    return out.getvalue()
+
+
+def _write_archive(out, header, tensors, pickled):
     entries = []
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for i, t in enumerate(tensors):
-            array = t.array if isinstance(t, Tensor) else t
+            array = t.array if isinstance(t, Tensor) else np.asarray(t)
             entry = {"dtype": array.dtype.str, "shape": list(array.shape)}
             if isinstance(t, Tensor):
                 entry.update(device=str(t.device), requires_grad=t.requires_grad)
+            if isinstance(t, Parameter):
+                entry["parameter"] = True
+            if isinstance(t, np.generic):
+                entry["scalar"] = True
             if get_array_module(array) is not np:
                 array = array.get()
             with archive.open(f"distml/tensors/{i}", "w", force_zip64=array.nbytes > 2 ** 31) as blob:
                 blob.write(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
             entries.append(entry)
-        header = {"format": FORMAT, "version": VERSION, "tensors": entries, "object": structure}
-        archive.writestr(_HEADER, json.dumps(header))
+        if pickled is not None:
+            archive.writestr(_PICKLE, pickled)
+        archive.writestr(_HEADER, json.dumps(dict(header, tensors=entries)))
+
+
+# ---- the weights_only allow-list ----
+
+_safe_globals = []  # what add_safe_globals added, in order
+
+
+def add_safe_globals(safe_globals):
+    """Let `load(..., weights_only=True)` rebuild these classes or call these functions:
+    `distml.serialization.add_safe_globals([MyConfig])`. An entry `(obj, "module.name")` allows
+    obj under the name the file uses (a class that moved, or your stand-in for another library's)."""
+    safe_globals = list(safe_globals)
+    for entry in safe_globals:
+        _global_name(entry)
+    for entry in safe_globals:
+        if entry not in _safe_globals:
+            _safe_globals.append(entry)
+
+
+def get_safe_globals():
+    """The classes and functions `add_safe_globals` allowed, in the order they were added."""
+    return list(_safe_globals)
+
+
+def clear_safe_globals():
+    """Forget everything `add_safe_globals` allowed."""
+    _safe_globals.clear()
+
+
+@contextlib.contextmanager
+def safe_globals(safe_globals):
+    """Allow these globals for weights_only loads inside a `with` block only:
+    `with distml.serialization.safe_globals([MyConfig]): cfg = distml.load("cfg.pt")`."""
+    safe_globals = list(safe_globals)
+    added = [entry for entry in safe_globals if entry not in _safe_globals]
+    add_safe_globals(safe_globals)
+    try:
+        yield
+    finally:
+        for entry in added:
+            if entry in _safe_globals:
+                _safe_globals.remove(entry)
+
+
+def _global_name(entry):
+    if isinstance(entry, tuple):
+        if len(entry) != 2:
+            raise ValueError(f"Expected tuple of length 2 (global, str of callable full path), but got tuple of "
+                             f"length: {len(entry)}")
+        if type(entry[1]) is not str:
+            raise TypeError(f"Expected second item in tuple to be str of callable full path, but got: "
+                            f"{type(entry[1])}")
+        return entry[1]
+    if not (hasattr(entry, "__module__") and hasattr(entry, "__qualname__")):
+        raise TypeError(f"safe globals are classes, functions or (global, 'module.name') tuples; "
+                        f"got a {type(entry).__name__}")
+    return f"{entry.__module__}.{entry.__qualname__}"
+
+
+def _user_globals():
+    return {_global_name(e): (e[0] if isinstance(e, tuple) else e) for e in _safe_globals}
+
+
+# What weights_only loading calls for the names a pickle of allowed objects uses: each checks its
+# arguments, so that a crafted file cannot make them iterate tensors or build anything else.
+# (set, frozenset and Counter hash their items: they are the unpickler's methods, which check keys.)
+
+def _ordered_dict():
+    return collections.OrderedDict()
+
+
+def _complex(real=0.0, imag=0.0):
+    if type(real) not in (int, float) or type(imag) not in (int, float):
+        raise TypeError("complex from non-numbers")
+    return complex(real, imag)
+
+
+def _bytes(text, encoding):
+    """Protocol 2 pickles bytes as `_codecs.encode(text, "latin1")`."""
+    if type(text) is not str or encoding not in ("latin1", "latin-1"):
+        raise TypeError("bytes from anything but latin-1 text")
+    return text.encode("latin-1")
+
+
+def _bytearray(data=b"", encoding=None):
+    return bytearray(data if encoding is None and type(data) is bytes else _bytes(data, encoding))
+
+
+def _size(dims):
+    if type(dims) not in (tuple, list) or any(type(d) is not int for d in dims):
+        raise TypeError("Size from anything but ints")
+    return Size(dims)
+
+
+def _device(kind, index=None):
+    if type(kind) is not str or index is not None and type(index) is not int:
+        raise TypeError("device from anything but a string and an index")
+    return Device(kind, index)
+
+
+def _dtype(name):
+    if type(name) is not str:
+        raise TypeError("dtype from anything but its name")
+    return dtypes._dtype_from_name(name)
+
+
+_SAFE_GLOBALS = {
+    "collections.OrderedDict": _ordered_dict, "builtins.complex": _complex, "builtins.bytearray": _bytearray,
+    "_codecs.encode": _bytes, "distml.tensor.Size": _size, "distml.device.device": _device,
+    "distml.dtypes._dtype_from_name": _dtype,
+}
+_BLOCKED_MODULES = {"sys", "os", "posix", "nt", "subprocess", "shutil"}  # never allowed, even if allowlisted
+_MAX_KEY_DEPTH = 100  # tuples nested deeper as a dict key or set item: hashing them could overflow the C stack
+_SIZED = (list, tuple, dict, set, frozenset, str, bytes, bytearray)
+
+
+def _refusal(detail):
+    return UnpicklingError(f"Weights only load failed. {detail} Re-running `distml.load` with `weights_only` set "
+                           f"to `False` will likely succeed, but it can result in arbitrary code execution. Do it "
+                           f"only if you got the file from a trusted source.")
+
+
+def _unsupported_global(full):
+    shown = full[len("builtins."):] if full.startswith("builtins.") else full
+    return UnpicklingError(
+        "Weights only load failed. This file can still be loaded, to do so you have two options, do those steps "
+        "only if you trust the source of the checkpoint.\n"
+        "\t(1) Re-running `distml.load` with `weights_only` set to `False` will likely succeed, but it can result "
+        "in arbitrary code execution. Do it only if you got the file from a trusted source.\n"
+        "\t(2) Alternatively, to load with `weights_only=True` please check the recommended steps in the "
+        "following error message.\n"
+        f"\tWeightsUnpickler error: Unsupported global: GLOBAL {shown} was not an allowed global by default. "
+        f"Please use `distml.serialization.add_safe_globals([{shown}])` or the "
+        f"`distml.serialization.safe_globals([{shown}])` context manager to allowlist this global if you trust "
+        f"this class/function.")
+
+
+def _describe(obj):
+    """A short name for obj in an error message (never its repr, which a crafted file can make huge)."""
+    if isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+    return f"a {type(obj).__qualname__} object"
+
+
+class _WeightsOnlyUnpickler(pickle._Unpickler):
+    """pickle's reference unpickler with every step that finds, calls, builds or fills an object
+    checked against the allow-list. `find_class` alone is not enough: REDUCE would call any callable
+    on the stack (an allowed class's instance), BUILD would set attributes of any object (the
+    distml.float32 singleton) and APPEND/SETITEM would call methods of any object (a Tensor's
+    __setitem__). Here allowing a class means: it may be called, `__new__`-ed, built (its
+    `__setstate__` or `__dict__`) and filled (list/dict/set items); nothing else may be.
+
+    Work is budgeted too, in proportion to the pickle's size: calls and builds pay for the
+    containers they are given and hashing pays for the tuples it visits, so that memoized objects
+    reused again and again, or tuple keys sharing parts, cannot make a small file load forever.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, size, source):
+        super().__init__(file)
+        self.source, self.work_left = source, 8 * size + 2 ** 16
+        user = _user_globals()
+        hashing = {"builtins.set": self.make_set, "builtins.frozenset": self.make_frozenset,
+                   "collections.Counter": self.make_counter}
+        self.globals = {**user, **_SAFE_GLOBALS, **hashing, **source.globals}
+        self.callables = {id(g) for g in self.globals.values()}
+        self.classes = {id(g) for g in user.values() if isinstance(g, type)}
+        self.buildable = self.classes | {id(collections.OrderedDict), id(collections.Counter)}
+        self.mappings = self.classes | {id(dict), id(collections.OrderedDict), id(collections.Counter)}
+        self.lists = self.classes | {id(list)}
+        self.sets = self.classes | {id(set)}
+
+    def spend(self, units):
+        self.work_left -= units
+        if self.work_left < 0:
+            raise UnpicklingError(f"{self.source.name} is corrupt or crafted: its pickle asks for far more work than "
+                                  f"its size accounts for (calls repeated on large memoized objects, or tuple keys "
+                                  f"that share parts)")
+
+    def check_keys(self, keys):
+        """Pay for hashing `keys` (tuples do not cache their hash) and refuse deeply nested ones."""
+        todo = [(key, 0) for key in keys]
+        while todo:
+            item, depth = todo.pop()
+            if isinstance(item, tuple):
+                if depth > _MAX_KEY_DEPTH:
+                    raise UnpicklingError(f"{self.source.name}: a dict key or set item is a tuple nested deeper than "
+                                          f"{_MAX_KEY_DEPTH}")
+                self.spend(len(item))
+                todo.extend((x, depth + 1) for x in item)
+        return keys
+
+    def make_set(self, items=()):
+        if type(items) not in (list, tuple):
+            raise TypeError(f"a set from a {type(items).__name__}")
+        return set(self.check_keys(items))
+
+    def make_frozenset(self, items=()):
+        if type(items) not in (list, tuple):
+            raise TypeError(f"a frozenset from a {type(items).__name__}")
+        return frozenset(self.check_keys(items))
+
+    def make_counter(self, counts=None):
+        if counts is not None and type(counts) is not dict:
+            raise TypeError(f"a Counter from a {type(counts).__name__}")
+        self.check_keys(list(counts or ()))
+        return collections.Counter(counts or {})
+
+    def find_class(self, module, name):
+        if self.proto < 3 and (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif self.proto < 3:
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        full = f"{module}.{name}"
+        if module.partition(".")[0] in _BLOCKED_MODULES:
+            raise _refusal(f"Trying to load unsupported GLOBAL {full} whose module {module} is blocked.")
+        if full in self.globals:
+            return self.globals[full]
+        raise _unsupported_global(full)
+
+    def persistent_load(self, pid):
+        return self.source.persistent_load(pid)
+
+    def _expect(self, target, allowed, opcode, what):
+        if id(type(target)) not in allowed:
+            raise _refusal(f"Can only {opcode} {what} or types allowlisted via `add_safe_globals`, but got "
+                           f"{type(target).__qualname__}.")
+
+    def _pay_for(self, args):
+        self.spend(1 + sum(len(a) for a in args if type(a) in _SIZED))
+
+    def load_reduce(self):
+        func, args = self.stack[-2:]
+        if id(func) not in self.callables:
+            raise _refusal(f"Trying to call reduce for unrecognized function {_describe(func)}.")
+        if type(args) is not tuple:
+            raise TypeError("REDUCE arguments are not a tuple")
+        self._pay_for(args)
+        pickle._Unpickler.load_reduce(self)
+
+    def load_newobj(self):
+        cls, args = self.stack[-2:]
+        if id(cls) not in self.classes:
+            raise _refusal(f"Can only create new object for classes allowlisted via `add_safe_globals` but got "
+                           f"{_describe(cls)}.")
+        if type(args) is not tuple:
+            raise TypeError("NEWOBJ arguments are not a tuple")
+        self._pay_for(args)
+        pickle._Unpickler.load_newobj(self)
+
+    def load_newobj_ex(self):
+        cls, args, kwargs = self.stack[-3:]
+        if id(cls) not in self.classes:
+            raise _refusal(f"Can only create new object for classes allowlisted via `add_safe_globals` but got "
+                           f"{_describe(cls)}.")
+        if type(args) is not tuple or type(kwargs) is not dict:
+            raise TypeError("NEWOBJ_EX arguments are not a tuple and a dict")
+        self._pay_for((*args, kwargs))
+        pickle._Unpickler.load_newobj_ex(self)
+
+    def load_build(self):
+        inst, state = self.stack[-2:]
+        self._expect(inst, self.buildable, "build", "OrderedDict, Counter")
+        self._pay_for(state if type(state) is tuple else (state,))
+        pickle._Unpickler.load_build(self)
+
+    def load_append(self):
+        self._expect(self.stack[-2], self.lists, "append to", "lists")
+        pickle._Unpickler.load_append(self)
+
+    def load_appends(self):
+        self._expect(self.metastack[-1][-1], self.lists, "extend", "lists")
+        pickle._Unpickler.load_appends(self)
+
+    def load_setitem(self):
+        self._expect(self.stack[-3], self.mappings, "set items of", "dict, OrderedDict, Counter")
+        self.check_keys(self.stack[-2:-1])
+        pickle._Unpickler.load_setitem(self)
+
+    def load_setitems(self):
+        self._expect(self.metastack[-1][-1], self.mappings, "set items of", "dict, OrderedDict, Counter")
+        self.check_keys(self.stack[::2])
+        pickle._Unpickler.load_setitems(self)
+
+    def load_dict(self):
+        self.check_keys(self.stack[::2])
+        pickle._Unpickler.load_dict(self)
+
+    def load_additems(self):
+        self._expect(self.metastack[-1][-1], self.sets, "add items to", "sets")
+        self.check_keys(self.stack)
+        pickle._Unpickler.load_additems(self)
+
+    def load_frozenset(self):
+        self.check_keys(self.stack)
+        pickle._Unpickler.load_frozenset(self)
+
+    def refuse_opcode(self):
+        raise _refusal("Unsupported pickle opcode (protocol 0/1 instances, extension codes, text persistent ids "
+                       "and out-of-band buffers are not read).")
+
+
+_WeightsOnlyUnpickler.dispatch.update({code[0]: method for code, method in (
+    (pickle.REDUCE, _WeightsOnlyUnpickler.load_reduce), (pickle.NEWOBJ, _WeightsOnlyUnpickler.load_newobj),
+    (pickle.NEWOBJ_EX, _WeightsOnlyUnpickler.load_newobj_ex), (pickle.BUILD, _WeightsOnlyUnpickler.load_build),
+    (pickle.APPEND, _WeightsOnlyUnpickler.load_append), (pickle.APPENDS, _WeightsOnlyUnpickler.load_appends),
+    (pickle.SETITEM, _WeightsOnlyUnpickler.load_setitem), (pickle.SETITEMS, _WeightsOnlyUnpickler.load_setitems),
+    (pickle.DICT, _WeightsOnlyUnpickler.load_dict), (pickle.ADDITEMS, _WeightsOnlyUnpickler.load_additems),
+    (pickle.FROZENSET, _WeightsOnlyUnpickler.load_frozenset))})
+_WeightsOnlyUnpickler.dispatch.update({code[0]: _WeightsOnlyUnpickler.refuse_opcode for code in (
+    pickle.INST, pickle.OBJ, pickle.EXT1, pickle.EXT2, pickle.EXT4, pickle.PERSID, pickle.NEXT_BUFFER,
+    pickle.READONLY_BUFFER)})
+
+
+class _FullUnpickler(pickle.Unpickler):
+    """weights_only=False: ordinary pickle, with the archive's persistent ids and, for PyTorch
+    files, torch's rebuild functions mapped to distml's (other torch classes are refused)."""
+
+    def __init__(self, file, source):
+        super().__init__(file)
+        self.source = source
+
+    def persistent_load(self, pid):
+        return self.source.persistent_load(pid)
+
+    def find_class(self, module, name):
+        full = f"{module}.{name}"
+        if full in self.source.globals:
+            return self.source.globals[full]
+        if self.source.foreign and module.partition(".")[0] == "torch":
+            raise CheckpointError(f"{self.source.name}: distml cannot rebuild {full} from a PyTorch checkpoint "
+                                  f"(distml never imports torch); save its state_dict() with torch.save and load "
+                                  f"that into the matching distml object")
+        return super().find_class(module, name)
+
+
+def _unpickle(data, source, weights_only, entry):
+    if not weights_only:
+        return _FullUnpickler(io.BytesIO(data), source).load()
+    try:
+        return _WeightsOnlyUnpickler(io.BytesIO(data), len(data), source).load()
+    except CheckpointError:
+        raise
+    except Exception as error:
+        raise UnpicklingError(f"{source.name} is corrupt: cannot unpickle {entry} ({type(error).__name__}: "
+                              f"{str(error)[:200]})") from None
 
 
 # ---- load ----
@@ -126,14 +554,18 @@ def _write_archive(out, structure, tensors):
 def load(f, map_location=None, weights_only=True):
     """Read what `save` wrote, a PyTorch zip checkpoint, or a safetensors file.
 
-    `map_location`: where tensors go (a device or string like "cpu", or a dict from saved to
-    wanted location); by default each goes back where it was saved. `weights_only` is accepted
-    for PyTorch compatibility: distml only ever reads data, whatever its value.
+    `map_location`: where tensors go: a device or string like "cpu", a dict from saved to wanted
+    location, or a function `(tensor, location) -> tensor or None` (None: the default); by default
+    each goes back where it was saved. `weights_only=True` (the default; None means it too) reads
+    only tensors, containers, primitives, dtypes, devices, Size and what `add_safe_globals`
+    allows, and never runs code from the file; `weights_only=False` unpickles anything, running
+    whatever the file says: use it only for files you trust.
     """
+    weights_only = True if weights_only is None else weights_only
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
     data = _read_bytes(f)
     if data[:4] == b"PK\x03\x04":
-        return _load_zip(data, name, map_location)
+        return _load_zip(data, name, map_location, weights_only)
     if _looks_like_safetensors(data):
         return _load_safetensors(data, name, map_location)
     if data[:1] == b"\x80":
@@ -149,82 +581,143 @@ def _read_bytes(f):
     return f.read()
 
 
-def _target(location, map_location):
-    """The device a tensor saved at `location` loads to."""
+def _location(location, name):
+    """A saved device string, checked: a corrupt one is the file's fault, not a device error."""
+    try:
+        Device(location)
+    except (RuntimeError, TypeError):
+        raise CheckpointError(f"{name} is corrupt: bad device {str(location)[:50]!r}") from None
+    return location
+
+
+def _place(tensor, location, map_location):
+    """Move a freshly read (CPU) tensor, in place, to where `map_location` sends `location`."""
+    if callable(map_location):
+        moved = map_location(tensor, location)
+        if moved is not None:
+            if not isinstance(moved, Tensor):
+                raise TypeError(f"map_location function must return a Tensor or None, not {type(moved).__name__}")
+            tensor.array = moved.array
+            return tensor
+        map_location = None
     if map_location is None:
-        return Device(location)
-    if isinstance(map_location, dict):
-        return Device(map_location.get(location, location))
-    return Device(map_location)
-
-
-def _place(array, location, map_location, requires_grad=False):
-    tensor = Tensor(array)
-    device = _target(location, map_location)
+        device = Device(location)
+    elif isinstance(map_location, dict):
+        device = Device(map_location.get(location, location))
+    else:
+        device = Device(map_location)
     if device.type != "cpu":
         from distml._backend import cupy
         if cupy is None:
             raise RuntimeError("Attempting to deserialize object on a CUDA device but CUDA is not available. "
                                "If you are running on a CPU-only machine, please use distml.load with "
                                "map_location='cpu' to map your tensors to the CPU.")
-        tensor = tensor.to(device)
-    tensor.requires_grad = requires_grad
+        tensor.array = tensor.to(device).array
     return tensor
 
 
 def _open_zip(data, name):
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
+    except Exception as error:  # zipfile raises many kinds on damaged directories
         raise CheckpointError(f"{name} is truncated or corrupt: {error}") from None
 
 
 def _read_entry(archive, entry, name):
     try:
-        return archive.read(entry)
+        info = archive.getinfo(entry)
     except KeyError:
         raise CheckpointError(f"{name} is corrupt: the entry {entry!r} is missing") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:  # bad CRC, cut-off data, bad method
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise CheckpointError(f"{name}: the entry {entry!r} uses zip compression method {info.compress_type}; "
+                              f"distml reads stored or deflated entries")
+    try:
+        if info.compress_type == zipfile.ZIP_STORED:
+            return archive.read(info)
+        if info.file_size > 1100 * info.compress_size + 1024:  # deflate expands at most 1032 times
+            raise zipfile.BadZipFile(f"declared size {info.file_size} of {info.compress_size} compressed bytes")
+        chunks = []
+        with archive.open(info) as blob:  # in chunks: memory stays within the declared size
+            while chunk := blob.read(1 << 20):
+                chunks.append(chunk)
+        return b"".join(chunks)
+    except Exception as error:  # bad CRC, cut-off data, bad method, encrypted, ...
         raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from None
 
 
-def _load_zip(data, name, map_location):
+def _load_zip(data, name, map_location, weights_only):
     archive = _open_zip(data, name)
     names = archive.namelist()
     if _HEADER in names:
-        return _load_distml(archive, name, map_location)
+        return _load_distml(archive, name, map_location, weights_only)
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if pickles:
-        return _load_torch(archive, pickles[0][:-len("data.pkl")], name, map_location)
+        return _load_torch(archive, pickles[0][:-len("data.pkl")], name, map_location, weights_only)
     raise CheckpointError(f"{name} is a zip archive but neither a distml nor a PyTorch checkpoint")
 
 
-def _load_distml(archive, name, map_location):
+def _load_distml(archive, name, map_location, weights_only):
     try:
         header = json.loads(_read_entry(archive, _HEADER, name))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable header ({error})") from None
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"{name} is corrupt: format marker {header.get('format')!r}, expected {FORMAT!r}")
-    if header.get("version", 0) > VERSION:
-        raise CheckpointError(f"{name} was written by a newer distml (format version {header['version']}; "
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"{name} is corrupt: unreadable header ({type(error).__name__})") from None
+    if type(header) is not dict or header.get("format") != FORMAT:
+        marker = header.get("format") if type(header) is dict else None
+        raise CheckpointError(f"{name} is corrupt: format marker {str(marker)[:50]!r}, expected {FORMAT!r}")
+    version = header.get("version")
+    if type(version) is not int or version < 1:
+        raise CheckpointError(f"{name} is corrupt: format version {str(version)[:50]!r}")
+    if version > VERSION:
+        raise CheckpointError(f"{name} was written by a newer distml (format version {version}; "
                               f"this one reads up to {VERSION})")
+    entries = header.get("tensors")
+    if type(entries) is not list:
+        raise CheckpointError(f"{name} is corrupt: no tensor list in its header")
     tensors = []
-    for i, entry in enumerate(header["tensors"]):
-        raw = _read_entry(archive, f"distml/tensors/{i}", name)
-        dtype, shape = np.dtype(entry["dtype"]), tuple(entry["shape"])
-        if len(raw) != dtype.itemsize * int(np.prod(shape)):
-            raise CheckpointError(f"{name} is corrupt: tensor {i} has {len(raw)} bytes, expected "
-                                  f"{dtype.itemsize * int(np.prod(shape))} for {dtype} {list(shape)}")
-        array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-        if "device" in entry:
-            tensors.append(_place(array, entry["device"], map_location, entry["requires_grad"]))
-        else:
-            tensors.append(array)
+    for i, entry in enumerate(entries):
+        obj, location = _read_tensor(entry, _read_entry(archive, f"distml/tensors/{i}", name), i, name)
+        tensors.append(obj if location is None else _place(obj, location, map_location))
+    if "object" not in header:
+        return _unpickle(_read_entry(archive, _PICKLE, name), _DistmlArchive(tensors, name), weights_only, _PICKLE)
     try:
         return _decode(header["object"], tensors)
-    except (KeyError, IndexError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{name} is corrupt: bad object structure ({error!r})") from None
+    except (KeyError, IndexError, TypeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{name} is corrupt: bad object structure ({type(error).__name__})") from None
+
+
+def _read_tensor(entry, raw, i, name):
+    """The Tensor (on the CPU) or numpy array/scalar that header record `entry` describes, and
+    the device a Tensor was saved on (None for numpy)."""
+    bad = f"{name} is corrupt: tensor {i} has a bad record"
+    if type(entry) is not dict or type(entry.get("dtype")) is not str or type(entry.get("shape")) is not list:
+        raise CheckpointError(bad)
+    shape = tuple(entry["shape"])
+    try:
+        np_dtype = np.dtype(entry["dtype"])
+    except Exception:  # numpy parses dtype strings with several kinds of error
+        raise CheckpointError(f"{bad} (dtype {entry['dtype'][:20]!r})") from None
+    if not _is_raw(np_dtype) or len(shape) > 64 or any(type(n) is not int or n < 0 for n in shape):
+        raise CheckpointError(f"{bad} (dtype {np_dtype}, shape {str(list(shape))[:50]})")
+    expected = np_dtype.itemsize * math.prod(shape)
+    if len(raw) != expected:
+        raise CheckpointError(f"{name} is corrupt: tensor {i} has {len(raw)} bytes, expected {expected} for "
+                              f"{np_dtype} {list(shape)}")
+    try:
+        array = np.frombuffer(raw, dtype=np_dtype).reshape(shape).copy()
+    except ValueError as error:
+        raise CheckpointError(f"{bad} ({error})") from None
+    if "device" not in entry:
+        return (array[()] if entry.get("scalar") is True else array), None
+    location, requires_grad = entry["device"], entry.get("requires_grad")
+    if type(location) is not str or type(requires_grad) is not bool or array.dtype not in dtypes._BY_NUMPY or \
+            requires_grad and array.dtype.kind != "f":
+        raise CheckpointError(f"{bad} (device, requires_grad or a dtype distml lacks)")
+    _location(location, name)
+    if entry.get("parameter") is True:
+        return Parameter(array, requires_grad), location
+    tensor = Tensor(array)
+    tensor.requires_grad = requires_grad
+    return tensor, location
 
 
 def _decode(node, tensors):
@@ -234,6 +727,8 @@ def _decode(node, tensors):
         return node
     (tag, value), = node.items()
     if tag in ("$tensor", "$ndarray"):
+        if type(value) is not int or value < 0:
+            raise ValueError(f"tensor index {value!r}")
         return tensors[value]
     if tag == "$tuple":
         return tuple(_decode(x, tensors) for x in value)
@@ -248,6 +743,22 @@ def _decode(node, tensors):
     raise ValueError(f"unknown tag {tag}")
 
 
+class _DistmlArchive:
+    """What a distml version-2 pickle's persistent ids refer to: the archive's tensors, by index."""
+
+    foreign = False
+    globals = {}
+
+    def __init__(self, tensors, name):
+        self.tensors, self.name = tensors, name
+
+    def persistent_load(self, pid):
+        if type(pid) is not int or not 0 <= pid < len(self.tensors):
+            raise UnpicklingError(f"{self.name} is corrupt: persistent id {str(pid)[:50]} is not a tensor index "
+                                  f"below {len(self.tensors)}")
+        return self.tensors[pid]
+
+
 # ---- PyTorch checkpoints ----
 
 _TORCH_STORAGES = {
@@ -257,94 +768,115 @@ _TORCH_STORAGES = {
 }
 
 
+class _StorageType:
+    """What a torch storage class name (`torch.FloatStorage`) unpickles to: its element type."""
+
+    __slots__ = ("dtype",)
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+class _Storage:
+    __slots__ = ("array", "location")
+
+    def __init__(self, array, location):
+        self.array, self.location = array, location
+
+
 def _bfloat16_to_float32(raw):
     """numpy has no bfloat16: widen (exactly) to float32, whose top 16 bits a bfloat16 is."""
     return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
 
 
-class _TorchTensor:
-    """A tensor read from a PyTorch checkpoint, before it is placed on a device."""
+class _TorchArchive:
+    """What a torch.save pickle refers to: storages (raw entries, read once each) and torch's
+    rebuild functions, which make distml Tensors (copies, on the CPU); `place` moves them afterwards.
+    With weights_only, the tensors may hold a few times the elements the storages hold (views
+    overlap), not more: a crafted pickle could otherwise copy one storage again and again."""
 
-    def __init__(self, array, location, requires_grad):
-        self.array, self.location, self.requires_grad = array, location, requires_grad
+    foreign = True
 
-
-def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_hooks, metadata=None):
-    array, location = storage
-    itemsize = array.dtype.itemsize
-    view = np.lib.stride_tricks.as_strided(array[offset:], shape=tuple(size),
-                                           strides=tuple(s * itemsize for s in stride))
-    return _TorchTensor(view.copy(), location, requires_grad)
-
-
-def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
-    data.requires_grad = requires_grad
-    return data
-
-
-_TORCH_GLOBALS = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch", "Size"): Size,
-}
-
-
-class _TorchUnpickler(pickle.Unpickler):
-    """Unpickles a PyTorch data.pkl allowing only the globals that rebuild tensors and containers."""
-
-    def __init__(self, file, archive, prefix, name):
-        super().__init__(file)
-        self.archive, self.prefix, self.name = archive, prefix, name
+    def __init__(self, archive, prefix, name, weights_only):
+        self.archive, self.prefix, self.name, self.capped = archive, prefix, name, weights_only
         self.storages = {}
+        self.tensors = {}  # id -> (tensor, saved location) of every tensor rebuilt so far
+        self.stored = self.rebuilt = 0  # elements in the storages read, in the tensors built
         byteorder = prefix + "byteorder"
-        self.byteorder = archive.read(byteorder).decode() if byteorder in archive.namelist() else "little"
-
-    def find_class(self, module, name):
-        if (module, name) in _TORCH_GLOBALS:
-            return _TORCH_GLOBALS[(module, name)]
-        if module == "torch" and name in _TORCH_STORAGES:
-            return _TORCH_STORAGES[name]
-        raise CheckpointError(f"{self.name}: refusing to load {module}.{name}: distml reads only tensors, "
-                              f"numbers, strings and containers from PyTorch checkpoints")
+        self.byteorder = _read_entry(archive, byteorder, name) if byteorder in archive.namelist() else b"little"
+        if self.byteorder not in (b"little", b"big"):
+            raise CheckpointError(f"{name} is corrupt: byte order {self.byteorder[:20]!r}")
+        self.globals = {
+            "torch._utils._rebuild_tensor_v2": self.rebuild_tensor,
+            "torch._utils._rebuild_parameter": self.rebuild_parameter,
+            "torch._utils._rebuild_parameter_with_state": self.rebuild_parameter,
+            "torch.Size": _size, "torch.device": _device,
+            **{f"torch.{storage}": _StorageType(dtype) for storage, dtype in _TORCH_STORAGES.items()},
+            **{f"torch.{d.name}": d for d in dtypes.ALL},
+        }
 
     def persistent_load(self, pid):
-        kind, storage_type, key, location, numel = pid
-        if kind != "storage":
-            raise CheckpointError(f"{self.name}: unsupported persistent id {kind!r}")
+        if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
+            raise UnpicklingError(f"{self.name}: only storages may be persistent ids, got {_describe(pid)}")
+        _, kind, key, location, numel = pid
+        if type(kind) is not _StorageType or type(key) is not str or type(numel) is not int or \
+                type(location) is not str:
+            raise UnpicklingError(f"{self.name} is corrupt: bad storage id")
+        _location(location, self.name)
         if key not in self.storages:
             raw = _read_entry(self.archive, f"{self.prefix}data/{key}", self.name)
-            if storage_type == "bfloat16":
+            if kind.dtype == "bfloat16":
                 array = _bfloat16_to_float32(raw)
             else:
-                dtype = np.dtype(storage_type).newbyteorder("<" if self.byteorder == "little" else ">")
-                array = np.frombuffer(raw, dtype=dtype).astype(np.dtype(storage_type))
+                order = "<" if self.byteorder == b"little" else ">"
+                array = np.frombuffer(raw, dtype=np.dtype(kind.dtype).newbyteorder(order)).astype(kind.dtype)
             if array.size != numel:
                 raise CheckpointError(f"{self.name} is corrupt: storage {key} has {array.size} elements, "
                                       f"expected {numel}")
-            self.storages[key] = (array, location)
+            self.storages[key] = _Storage(array, location)
+            self.stored += array.size
         return self.storages[key]
 
+    def rebuild_tensor(self, storage, offset, size, stride, requires_grad, backward_hooks, metadata=None):
+        if type(storage) is not _Storage or type(requires_grad) is not bool:
+            raise TypeError("_rebuild_tensor_v2 without a storage")
+        shaped = isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= 64
+        if not shaped or any(type(n) is not int or n < 0 for n in (offset, *size, *stride)):
+            raise ValueError("_rebuild_tensor_v2 with a bad offset, size or stride")
+        array, numel = storage.array, math.prod(size)
+        if numel and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= array.size:
+            raise ValueError(f"_rebuild_tensor_v2 reaching past the end of a {array.size}-element storage")
+        self.rebuilt += numel
+        if self.capped and self.rebuilt > 4 * self.stored + 2 ** 20:
+            raise CheckpointError(f"{self.name}: its tensors would hold {self.rebuilt} elements, far more than the "
+                                  f"{self.stored} its storages hold (distml copies each tensor)")
+        if numel == 0:
+            values = np.empty(size, dtype=array.dtype)
+        else:
+            values = np.lib.stride_tricks.as_strided(array[offset:], shape=size,
+                                                     strides=[s * array.itemsize for s in stride]).copy()
+        tensor = Tensor(values)
+        tensor.requires_grad = requires_grad
+        self.tensors[id(tensor)] = (tensor, storage.location)
+        return tensor
 
-def _load_torch(archive, prefix, name, map_location):
-    pickled = _read_entry(archive, prefix + "data.pkl", name)
-    try:
-        obj = _TorchUnpickler(io.BytesIO(pickled), archive, prefix, name).load()
-    except CheckpointError:
-        raise
-    except Exception as error:
-        raise CheckpointError(f"{name} is corrupt: cannot read its data.pkl ({error!r})") from None
-    return _place_torch(obj, map_location)
+    def rebuild_parameter(self, data, requires_grad, backward_hooks, state=None):
+        if type(data) is not Tensor or id(data) not in self.tensors or type(requires_grad) is not bool:
+            raise TypeError("_rebuild_parameter without a tensor")
+        _, location = self.tensors.pop(id(data))
+        param = Parameter(data, requires_grad)
+        self.tensors[id(param)] = (param, location)
+        return param
+
+    def place(self, map_location):
+        for tensor, location in self.tensors.values():
+            _place(tensor, location, map_location)
 
 
-def _place_torch(obj, map_location):
-    if isinstance(obj, _TorchTensor):
-        return _place(obj.array, obj.location, map_location, obj.requires_grad)
-    if isinstance(obj, dict):
-        return type(obj)((k, _place_torch(v, map_location)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)) and not isinstance(obj, Size):
-        return type(obj)(_place_torch(x, map_location) for x in obj)
+def _load_torch(archive, prefix, name, map_location, weights_only):
+    source = _TorchArchive(archive, prefix, name, weights_only)
+    obj = _unpickle(_read_entry(archive, prefix + "data.pkl", name), source, weights_only, prefix + "data.pkl")
+    source.place(map_location)
     return obj
 
 
@@ -366,26 +898,39 @@ def _load_safetensors(data, name, map_location):
     size, = struct.unpack("<Q", data[:8])
     try:
         header = json.loads(data[8:8 + size])
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({error})") from None
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({type(error).__name__})") from None
+    if type(header) is not dict:
+        raise CheckpointError(f"{name} is corrupt: its safetensors header is not a JSON object")
     body = memoryview(data)[8 + size:]
     out = collections.OrderedDict()
     for key, entry in header.items():
         if key == "__metadata__":
             continue
-        begin, end = entry["data_offsets"]
-        kind = _SAFETENSORS_DTYPES.get(entry["dtype"])
+        try:
+            begin, end = entry["data_offsets"]
+            kind, shape = _SAFETENSORS_DTYPES.get(entry["dtype"]), tuple(entry["shape"])
+            valid = type(begin) is int and type(end) is int and len(shape) <= 64 and \
+                all(type(n) is int and n >= 0 for n in shape)
+        except (KeyError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise CheckpointError(f"{name} is corrupt: bad safetensors record for {key[:50]!r}")
         if kind is None:
-            raise CheckpointError(f"{name}: tensor {key!r} has dtype {entry['dtype']}, which distml cannot load")
+            raise CheckpointError(f"{name}: tensor {key!r} has dtype {str(entry['dtype'])[:20]}, which distml "
+                                  f"cannot load")
         itemsize = 2 if kind == "bfloat16" else np.dtype(kind).itemsize
-        shape = tuple(entry["shape"])
-        if not 0 <= begin <= end <= len(body) or end - begin != itemsize * int(np.prod(shape)):
+        if not 0 <= begin <= end <= len(body) or end - begin != itemsize * math.prod(shape):
             raise CheckpointError(f"{name} is truncated or corrupt: tensor {key!r} spans bytes [{begin}, {end}) "
-                                  f"of a {len(body)}-byte body, expected {itemsize * int(np.prod(shape))} bytes")
+                                  f"of a {len(body)}-byte body, expected {itemsize * math.prod(shape)} bytes")
         raw = body[begin:end]
         if kind == "bfloat16":
             array = _bfloat16_to_float32(raw)
         else:
             array = np.frombuffer(raw, dtype=np.dtype(kind).newbyteorder("<")).astype(kind)
-        out[key] = _place(array.reshape(shape), "cpu", map_location)
+        try:
+            array = array.reshape(shape)
+        except ValueError as error:
+            raise CheckpointError(f"{name} is corrupt: tensor {key!r} ({error})") from None
+        out[key] = _place(Tensor(array), "cpu", map_location)
     return out

@@ -1,8 +1,13 @@
-"""distml.save / distml.load: round trips, atomic writes, damaged files, PyTorch and safetensors files."""
+"""distml.save / distml.load: round trips (containers, whole modules, optimizers, any picklable object),
+weights_only loading and its allow-list, atomic writes, damaged and crafted files, PyTorch and safetensors files."""
 import collections
+import dataclasses
+import enum
 import io
+import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -13,8 +18,11 @@ import pytest
 import torch
 
 import distml
+import distml.nn as nn
+from distml import serialization
 from distml.serialization import CheckpointError
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_]
 
 
@@ -24,6 +32,80 @@ def assert_tensor_equal(ours, expected):
     assert ours.array.dtype == expected.dtype and ours.shape == expected.shape
     np.testing.assert_array_equal(ours.array, expected)
 
+
+def archive_entries(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def full_name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@pytest.fixture(autouse=True)
+def no_safe_globals_left():
+    serialization.clear_safe_globals()
+    yield
+    serialization.clear_safe_globals()
+
+
+# ---- classes that tests pickle (module level, so that pickle can find them) ----
+
+class Net(nn.Module):
+    """A small CNN: conv, batch norm, pooling, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * 3 * 3, 10))
+
+    def forward(self, x):
+        return self.head(nn.functional.max_pool2d(self.bn(self.conv(x)).relu(), 2))
+
+
+@dataclasses.dataclass
+class Config:
+    lr: float
+    layers: list
+    weight: object = None
+
+
+class Point(collections.namedtuple("Point", ["x", "y"])):
+    pass
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+class Box:
+    def __init__(self, **contents):
+        self.__dict__.update(contents)
+
+
+class Recorder:
+    """Calling an instance writes a file: a crafted pickle must not be able to call it."""
+
+    def __call__(self, path):
+        with open(path, "w") as out:
+            out.write("called")
+
+
+class Exploit:
+    def __init__(self, action):
+        self.action = action
+
+    def __reduce__(self):
+        return self.action
+
+
+class TorchBox:
+    def __init__(self, **contents):
+        self.__dict__.update(contents)
+
+
+# ---- version 1: tensors in containers, no pickle ----
 
 def test_round_trip_nested_structure(tmp_path, rng):
     shared = distml.tensor(rng.standard_normal(3))
@@ -38,6 +120,7 @@ def test_round_trip_nested_structure(tmp_path, rng):
     }
     path = tmp_path / "ckpt.pt"
     distml.save(obj, path)
+    assert "distml/data.pkl" not in archive_entries(path)  # plain containers stay in the code-free format
     back = distml.load(path)
     assert list(back) == list(obj)
     assert isinstance(back["model"], collections.OrderedDict) and type(back) is dict
@@ -53,6 +136,20 @@ def test_round_trip_nested_structure(tmp_path, rng):
     assert back["size"] == (2, 3) and isinstance(back["size"], distml.Size) and back["dtype"] is distml.float16
     np.testing.assert_array_equal(back["array"], obj["array"])
     assert back["np_scalar"] == 1.5
+
+
+def test_reads_version_1_files_as_written_before(tmp_path):
+    """A checkpoint written by the distml that had only the JSON format still loads."""
+    path = tmp_path / "old.pt"
+    header = {"format": "distml", "version": 1,
+              "tensors": [{"dtype": "<f4", "shape": [2], "device": "cpu", "requires_grad": True}],
+              "object": {"$dict": [["w", {"$tensor": 0}], ["epoch", 3], ["betas", {"$tuple": [0.9, 0.99]}]]}}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("distml/tensors/0", np.array([1.5, -2], dtype=np.float32).tobytes())
+        archive.writestr("distml/header.json", json.dumps(header))
+    back = distml.load(path)
+    assert_tensor_equal(back["w"], np.array([1.5, -2], dtype=np.float32))
+    assert back["w"].requires_grad and back["epoch"] == 3 and back["betas"] == (0.9, 0.99)
 
 
 def test_file_objects_and_requires_grad(tmp_path):
@@ -90,10 +187,445 @@ def test_map_location(tmp_path):
             distml.load(tmp_path / "x.pt", map_location="cuda")
 
 
-def test_unsupported_objects_refused(tmp_path):
-    with pytest.raises(TypeError, match="distml.save can store tensors.*got an object of type set"):
-        distml.save({1, 2}, tmp_path / "s.pt")
+# ---- version 2: any picklable object, tensors as raw entries ----
+
+def test_objects_round_trip_with_weights_only_false(tmp_path):
+    weight = distml.arange(6.0).reshape(2, 3)
+    obj = {
+        "set": {1, 2}, "frozenset": frozenset("ab"), "slice": slice(1, None, 2), "complex": 1 - 2j,
+        "bytes": b"\x00\xff", "bytearray": bytearray(b"xy"), "device": distml.device("cpu"), "dtype": distml.int8,
+        "size": distml.Size([4]), "odict": collections.OrderedDict(b=1, a=2), "counter": collections.Counter("aab"),
+        "default": collections.defaultdict(list, k=[1]), "point": Point(1, 2.5), "config": Config(0.1, [3, 4], weight),
+        "color": Color.RED, "box": Box(t=weight, n=None), "range": range(3), "np_scalar": np.int16(-7),
+        "array": np.arange(4.0),
+    }
+    distml.save(obj, tmp_path / "obj.pt")
+    back = distml.load(tmp_path / "obj.pt", weights_only=False)
+    for key in ("set", "frozenset", "slice", "complex", "bytes", "bytearray", "device", "size", "odict", "counter",
+                "default", "point", "color", "range", "np_scalar"):
+        assert back[key] == obj[key] and type(back[key]) is type(obj[key]), key
+    assert back["dtype"] is distml.int8 and back["default"]["new"] == []
+    assert back["config"].lr == 0.1 and back["config"].layers == [3, 4] and type(back["config"]) is Config
+    assert back["box"].t is back["config"].weight  # one tensor, one entry, one object again
+    assert_tensor_equal(back["box"].t, weight)
+    np.testing.assert_array_equal(back["array"], obj["array"])
+
+
+def test_weights_only_loads_default_types(tmp_path):
+    """What weights_only=True accepts without an allow-list: PyTorch's set, plus numpy data and frozenset."""
+    p = nn.Parameter(distml.ones(2))
+    obj = {"set": {1, (2, "x")}, "frozenset": frozenset([1]), "complex": 3j, "bytes": b"ab",
+           "bytearray": bytearray(b"c"), "device": distml.device("cpu"), "dtype": distml.float64, "size": distml.Size([2, 3]),
+           "odict": collections.OrderedDict(a=p), "counter": collections.Counter("xxy"), "shared": [[1]] * 2,
+           "np_scalar": np.float32(2.5), "array": np.arange(3), "grad": distml.ones(2, requires_grad=True) * 2}
+    distml.save(obj, tmp_path / "obj.pt")
+    back = distml.load(tmp_path / "obj.pt")  # weights_only=True
+    for key in ("set", "frozenset", "complex", "bytes", "bytearray", "device", "size", "counter", "shared"):
+        assert back[key] == obj[key] and type(back[key]) is type(obj[key]), key
+    assert back["dtype"] is distml.float64 and back["shared"][0] is back["shared"][1]
+    assert type(back["odict"]["a"]) is nn.Parameter and back["odict"]["a"].requires_grad
+    assert type(back["np_scalar"]) is np.float32 and back["np_scalar"] == 2.5
+    np.testing.assert_array_equal(back["array"], obj["array"])
+    assert back["grad"].requires_grad and back["grad"].is_leaf  # saved as data, like torch
+    assert_tensor_equal(back["grad"], obj["grad"].detach())
+    assert distml.load(tmp_path / "obj.pt", weights_only=None)["set"] == {1, (2, "x")}  # None means the default
+
+
+def test_tensor_bytes_are_raw_entries_not_in_the_pickle(tmp_path, rng):
+    big = distml.tensor(rng.standard_normal((64, 64)))
+    distml.save(Box(big=big, again=big, view=big[:2]), tmp_path / "box.pt")
+    entries = archive_entries(tmp_path / "box.pt")
+    header = json.loads(entries["distml/header.json"])
+    assert header["version"] == 2 and len(header["tensors"]) == 2  # big once, its view as its own copy
+    assert len(entries["distml/data.pkl"]) < 500 and big.numpy().tobytes()[:64] not in entries["distml/data.pkl"]
+    assert entries["distml/tensors/0"] == big.numpy().tobytes()
+
+
+def test_tensor_subclasses_other_than_parameter_are_refused(tmp_path):
+    class Tagged(distml.Tensor):
+        __slots__ = ()
+
+    with pytest.raises(TypeError, match="distml.save cannot store a Tagged: only Tensor and Parameter"):
+        distml.save({"t": Tagged(np.zeros(2)), "s": {1}}, tmp_path / "t.pt")
     assert not os.listdir(tmp_path)
+
+
+def test_whole_module_round_trip(tmp_path, rng):
+    distml.manual_seed(0)
+    model = Net()
+    x = distml.tensor(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
+    model(x).sum().backward()  # grads and batch-norm statistics exist; grads are not saved, as in torch
+    model.eval()
+    distml.save(model, tmp_path / "model.pt")
+    back = distml.load(tmp_path / "model.pt", weights_only=False)
+    assert type(back) is Net and type(back.head[1]) is nn.Linear and not back.training
+    np.testing.assert_array_equal(back(x).detach().numpy(), model(x).detach().numpy())
+    for (name, ours), (_, original) in zip(back.named_parameters(), model.named_parameters()):
+        assert type(ours) is nn.Parameter and ours.requires_grad and ours.grad is None, name
+        assert_tensor_equal(ours.detach(), original.detach())
+    assert_tensor_equal(back.bn.running_mean, model.bn.running_mean)
+    with pytest.raises(pickle.UnpicklingError, match=re.escape(f"GLOBAL {full_name(Net)} was not an allowed")):
+        distml.load(tmp_path / "model.pt")
+    with serialization.safe_globals([Net, nn.Conv2d, nn.BatchNorm2d, nn.Sequential, nn.Flatten, nn.Linear]):
+        trusted = distml.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(trusted(x).detach().numpy(), model(x).detach().numpy())
+
+
+def test_optimizer_round_trip_keeps_parameters_shared(tmp_path, rng):
+    distml.manual_seed(0)
+    model = Net()
+    opt = distml.optim.Adam(model.parameters(), lr=0.01)
+    x = distml.tensor(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
+    model(x).sum().backward()
+    opt.step()
+    distml.save(opt, tmp_path / "opt.pt")
+    alone = distml.load(tmp_path / "opt.pt", weights_only=False)
+    assert type(alone) is distml.optim.Adam and alone.param_groups[0]["lr"] == 0.01
+    first = opt.param_groups[0]["params"][0]
+    assert_tensor_equal(alone.state[alone.param_groups[0]["params"][0]]["exp_avg"], opt.state[first]["exp_avg"])
+
+    distml.save({"model": model, "opt": opt}, tmp_path / "both.pt")
+    back = distml.load(tmp_path / "both.pt", weights_only=False)
+    assert all(a is b for a, b in zip(back["opt"].param_groups[0]["params"], back["model"].parameters()))
+    for m, o in ((model, opt), (back["model"], back["opt"])):  # one more identical step on each
+        o.zero_grad()
+        m(x).sum().backward()
+        o.step()
+    for ours, original in zip(back["model"].parameters(), model.parameters()):
+        np.testing.assert_array_equal(ours.detach().numpy(), original.detach().numpy())
+
+
+def test_map_location_reaches_every_tensor_inside_objects(tmp_path):
+    model = Net()
+    distml.save({"model": model, "extra": Box(t=distml.ones(1))}, tmp_path / "m.pt")
+    seen = []
+
+    def record(tensor, location):
+        seen.append(location)
+        return tensor * 2
+
+    back = distml.load(tmp_path / "m.pt", map_location=record, weights_only=False)
+    assert seen == ["cpu"] * (len(list(model.parameters())) + len(list(model.buffers())) + 1)  # + the box's
+    assert_tensor_equal(back["extra"].t, np.full(1, 2, dtype=np.float32))
+    assert back["model"].conv.weight.device == distml.device("cpu")
+    assert distml.load(tmp_path / "m.pt", map_location={"cpu": "cpu"}, weights_only=False)["extra"].t.item() == 1
+    with pytest.raises(TypeError, match="map_location function must return a Tensor or None, not int"):
+        distml.load(tmp_path / "m.pt", map_location=lambda tensor, location: 0, weights_only=False)
+
+
+# ---- the allow-list ----
+
+def test_custom_class_refused_then_allowed(tmp_path):
+    distml.save({"cfg": Config(0.5, [1]), "p": Point(1, 2)}, tmp_path / "c.pt")
+    with pytest.raises(pickle.UnpicklingError) as refused:
+        distml.load(tmp_path / "c.pt")
+    assert isinstance(refused.value, CheckpointError)
+    message = str(refused.value)
+    assert f"Unsupported global: GLOBAL {full_name(Config)} was not an allowed global by default" in message
+    assert f"distml.serialization.add_safe_globals([{full_name(Config)}])" in message
+    assert f"distml.serialization.safe_globals([{full_name(Config)}])" in message
+    assert "weights_only` set to `False` will likely succeed" in message
+
+    serialization.add_safe_globals([Config, Point])
+    assert serialization.get_safe_globals() == [Config, Point]
+    back = distml.load(tmp_path / "c.pt")
+    assert back["cfg"] == Config(0.5, [1]) and back["p"] == Point(1, 2) and type(back["p"]) is Point
+    serialization.clear_safe_globals()
+    assert serialization.get_safe_globals() == []
+    with pytest.raises(pickle.UnpicklingError, match=re.escape(full_name(Config))):
+        distml.load(tmp_path / "c.pt")
+
+
+def test_safe_globals_under_another_name(tmp_path):
+    """`(obj, "module.name")` lets obj stand in for the class a file names."""
+    distml.save(Box(a=1), tmp_path / "b.pt")
+    with serialization.safe_globals([(TorchBox, full_name(Box))]):
+        back = distml.load(tmp_path / "b.pt")
+    assert type(back) is TorchBox and back.a == 1
+
+
+def test_safe_globals_context_manager_restores_the_list(tmp_path):
+    distml.save(Config(1.0, []), tmp_path / "c.pt")
+    serialization.add_safe_globals([Point])
+    with serialization.safe_globals([Config, Point]):
+        assert serialization.get_safe_globals() == [Point, Config]
+        assert distml.load(tmp_path / "c.pt") == Config(1.0, [])
+    assert serialization.get_safe_globals() == [Point]  # Point was there before: it stays
+    with pytest.raises(KeyError):
+        with serialization.safe_globals([Config]):
+            raise KeyError("inside")
+    assert serialization.get_safe_globals() == [Point]
+    with pytest.raises(pickle.UnpicklingError):
+        distml.load(tmp_path / "c.pt")
+
+
+def test_add_safe_globals_checks_entries():
+    with pytest.raises(ValueError, match="Expected tuple of length 2 \\(global, str of callable full path\\), "
+                                         "but got tuple of length: 3"):
+        serialization.add_safe_globals([(Box, "a.Box", "extra")])
+    with pytest.raises(TypeError, match="Expected second item in tuple to be str of callable full path"):
+        serialization.add_safe_globals([(Box, Box)])
+    with pytest.raises(TypeError, match="safe globals are classes, functions.*got a str"):
+        serialization.add_safe_globals(["__main__.Box"])
+    assert serialization.get_safe_globals() == []
+
+
+def test_refusal_message_matches_torch(tmp_path):
+    torch.save(TorchBox(w=torch.ones(1)), tmp_path / "torch.pt")
+    with pytest.raises(pickle.UnpicklingError) as theirs:
+        torch.load(tmp_path / "torch.pt")
+    distml.save(TorchBox(w=distml.ones(1)), tmp_path / "distml.pt")
+    with pytest.raises(pickle.UnpicklingError) as ours:
+        distml.load(tmp_path / "distml.pt")
+    for sentence in (r"Unsupported global: GLOBAL .*? if you trust this class/function\.",
+                     r"Re-running `torch.load` with .*? from a trusted source\."):
+        expected = re.search(sentence, str(theirs.value)).group().replace("torch.", "distml.")
+        assert expected in str(ours.value)
+    assert str(ours.value).startswith("Weights only load failed.")
+
+
+def test_distml_serialization_is_torch_serialization():
+    import distml as torch_like
+    import distml.serialization as module
+    assert torch_like.serialization is module
+    for name in ("add_safe_globals", "get_safe_globals", "clear_safe_globals", "safe_globals"):
+        assert callable(getattr(torch_like.serialization, name))
+
+
+# ---- no code runs with weights_only=True ----
+
+def test_reduce_exploits_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    for action, refused in (((os.system, (f"touch {marker}",)), "GLOBAL posix.system whose module posix is blocked"),
+                            ((open, (str(marker), "w")), "GLOBAL io.open was not an allowed global"),
+                            ((subprocess.call, (["touch", str(marker)],)), "GLOBAL subprocess.call whose module")):
+        distml.save({"w": distml.ones(1), "x": Exploit(action)}, tmp_path / "evil.pt")
+        with pytest.raises(pickle.UnpicklingError, match=refused):
+            distml.load(tmp_path / "evil.pt")
+        assert not marker.exists()
+    with serialization.safe_globals([os.system]):  # blocked modules stay blocked
+        distml.save(Exploit((os.system, (f"touch {marker}",))), tmp_path / "evil.pt")
+        with pytest.raises(pickle.UnpicklingError, match="whose module posix is blocked"):
+            distml.load(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def crafted_archive(pickled, tensors=()):
+    """A version-2 distml archive around a hand-made pickle (and CPU tensors of the given arrays)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for i, array in enumerate(tensors):
+            archive.writestr(f"distml/tensors/{i}", array.tobytes())
+        records = [{"dtype": a.dtype.str, "shape": list(a.shape), "device": "cpu", "requires_grad": False}
+                   for a in tensors]
+        archive.writestr("distml/data.pkl", pickled)
+        archive.writestr("distml/header.json", json.dumps({"format": "distml", "version": 2, "tensors": records}))
+    out.seek(0)
+    return out
+
+
+def short_str(text):
+    data = text.encode()
+    return pickle.SHORT_BINUNICODE + bytes([len(data)]) + data
+
+
+def test_allowed_class_instances_cannot_be_called(tmp_path):
+    """REDUCE may call an allowed class, not an instance of it: find_class alone would let this run."""
+    target = tmp_path / "called"
+    pickled = pickle.dumps(Recorder(), protocol=4)[:-1] + short_str(str(target)) + pickle.TUPLE1 + pickle.REDUCE + \
+        pickle.STOP
+
+    class FindClassOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            assert (module, name) == (Recorder.__module__, "Recorder")
+            return Recorder
+
+    FindClassOnly(io.BytesIO(pickled)).load()
+    assert target.exists()  # what a find_class-only gate lets through
+    target.unlink()
+    with serialization.safe_globals([Recorder]):
+        with pytest.raises(pickle.UnpicklingError, match="call reduce for unrecognized function a Recorder object"):
+            distml.load(crafted_archive(pickled))
+    assert not target.exists()
+
+
+def test_build_cannot_change_distml_singletons():
+    """BUILD on the float32 dtype object (which every Tensor shares) is refused."""
+    state = pickle.NONE + pickle.EMPTY_DICT + short_str("name") + short_str("hacked") + pickle.SETITEM + pickle.TUPLE2
+    pickled = pickle.dumps(distml.float32, protocol=4)[:-1] + state + pickle.BUILD + pickle.STOP
+    with pytest.raises(pickle.UnpicklingError, match="Can only build OrderedDict, Counter or types allowlisted via "
+                                                     "`add_safe_globals`, but got dtype"):
+        distml.load(crafted_archive(pickled))
+    assert distml.float32.name == "float32"
+
+
+def test_items_only_go_into_containers():
+    """SETITEM on a Tensor (a persistent id) would run Tensor.__setitem__: refused."""
+    pickled = (pickle.PROTO + b"\x04" + pickle.BININT1 + b"\x00" + pickle.BINPERSID + pickle.BININT1 + b"\x00" +
+               pickle.BININT1 + b"\x07" + pickle.SETITEM + pickle.STOP)
+    with pytest.raises(pickle.UnpicklingError, match="Can only set items of dict, OrderedDict, Counter.*got Tensor"):
+        distml.load(crafted_archive(pickled, [np.zeros(2, np.float32)]))
+    inst = pickle.MARK + pickle.INST + f"{Box.__module__}\nBox\n".encode() + pickle.STOP  # protocol 0 Box()
+    with serialization.safe_globals([Box]):
+        with pytest.raises(pickle.UnpicklingError, match="Unsupported pickle opcode"):
+            distml.load(crafted_archive(inst))
+
+
+def run_isolated(script, *args, timeout=120):
+    """Run a Python script in a fresh interpreter: a crash or hang there fails the test instead of pytest."""
+    result = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, f"exit status {result.returncode}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    return result.stdout
+
+
+AMPLIFIERS = r"""
+import io, sys, zipfile, json, pickle, distml
+from distml.serialization import CheckpointError
+
+def archive(body, prefix="distml/"):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zipped:
+        zipped.writestr(prefix + "data.pkl", pickle.PROTO + bytes([4]) + body + pickle.STOP)
+        if prefix == "distml/":
+            zipped.writestr("distml/header.json", json.dumps({"format": "distml", "version": 2, "tensors": []}))
+    out.seek(0)
+    return out
+
+def refused(data, message):
+    try:
+        distml.load(data)
+    except CheckpointError as error:
+        assert message in str(error), error
+    else:
+        raise AssertionError(f"loaded what should be refused with {message!r}")
+
+def text(s):
+    return pickle.SHORT_BINUNICODE + bytes([len(s)]) + s.encode()
+
+def memo(i, get=False):
+    return (pickle.LONG_BINGET if get else pickle.LONG_BINPUT) + i.to_bytes(4, "little")
+
+deep = pickle.EMPTY_TUPLE + pickle.TUPLE1 * 1_000_000          # hashing it overflows the C stack
+shared = pickle.EMPTY_TUPLE + (pickle.DUP + pickle.TUPLE2) * 100  # hashing it visits 2**100 tuples
+bodies = [lambda key: pickle.EMPTY_DICT + key + pickle.NONE + pickle.SETITEM,
+          lambda key: pickle.MARK + key + pickle.NONE + pickle.DICT,
+          lambda key: pickle.EMPTY_SET + pickle.MARK + key + pickle.ADDITEMS,
+          lambda key: pickle.MARK + key + pickle.FROZENSET]
+refused(archive(bodies[0](deep)), "nested deeper than 100")
+for body in bodies:
+    for prefix in ("distml/", "archive/"):  # distml's format and PyTorch's
+        refused(archive(body(pickle.EMPTY_TUPLE + pickle.TUPLE1 * 1000), prefix), "nested deeper than 100")
+        refused(archive(body(shared), prefix), "far more work than its size accounts for")
+
+# distml.Size(...) called 20000 times on one memoized 50000-element list
+big_list = pickle.EMPTY_LIST + pickle.MARK + pickle.BININT1 + bytes([1]) + pickle.DUP * 50_000 + pickle.APPENDS
+size = text("distml.tensor") + text("Size") + pickle.STACK_GLOBAL
+again = memo(1, get=True) + memo(0, get=True) + pickle.TUPLE1 + pickle.REDUCE + pickle.POP
+refused(archive(big_list + memo(0) + pickle.POP + size + memo(1) + pickle.POP + again * 20_000 + pickle.NONE),
+        "far more work than its size accounts for")
+
+# one torch storage rebuilt into 40 tensors
+refused(open(sys.argv[1], "rb"), "far more than the 65536 its storages hold")
+print("refused")
+"""
+
+
+def test_small_files_cannot_make_loading_crash_or_take_forever(tmp_path):
+    """Hash bombs (deep and shared tuple keys), calls repeated on a large memoized list, and one torch storage
+    rebuilt into many tensors are refused quickly, in a fresh interpreter so that a crash or hang fails the test."""
+    storage = torch.zeros(2 ** 16)
+    torch.save([storage[:] for _ in range(40)], tmp_path / "views.pt")
+    assert len(distml.load(tmp_path / "views.pt", weights_only=False)) == 40  # trusted: loads
+    assert run_isolated(AMPLIFIERS, tmp_path / "views.pt").strip() == "refused"
+
+
+FUZZ = r"""
+import io, os, random, sys, zipfile
+import distml
+from distml.serialization import CheckpointError
+
+seeds = [open(os.path.join(sys.argv[1], name), "rb").read() for name in sorted(os.listdir(sys.argv[1]))]
+rng = random.Random(0)
+OPCODES = bytes(range(0x80)) + bytes(range(0x80, 0x98))
+
+def mutate(data):
+    data = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(data) + 1)
+        kind = rng.randrange(4)
+        if kind == 0 and at < len(data):
+            data[at] = rng.randrange(256)
+        elif kind == 1:
+            data[at:at] = bytes(rng.choice(OPCODES) for _ in range(rng.randint(1, 8)))
+        elif kind == 2:
+            del data[at:at + rng.randint(1, 16)]
+        else:
+            start = rng.randrange(len(data) + 1)
+            data[at:at] = data[start:start + rng.randint(1, 32)]
+    return bytes(data)
+
+def with_entry_mutated(data):
+    # the archive rewritten with one entry changed, so that its CRC still holds and the damage reaches the reader
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    target = rng.choice(sorted(entries))
+    if target.endswith(".pkl") and rng.random() < 0.3:
+        entries[target] = entries[target][:2] + bytes(rng.choice(OPCODES) for _ in range(rng.randint(1, 40))) + b"."
+    else:
+        entries[target] = mutate(entries[target])
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, body in entries.items():
+            archive.writestr(name, body)
+    return out.getvalue()
+
+outcomes = {}
+for i in range(int(sys.argv[2])):
+    kind = i % 4
+    if kind == 0:
+        sample = rng.choice([b"PK\x03\x04", b"\x80\x02", (20).to_bytes(8, "little") + b"{", b""]) + \
+            bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
+    elif kind == 1:
+        sample = mutate(rng.choice(seeds))
+    else:
+        seed = rng.choice([s for s in seeds if s[:2] == b"PK"])
+        sample = with_entry_mutated(seed)
+    try:
+        distml.load(io.BytesIO(sample))
+        outcome = "loaded"
+    except CheckpointError as error:
+        outcome = type(error).__name__
+    except RuntimeError as error:
+        assert "Attempting to deserialize object on a CUDA device" in str(error), (repr(sample), error)
+        outcome = "cuda"
+    except BaseException as error:
+        raise AssertionError(f"{type(error).__name__}: {error} on {sample!r}")
+    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+print(outcomes)
+"""
+
+
+def test_fuzzed_files_only_raise_checkpoint_errors(tmp_path):
+    """Random bytes, damaged archives and archives with damaged entries (valid CRC), loaded with weights_only=True:
+    each either loads or raises CheckpointError (or its UnpicklingError); nothing crashes, hangs or runs."""
+    seeds, marker = tmp_path / "seeds", tmp_path / "pwned"
+    seeds.mkdir()
+    distml.save({"w": distml.arange(6.0).reshape(2, 3), "n": [1, 2.5, "x"], "s": distml.Size([2])},
+                seeds / "v1.pt")
+    distml.save({"p": nn.Parameter(distml.ones(2)), "set": {1, (2, 3)}, "c": 1j, "b": b"x",
+                 "od": collections.OrderedDict(a=distml.zeros(1)), "dev": distml.device("cpu"), "dt": distml.int8,
+                 "np": np.arange(3), "sc": np.float32(1)}, seeds / "v2.pt")
+    distml.save([Exploit((os.system, (f"touch {marker}",))), Exploit((open, (str(marker), "w")))], seeds / "evil.pt")
+    param = torch.nn.Parameter(torch.randn(2, 3))
+    torch.save({"w": param, "t": param.detach().t(), "meta": {"size": torch.Size([2]), "dev": torch.device("cpu"),
+                                                              "dt": torch.float16, "b": b"y", "s": {1}}},
+               seeds / "torch.pt")
+    from safetensors.torch import save_file
+    save_file({"a": torch.randn(3), "b": torch.arange(4)}, str(seeds / "m.safetensors"))
+    outcomes = run_isolated(FUZZ, seeds, 4000)
+    assert "UnpicklingError" in outcomes and "CheckpointError" in outcomes
+    assert not marker.exists()
 
 
 # ---- atomic writes and damaged files ----
@@ -101,20 +633,28 @@ def test_unsupported_objects_refused(tmp_path):
 def test_crash_mid_save_keeps_old_file(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
     distml.save({"epoch": 1, "w": distml.zeros(1000)}, path)
-    from distml import serialization
 
-    original = serialization._write_archive
-
-    def crashing(out, structure, tensors):
+    def crashing(out, *args):
         out.write(b"PK\x03\x04 half of an archive")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(serialization, "_write_archive", crashing)
-    with pytest.raises(KeyboardInterrupt):
-        distml.save({"epoch": 2, "w": distml.ones(1000)}, path)
-    monkeypatch.setattr(serialization, "_write_archive", original)
+    for obj in ({"epoch": 2, "w": distml.ones(1000)}, Box(epoch=2)):  # either format
+        with pytest.raises(KeyboardInterrupt):
+            distml.save(obj, path)
+    monkeypatch.undo()
     assert distml.load(path)["epoch"] == 1
     assert os.listdir(tmp_path) == ["ckpt.pt"]  # the temporary file is gone too
+
+
+def test_unpicklable_object_leaves_old_file(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    distml.save({"epoch": 1}, path)
+    with pytest.raises(Exception) as theirs:
+        torch.save({"f": lambda x: x}, io.BytesIO())
+    with pytest.raises(type(theirs.value), match="lambda"):
+        distml.save({"epoch": 2, "f": lambda x: x}, path)
+    assert distml.load(path)["epoch"] == 1 and os.listdir(tmp_path) == ["ckpt.pt"]
 
 
 def test_killed_mid_save_keeps_old_file(tmp_path):
@@ -124,22 +664,37 @@ def test_killed_mid_save_keeps_old_file(tmp_path):
     script = f"""
 import os, signal, distml
 from distml import serialization
-write = serialization._write_archive
-def dying(out, structure, tensors):
+def dying(out, *args):
     out.write(b"PK\\x03\\x04" + bytes(100000))
     out.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 serialization._write_archive = dying
 distml.save({{"epoch": 2, "w": distml.ones(100000)}}, {str(path)!r})
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(__file__)))
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT)
     assert result.returncode == -signal.SIGKILL
     assert distml.load(path)["epoch"] == 1
 
 
-def test_truncated_file_raises(tmp_path):
+def test_missing_file_and_directory_errors_match_torch(tmp_path):
+    missing = str(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError) as theirs:
+        torch.load(missing)
+    with pytest.raises(FileNotFoundError) as ours:
+        distml.load(missing)
+    assert str(ours.value) == str(theirs.value)
+    target = str(tmp_path / "no_such_dir" / "x.pt")
+    with pytest.raises(RuntimeError) as theirs:
+        torch.save({}, target)
+    with pytest.raises(RuntimeError) as ours:
+        distml.save({}, target)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("obj", [{"w": distml.arange(1000)}, Box(w=distml.arange(1000))], ids=["v1", "v2"])
+def test_truncated_file_raises(tmp_path, obj):
     path = tmp_path / "ckpt.pt"
-    distml.save({"w": distml.arange(1000)}, path)
+    distml.save(obj, path)
     data = path.read_bytes()
     for cut in (10, len(data) // 2, len(data) - 10):
         path.write_bytes(data[:cut])
@@ -163,8 +718,24 @@ def test_corrupt_file_raises(tmp_path):
         distml.load(path)
 
 
-def test_checkpoint_error_is_runtime_error():
+def test_corrupt_pickle_raises_unpickling_error():
+    with pytest.raises(pickle.UnpicklingError, match="is corrupt: cannot unpickle distml/data.pkl"):
+        distml.load(crafted_archive(b"\x80\x04K"))  # no STOP
+    with pytest.raises(CheckpointError, match="persistent id 3 is not a tensor index below 0"):
+        distml.load(crafted_archive(b"\x80\x04K\x03Q."))
+
+
+def test_newer_format_version_refused(tmp_path):
+    with zipfile.ZipFile(tmp_path / "new.pt", "w") as archive:
+        archive.writestr("distml/header.json", json.dumps({"format": "distml", "version": 3, "tensors": []}))
+    with pytest.raises(CheckpointError, match="written by a newer distml \\(format version 3; this one reads up to 2"):
+        distml.load(tmp_path / "new.pt")
+
+
+def test_checkpoint_errors_are_runtime_errors():
     assert issubclass(CheckpointError, RuntimeError)
+    assert issubclass(serialization.UnpicklingError, CheckpointError)
+    assert issubclass(serialization.UnpicklingError, pickle.UnpicklingError)
 
 
 # ---- PyTorch checkpoints ----
@@ -175,8 +746,9 @@ def test_reads_torch_save(tmp_path):
     state = collections.OrderedDict(
         weight=torch.randn(4, 3), long=torch.arange(5), half=torch.randn(2).half(), flags=torch.tensor([True, False]),
         transposed=torch.randn(3, 4).t(), sliced=torch.arange(10.0)[2:8:2], scalar=torch.tensor(2.5, dtype=torch.float64),
-        bf16=torch.tensor([1.5, -2.25], dtype=torch.bfloat16), param=p,
-        meta={"epoch": 3, "name": "run", "shape": torch.Size([2, 3]), "list": [1, None, (2.0, "x")]})
+        bf16=torch.tensor([1.5, -2.25], dtype=torch.bfloat16), param=p, empty=torch.zeros(0, 3),
+        meta={"epoch": 3, "name": "run", "shape": torch.Size([2, 3]), "list": [1, None, (2.0, "x")],
+              "device": torch.device("cpu"), "dtype": torch.int16, "bytes": b"\x00a", "set": {1, 2}})
     opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
     p.sum().backward()
     opt.step()
@@ -184,22 +756,37 @@ def test_reads_torch_save(tmp_path):
     torch.save(state, tmp_path / "torch.pt")
     back = distml.load(tmp_path / "torch.pt")
     assert list(back) == list(state) and isinstance(back, collections.OrderedDict)
-    for name in ("weight", "long", "half", "flags", "transposed", "sliced", "scalar"):
+    for name in ("weight", "long", "half", "flags", "transposed", "sliced", "scalar", "empty"):
         assert_tensor_equal(back[name], state[name])
     assert_tensor_equal(back["bf16"], np.array([1.5, -2.25], dtype=np.float32))
-    assert back["param"].requires_grad
+    assert type(back["param"]) is nn.Parameter and back["param"].requires_grad
     np.testing.assert_array_equal(back["param"].array, p.detach().numpy())
-    assert back["meta"] == {"epoch": 3, "name": "run", "shape": (2, 3), "list": [1, None, (2.0, "x")]}
+    assert back["meta"] == {"epoch": 3, "name": "run", "shape": (2, 3), "list": [1, None, (2.0, "x")],
+                            "device": distml.device("cpu"), "dtype": distml.int16, "bytes": b"\x00a", "set": {1, 2}}
+    assert isinstance(back["meta"]["shape"], distml.Size) and back["meta"]["dtype"] is distml.int16
     assert_tensor_equal(back["optimizer"]["state"][0]["momentum_buffer"], opt.state[p]["momentum_buffer"])
     assert back["optimizer"]["param_groups"][0]["lr"] == 0.1
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
+def test_reads_torch_saved_objects_of_non_torch_classes(tmp_path):
+    torch.save(TorchBox(w=torch.arange(3.0), n=[1]), tmp_path / "box.pt")
+    seen = []
+    back = distml.load(tmp_path / "box.pt", weights_only=False, map_location=lambda t, loc: seen.append(loc))
+    assert type(back) is TorchBox and back.n == [1] and seen == ["cpu"]
+    assert_tensor_equal(back.w, np.arange(3.0, dtype=np.float32))
+    with pytest.raises(pickle.UnpicklingError, match=re.escape(f"GLOBAL {full_name(TorchBox)} was not an allowed")):
+        distml.load(tmp_path / "box.pt")
+    with serialization.safe_globals([TorchBox]):
+        assert_tensor_equal(distml.load(tmp_path / "box.pt").w, np.arange(3.0, dtype=np.float32))
 
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+
+def test_torch_classes_are_never_unpickled(tmp_path):
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "linear.pt")
+    with pytest.raises(pickle.UnpicklingError, match="GLOBAL torch.nn.modules.linear.Linear was not an allowed"):
+        distml.load(tmp_path / "linear.pt")
+    with pytest.raises(CheckpointError, match="distml cannot rebuild torch.nn.modules.linear.Linear from a PyTorch "
+                                              "checkpoint.*state_dict"):
+        distml.load(tmp_path / "linear.pt", weights_only=False)
 
 
 def test_torch_reader_never_runs_code(tmp_path):
@@ -209,11 +796,26 @@ def test_torch_reader_never_runs_code(tmp_path):
         for name in good.namelist():
             data = good.read(name)
             if name.endswith("data.pkl"):
-                data = pickle.dumps({"w": _Exploit(marker)}, protocol=2)
+                data = pickle.dumps({"w": Exploit((os.system, (f"touch {marker}",)))}, protocol=2)
             evil.writestr(name, data)
-    with pytest.raises(CheckpointError, match="refusing to load posix.system"):
+    with pytest.raises(pickle.UnpicklingError, match="GLOBAL posix.system whose module posix is blocked"):
         distml.load(tmp_path / "evil.pt")
     assert not marker.exists()
+
+
+def test_torch_storage_views_are_bounds_checked(tmp_path):
+    """A crafted size or stride reaching past its storage is an error, not a read of stray memory."""
+    torch.save(torch.arange(4.0), tmp_path / "t.pt")
+    with zipfile.ZipFile(tmp_path / "t.pt") as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    name = next(n for n in entries if n.endswith("data.pkl"))
+    assert b"K\x04\x85" in entries[name]  # the size (4,) as BININT1 4, TUPLE1
+    entries[name] = entries[name].replace(b"K\x04\x85", b"J\x00\x00\x00\x01\x85", 1)  # size (2**24,)
+    with zipfile.ZipFile(tmp_path / "bad.pt", "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+    with pytest.raises(pickle.UnpicklingError, match="reaching past the end of a 4-element storage"):
+        distml.load(tmp_path / "bad.pt")
 
 
 def test_legacy_torch_format_refused(tmp_path):
@@ -243,9 +845,6 @@ def test_reads_safetensors(tmp_path):
 # ---- a PyTorch-trained model into the matching distml model ----
 
 def test_torch_state_dict_loads_into_distml_model_with_same_outputs(tmp_path, rng):
-    nn = pytest.importorskip("distml.nn")
-    if not hasattr(nn, "Conv2d") or not hasattr(nn, "Sequential"):
-        pytest.skip("distml.nn layers not available yet")
     torch.manual_seed(0)
     theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
                                  torch.nn.Linear(4 * 3 * 3, 10)).double()
