@@ -17,11 +17,13 @@ are stored and loaded as separate copies.
 
 `load(f, weights_only=True)` unpickles with an allow-list (tensors, Parameters, containers,
 primitives, complex, bytes, dtypes, devices, Size, plus what `add_safe_globals` / `safe_globals`
-name) and refuses anything else with a `pickle.UnpicklingError`; no file can make it run code.
-`weights_only=False` is full pickle. Interop: `load` also reads PyTorch zip checkpoints
-(`torch.save`: state_dicts, optimizer state, containers of tensors; with `weights_only=False` also
-objects of non-torch classes that this program can import, never torch.nn classes) and safetensors
-files. PyTorch cannot read distml's archives.
+name) and refuses anything else with a `pickle.UnpicklingError`: no file can make it run code
+other than the allowed classes' own construction. `weights_only=False` is full pickle.
+
+Interop: `load` also reads PyTorch zip checkpoints (`torch.save`: state_dicts, optimizer state,
+containers of tensors; with `weights_only=False` also objects of non-torch classes that this
+program can import, never torch.nn classes) and safetensors files. PyTorch cannot read distml's
+archives.
 """
 import _compat_pickle
 import collections

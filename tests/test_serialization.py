@@ -212,10 +212,11 @@ def test_objects_round_trip_with_weights_only_false(tmp_path):
 
 
 def test_weights_only_loads_default_types(tmp_path):
-    """What weights_only=True accepts without an allow-list: PyTorch's set, plus numpy data and frozenset."""
+    """What weights_only=True accepts without an allow-list: what torch.load accepts, plus numpy data and frozenset."""
     p = nn.Parameter(distml.ones(2))
     obj = {"set": {1, (2, "x")}, "frozenset": frozenset([1]), "complex": 3j, "bytes": b"ab",
-           "bytearray": bytearray(b"c"), "device": distml.device("cpu"), "dtype": distml.float64, "size": distml.Size([2, 3]),
+           "bytearray": bytearray(b"c"), "device": distml.device("cpu"), "dtype": distml.float64,
+           "size": distml.Size([2, 3]),
            "odict": collections.OrderedDict(a=p), "counter": collections.Counter("xxy"), "shared": [[1]] * 2,
            "np_scalar": np.float32(2.5), "array": np.arange(3), "grad": distml.ones(2, requires_grad=True) * 2}
     distml.save(obj, tmp_path / "obj.pt")
