@@ -187,7 +187,9 @@ def _write_archive(out, header, tensors, pickled):
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for i, t in enumerate(tensors):
             array = t.array if isinstance(t, Tensor) else np.asarray(t)
-            entry = {"dtype": array.dtype.str, "shape": list(array.shape)}
+            # by name for numpy's extension types (ml_dtypes' bfloat16), whose .str is an anonymous '<V2'
+            entry = {"dtype": array.dtype.name if array.dtype.kind == "V" else array.dtype.str,
+                     "shape": list(array.shape)}
             if isinstance(t, Tensor):
                 entry.update(device=str(t.device), requires_grad=t.requires_grad)
             if isinstance(t, Parameter):
@@ -698,7 +700,8 @@ def _read_tensor(entry, raw, i, name):
         np_dtype = np.dtype(entry["dtype"])
     except Exception:  # numpy parses dtype strings with several kinds of error
         raise CheckpointError(f"{bad} (dtype {entry['dtype'][:20]!r})") from None
-    if not _is_raw(np_dtype) or len(shape) > 64 or any(type(n) is not int or n < 0 for n in shape):
+    known = _is_raw(np_dtype) or np_dtype in dtypes._BY_NUMPY
+    if not known or len(shape) > 64 or any(type(n) is not int or n < 0 for n in shape):
         raise CheckpointError(f"{bad} (dtype {np_dtype}, shape {str(list(shape))[:50]})")
     expected = np_dtype.itemsize * math.prod(shape)
     if len(raw) != expected:
@@ -711,12 +714,14 @@ def _read_tensor(entry, raw, i, name):
     if "device" not in entry:
         return (array[()] if entry.get("scalar") is True else array), None
     location, requires_grad = entry["device"], entry.get("requires_grad")
-    if type(location) is not str or type(requires_grad) is not bool or array.dtype not in dtypes._BY_NUMPY or \
-            requires_grad and array.dtype.kind != "f":
+    if type(location) is not str or type(requires_grad) is not bool or array.dtype not in dtypes._BY_NUMPY:
         raise CheckpointError(f"{bad} (device, requires_grad or a dtype distml lacks)")
     _location(location, name)
     if entry.get("parameter") is True:
-        return Parameter(array, requires_grad), location
+        try:
+            return Parameter(array, requires_grad), location
+        except RuntimeError as error:  # requires_grad on a dtype that cannot have gradients
+            raise CheckpointError(f"{bad} ({error})") from None
     tensor = Tensor(array)
     tensor.requires_grad = requires_grad
     return tensor, location

@@ -138,6 +138,18 @@ def test_round_trip_nested_structure(tmp_path, rng):
     assert back["np_scalar"] == 1.5
 
 
+@pytest.mark.parametrize("dtype", distml.dtypes.ALL, ids=lambda d: d.name)
+def test_every_distml_dtype_round_trips(tmp_path, dtype):
+    values = distml.tensor([0, 1, 1]).to(dtype)
+    param = nn.Parameter(values.clone(), requires_grad=dtype.is_floating_point)
+    for obj in ({"t": values}, {"t": values, "p": param, "set": {1}}):  # version 1 and version 2
+        distml.save(obj, tmp_path / "t.pt")
+        back = distml.load(tmp_path / "t.pt")
+        assert back["t"].dtype is dtype
+        np.testing.assert_array_equal(back["t"].array, values.array)
+    assert back["p"].dtype is dtype and back["p"].requires_grad == dtype.is_floating_point
+
+
 def test_reads_version_1_files_as_written_before(tmp_path):
     """A checkpoint written by the distml that had only the JSON format still loads."""
     path = tmp_path / "old.pt"
