@@ -58,10 +58,10 @@ qr_legacy = namedtuple("qr", ["Q", "R"])
 def _check_float(name, x, low_precision=False):
     """A real floating-point input (float32/float64; float16 and bfloat16 too where `low_precision`)."""
     d = x.dtype
-    if not d.is_floating_point and not d.is_complex:
-        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got {d.legacy_name}")
-    if d.is_complex:
+    if d.np.kind == "c":
         raise NotImplementedError(f"{name}: complex inputs are not supported by distml")
+    if not d.is_floating_point:
+        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got {d.legacy_name}")
     if d.itemsize < 4 and not low_precision:
         raise RuntimeError(f"{name}: Low precision dtypes not supported. Got {d.legacy_name}")
 
@@ -872,7 +872,7 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False, rcond=None):
         rtol = rcond
     d = A.dtype
     if A.array.ndim < 2 or d not in (dtypes.float32, dtypes.float64):
-        if d.is_complex and A.array.ndim >= 2:
+        if d.np.kind == "c" and A.array.ndim >= 2:
             raise NotImplementedError("linalg.pinv: complex inputs are not supported by distml")
         raise RuntimeError(f"linalg.pinv({d.legacy_name}{{{list(A.array.shape)}}}): expected a tensor with 2 or more "
                            "dimensions of float, double, cfloat or cdouble types")

@@ -579,3 +579,10 @@ def test_gradcheck(name, f, array):
 def test_float32_stays_float32(f):
     a = _spd((2, 3, 3), 62).astype(np.float32)
     compare(f, a, rtol=1e-4, atol=1e-5, grad=False)
+
+
+@pytest.mark.skipif(not hasattr(distml, "complex128"), reason="distml without complex dtypes")
+def test_complex_inputs_are_refused():
+    a = distml.tensor(np.eye(2, dtype=np.complex128))
+    with pytest.raises(NotImplementedError, match="linalg.inv: complex inputs are not supported"):
+        distml.linalg.inv(a)
