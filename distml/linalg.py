@@ -124,7 +124,7 @@ def _lu_steps(a):
     xp = get_array_module(a)
     *batch, m, n = a.shape
     k = min(m, n)
-    lu = a.reshape(-1, m, n).copy()
+    lu = a.reshape(math.prod(batch), m, n).copy()
     rows = xp.arange(lu.shape[0])
     pivots = xp.zeros((lu.shape[0], k), dtype=np.int32)
     info = xp.zeros(lu.shape[0], dtype=np.int32)
@@ -144,7 +144,7 @@ def _permutation(pivots, m):
     """perm with A[..., perm, :] == L @ U: the row order getrf's swaps (`pivots`) produce."""
     xp = get_array_module(pivots)
     k = pivots.shape[-1]
-    swaps = pivots.reshape(-1, k).astype(np.int64) - 1
+    swaps = pivots.reshape(math.prod(pivots.shape[:-1]), k).astype(np.int64) - 1
     perm = xp.broadcast_to(xp.arange(m), (swaps.shape[0], m)).copy()
     rows = xp.arange(swaps.shape[0])
     for j in range(k):

@@ -586,3 +586,12 @@ def test_complex_inputs_are_refused():
     a = distml.tensor(np.eye(2, dtype=np.complex128))
     with pytest.raises(NotImplementedError, match="linalg.inv: complex inputs are not supported"):
         distml.linalg.inv(a)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (2, 0, 0), (0, 3, 3), (3, 0)])
+def test_empty_matrices(shape):
+    e = np.zeros(shape)
+    compare(lambda m, a: m.linalg.lu(a), e, grad=False)
+    if shape[-1] == shape[-2]:
+        compare(lambda m, a: (m.linalg.inv(a), m.linalg.det(a), m.linalg.slogdet(a), m.linalg.solve(a, a)), e,
+                grad=False)
