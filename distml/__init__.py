@@ -11,7 +11,7 @@ from distml.creation import (arange, as_tensor, empty, empty_like, eye, from_num
                              ones, ones_like, tensor, zeros, zeros_like)
 from distml.device import device
 from distml.dtypes import (bool, double, dtype, float, float16, float32, float64, get_default_dtype, half,
-                           int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
+                           int, int8, int16, int32, int64, long, set_default_dtype, short, uint8, bfloat16)
 from distml.random import (Generator, bernoulli, default_generator, get_rng_state, initial_seed, manual_seed,
                            multinomial, normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm,
                            seed, set_rng_state)

@@ -1,7 +1,15 @@
 """distml dtypes (PyTorch's names) over NumPy dtypes, and PyTorch's type promotion."""
 import builtins
 
+import ml_dtypes
 import numpy as np
+
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def is_float(np_dtype):
+    """Whether a NumPy dtype is floating point: kind 'f', or ml_dtypes' bfloat16 (whose kind is 'V')."""
+    return np_dtype.kind == "f" or np_dtype == _BFLOAT16
 
 
 class dtype:
@@ -13,8 +21,8 @@ class dtype:
         self.name = name
         self.legacy_name = legacy_name  # what PyTorch's error messages call it: Float, Long, ...
         self.np = np.dtype(np_dtype)
-        self.is_floating_point = self.np.kind == "f"
-        self.is_signed = self.np.kind in "fi"
+        self.is_floating_point = is_float(self.np)
+        self.is_signed = self.is_floating_point or self.np.kind == "i"
         self.itemsize = self.np.itemsize
 
     def __repr__(self):
@@ -33,8 +41,9 @@ int32 = int = dtype("int32", np.int32, "Int")
 int64 = long = dtype("int64", np.int64, "Long")
 uint8 = dtype("uint8", np.uint8, "Byte")
 bool = dtype("bool", np.bool_, "Bool")
+bfloat16 = dtype("bfloat16", _BFLOAT16, "BFloat16")
 
-ALL = (float16, float32, float64, int8, int16, int32, int64, uint8, bool)
+ALL = (float16, float32, float64, bfloat16, int8, int16, int32, int64, uint8, bool)
 _BY_NUMPY = {d.np: d for d in ALL}
 _BY_NAME = {d.name: d for d in ALL}
 _default_float = float32
@@ -85,7 +94,7 @@ def default_float_np():
 
 
 def _category(np_dtype):
-    return {"b": 0, "u": 1, "i": 1, "f": 2}[np_dtype.kind]
+    return 2 if np_dtype == _BFLOAT16 else {"b": 0, "u": 1, "i": 1, "f": 2}[np_dtype.kind]
 
 
 def result_type(*operands):

@@ -74,7 +74,7 @@ def _rng(generator):
 
 def _float_dtype(dtype):
     np_dtype = dtypes.to_numpy(dtype) or dtypes.default_float_np()
-    if np_dtype.kind != "f":
+    if not dtypes.is_float(np_dtype):
         raise RuntimeError(f"expected a floating-point dtype, got {dtypes.from_numpy(np_dtype)}")
     return np_dtype
 

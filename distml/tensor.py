@@ -109,7 +109,7 @@ class Tensor:
         return self.array.flags.c_contiguous
 
     def is_floating_point(self):
-        return self.array.dtype.kind == "f"
+        return dtypes.is_float(self.array.dtype)
 
     @property
     def is_leaf(self):
@@ -278,7 +278,7 @@ class Tensor:
 
     # ---- autograd ----
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.array.dtype.kind != "f":
+        if requires_grad and not dtypes.is_float(self.array.dtype):
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
@@ -556,7 +556,7 @@ _TYPE_NAMES = {"float16": "HalfTensor", "float32": "FloatTensor", "float64": "Do
 
 def _format(t):
     array = t.array if isinstance(t.array, np.ndarray) else t.array.get()
-    if array.dtype.kind == "f" and array.size:
+    if dtypes.is_float(array.dtype) and array.size:
         finite = array[np.isfinite(array)].astype(np.float64)
         integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
         big = finite.size and (np.abs(finite).max() >= 1e8 or (0 < np.abs(finite[finite != 0]).min(initial=1) < 1e-4))

@@ -1,6 +1,7 @@
 """Graph nodes. `Primitive` is the base of every op in distml/ops (forward and backward on
 arrays); `Function` is PyTorch's public API for user-defined ops (forward and backward on
 Tensors, with a ctx)."""
+from distml import dtypes
 from distml.autograd.grad_mode import _State, no_grad
 from distml.tensor import Tensor
 
@@ -109,7 +110,7 @@ def _make_outputs(node, inputs, arrays, record):
         node.n_outputs = len(outputs)
         node.output_specs = tuple((a.shape, a.dtype) for a in arrays)
         for number, out in enumerate(outputs):
-            if out.array.dtype.kind == "f":
+            if dtypes.is_float(out.array.dtype):
                 out.requires_grad, out.grad_fn, out.output_nr = True, node, number
     return outputs
 
@@ -193,6 +194,6 @@ class Function:
             outputs = tuple(t.detach() for t in outputs)
             frozen = getattr(ctx, "non_differentiable", ())
             for number, t in enumerate(outputs):
-                if t.array.dtype.kind == "f" and not any(t.array is f.array for f in frozen):
+                if dtypes.is_float(t.array.dtype) and not any(t.array is f.array for f in frozen):
                     t.requires_grad, t.grad_fn, t.output_nr = True, node, number
         return outputs if isinstance(out, tuple) else outputs[0]

@@ -6,7 +6,7 @@ signatures and argument checks. Each calls one primitive from distml/ops or comp
 """
 import numpy as np
 
-from distml import ops
+from distml import dtypes, ops
 from distml._backend import get_array_module
 from distml.autograd.grad_mode import is_grad_enabled, no_grad
 from distml.ops import activation as _act
@@ -42,6 +42,8 @@ def linear(input, weight, bias=None):
     if input.array.dtype != weight.array.dtype:
         raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_type_name(input)} and "
                            f"{_type_name(weight)}")
+    if input.array.dtype == dtypes.bfloat16.np:  # NumPy multiplies bfloat16 in float32 and returns float32
+        return linear(input.float(), weight.float(), None if bias is None else bias.float()).to(dtypes.bfloat16)
     return _linear.Linear.apply(input, weight, bias)
 
 
@@ -74,6 +76,68 @@ def dropout(input, p=0.5, training=True, inplace=False):
     keep = rand(*input.array.shape, dtype=input.dtype, device=input.device).array >= p
     mask = Tensor((keep / (1.0 - p)).astype(input.array.dtype) if p < 1.0 else keep.astype(input.array.dtype))
     return input.mul_(mask) if inplace else input * mask
+
+
+# ---- padding ----
+
+_PAD_SUPPORT = ("Supported combinations for non-constant padding:\n"
+                "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+                "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+                "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad (or, with negative sizes, crop) the last len(pad) // 2 dims; pad lists (before, after)
+    pairs from the last dim backwards: `F.pad(x, (1, 1, 2, 0), mode="reflect")`. Modes:
+    constant (`value`, any number of dims), reflect, replicate and circular (1 to 3 dims)."""
+    pad = [int(p) for p in pad]
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    n, ndim, shape = len(pad) // 2, input.array.ndim, input.array.shape
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode == "constant" and n > ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension but got "
+                           f"padding length {len(pad)} and input of dimension {ndim}")
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+        if not (1 <= n <= 3 and ndim in (n + 1, n + 2)):
+            raise NotImplementedError(f"Padding size {len(pad)} is not supported for {ndim}D input tensor.\n"
+                                      + _PAD_SUPPORT)
+    xp = get_array_module(input.array)
+    sizes = [(ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(n)]
+    for i, (d, before, after) in enumerate(sizes):
+        if shape[d] + before + after < 0:
+            raise RuntimeError("narrow(): length must be non-negative.")
+        if mode == "reflect" and (before >= shape[d] or after >= shape[d]):
+            raise RuntimeError(f"Argument #{4 + 2 * i}: Padding size should be less than the corresponding input "
+                               f"dimension, but got: padding ({before}, {after}) at dimension {d} of input "
+                               f"{list(shape)}")
+        if mode == "circular" and (before > shape[d] or after > shape[d]):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+    if mode == "constant":
+        crop, place, out_shape = [slice(None)] * ndim, [slice(None)] * ndim, list(shape)
+        for d, before, after in sizes:  # negative sizes crop first
+            crop[d] = slice(max(-before, 0), shape[d] - max(-after, 0))
+            out_shape[d] = shape[d] + before + after
+        kept = input[tuple(crop)] if min(pad, default=0) < 0 else input
+        for d, before, after in sizes:
+            place[d] = slice(max(before, 0), max(before, 0) + kept.array.shape[d])
+        base = Tensor(xp.full(out_shape, 0 if value is None else value, dtype=input.array.dtype))
+        return ops.index.IndexPut.apply(base, kept, index=tuple(place))
+    out = input
+    for d, before, after in sizes:
+        source = xp.arange(-before, shape[d] + after)  # the input position each output position reads
+        if mode == "reflect":
+            source = xp.abs(source)
+            source = xp.where(source >= shape[d], 2 * (shape[d] - 1) - source, source)
+        elif mode == "replicate":
+            source = xp.clip(source, 0, shape[d] - 1)
+        else:
+            source = source % shape[d]
+        out = ops.index.GetItem.apply(out, index=(slice(None),) * d + (source,))
+    return out
 
 
 # ---- convolution ----
@@ -426,9 +490,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    if target.array.dtype.kind == "f" and target.array.shape == input.array.shape:
+    if dtypes.is_float(target.array.dtype) and target.array.shape == input.array.shape:
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
-    if input.array.dtype.kind != "f":
+    if not dtypes.is_float(input.array.dtype):
         raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(input)}\'')
     unbatched = input.array.ndim == 1
     logits, target = _class_target_layout(input, target)

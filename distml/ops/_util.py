@@ -63,13 +63,13 @@ def promote(a, b, to_float=False):
     if a_is_tensor and b_is_tensor:
         data_a, data_b = a.array, b.array
         if (data_a.dtype is data_b.dtype and type(data_a) is np.ndarray and type(data_b) is np.ndarray
-                and data_a.shape == data_b.shape and (not to_float or data_a.dtype.kind == "f")):
+                and data_a.shape == data_b.shape and (not to_float or dtypes.is_float(data_a.dtype))):
             return a, b  # the common case: same dtype, same shape, on the CPU
         if type(data_a) is not np.ndarray or type(data_b) is not np.ndarray:
             check_same_device(a, b)
         if data_a.shape != data_b.shape:
             broadcast_shapes(data_a.shape, data_b.shape)
-        if data_a.dtype == data_b.dtype and (not to_float or data_a.dtype.kind == "f"):
+        if data_a.dtype == data_b.dtype and (not to_float or dtypes.is_float(data_a.dtype)):
             return a, b
         dtype = dtypes.result_type(data_a, data_b)
     elif a_is_tensor or b_is_tensor:
@@ -80,11 +80,11 @@ def promote(a, b, to_float=False):
         if isinstance(scalar, np.ndarray):
             raise TypeError("unsupported operand: Tensor and numpy.ndarray (use distml.from_numpy)")
         dtype = dtypes.result_type(tensor.array, scalar)
-        if dtype == tensor.array.dtype and not (to_float and dtype.kind != "f"):
+        if dtype == tensor.array.dtype and not (to_float and not dtypes.is_float(dtype)):
             return a, b
     else:
         raise TypeError(f"expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
-    if to_float and dtype.kind != "f":
+    if to_float and not dtypes.is_float(dtype):
         dtype = dtypes.default_float_np()
     a = cast(a, dtype) if a_is_tensor and a.array.dtype != dtype else a
     b = cast(b, dtype) if b_is_tensor and b.array.dtype != dtype else b

@@ -15,7 +15,7 @@ class Cast(Primitive):
         return x.astype(dtype)
 
     def backward(self, grad):
-        return grad.astype(self.input_dtype) if self.input_dtype.kind == "f" else None
+        return grad.astype(self.input_dtype) if dtypes.is_float(self.input_dtype) else None
 
 
 class Clone(Primitive):

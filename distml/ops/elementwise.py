@@ -255,7 +255,7 @@ class Clamp(Primitive):
 
     def forward(self, x, low, high):
         self.x, self.low, self.high = x, low, high
-        return get_array_module(x).clip(x, low, high)
+        return get_array_module(x).clip(x, low, high).astype(x.dtype, copy=False)  # bfloat16 clips in float32
 
     def backward(self, grad):
         keep = True
@@ -321,7 +321,7 @@ def _rounded_divide(a, b, mode):
         out = xp.floor_divide(data_a, data_b)
     else:
         quotient = xp.true_divide(data_a, data_b)
-        out = xp.trunc(quotient).astype(quotient.dtype if xp.result_type(data_a, data_b).kind == "f"
+        out = xp.trunc(quotient).astype(quotient.dtype if dtypes.is_float(xp.result_type(data_a, data_b))
                                         else xp.result_type(data_a, data_b))
     return Tensor(xp.asarray(out))
 
@@ -405,7 +405,7 @@ def neg(x):
 def _float_input(x):
     """Integer and bool inputs of float functions are computed in the default float dtype."""
     from distml.ops.convert import cast
-    return x if x.array.dtype.kind == "f" else cast(x, dtypes.get_default_dtype())
+    return x if dtypes.is_float(x.array.dtype) else cast(x, dtypes.get_default_dtype())
 
 
 @register(method=True, inplace=True)
@@ -482,7 +482,7 @@ def clamp(x, min=None, max=None):
         if max is not None:
             out = minimum(out, max)
         return out
-    if x.array.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
+    if not dtypes.is_float(x.array.dtype) and any(isinstance(v, float) for v in (min, max)):
         x = _float_input(x)
     return Clamp.apply(x, low=min, high=max)
 

@@ -2,6 +2,7 @@
 gradients to indexed positions goes through one scatter-add (the _C kernel on the CPU)."""
 import numpy as np
 
+from distml import dtypes
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import unbroadcast, wrap_dim
@@ -15,7 +16,7 @@ def scatter_add_flat(target, positions, values):
         get_array_module(target).add.at(target.reshape(-1), positions.reshape(-1), values.reshape(-1))
         return
     positions = np.ascontiguousarray(positions.reshape(-1), dtype=np.int64)
-    if target.dtype == np.float16:  # accumulate in float32, as PyTorch does for half
+    if target.dtype in (np.float16, dtypes.bfloat16.np):  # accumulate in float32, as PyTorch does for half
         wide = target.astype(np.float32)
         C.scatter_add(wide.reshape(-1), positions, np.ascontiguousarray(values.reshape(-1), dtype=np.float32))
         target[...] = wide

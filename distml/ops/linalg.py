@@ -1,7 +1,9 @@
 """Matrix products (on BLAS through numpy / cuBLAS through cupy)."""
+from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import check_same_device, unbroadcast
+from distml.ops.convert import cast
 from distml.ops.registry import register
 
 
@@ -49,6 +51,8 @@ def matmul(a, b):
     """Matrix product with numpy's broadcasting rules: `a @ b`."""
     check_same_device(a, b)
     _check_matmul(a, b)
+    if a.array.dtype == dtypes.bfloat16.np:  # NumPy multiplies bfloat16 in float32 and returns float32
+        return cast(MatMul.apply(cast(a, dtypes.float32), cast(b, dtypes.float32)), dtypes.bfloat16)
     return MatMul.apply(a, b)
 
 
@@ -132,9 +136,9 @@ def einsum(equation, *operands):
     """Sums of products named by letters: `distml.einsum("bij,bjk->bik", a, b)`."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
-    from distml import dtypes
-    from distml.ops.convert import cast
     dtype = dtypes.result_type(*[t.array for t in operands])
+    if dtype == dtypes.bfloat16.np:  # NumPy's einsum has no bfloat16 loop: compute in float32 as PyTorch's CPU does
+        return cast(einsum(equation, *[cast(t, dtypes.float32) for t in operands]), dtypes.bfloat16)
     operands = [cast(t, dtype) for t in operands]
     for t in operands[1:]:
         check_same_device(operands[0], t)

@@ -23,6 +23,8 @@ class Sum(Primitive):
         self.shape, self.dims, self.keepdim = x.shape, dims, keepdim
         if dtype is None and x.dtype.kind in "biu":
             dtype = np.int64
+        if dtype is None and x.dtype == dtypes.bfloat16.np:  # NumPy's bfloat16 sum rounds at every step
+            return get_array_module(x).asarray(x.sum(axis=dims, keepdims=keepdim, dtype=np.float32).astype(x.dtype))
         return get_array_module(x).asarray(x.sum(axis=dims, keepdims=keepdim, dtype=dtype))
 
     def backward(self, grad):
@@ -39,6 +41,8 @@ class Prod(Primitive):
         self.x, self.dim, self.keepdim = x, dim, keepdim
         if dtype is None and x.dtype.kind in "biu":
             dtype = np.int64
+        if dtype is None and x.dtype == dtypes.bfloat16.np:  # NumPy's bfloat16 product rounds at every step
+            return get_array_module(x).asarray(x.prod(axis=dim, keepdims=keepdim, dtype=np.float32).astype(x.dtype))
         return get_array_module(x).asarray(x.prod(axis=dim, keepdims=keepdim, dtype=dtype))
 
     def backward(self, grad):
@@ -78,6 +82,8 @@ class CumSum(Primitive):
         self.dim = dim
         if dtype is None and x.dtype.kind in "biu":
             dtype = np.int64
+        if dtype is None and x.dtype == dtypes.bfloat16.np:  # NumPy's bfloat16 cumsum rounds at every step
+            return get_array_module(x).cumsum(x, axis=dim, dtype=np.float32).astype(x.dtype)
         return get_array_module(x).cumsum(x, axis=dim, dtype=dtype)
 
     def backward(self, grad):
@@ -110,7 +116,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     if dtype is not None:
         from distml.ops.convert import cast
         x = cast(x, dtype)
-    if x.array.dtype.kind != "f":
+    if not dtypes.is_float(x.array.dtype):
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
                            f"or complex dtype. Got: {x.dtype.legacy_name}")
     dims = normalize_dims(dim, x.array.ndim)

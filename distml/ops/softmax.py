@@ -1,6 +1,7 @@
 """softmax and log_softmax along a dim: one fused _C kernel each way on the CPU."""
 import numpy as np
 
+from distml import dtypes
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import wrap_dim
@@ -38,7 +39,7 @@ class Softmax(Primitive):
             C.softmax_backward(grad, y, grad_x, *_layout(y.shape, self.dim), self.log)
             return grad_x
         xp = get_array_module(grad)
-        wide = np.float32 if y.dtype == np.float16 else y.dtype
+        wide = np.float32 if y.dtype in (np.float16, dtypes.bfloat16.np) else y.dtype
         g, y = grad.astype(wide), y.astype(wide)
         if self.log:
             return (g - xp.exp(y) * g.sum(axis=self.dim, keepdims=True)).astype(grad.dtype)
@@ -48,7 +49,7 @@ class Softmax(Primitive):
 def _softmax_xp(x, dim, log):
     """The array-module form, for GPU arrays and float16 (computed in float32)."""
     xp = get_array_module(x)
-    wide = x.astype(np.float32) if x.dtype == np.float16 else x
+    wide = x.astype(np.float32) if x.dtype in (np.float16, dtypes.bfloat16.np) else x
     shifted = wide - wide.max(axis=dim, keepdims=True)
     shifted = xp.where(xp.isnan(shifted), -xp.inf, shifted) if xp.isinf(wide).any() else shifted
     if log:

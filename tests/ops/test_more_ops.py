@@ -1,0 +1,270 @@
+"""The ops of distml/ops/{math,combine,layout,search,stats,indexed}.py and F.pad against PyTorch on
+the same float64 inputs: values, dtypes, shapes and gradients, over broadcasting, transposed
+inputs, 0-d and empty tensors; then integer inputs, in-place forms and errors.
+
+A case is (name, f, shapes[, domain]) where f(m, *tensors) runs with m = distml or torch,
+or (name, (f_distml, f_torch), ...) where the two differ."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import distml
+import distml.nn.functional as DF
+
+
+def idx(m, values):
+    return m.from_numpy(np.asarray(values, dtype=np.int64))
+
+
+def boolean(m, values):
+    return m.from_numpy(np.asarray(values, dtype=bool))
+
+
+def F(m):
+    return DF if m is distml else TF
+
+
+ELEMENT = [(3, 4), (), (0, 3), (2, 3, 4)]
+MATRIX = [(3, 4), (2, 3, 4)]
+PAIRS = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((4,), (2, 3, 4)), ((), (3,)), ((0, 3), (1, 3))]
+
+UNARY = [
+    ("floor", lambda m, x: m.floor(x * 3) + x, ELEMENT),
+    ("ceil", lambda m, x: (x * 3).ceil() * x, ELEMENT),
+    ("round", lambda m, x: m.round(x * 3) + x, ELEMENT),
+    ("round_decimals", lambda m, x: x.round(decimals=2) + x, ELEMENT),
+    ("trunc_fix", lambda m, x: m.trunc(x * 3) + x.fix(), ELEMENT),
+    ("frac", lambda m, x: m.frac(x * 3), ELEMENT),
+    ("sinh_cosh_tan", lambda m, x: m.sinh(x) + x.cosh() + m.tan(x), ELEMENT),
+    ("asin_acos", lambda m, x: m.asin(x * 0.9) + m.arccos(x * 0.9), ELEMENT, "unit"),
+    ("atan_asinh", lambda m, x: x.atan() + x.arcsinh(), ELEMENT),
+    ("acosh", lambda m, x: m.acosh(x + 1), ELEMENT, "positive"),
+    ("atanh", lambda m, x: m.atanh(x * 0.9), ELEMENT, "unit"),
+    ("log2_log10", lambda m, x: m.log2(x) + x.log10(), ELEMENT, "positive"),
+    ("exp2_expm1", lambda m, x: m.exp2(x) + x.expm1(), ELEMENT),
+    ("sinc", lambda m, x: m.sinc(x), ELEMENT),
+    ("erf_erfc", lambda m, x: m.erf(x) + x.erfc() * 2, ELEMENT),
+    ("erfinv", lambda m, x: m.erfinv(x * 0.99), ELEMENT, "unit"),
+    ("reciprocal", lambda m, x: m.reciprocal(x), ELEMENT, "positive"),
+    ("nan_to_num", lambda m, x: m.nan_to_num(m.log(x), nan=0.5, neginf=-3.0), ELEMENT),
+    ("clamp_min_max", lambda m, x: m.clamp_min(x, -0.2) + x.clamp_max(0.3), ELEMENT),
+    ("signbit_isposinf", lambda m, x: (m.signbit(x), m.isposinf(1 / x), m.isneginf(1 / x), m.isreal(x)), ELEMENT),
+    ("lerp_scalar", lambda m, x: m.lerp(x, x * x, 0.3), ELEMENT),
+    ("lerp_method", lambda m, x: x.lerp(x.exp(), x.sigmoid()), ELEMENT),
+    ("hypot_scalar", lambda m, x: m.hypot(x, m.ones_like(x) * 2), ELEMENT),
+    # combine
+    ("tensordot_int", lambda m, x: m.tensordot(x, x, dims=x.ndim), MATRIX),
+    ("tensordot_lists", lambda m, x: m.tensordot(x, x * 2, dims=([0], [0])), MATRIX),
+    ("kron", lambda m, x: m.kron(x, x[:2] + 1), [(3, 4), (2, 3, 4), (3,)]),
+    ("cdist", lambda m, x: m.cdist(x, x[..., :2, :] * 2), MATRIX),
+    ("cdist_p", lambda m, x: (m.cdist(x, x * 0.5, p=1), m.cdist(x, x * 0.5, p=3), m.cdist(x, x * 0.5, p=0),
+                              m.cdist(x, x * 0.5, p=math.inf)), [(3, 4)]),
+    ("cdist_self_p2", lambda m, x: m.cdist(x, x), [(3, 4)]),
+    ("cdist_p1_grad", lambda m, x: m.cdist(x, -x, p=1), [(3, 4)]),
+    ("cdist_p3_grad", lambda m, x: m.cdist(x, -x, p=3.0), [(3, 4)]),
+    ("cdist_inf_grad", lambda m, x: m.cdist(x, -x * 0.5, p=math.inf), [(3, 4)]),
+    ("diag_2d", lambda m, x: (m.diag(x), x.diag(1), m.diag(x, -1)), [(3, 4)]),
+    ("diag_1d", lambda m, x: (m.diag(x[0]), m.diag(x[0], 2), x[0].diag(-1)), [(3, 4)]),
+    ("diagonal", lambda m, x: (x.diagonal(), m.diagonal(x, 1, -1, 0), m.diagonal(x, -1, 1, 2)), [(2, 3, 4)]),
+    ("diag_embed", lambda m, x: (m.diag_embed(x), x.diag_embed(1, 0, 2)), MATRIX),
+    ("trace", lambda m, x: m.trace(x), [(3, 4), (0, 3)]),
+    ("inner", lambda m, x: m.inner(x, x[0]), MATRIX),
+    ("cov", lambda m, x: (m.cov(x), x.cov(correction=0)), [(3, 4)]),
+    ("cov_weights", lambda m, x: m.cov(x, fweights=idx(m, [1, 2, 1, 3]), aweights=x[0].abs() + 0.1), [(3, 4)]),
+    ("cov_1d", lambda m, x: m.cov(x), [(4,)]),
+    ("corrcoef", lambda m, x: m.corrcoef(x), [(3, 4)]),
+    # torch.vander's own backward fails (an in-place cumprod), so its gradient is checked against powers
+    ("vander", (lambda m, x: (m.vander(x.detach()), m.vander(x), m.vander(x, 2, increasing=True)),
+                lambda m, x: (m.vander(x.detach()), x[:, None] ** m.arange(3.0, -1, -1, dtype=m.float64),
+                              x[:, None] ** m.arange(2.0, dtype=m.float64))), [(4,)]),
+    ("block_diag", lambda m, x: m.block_diag(x, x[0], x[0, 0], x[:2, :1]), [(3, 4)]),
+    ("cartesian_prod", lambda m, x: m.cartesian_prod(x[0], x[1, :2], x[2, :3]), [(3, 4)]),
+    ("combinations", lambda m, x: (m.combinations(x[0]), m.combinations(x[0], 3, with_replacement=True)), [(3, 4)]),
+    ("meshgrid_ij", lambda m, x: m.meshgrid(x[0], x[1, :3], indexing="ij"), [(3, 4)]),
+    ("meshgrid_xy", lambda m, x: m.meshgrid(x[0], x[1, :3], x[2, :2], indexing="xy"), [(3, 4)]),
+    # layout
+    ("broadcast_to", lambda m, x: m.broadcast_to(x, (2,) + tuple(x.shape)), ELEMENT),
+    ("broadcast_tensors", lambda m, x: m.broadcast_tensors(x, x[..., :1] * 2), MATRIX),
+    ("atleast", lambda m, x: (m.atleast_1d(x), m.atleast_2d(x), m.atleast_3d(x)), [(), (3,), (3, 4), (2, 3, 4)]),
+    ("atleast_many", lambda m, x: m.atleast_3d([x, x[0]]), [(3, 4)]),
+    ("hstack", lambda m, x: m.hstack([x, x * 2]), [(3,), (3, 4), (2, 3, 4)]),
+    ("vstack", lambda m, x: (m.vstack([x, x * 2]), m.row_stack((x, x))), [(3,), (3, 4)]),
+    ("dstack", lambda m, x: m.dstack([x, x * 2]), [(3,), (3, 4)]),
+    ("column_stack", lambda m, x: m.column_stack([x, x * 2, x[:, 0]]), [(3, 4)]),
+    ("tensor_split", lambda m, x: x.tensor_split(3, dim=-1), [(3, 7), (3, 4)]),
+    ("tensor_split_indices", lambda m, x: m.tensor_split(x, [1, 5, 2], 1), [(3, 7)]),
+    ("tensor_split_tensor", lambda m, x: m.tensor_split(x, idx(m, [1, -2]), 1), [(3, 7)]),
+    ("hsplit_vsplit_dsplit", lambda m, x: m.hsplit(x, 2) + m.vsplit(x, [1]) + x.dsplit(2), [(2, 4, 4)]),
+    ("hsplit_1d", lambda m, x: m.hsplit(x, 2), [(4,)]),
+    ("fliplr_flipud", lambda m, x: (m.fliplr(x), x.flipud()), MATRIX),
+    ("rot90", lambda m, x: (m.rot90(x), x.rot90(2), m.rot90(x, -1, (1, 0)), m.rot90(x, 4)), MATRIX),
+    ("moveaxis", lambda m, x: m.moveaxis(x, 0, -1), MATRIX),
+    ("repeat_interleave", lambda m, x: (x.repeat_interleave(2), m.repeat_interleave(x, 3, dim=1)), MATRIX),
+    ("repeat_interleave_tensor", lambda m, x: m.repeat_interleave(x, idx(m, [1, 0, 3]), dim=0), [(3, 4)]),
+    ("repeat_interleave_0d", lambda m, x: m.repeat_interleave(x, 3), [()]),
+    ("diff", lambda m, x: (m.diff(x), x.diff(2, dim=0), m.diff(x, prepend=x[..., :1], append=x * 2)), MATRIX),
+    ("take", lambda m, x: m.take(x, idx(m, [[0, -1], [3, 3]])), [(3, 4)]),
+    ("narrow_copy", lambda m, x: x.narrow_copy(1, 1, 2), MATRIX),
+    # search (values only)
+    ("unique", lambda m, x: m.unique(m.round(x.detach()), return_inverse=True, return_counts=True), ELEMENT),
+    ("unique_dim", lambda m, x: m.unique(m.cat([x, x]).round().detach(), dim=0, return_counts=True), [(3, 4)]),
+    ("unique_consecutive", lambda m, x: m.unique_consecutive((x.detach() * 0.7).round(), return_inverse=True,
+                                                             return_counts=True), ELEMENT),
+    ("unique_consecutive_dim", lambda m, x: m.unique_consecutive(m.cat([x, x, x[:1]]).detach(), dim=0,
+                                                                 return_counts=True), [(3, 4)]),
+    ("searchsorted", lambda m, x: (m.searchsorted(m.sort(x.reshape(-1))[0], x), m.searchsorted(
+        m.sort(x.reshape(-1))[0], x, right=True, out_int32=True)), ELEMENT),
+    ("searchsorted_nd", lambda m, x: m.searchsorted(m.sort(x, -1)[0], x * 0.5, side="right"), MATRIX),
+    ("searchsorted_sorter", lambda m, x: m.searchsorted(x[0], x[1], sorter=m.argsort(x[0])), [(3, 4)]),
+    ("bucketize", lambda m, x: m.bucketize(x, m.tensor([-0.5, 0.0, 0.5], dtype=m.float64)), ELEMENT),
+    ("histc", lambda m, x: (m.histc(x, bins=5), x.histc(4, -1, 1)), ELEMENT),
+    ("isin", lambda m, x: m.isin(m.round(x * 2), m.tensor([0.0, 1.0], dtype=m.float64)), ELEMENT),
+    ("argwhere", lambda m, x: m.argwhere(x > 0), ELEMENT),
+    # stats
+    ("median", lambda m, x: m.median(x), ELEMENT),
+    ("median_dim", lambda m, x: (x.median(1), m.median(x, 0, keepdim=True)), MATRIX),
+    ("nanmedian", lambda m, x: (m.nanmedian(m.where(x > 0.5, float("nan"), x)),
+                                m.where(x > 0.5, float("nan"), x).nanmedian(1)), MATRIX),
+    ("median_nan", lambda m, x: m.where(x > 0.5, float("nan"), x).median(-1), MATRIX),
+    ("kthvalue", lambda m, x: (m.kthvalue(x, 2), x.kthvalue(1, 0, True)), MATRIX),
+    ("mode", lambda m, x: m.mode(m.round(x), 1), MATRIX),
+    ("aminmax", lambda m, x: (m.aminmax(x), m.aminmax(x, dim=1, keepdim=True)), MATRIX),
+    ("quantile", lambda m, x: (m.quantile(x, 0.3), x.quantile(0.7, dim=1, keepdim=True)), MATRIX),
+    ("quantile_tensor_q", lambda m, x: m.quantile(x, m.tensor([0.0, 0.25, 1.0], dtype=m.float64), dim=0), MATRIX),
+    ("quantile_modes", lambda m, x: tuple(m.quantile(x, 0.4, dim=-1, interpolation=i)
+                                          for i in ("lower", "higher", "midpoint", "nearest")), [(3, 5)]),
+    ("nanquantile", lambda m, x: m.nanquantile(m.where(x > 0.5, float("nan"), x), 0.5, dim=1), MATRIX),
+    ("quantile_nan", lambda m, x: m.quantile(m.where(x > 0.5, float("nan"), x), 0.5, dim=1), MATRIX),
+    ("nansum_nanmean", lambda m, x: (m.nansum(m.where(x > 0.5, float("nan"), x)),
+                                     m.where(x > 0.5, float("nan"), x).nanmean(1)), MATRIX),
+    ("cumprod", lambda m, x: m.cumprod(x, 1), MATRIX),
+    ("cumprod_zeros", lambda m, x: m.cumprod(x * (x.abs() > 0.4), -1), [(3, 6)]),
+    ("cumprod_0d", lambda m, x: m.cumprod(x, 0), [()]),
+    ("cummax_cummin", lambda m, x: (m.cummax(x, 1), x.cummin(0)), MATRIX),
+    ("logcumsumexp", lambda m, x: m.logcumsumexp(x * 50, 1), MATRIX),
+    ("renorm", lambda m, x: m.renorm(x, 2, 0, 1.5), MATRIX),
+    ("renorm_p1", lambda m, x: x.renorm(1, 1, 1.0), [(3, 4)]),
+    # indexed writes
+    ("index_add", lambda m, x: m.index_add(x, 0, idx(m, [2, 0, 2]), x[:3] * 2, alpha=3), [(3, 4)]),
+    ("index_copy", lambda m, x: x.index_copy(1, idx(m, [3, 0]), x[:, :2] * 2), [(3, 4)]),
+    ("index_fill", lambda m, x: (m.index_fill(x, 1, idx(m, [0, 2]), -1.0), x.index_fill(0, idx(m, [1]), x[0, 0])),
+     [(3, 4)]),
+    ("masked_scatter", lambda m, x: m.masked_scatter(x, boolean(m, [True, False, True, True]), x * 2), [(3, 4)]),
+    ("put", lambda m, x: (m.put(x, idx(m, [0, -1]), x[1, :2]), x.put(idx(m, [1, 1]), x[0, :2], accumulate=True)),
+     [(3, 4)]),
+    # pad
+    ("pad_constant", lambda m, x: (F(m).pad(x, (1, 2)), F(m).pad(x, (1, 0, 2, 1), value=3.0),
+                                   F(m).pad(x, (-1, 1, 0, -1))), MATRIX),
+    ("pad_reflect", lambda m, x: F(m).pad(x, (2, 1), mode="reflect"), MATRIX),
+    ("pad_reflect_2d", lambda m, x: F(m).pad(x.reshape(1, 2, 3, 4), (1, 2, 2, 1), mode="reflect"), [(2, 3, 4)]),
+    ("pad_replicate", lambda m, x: F(m).pad(x, (2, 1, 1, 0), mode="replicate"), [(2, 3, 4)]),
+    ("pad_circular", lambda m, x: F(m).pad(x, (2, 1), mode="circular"), MATRIX),
+    ("pad_circular_3d", lambda m, x: F(m).pad(x.reshape(1, 1, 2, 3, 4), (1, 1, 1, 2, 1, 0), mode="circular"),
+     [(2, 3, 4)]),
+    ("pad_replicate_3d", lambda m, x: F(m).pad(x.reshape(1, 2, 3, 4), (1, 1, 2, 2, 1, 0), mode="replicate"),
+     [(2, 3, 4)]),
+]
+
+BINARY = [
+    ("atan2", lambda m, a, b: m.atan2(a, b) + a.arctan2(b), PAIRS),
+    ("hypot", lambda m, a, b: m.hypot(a, b), PAIRS),
+    ("logaddexp", lambda m, a, b: m.logaddexp(a * 30, b) + m.logaddexp2(a, b * 30), PAIRS),
+    ("copysign", lambda m, a, b: m.copysign(a, b), PAIRS),
+    ("fmod", lambda m, a, b: m.fmod(a * 5, b), PAIRS, "positive"),
+    ("fmax_fmin", lambda m, a, b: m.fmax(a, m.where(b > 0, b, float("nan"))) + b.fmin(a), PAIRS),
+    ("xlogy", lambda m, a, b: m.xlogy(a * (a > 0), b), PAIRS, "positive"),
+    ("lerp_tensor_weight", lambda m, a, b: m.lerp(a, b, b.sigmoid()), PAIRS),
+    ("cross", lambda m, a, b: (m.cross(a, b, dim=1), a.cross(b, -1)), [((4, 3), (4, 3)), ((2, 3, 3), (2, 3, 3))]),
+    ("cross_broadcast", lambda m, a, b: m.cross(a, b, dim=-1), [((1, 3), (4, 3))]),
+    ("tensordot_pairs", lambda m, a, b: m.tensordot(a, b, ([1, 0], [0, 2])), [((3, 2, 4), (2, 5, 3))]),
+    ("tensordot_0", lambda m, a, b: m.tensordot(a, b, 0), [((3,), (2,))]),
+    ("kron2", lambda m, a, b: m.kron(a.contiguous(), b), [((2, 3), (3,)), ((), (3,))]),  # torch's needs contiguous
+    ("addmm", lambda m, a, b: (m.addmm(b[0], a, b), a[:, :2].addmm(a, b, beta=0.5, alpha=-2)), [((3, 4), (4, 2))]),
+    ("addmm_beta0", lambda m, a, b: m.addmm(m.full((3, 2), float("nan"), dtype=m.float64), a, b, beta=0),
+     [((3, 4), (4, 2))]),
+    ("addmv", lambda m, a, b: m.addmv(b, a, b * 0 + a[0], beta=2, alpha=0.5), [((3, 3), (3,))]),
+    ("baddbmm", lambda m, a, b: m.baddbmm(a[:, :, :2], a, b, alpha=2), [((2, 3, 4), (2, 4, 2))]),
+    ("addbmm", lambda m, a, b: a[0, :, :2].addbmm(a, b, beta=0.5), [((2, 3, 4), (2, 4, 2))]),
+    ("cdist_batched", lambda m, a, b: m.cdist(a, b), [((2, 3, 4), (5, 4)), ((2, 1, 3, 4), (3, 2, 4))]),
+    ("scatter_reduce_sum_mean", lambda m, a, b: tuple(m.scatter_reduce(a, 0, idx(m, [[2, 0, 2, 1], [2, 2, 0, 1]]), b,
+                                                                      reduce=r, include_self=s)
+                                                     for r in ("sum", "mean") for s in (True, False)),
+     [((3, 4), (2, 4))]),
+    ("scatter_reduce_prod", lambda m, a, b: tuple(a.scatter_reduce(1, idx(m, [[0, 0, 1], [2, 2, 2], [1, 0, 0]]), b,
+                                                                   "prod", include_self=s) for s in (True, False)),
+     [((3, 4), (3, 3))]),
+    ("scatter_reduce_amax_amin", lambda m, a, b: tuple(m.scatter_reduce(a, 1, idx(m, [[0, 0, 1], [2, 2, 2], [1, 0, 0]]),
+                                                                        b, r, include_self=s)
+                                                       for r in ("amax", "amin") for s in (True, False)),
+     [((3, 4), (3, 3))]),
+    ("masked_scatter_broadcast", lambda m, a, b: m.masked_scatter(a, b > 0, b * 3), [((3, 4), (4,))]),
+    ("index_add_1d", lambda m, a, b: m.index_add(a, 0, idx(m, [1, 1, 0]), b), [((2,), (3,))]),
+    ("pad_grads_2d", lambda m, a, b: F(m).pad(a, (1, 1, 1, 1), mode="reflect") * b, [((1, 3, 4), (1, 5, 6))]),
+]
+
+
+def _cases(table, arity):
+    for name, f, shapes, *domain in table:
+        f = f if isinstance(f, tuple) else (f, f)
+        for shape in shapes:
+            shape_set = shape if arity == 2 else (shape,)
+            layouts = ["contiguous"] + (["transposed"] if any(len(s) >= 2 for s in shape_set) else [])
+            for layout in layouts:
+                yield pytest.param(f, shape_set, domain[0] if domain else None, layout,
+                                   id=f"{name}-{'x'.join(map(str, shape_set))}-{layout}")
+
+
+def _array(rng, shape, domain, transposed):
+    data = np.asarray(rng.standard_normal(shape[::-1] if transposed else shape))
+    if domain == "positive":
+        data = np.asarray(np.abs(data) + 0.5)
+    if domain == "unit":
+        data = np.asarray(np.tanh(data))
+    return data.T if transposed else data
+
+
+def _flat(out):
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _flat(o)]
+    return [out]
+
+
+def _check(f, shapes, domain, layout, rng):
+    arrays = [_array(rng, s, domain, layout == "transposed" and len(s) >= 2) for s in shapes]
+    xd = [distml.from_numpy(a).requires_grad_() for a in arrays]
+    xt = [torch.from_numpy(a).requires_grad_() for a in arrays]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outs_d, outs_t = _flat(f[0](distml, *xd)), _flat(f[1](torch, *xt))
+    assert len(outs_d) == len(outs_t)
+    for od, ot in zip(outs_d, outs_t):
+        assert od.dtype.name == str(ot.dtype).replace("torch.", "")
+        assert tuple(od.shape) == tuple(ot.shape)
+        np.testing.assert_allclose(od.detach().numpy(), ot.detach().numpy(), rtol=1e-7, atol=1e-10)
+        assert od.requires_grad == ot.requires_grad
+    differentiable = [(od, ot) for od, ot in zip(outs_d, outs_t) if ot.requires_grad]
+    if not differentiable:
+        return
+    seeds = [torch.from_numpy(rng.standard_normal(tuple(ot.shape))) for _, ot in differentiable]
+    loss_t = sum((ot * s).sum() for (_, ot), s in zip(differentiable, seeds))
+    loss_d = sum((od * distml.from_numpy(s.numpy())).sum() for (od, _), s in zip(differentiable, seeds))
+    loss_t.backward()
+    loss_d.backward()
+    for a, b in zip(xd, xt):
+        expected = np.zeros(a.shape) if b.grad is None else b.grad.numpy()
+        got = np.zeros(a.shape) if a.grad is None else a.grad.numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("f, shapes, domain, layout", list(_cases(UNARY, 1)))
+def test_unary(f, shapes, domain, layout, rng):
+    _check(f, shapes, domain, layout, rng)
+
+
+@pytest.mark.parametrize("f, shapes, domain, layout", list(_cases(BINARY, 2)))
+def test_binary(f, shapes, domain, layout, rng):
+    _check(f, shapes, domain, layout, rng)
