@@ -335,6 +335,14 @@ class Module:
             return t.to(device=device, non_blocking=non_blocking)
         return self._apply(convert)
 
+    def share_memory(self):
+        """Move every parameter, gradient and buffer into shared memory in place, for processes
+        that train this one model (Hogwild): `model.share_memory()`. Returns self."""
+        from distml.multiprocessing.reductions import share_tensors
+        params = list(self.parameters())
+        share_tensors(params + [p.grad for p in params if p.grad is not None] + list(self.buffers()))
+        return self
+
     def cuda(self, device=None):
         from distml.device import device as Device
         return self.to(Device("cuda", device) if isinstance(device, int) else (device or "cuda"))
