@@ -25,10 +25,11 @@ from distml.ops.registry import register
 from distml.ops.softmax import log_softmax, softmax
 from distml.tensor import Tensor
 
-__all__ = ["digamma", "entr", "erf", "erfc", "erfcx", "erfinv", "exp2", "expit", "expm1", "gammainc", "gammaincc",
+__all__ = ["airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "digamma", "entr", "erf", "erfc", "erfcx", "erfinv", "exp2", "expit", "expm1", "gammainc", "gammaincc",
            "gammaln", "i0", "i0e", "i1", "i1e", "log1p", "log_ndtr", "log_softmax", "logit", "logsumexp",
-           "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "round", "sinc", "softmax", "xlog1py", "xlogy",
-           "zeta"]
+           "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1", "multigammaln", "ndtr",
+           "ndtri", "polygamma", "psi", "round", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "sinc",
+           "softmax", "spherical_bessel_j0", "xlog1py", "xlogy", "zeta"]
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
@@ -286,6 +287,77 @@ def i1(input):
 def i1e(input):
     """exp(-|x|) * i1(x)."""
     return _unary("i1e", input)
+
+
+def _values_only(scipy_name, input):
+    """scipy.special.<scipy_name>(x) as a tensor that autograd does not track (PyTorch has no
+    derivative for these)."""
+    x = _float_input(input).array
+    with _quietly():
+        return Tensor(getattr(_scipy_special(x), scipy_name)(_wide(x)).astype(x.dtype, copy=False))
+
+
+def bessel_j0(input):
+    """The Bessel function of the first kind of order 0 (no gradient, as in PyTorch)."""
+    return _values_only("j0", input)
+
+
+def bessel_j1(input):
+    """The Bessel function of the first kind of order 1 (no gradient)."""
+    return _values_only("j1", input)
+
+
+def bessel_y0(input):
+    """The Bessel function of the second kind of order 0 (no gradient)."""
+    return _values_only("y0", input)
+
+
+def bessel_y1(input):
+    """The Bessel function of the second kind of order 1 (no gradient)."""
+    return _values_only("y1", input)
+
+
+def modified_bessel_i0(input):
+    """i0, without a gradient (PyTorch's modified_bessel_i0 has none)."""
+    return _values_only("i0", input)
+
+
+def modified_bessel_i1(input):
+    """i1, without a gradient."""
+    return _values_only("i1", input)
+
+
+def modified_bessel_k0(input):
+    """The modified Bessel function of the second kind of order 0 (no gradient)."""
+    return _values_only("k0", input)
+
+
+def modified_bessel_k1(input):
+    """The modified Bessel function of the second kind of order 1 (no gradient)."""
+    return _values_only("k1", input)
+
+
+def scaled_modified_bessel_k0(input):
+    """exp(x) * k0(x) (no gradient)."""
+    return _values_only("k0e", input)
+
+
+def scaled_modified_bessel_k1(input):
+    """exp(x) * k1(x) (no gradient)."""
+    return _values_only("k1e", input)
+
+
+def spherical_bessel_j0(input):
+    """sin(x) / x, and 1 at 0 (no gradient)."""
+    x = _float_input(input).array
+    xp = get_array_module(x)
+    return Tensor(_where_zero(x, 1.0, lambda safe: xp.sin(safe) / safe).astype(x.dtype, copy=False))
+
+
+def airy_ai(input):
+    """The Airy function Ai (no gradient)."""
+    x = _float_input(input).array
+    return Tensor(_scipy_special(x).airy(_wide(x))[0].astype(x.dtype, copy=False))
 
 
 # ---- error function and the normal distribution ----
