@@ -22,7 +22,7 @@ from distml import nn  # noqa: E402
 from distml import optim  # noqa: E402
 from distml import utils  # noqa: E402
 from distml import accelerator, backends, cuda  # noqa: E402
-from distml import special  # noqa: E402
+from distml import distributions, special  # noqa: E402
 from distml import linalg  # noqa: E402
 from distml.backends import (are_deterministic_algorithms_enabled,  # noqa: E402
                              is_deterministic_algorithms_warn_only_enabled, use_deterministic_algorithms)
