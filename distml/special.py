@@ -14,22 +14,23 @@ import math
 
 import numpy as np
 
-import distml
 from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import promote, unbroadcast
 from distml.ops.elementwise import _float_input, log1p, sigmoid
+from distml.ops.math import erf, erfc, erfinv, exp2, expm1, round, sinc, xlogy
 from distml.ops.reduce import logsumexp, sum
 from distml.ops.registry import register
 from distml.ops.softmax import log_softmax, softmax
 from distml.tensor import Tensor
 
-__all__ = ["airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "digamma", "entr", "erf", "erfc", "erfcx", "erfinv", "exp2", "expit", "expm1", "gammainc", "gammaincc",
-           "gammaln", "i0", "i0e", "i1", "i1e", "log1p", "log_ndtr", "log_softmax", "logit", "logsumexp",
-           "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1", "multigammaln", "ndtr",
-           "ndtri", "polygamma", "psi", "round", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "sinc",
-           "softmax", "spherical_bessel_j0", "xlog1py", "xlogy", "zeta"]
+__all__ = ["airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "digamma", "entr", "erf", "erfc", "erfcx",
+           "erfinv", "exp2", "expit", "expm1", "gammainc", "gammaincc", "gammaln", "i0", "i0e", "i1", "i1e", "log1p",
+           "log_ndtr", "log_softmax", "logit", "logsumexp", "modified_bessel_i0", "modified_bessel_i1",
+           "modified_bessel_k0", "modified_bessel_k1", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "round",
+           "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "sinc", "softmax", "spherical_bessel_j0",
+           "xlog1py", "xlogy", "zeta"]
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
@@ -51,7 +52,7 @@ def _wide(array):
 # name -> (value(sp, x, n), derivative(sp, x, out, n)); sp is the scipy.special module, n the order
 # of polygamma (None for the others), out the value already computed.
 _UNARY = {
-    "gammaln": (lambda sp, x, n: sp.gammaln(x), lambda sp, x, out, n: sp.psi(x)),
+    "lgamma": (lambda sp, x, n: sp.gammaln(x), lambda sp, x, out, n: sp.psi(x)),
     "digamma": (lambda sp, x, n: sp.psi(x), lambda sp, x, out, n: sp.polygamma(1, x)),
     "polygamma": (lambda sp, x, n: sp.polygamma(n, x), lambda sp, x, out, n: sp.polygamma(n + 1, x)),
     "erfcx": (lambda sp, x, n: sp.erfcx(x), lambda sp, x, out, n: 2 * x * out - 2 / math.sqrt(math.pi)),
@@ -77,6 +78,11 @@ def _quietly():
     return np.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
+def _node_name(node, default):
+    """LgammaBackward0, I0eBackward0, ...: the function's name, as grad_fn shows it."""
+    return "".join(part.capitalize() for part in getattr(node, "name_", default).split("_")) + "Backward0"
+
+
 def _where_zero(x, at_zero, formula):
     """formula(x) where x != 0 and `at_zero` where x == 0, without evaluating formula at 0."""
     xp = get_array_module(x)
@@ -98,6 +104,9 @@ class Special(Primitive):
         x = _wide(self.x)
         derivative = _UNARY[self.name_][1](_scipy_special(x), x, _wide(self.out), self.n)
         return (grad * derivative).astype(grad.dtype, copy=False)
+
+    def name(self):
+        return _node_name(self, "special")
 
 
 def _unary(name, x, n=None):
@@ -152,6 +161,9 @@ class Binary(Primitive):
         return (None if grad_a is None else unbroadcast(grad_a, a.shape).astype(grad.dtype, copy=False),
                 None if grad_b is None else unbroadcast(grad_b, b.shape).astype(grad.dtype, copy=False))
 
+    def name(self):
+        return _node_name(self, "special")
+
 
 def _binary(name, a, b):
     """f(a, b) with PyTorch's promotion; a Python number becomes a 0-d tensor of the other's dtype."""
@@ -171,7 +183,7 @@ def _is_float(x):
 @register(method=True, inplace=True)
 def lgamma(input):
     """log|Gamma(x)|: `distml.lgamma(x)`, `x.lgamma()`, `distml.special.gammaln(x)`."""
-    return _unary("gammaln", input)
+    return _unary("lgamma", input)
 
 
 gammaln = lgamma
@@ -362,21 +374,6 @@ def airy_ai(input):
 
 # ---- error function and the normal distribution ----
 
-def erf(input):
-    """distml.erf (defined with the other elementwise math)."""
-    return distml.erf(input)
-
-
-def erfc(input):
-    """distml.erfc."""
-    return distml.erfc(input)
-
-
-def erfinv(input):
-    """distml.erfinv."""
-    return distml.erfinv(input)
-
-
 def erfcx(input):
     """The scaled complementary error function exp(x ** 2) * erfc(x)."""
     return _unary("erfcx", input)
@@ -408,11 +405,6 @@ def logit(input, eps=None):
 expit = sigmoid
 
 
-def xlogy(input, other):
-    """distml.xlogy."""
-    return distml.xlogy(input, other)
-
-
 def xlog1py(input, other):
     """x * log1p(y), taken as 0 where x == 0: `distml.special.xlog1py(x, y)`."""
     return _binary("xlog1py", input, other)
@@ -421,23 +413,3 @@ def xlog1py(input, other):
 def entr(input):
     """-x * log(x) elementwise (0 at 0, -inf below 0)."""
     return _unary("entr", input)
-
-
-def expm1(input):
-    """distml.expm1."""
-    return distml.expm1(input)
-
-
-def exp2(input):
-    """distml.exp2."""
-    return distml.exp2(input)
-
-
-def sinc(input):
-    """distml.sinc."""
-    return distml.sinc(input)
-
-
-def round(input, *, decimals=0):
-    """distml.round."""
-    return distml.round(input, decimals=decimals)

@@ -185,11 +185,12 @@ def test_names_torch_has_at_the_top_level_and_as_methods():
         assert callable(getattr(distml.special, name))
 
 
-def test_the_functions_distml_has_elsewhere():
+def test_the_functions_distml_has_elsewhere_are_those_functions():
+    for name in ("erf", "erfc", "erfinv", "expm1", "exp2", "sinc", "xlogy", "round", "log1p", "softmax",
+                 "log_softmax", "logsumexp"):
+        assert getattr(distml.special, name) is getattr(distml, name)
+    assert distml.special.expit is distml.sigmoid
     a, b = _pair([-1.5, 0.0, 0.3, 0.9, 1.26])
-    for name in ("erf", "erfc", "erfinv", "expm1", "exp2", "sinc"):
-        x, y = (a / 2, b / 2) if name == "erfinv" else (a, b)
-        _check(getattr(distml.special, name)(x), getattr(torch.special, name)(y))
     _check(distml.special.xlogy(a, a * a + 1), torch.special.xlogy(b, b * b + 1))
     _check(distml.special.round(a, decimals=1), torch.special.round(b, decimals=1))
 

@@ -20,7 +20,7 @@ def broadcast_all(*values):
     dtype and device (or the default dtype): `loc, scale = broadcast_all(loc, 1.0)`."""
     if not all(isinstance(v, (Tensor, Number)) for v in values):
         raise ValueError("Input arguments must all be instances of Number, "
-                         "torch.Tensor or objects implementing __torch_function__.")
+                         "distml.Tensor or objects implementing __torch_function__.")
     like = next((v for v in values if isinstance(v, Tensor)), None)
     options = {"dtype": dtypes.get_default_dtype()} if like is None else {"dtype": like.dtype, "device": like.device}
     tensors = [v if isinstance(v, Tensor) else distml.tensor(v, **options) for v in values]
