@@ -118,6 +118,19 @@ OPS = {
     "sort_topk": lambda m, F, a, b, p: a.sort(1)[0] + a.topk(6)[0],
     "logsumexp_norm": lambda m, F, a, b, p: a.logsumexp(1) + a.norm(),
     "cat": lambda m, F, a, b, p: m.cat([a, a * 2]),
+    # ops of distml/ops/{math,combine,layout,stats,indexed}.py (computed in float32, rounded back)
+    "erf_erfinv": lambda m, F, a, b, p: m.erf(a) + m.erfinv(a.tanh() * 0.9),
+    "floor_round": lambda m, F, a, b, p: m.floor(a * 3) + a.round(decimals=1) + a,
+    "trig_logs": lambda m, F, a, b, p: m.sinh(a) + m.atan2(a, p) + m.log2(p) + m.expm1(a) + m.sinc(a),
+    "lerp_hypot": lambda m, F, a, b, p: m.lerp(a, p, 0.3) + m.hypot(a, p) + m.logaddexp(a, p),
+    "cumprod_logcumsumexp": lambda m, F, a, b, p: m.cumprod(p, 1) + m.logcumsumexp(a, 1) + m.cummax(a, 1)[0],
+    "median_nansum": lambda m, F, a, b, p: a.median(1)[0] + m.nansum(a, 1) + m.nanmean(a, 1),
+    "tensordot_addmm": lambda m, F, a, b, p: m.tensordot(a, b, 1) + m.addmm(b[0], a, b),
+    "cross_diag": lambda m, F, a, b, p: m.cross(a[:, :3], p[:, 3:], dim=1).sum() + m.trace(a) + m.diag(a).sum(),
+    "index_add_scatter_reduce": lambda m, F, a, b, p: m.index_add(a, 0, m.tensor([0, 0]), p[:2]) + m.scatter_reduce(
+        a, 1, m.tensor([[0, 0]] * 4), p[:, :2], "amax"),
+    "pad": lambda m, F, a, b, p: F.pad(a, (1, 2), mode="reflect") + F.pad(p, (1, 2, 0, 0), value=0.5),
+    "renorm_cov": lambda m, F, a, b, p: m.renorm(a, 2, 0, 1.0).sum() + m.cov(a).sum(),
 }
 
 

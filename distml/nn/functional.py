@@ -108,7 +108,7 @@ def pad(input, pad, mode="constant", value=None):
     xp = get_array_module(input.array)
     sizes = [(ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(n)]
     for i, (d, before, after) in enumerate(sizes):
-        if shape[d] + before + after < 0:
+        if shape[d] - max(-before, 0) - max(-after, 0) < 0:  # negative sizes crop before anything is added
             raise RuntimeError("narrow(): length must be non-negative.")
         if mode == "reflect" and (before >= shape[d] or after >= shape[d]):
             raise RuntimeError(f"Argument #{4 + 2 * i}: Padding size should be less than the corresponding input "

@@ -219,8 +219,12 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
                            f"X2: {x2.array.shape[-1]}")
     if p < 0:
         raise RuntimeError("cdist only supports non-negative p values")
-    if not dtypes.is_float(x1.array.dtype) or not dtypes.is_float(x2.array.dtype):
-        raise RuntimeError(f"cdist only supports floating-point dtypes, X1 got: {x1.dtype.legacy_name}")
+    for t in (x1, x2):
+        if not dtypes.is_float(t.array.dtype):
+            raise RuntimeError(f"cdist only supports floating-point dtypes, X{1 if t is x1 else 2} got: "
+                               f"{t.dtype.legacy_name}")
+        if t.array.dtype.itemsize == 2:
+            raise NotImplementedError(f"\"cdist\" not implemented for '{t.dtype.legacy_name}'")
     x1, x2 = _same_dtype(x1, x2)
     batch = np.broadcast_shapes(x1.array.shape[:-2], x2.array.shape[:-2])
     x1 = expand(x1, batch + x1.array.shape[-2:])

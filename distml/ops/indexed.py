@@ -15,23 +15,25 @@ from distml.ops.shape import expand, reshape
 from distml.tensor import Tensor
 
 
-def _check_index_arg(name, x, dim, index, source=None):
-    """dim as an axis, after PyTorch's checks of a 1-D index (and of source's size along dim)."""
+def _index_dim(x, dim, index, bad_rank, bad_dtype):
+    """dim as an axis; `bad_rank` / `bad_dtype` are PyTorch's errors for a 2-D or a non-integer index."""
     d = wrap_dim(dim, x.array.ndim)
     if index.array.ndim > 1:
-        raise IndexError(f"{name}(): Index is supposed to be a vector")
-    if index.array.dtype not in (np.int32, np.int64):
-        raise IndexError(f"{name}(): Expected dtype int32/int64 for index")
+        raise bad_rank
+    if index.array.dtype.kind not in "iu":
+        raise bad_dtype
+    return d
+
+
+def _check_bounds(x, d, index, error, prefix=""):
     size = x.array.shape[d] if x.array.ndim else 1
     if index.array.size and (index.array.min() < -size or index.array.max() >= size):
         bad = int(index.array.max() if index.array.max() >= size else index.array.min())
-        raise IndexError(f"index {bad} is out of bounds for dimension {d} with size {size}")
-    if source is not None:
-        along = source.array.shape[d] if source.array.ndim else 1
-        if index.array.size != along:
-            raise RuntimeError(f"{name}(): Number of indices ({index.array.size}) should be equal to "
-                               f"source.size(dim): ({along}), for dim: {d}")
-    return d
+        raise error(f"{prefix}index {bad} is out of bounds for dimension {d} with size {size}")
+
+
+def _along(source, d):
+    return source.array.shape[d] if source.array.ndim else 1
 
 
 def _spread(index, d, shape):
@@ -47,7 +49,14 @@ def _spread(index, d, shape):
 @register(method=True, inplace=True)
 def index_add(input, dim, index, source, *, alpha=1):
     """input with alpha * source's slices added at `index` along dim (repeats accumulate)."""
-    d = _check_index_arg("index_add_", input, dim, index, source)
+    d = _index_dim(input, dim, index, IndexError(
+        f"index_add_(): Index is supposed to be a vector, but got dim: {index.array.ndim} with type: "
+        f"{index.dtype.legacy_name} and size: {list(index.array.shape)}"), RuntimeError(
+        f"index_add_(): Expected dtype int32/int64 for index but got: {index.dtype.legacy_name}"))
+    if index.array.size != _along(source, d):
+        raise RuntimeError(f"index_add_(): Number of indices ({index.array.size}) should be equal to "
+                           f"source.size(dim): ({_along(source, d)}), for dim: {d}")
+    _check_bounds(input, d, index, RuntimeError)
     source = source if alpha == 1 else mul(source, alpha)
     return _scatter(input, d, _spread(index, d, source.array.shape), source, add=True)
 
@@ -55,14 +64,22 @@ def index_add(input, dim, index, source, *, alpha=1):
 @register(method=True, inplace=True)
 def index_copy(input, dim, index, source):
     """input with source's slices written at `index` along dim."""
-    d = _check_index_arg("index_copy_", input, dim, index, source)
+    d = _index_dim(input, dim, index, IndexError(
+        f"index_copy_(): Index should have dimension 1 or 0 (got {index.array.ndim})"), RuntimeError(
+        f"index_copy_(): Expected a long tensor for index, but got {index.dtype.legacy_name}"))
+    if index.array.size != _along(source, d):
+        raise IndexError(f"index_copy_(): Number of indices ({index.array.size}) should be equal to "
+                         f"source.size(dim) ({_along(source, d)})")
+    _check_bounds(input, d, index, IndexError, "index_copy_(): ")
     return _scatter(input, d, _spread(index, d, source.array.shape), source, add=False)
 
 
 @register(method=True, inplace=True)
 def index_fill(input, dim, index, value):
     """input with the slices at `index` along dim set to value (a number or 0-d tensor)."""
-    d = _check_index_arg("index_fill_", input, dim, index)
+    d = _index_dim(input, dim, index, RuntimeError("Index has to be a vector/scalar"),
+                   IndexError("index_fill_(): Expected dtype int64 for index."))
+    _check_bounds(input, d, index, IndexError)
     if isinstance(value, Tensor):
         if value.array.ndim:
             raise RuntimeError("index_fill_ only supports a 0-dimensional value tensor, but got tensor with "

@@ -29,7 +29,8 @@ def broadcast_shapes(*shapes):
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         ndim = max(len(result), len(shape))
         padded_r, padded_s = (1,) * (ndim - len(result)) + result, (1,) * (ndim - len(shape)) + shape
-        for d, (r, s) in enumerate(zip(padded_r, padded_s)):
+        for d in range(ndim - 1, -1, -1):
+            r, s = padded_r[d], padded_s[d]
             if r != s and r != 1 and s != 1:
                 raise RuntimeError(f"Attempting to broadcast a dimension of length {s} at {d - ndim}! Mismatching "
                                    f"argument at index {i} had {shape}; but expected shape should be broadcastable "

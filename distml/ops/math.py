@@ -347,6 +347,7 @@ def clamp_max(x, max):
 @register(method=True)
 def lerp(start, end, weight):
     """start + weight * (end - start); weight is a number or a tensor: `distml.lerp(a, b, 0.5)`."""
+    _require_tensors("lerp", input=start, end=end)
     if not dtypes.is_float(start.array.dtype):
         raise NotImplementedError(f"\"lerp_kernel_scalar\" not implemented for '{start.dtype.legacy_name}'")
     for name, t in (("end", end), ("weight", weight)):
@@ -416,6 +417,14 @@ class Binary(Primitive):
         return self.op.capitalize() + "Backward0"
 
 
+def _require_tensors(name, **arguments):
+    """PyTorch's TypeError for a non-Tensor where only a Tensor is accepted."""
+    for position, (argument, value) in enumerate(arguments.items(), 1):
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"{name}(): argument '{argument}' (position {position}) must be Tensor, not "
+                            f"{type(value).__name__}")
+
+
 def _binary(op, a, b, to_float=True, floats_only=False):
     a, b = promote(a, b, to_float=to_float)
     if floats_only:
@@ -428,36 +437,42 @@ def _binary(op, a, b, to_float=True, floats_only=False):
 @register("arctan2", method=True, inplace=True)
 def atan2(input, other):
     """The angle of the point (other, input): atan(input / other) in the right quadrant."""
+    _require_tensors("atan2", input=input, other=other)
     return _binary("atan2", input, other)
 
 
 @register(method=True, inplace=True)
 def hypot(input, other):
     """sqrt(input ** 2 + other ** 2) without overflow."""
+    _require_tensors("hypot", input=input, other=other)
     return _binary("hypot", input, other, to_float=False, floats_only=True)
 
 
 @register(method=True)
 def logaddexp(input, other):
     """log(exp(input) + exp(other)) without overflow."""
+    _require_tensors("logaddexp", input=input, other=other)
     return _binary("logaddexp", input, other, to_float=False, floats_only=True)
 
 
 @register(method=True)
 def logaddexp2(input, other):
     """log2(2 ** input + 2 ** other) without overflow."""
+    _require_tensors("logaddexp2", input=input, other=other)
     return _binary("logaddexp2", input, other, to_float=False, floats_only=True)
 
 
 @register(method=True, inplace=True)
 def copysign(input, other):
-    """|input| with the sign of other."""
+    """|input| with the sign of other (a tensor or a number)."""
+    _require_tensors("copysign", input=input)
     return _binary("copysign", input, other)
 
 
 @register(method=True, inplace=True)
 def fmod(input, other):
     """C's remainder (the sign of the dividend): input - trunc(input / other) * other."""
+    _require_tensors("fmod", input=input)
     a, b = promote(input, other)
     data_a, data_b = (t.array if isinstance(t, Tensor) else t for t in (a, b))
     if dtypes.is_float(dtypes.result_type(data_a, data_b)):
@@ -471,11 +486,13 @@ def fmod(input, other):
 @register(method=True)
 def fmax(input, other):
     """Elementwise max that ignores nan (nan only where both are nan)."""
+    _require_tensors("fmax", input=input, other=other)
     return _binary("fmax", input, other, to_float=False)
 
 
 @register(method=True)
 def fmin(input, other):
+    _require_tensors("fmin", input=input, other=other)
     return _binary("fmin", input, other, to_float=False)
 
 
@@ -488,6 +505,7 @@ def xlogy(input, other):
 @register(method=True, inplace=True)
 def heaviside(input, values):
     """0 where input < 0, 1 where input > 0, `values` where input == 0 (no gradient, as in PyTorch)."""
+    _require_tensors("heaviside", input=input, values=values)
     if input.array.dtype != values.array.dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
     xp = get_array_module(input.array)

@@ -93,7 +93,7 @@ def kthvalue(input, k, dim=-1, keepdim=False):
     d = wrap_dim(dim, input.array.ndim)
     size = input.array.shape[d] if input.array.ndim else 1
     if not 1 <= k <= size:
-        raise IndexError(f"kthvalue(): selected number k out of range for dimension {d}")
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
     if input.array.ndim == 0:
         return kthvalue_type(input.clone(), Tensor(xp.zeros((), np.int64)))
     order = xp.argsort(input.array, axis=d, kind="stable")
@@ -136,11 +136,11 @@ _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 
 def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
-    if not dtypes.is_float(input.array.dtype) or input.array.dtype == np.float16:
+    if input.array.dtype not in (np.float32, np.float64):
         raise RuntimeError(f"{name}() input tensor must be either float or double dtype")
     if interpolation not in _INTERPOLATIONS:
-        raise RuntimeError(f"{name}() interpolation must be one of linear, lower, higher, midpoint or nearest. "
-                           f"Got {interpolation}")
+        raise RuntimeError(f"{name}() interpolation must be one of linear, lower, higher, midpoint or nearest, "
+                           f"but got {interpolation}")
     xp = get_array_module(input.array)
     scalar_q = not isinstance(q, Tensor)
     if scalar_q:

@@ -268,3 +268,274 @@ def test_unary(f, shapes, domain, layout, rng):
 @pytest.mark.parametrize("f, shapes, domain, layout", list(_cases(BINARY, 2)))
 def test_binary(f, shapes, domain, layout, rng):
     _check(f, shapes, domain, layout, rng)
+
+
+# ---- integer inputs, non-differentiable results and other exact cases ----
+
+def ints(m, values):
+    return m.tensor(values)
+
+
+EXACT = [
+    ("floor_int", lambda m: (m.floor(ints(m, [1, -2])), m.ceil(ints(m, [3])), m.round(ints(m, [4])), m.trunc(ints(m, [-5])))),
+    ("float_of_int", lambda m: (m.sinh(ints(m, [1, 2])), m.erf(ints(m, [0, 1])), m.log2(ints(m, [1, 4])),
+                                m.reciprocal(ints(m, [2, 4])), m.atan2(ints(m, [1]), ints(m, [2])),
+                                m.copysign(ints(m, [3]), -1), m.xlogy(ints(m, [2]), 3))),
+    ("fmod_int", lambda m: (m.fmod(ints(m, [5, -5, 7]), 3), m.fmod(ints(m, [5, -5]), 2.5), m.fmax(ints(m, [1, 5]), ints(m, [3])))),
+    ("bool_predicates", lambda m: (m.signbit(m.tensor([-0.0, 0.0, -1.0])), m.signbit(ints(m, [-1, 2])),
+                                   m.isposinf(m.tensor([math.inf, -math.inf, 1.0])),
+                                   m.isneginf(ints(m, [1])), m.isreal(ints(m, [1, 2])))),
+    ("nan_to_num_defaults", lambda m: (m.nan_to_num(m.tensor([math.nan, math.inf, -math.inf, 1.0])),
+                                       m.nan_to_num(m.tensor([math.nan, math.inf], dtype=m.float16)),
+                                       m.nan_to_num(ints(m, [1, 2])))),
+    ("heaviside", lambda m: m.heaviside(m.tensor([-1.0, 0.0, 2.0]), m.tensor([0.5]))),
+    ("erf_extremes", lambda m: (m.erf(m.tensor([-math.inf, 0.0, 6.0, math.nan], dtype=m.float64)),
+                                m.erfinv(m.tensor([-1.0, 1.0, 0.0, 1.5], dtype=m.float64)),
+                                m.erfc(m.tensor([30.0, -3.0], dtype=m.float64)))),
+    ("bincount", lambda m: (m.bincount(ints(m, [0, 1, 1, 3])), m.bincount(ints(m, [0, 1]), minlength=4),
+                            m.bincount(ints(m, [0, 1, 1]), weights=m.tensor([0.5, 1.0, 2.0])),
+                            m.bincount(ints(m, [0, 1, 1]), weights=m.tensor([1, 2, 3])),
+                            m.bincount(m.tensor([], dtype=m.int64), minlength=2))),
+    ("histc_edges", lambda m: (m.histc(m.tensor([2.0, 2.0]), bins=2), m.histc(m.tensor([]), bins=3),
+                               m.histc(m.tensor([0.0, 1.0, 1.0, 3.0, 5.0]), bins=3, min=0, max=3))),
+    ("searchsorted_scalar", lambda m: (m.searchsorted(ints(m, [1, 3, 5]), 3), m.bucketize(3, ints(m, [1, 3, 5]), right=True),
+                                       m.searchsorted(ints(m, [1, 3, 5]), ints(m, [[0, 6]]), side="right"))),
+    ("isin_scalars", lambda m: (m.isin(ints(m, [1, 2, 3]), 2), m.isin(2, ints(m, [1, 2])),
+                                m.isin(ints(m, [1, 2, 3]), ints(m, [2, 5]), invert=True))),
+    ("unique_plain", lambda m: (m.unique(ints(m, [3, 1, 3])), m.unique(m.tensor([1.0, math.nan, math.nan])),
+                                m.unique(m.tensor(3.0)), ints(m, [3, 1, 3]).unique(sorted=False))),
+    ("argwhere_0d", lambda m: (m.argwhere(m.tensor(1)), m.argwhere(m.tensor([], dtype=m.int64)))),
+    ("tri_indices", lambda m: (m.triu_indices(3, 4), m.tril_indices(4, 3, -1), m.triu_indices(3, 3, 1, dtype=m.int32),
+                               m.tril_indices(0, 0))),
+    ("repeat_interleave_counts", lambda m: m.repeat_interleave(ints(m, [2, 0, 1]))),
+    ("diff_bool_int", lambda m: (m.diff(m.tensor([True, False, False])), m.diff(ints(m, [1, 4, 9]), n=2),
+                                 m.diff(ints(m, [1, 2]), n=5))),
+    ("median_int", lambda m: (m.median(ints(m, [3, 1, 2, 2])), m.median(ints(m, [[3, 1], [2, 2]]), 1),
+                              m.median(m.tensor([])), m.nanmedian(m.tensor([math.nan])))),
+    ("mode_kthvalue_int", lambda m: (m.mode(ints(m, [1, 2, 2, 3, 3])), m.kthvalue(ints(m, [5, 1, 4]), 2),
+                                     m.mode(m.tensor(3.0)))),
+    ("cum_int", lambda m: (m.cumprod(ints(m, [1, 2, 3]), 0), m.cumprod(ints(m, [1, 2]), 0, dtype=m.float64),
+                           m.cummax(ints(m, [1, 3, 3, 2, 5]), 0), m.cummin(m.tensor([2.0, math.nan, 1.0]), 0),
+                           m.cummax(m.tensor([True, False]), 0))),
+    ("nan_reductions_int", lambda m: (m.nansum(ints(m, [1, 2])), m.nanmean(m.tensor([[math.nan, math.nan]]), 1))),
+    ("scatter_reduce_int", lambda m: tuple(m.scatter_reduce(ints(m, [1, 2, 9]), 0, ints(m, [0, 0, 1]), ints(m, [3, 4, 7]),
+                                                            r, include_self=s)
+                                           for r in ("sum", "prod", "mean", "amax", "amin") for s in (True, False))),
+    ("kron_int", lambda m: m.kron(ints(m, [[1, 2]]), ints(m, [1, 10]))),
+    ("vander_int", lambda m: m.vander(ints(m, [1, 2, 3]), 4)),
+    ("tensordot_int_dims_tensor", lambda m: m.tensordot(ints(m, [[1, 2], [3, 4]]), ints(m, [[1, 0], [0, 1]]), dims=1)),
+    ("cov_int", lambda m: (m.cov(ints(m, [[1, 2, 4], [0, 3, 3]])), m.corrcoef(ints(m, [[1, 2, 4], [0, 3, 3]])))),
+    ("trace_int", lambda m: m.trace(ints(m, [[1, 2], [3, 4]]))),
+    ("block_diag_mixed", lambda m: (m.block_diag(ints(m, [[1]]), m.tensor([2.0, 3.0])), m.block_diag())),
+    ("combinations_edges", lambda m: (m.combinations(ints(m, [1, 2])), m.combinations(ints(m, [1, 2]), 3),
+                                      m.combinations(ints(m, [1, 2]), 0))),
+    ("pad_int_value", lambda m: (F(m).pad(ints(m, [1, 2, 3]), (1, 1), value=2.7), F(m).pad(ints(m, [[1, 2]]), (0, 0, 1, 0)))),
+    ("broadcast_shapes", lambda m: (tuple(m.broadcast_shapes((2, 1), (3,))), tuple(m.broadcast_shapes()),
+                                    tuple(m.broadcast_shapes(5, (1, 5))))),
+    ("split_int_sections", lambda m: ints(m, [1, 2, 3, 4, 5]).tensor_split(ints(m, 2))),
+    ("quantile_empty_dim_keepdim", lambda m: m.quantile(m.tensor([[1.0, 2.0]]), 0.5, keepdim=True)),
+]
+
+
+def _values(out):
+    if isinstance(out, (tuple, list)) and not (out and isinstance(out[0], int)):
+        return [v for o in out for v in _values(o)]
+    return [out]
+
+
+@pytest.mark.parametrize("name, f", [pytest.param(n, f, id=n) for n, f in EXACT])
+def test_exact(name, f):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outs_d, outs_t = _values(f(distml)), _values(f(torch))
+    assert len(outs_d) == len(outs_t)
+    for od, ot in zip(outs_d, outs_t):
+        if isinstance(ot, tuple):
+            assert od == ot
+            continue
+        assert od.dtype.name == str(ot.dtype).replace("torch.", "")
+        assert tuple(od.shape) == tuple(ot.shape)
+        np.testing.assert_allclose(od.numpy(), ot.numpy(), rtol=1e-6)  # float32 sums may round differently
+
+
+# ---- in-place forms ----
+
+INPLACE = [
+    ("floor_", lambda m, x: x.floor_()),
+    ("clamp_min_", lambda m, x: x.clamp_min_(0.1)),
+    ("erf_", lambda m, x: x.erf_()),
+    ("atan2_", lambda m, x: x.atan2_(x * 2 + 1)),
+    ("nan_to_num_", lambda m, x: x.div_(0).nan_to_num_(posinf=5.0)),
+    ("cumprod_", lambda m, x: x.cumprod_(1)),
+    ("index_add_", lambda m, x: x.index_add_(0, idx(m, [1, 1]), m.ones(2, 4, dtype=m.float64), alpha=2)),
+    ("index_copy_", lambda m, x: x.index_copy_(1, idx(m, [0]), m.zeros(3, 1, dtype=m.float64))),
+    ("index_fill_", lambda m, x: x.index_fill_(0, idx(m, [2]), -7.0)),
+    ("masked_scatter_", lambda m, x: x.masked_scatter_(x > 0, x * 10)),
+    ("scatter_reduce_", lambda m, x: x.scatter_reduce_(1, idx(m, [[0, 0], [1, 1], [3, 3]]), x[:, :2] * 3, "amax")),
+    ("addmm_", lambda m, x: x.addmm_(x.clone(), m.eye(4, dtype=m.float64), beta=2)),
+    ("put_", lambda m, x: x.put_(idx(m, [0, 0]), m.ones(2, dtype=m.float64), accumulate=True)),
+    ("renorm_", lambda m, x: x.renorm_(2, 0, 1.0)),
+    ("copysign_", lambda m, x: x.copysign_(-1.0)),
+]
+
+
+@pytest.mark.parametrize("name, f", [pytest.param(n, f, id=n) for n, f in INPLACE])
+def test_inplace(name, f, rng):
+    data = rng.standard_normal((3, 4))
+    xd, xt = distml.from_numpy(data.copy()), torch.from_numpy(data.copy())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert f(distml, xd) is xd
+    assert f(torch, xt) is xt
+    np.testing.assert_allclose(xd.numpy(), xt.numpy(), rtol=1e-7, atol=1e-10)
+
+
+def test_inplace_records_gradient(rng):
+    data = rng.standard_normal((3, 4))
+    outs = []
+    for m in (distml, torch):
+        x = m.from_numpy(data.copy()).requires_grad_()
+        y = x * 1
+        y.index_add_(0, idx(m, [0, 0]), x[1:] * 2).erf_()
+        y.sum().backward()
+        outs.append(x.grad.numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-7, atol=1e-10)
+
+
+def test_registered_like_torch():
+    """Each op here is a Tensor method and has an in-place form exactly where torch has them."""
+    from distml.ops.registry import FUNCTIONS
+    modules = {"distml.ops." + m for m in ("math", "combine", "layout", "search", "stats", "indexed")}
+    names = [n for n, f in FUNCTIONS.items() if f.__module__ in modules]
+    assert len(names) > 100
+    for name in names:
+        assert hasattr(torch, name), name
+        assert hasattr(distml.Tensor, name) == hasattr(torch.Tensor, name), name
+        assert hasattr(distml.Tensor, name + "_") == hasattr(torch.Tensor, name + "_"), name
+
+
+def test_warnings_as_torch():
+    x = distml.arange(3)
+    with pytest.warns(UserWarning, match="it will be required to pass the indexing argument"):
+        distml.meshgrid(x, x)
+    with pytest.warns(UserWarning, match="without specifying the dim arg is deprecated"):
+        out = distml.cross(distml.ones(2, 3), distml.ones(2, 3))
+    assert out.shape == (2, 3)
+    with pytest.warns(UserWarning, match="chain_matmul is deprecated"):
+        distml.chain_matmul(distml.eye(2), distml.eye(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        distml.meshgrid(x, x, indexing="xy")
+
+
+# ---- errors: the same exception type and message as PyTorch ----
+
+def _f(m, *shape):
+    return m.ones(*shape, dtype=m.float64)
+
+
+ERRORS = [
+    ("frac_int", lambda m: m.frac(ints(m, [1]))),
+    ("round_decimals_int", lambda m: m.round(ints(m, [1]), decimals=1)),
+    ("hypot_int", lambda m: m.hypot(ints(m, [1]), ints(m, [1]))),
+    ("logaddexp_int", lambda m: m.logaddexp(ints(m, [1]), ints(m, [1]))),
+    ("atan2_scalar", lambda m: m.atan2(_f(m, 2), 2)),
+    ("fmax_scalar", lambda m: m.fmax(_f(m, 2), 2)),
+    ("heaviside_dtypes", lambda m: m.heaviside(_f(m, 2), m.tensor(1))),
+    ("fmod_int_zero", lambda m: m.fmod(ints(m, [1]), 0)),
+    ("lerp_int", lambda m: m.lerp(ints(m, [1]), ints(m, [2]), 0.5)),
+    ("lerp_dtypes", lambda m: m.lerp(m.ones(2), _f(m, 2), 0.5)),
+    ("tensordot_negative", lambda m: m.tensordot(_f(m, 2, 3), _f(m, 3, 2), -1)),
+    ("tensordot_mismatch", lambda m: m.tensordot(_f(m, 2, 3), _f(m, 4, 3), 1)),
+    ("tensordot_lists_mismatch", lambda m: m.tensordot(_f(m, 2, 3), _f(m, 4, 3), ([0], [0]))),
+    ("inner_mismatch", lambda m: m.inner(_f(m, 2, 3), _f(m, 4))),
+    ("cdist_1d", lambda m: m.cdist(_f(m, 3), _f(m, 3))),
+    ("cdist_columns", lambda m: m.cdist(_f(m, 2, 3), _f(m, 2, 4))),
+    ("cdist_negative_p", lambda m: m.cdist(_f(m, 2, 3), _f(m, 2, 3), -1.0)),
+    ("cdist_int", lambda m: m.cdist(_f(m, 2, 3), m.ones(2, 3, dtype=m.int64))),
+    ("cdist_bfloat16", lambda m: m.cdist(m.ones(2, 3, dtype=m.bfloat16), m.ones(2, 3, dtype=m.bfloat16))),
+    ("cross_no_3", lambda m: m.cross(_f(m, 2, 4), _f(m, 2, 4))),
+    ("cross_dim_size", lambda m: m.cross(_f(m, 2, 3), _f(m, 2, 3), dim=0)),
+    ("cross_ndim", lambda m: m.cross(_f(m, 3), _f(m, 2, 3))),
+    ("trace_3d", lambda m: m.trace(_f(m, 2, 3, 4))),
+    ("diag_3d", lambda m: m.diag(_f(m, 2, 3, 4))),
+    ("diagonal_dims", lambda m: m.diagonal(_f(m, 2, 3), 0, 1, 1)),
+    ("addmm_shapes", lambda m: m.addmm(_f(m, 2, 3), _f(m, 2, 4), _f(m, 3, 3))),
+    ("meshgrid_dtypes", lambda m: m.meshgrid(m.arange(3), _f(m, 2), indexing="ij")),
+    ("vander_2d", lambda m: m.vander(_f(m, 2, 2))),
+    ("cov_3d", lambda m: m.cov(_f(m, 2, 3, 4))),
+    ("block_diag_3d", lambda m: m.block_diag(_f(m, 2, 2, 2))),
+    ("rot90_one_dim", lambda m: m.rot90(_f(m, 2, 3), 1, [0])),
+    ("rot90_same_dims", lambda m: m.rot90(_f(m, 2, 3), 1, [0, 0])),
+    ("rot90_1d", lambda m: m.rot90(_f(m, 3))),
+    ("fliplr_1d", lambda m: m.fliplr(_f(m, 3))),
+    ("flipud_0d", lambda m: m.flipud(m.tensor(1.0))),
+    ("hsplit_divisible", lambda m: m.hsplit(_f(m, 2, 4), 3)),
+    ("vsplit_1d", lambda m: m.vsplit(_f(m, 4), 2)),
+    ("tensor_split_zero", lambda m: m.tensor_split(_f(m, 3), 0)),
+    ("broadcast_shapes", lambda m: m.broadcast_shapes((2, 3), (3, 2))),
+    ("broadcast_to", lambda m: m.broadcast_to(_f(m, 2, 3), (3, 3))),
+    ("broadcast_tensors", lambda m: m.broadcast_tensors(_f(m, 2, 3), _f(m, 3, 3))),
+    ("take_range", lambda m: m.take(_f(m, 2, 3), idx(m, [6]))),
+    ("repeat_interleave_size", lambda m: m.repeat_interleave(ints(m, [1, 2]), ints(m, [1, 2, 3]), dim=0)),
+    ("diff_0d", lambda m: m.diff(m.tensor(1))),
+    ("bincount_negative", lambda m: m.bincount(ints(m, [-1]))),
+    ("bincount_2d", lambda m: m.bincount(ints(m, [[1]]))),
+    ("bincount_float", lambda m: m.bincount(m.tensor([1.0]))),
+    ("bincount_weights", lambda m: m.bincount(ints(m, [1]), m.tensor([1.0, 2.0]))),
+    ("histc_int", lambda m: m.histc(ints(m, [1, 2]))),
+    ("histc_range", lambda m: m.histc(m.tensor([1.0, 2.0]), min=3, max=2)),
+    ("histc_bins", lambda m: m.histc(m.tensor([1.0, 2.0]), bins=0)),
+    ("searchsorted_shapes", lambda m: m.searchsorted(ints(m, [[1, 3]]), ints(m, [1]))),
+    ("searchsorted_side_right", lambda m: m.searchsorted(ints(m, [1, 3]), ints(m, [1]), side="left", right=True)),
+    ("searchsorted_side", lambda m: m.searchsorted(ints(m, [1, 3]), ints(m, [1]), side="foo")),
+    ("bucketize_2d", lambda m: m.bucketize(ints(m, [1]), ints(m, [[1, 2]]))),
+    ("quantile_q", lambda m: m.quantile(_f(m, 3), 1.5)),
+    ("quantile_int", lambda m: m.quantile(ints(m, [1, 2]), 0.5)),
+    ("quantile_bfloat16", lambda m: m.quantile(m.ones(3, dtype=m.bfloat16), 0.5)),
+    ("quantile_empty", lambda m: m.quantile(m.tensor([], dtype=m.float64), 0.5)),
+    ("quantile_interpolation", lambda m: m.quantile(_f(m, 3), 0.5, interpolation="foo")),
+    ("quantile_q_dtype", lambda m: m.quantile(_f(m, 3), m.tensor([0.5]))),
+    ("kthvalue_k", lambda m: m.kthvalue(_f(m, 3), 4)),
+    ("median_empty_dim", lambda m: m.median(_f(m, 0, 2), 0)),
+    ("nanmean_int", lambda m: m.nanmean(ints(m, [1]))),
+    ("index_add_bounds", lambda m: m.index_add(_f(m, 3, 4), 0, idx(m, [0, 5]), _f(m, 2, 4))),
+    ("index_add_count", lambda m: m.index_add(_f(m, 3, 4), 0, idx(m, [0, 1]), _f(m, 3, 4))),
+    ("index_fill_value", lambda m: m.index_fill(_f(m, 3, 4), 0, idx(m, [0]), m.tensor([1.0, 2.0]))),
+    ("masked_scatter_short", lambda m: m.masked_scatter(_f(m, 3, 4), boolean(m, [True, False, True, False]),
+                                                        _f(m, 2))),
+    ("scatter_reduce_name", lambda m: m.scatter_reduce(_f(m, 3), 0, idx(m, [0]), _f(m, 1), "foo")),
+    ("index_add_rank", lambda m: m.index_add(_f(m, 3, 4), 0, idx(m, [[0]]), _f(m, 1, 4))),
+    ("index_add_dtype", lambda m: m.index_add(_f(m, 3, 4), 0, m.tensor([0.0]), _f(m, 1, 4))),
+    ("index_copy_bounds", lambda m: m.index_copy(_f(m, 3, 4), 0, idx(m, [0, 5]), _f(m, 2, 4))),
+    ("index_copy_count", lambda m: m.index_copy(_f(m, 3, 4), 0, idx(m, [0, 1]), _f(m, 3, 4))),
+    ("index_copy_rank", lambda m: m.index_copy(_f(m, 3, 4), 0, idx(m, [[0]]), _f(m, 1, 4))),
+    ("index_copy_dtype", lambda m: m.index_copy(_f(m, 3, 4), 0, m.tensor([0.0]), _f(m, 1, 4))),
+    ("index_fill_bounds", lambda m: m.index_fill(_f(m, 3, 4), 0, idx(m, [5]), 1.0)),
+    ("index_fill_rank", lambda m: m.index_fill(_f(m, 3, 4), 0, idx(m, [[0]]), 1.0)),
+    ("index_fill_dtype", lambda m: m.index_fill(_f(m, 3, 4), 0, m.tensor([0.0]), 1.0)),
+    ("put_range", lambda m: m.put(_f(m, 2, 2), idx(m, [4]), _f(m, 1))),
+    ("pad_odd", lambda m: F(m).pad(_f(m, 2, 3, 4), (1,))),
+    ("pad_too_long", lambda m: F(m).pad(_f(m, 2, 3, 4), (1,) * 8)),
+    ("pad_reflect_size", lambda m: F(m).pad(_f(m, 2, 3, 4), (4, 1), mode="reflect")),
+    ("pad_mode", lambda m: F(m).pad(_f(m, 2, 3, 4), (1, 1), mode="foo")),
+    ("pad_reflect_dims", lambda m: F(m).pad(_f(m, 2, 3, 4), (1,) * 6, mode="reflect")),
+    ("pad_replicate_1d", lambda m: F(m).pad(_f(m, 4), (1, 1), mode="replicate")),
+    ("pad_value", lambda m: F(m).pad(_f(m, 2, 3, 4), (1, 1), mode="reflect", value=1.0)),
+    ("pad_circular_wrap", lambda m: F(m).pad(_f(m, 2, 3, 4), (5, 1), mode="circular")),
+    ("pad_negative", lambda m: F(m).pad(_f(m, 2, 3, 4), (-5, 1))),
+    ("pad_negative_both", lambda m: F(m).pad(_f(m, 2, 3, 4), (-2, -3))),
+]
+
+
+def _message(error):
+    return str(error).replace("torch.", "").replace("distml.", "")
+
+
+@pytest.mark.parametrize("name, f", [pytest.param(n, f, id=n) for n, f in ERRORS])
+def test_errors_match_torch(name, f):
+    with pytest.raises(Exception) as expected:
+        f(torch)
+    with pytest.raises(Exception) as got:
+        f(distml)
+    assert type(got.value) is type(expected.value)
+    assert _message(got.value) == _message(expected.value)
