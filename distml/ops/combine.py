@@ -14,12 +14,12 @@ from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import broadcast_shapes, wrap_dim
 from distml.ops.convert import cast
-from distml.ops.elementwise import add, mul, sqrt, sub, where
+from distml.ops.elementwise import add, mul, sqrt, sub
 from distml.ops.index import GetItem, getitem
 from distml.ops.linalg import bmm, matmul, mm
 from distml.ops.reduce import sum
 from distml.ops.registry import register
-from distml.ops.shape import cat, expand, movedim, permute, reshape, stack, unsqueeze
+from distml.ops.shape import cat, expand, movedim, permute, reshape, squeeze, stack, unsqueeze
 from distml.tensor import Tensor
 
 
@@ -356,31 +356,19 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
         if bool((w.array < 0).any()):
             raise RuntimeError(f"cov(): {name} cannot be negative")
         weights = w if weights is None else mul(weights, w)
-    if weights is None:
-        total = n
-        mean = sum(x, 1, keepdim=True) / n if n else sum(x, 1, keepdim=True) * float("nan")
-        norm = n - correction
-        centered = sub(x, mean)
-        product = matmul(centered, centered.transpose(0, 1))
-    else:
-        weights = cast(weights, x.array.dtype)
-        total = sum(weights)
-        mean = sum(mul(x, weights), 1, keepdim=True) / total
-        if aweights is None:
-            norm = total - correction
-        else:
-            norm = total - correction * sum(mul(weights, cast(aweights, x.array.dtype))) / total
-        centered = sub(x, mean)
-        product = matmul(mul(centered, weights), centered.transpose(0, 1))
-    if not isinstance(norm, Tensor) and norm <= 0:
-        warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than the number of "
-                      "observations.")
-        norm = 0
-    elif isinstance(norm, Tensor):
-        norm = where(norm > 0, norm, Tensor(get_array_module(x.array).zeros((), dtype=x.array.dtype)))
+    xp = get_array_module(x.array)
+    weights = Tensor(xp.ones(n, dtype=x.array.dtype)) if weights is None else cast(weights, x.array.dtype)
+    total = sum(weights)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = product / norm
-    return reshape(out, ()) if input.array.ndim < 2 else out
+        mean = sum(mul(x, weights), 1, keepdim=True) / total
+        spread = 1 if aweights is None else sum(mul(weights, cast(aweights, x.array.dtype))) / total
+        norm = total - correction * spread
+        if not bool(norm.array > 0):
+            warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than the number "
+                          "of observations.")
+            norm = norm * 0
+        centered = sub(x, mean)
+        return squeeze(matmul(mul(centered, weights), centered.transpose(0, 1)) / norm)  # one variable: 0-d
 
 
 @register(method=True)

@@ -154,8 +154,7 @@ class ScatterReduce(Primitive):
         wide = np.float32 if x.dtype == dtypes.bfloat16.np else x.dtype
         out = x.astype(wide).reshape(-1)
         if not include_self:
-            out[self.hit] = {"sum": 0, "mean": 0, "prod": 1, "amax": -np.inf, "amin": np.inf}[reduce] \
-                if dtypes.is_float(x.dtype) else _int_identity(reduce, x.dtype)
+            out[self.hit] = _identity(reduce, x.dtype)
         ufunc = {"sum": xp.add, "mean": xp.add, "prod": xp.multiply, "amax": xp.maximum, "amin": xp.minimum}[reduce]
         ufunc.at(out, positions, values.astype(wide))
         if reduce == "mean":
@@ -213,13 +212,17 @@ class ScatterReduce(Primitive):
         return own, g[positions] * others(values, positions)
 
 
-def _int_identity(reduce, dtype):
+def _identity(reduce, dtype):
+    """The value that leaves `reduce` unchanged, in dtype's range."""
     if reduce in ("sum", "mean"):
         return 0
     if reduce == "prod":
         return 1
-    info = np.iinfo(dtype) if dtype != np.bool_ else None
-    return (info.min if reduce == "amax" else info.max) if info else reduce == "amin"
+    if dtypes.is_float(dtype):
+        return -np.inf if reduce == "amax" else np.inf
+    if dtype == np.bool_:
+        return reduce == "amin"
+    return np.iinfo(dtype).min if reduce == "amax" else np.iinfo(dtype).max
 
 
 @register(method=True, inplace=True)

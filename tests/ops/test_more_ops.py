@@ -76,6 +76,7 @@ UNARY = [
     ("cov", lambda m, x: (m.cov(x), x.cov(correction=0)), [(3, 4)]),
     ("cov_weights", lambda m, x: m.cov(x, fweights=idx(m, [1, 2, 1, 3]), aweights=x[0].abs() + 0.1), [(3, 4)]),
     ("cov_1d", lambda m, x: m.cov(x), [(4,)]),
+    ("cov_one_row", lambda m, x: (m.cov(x[:1]), m.corrcoef(x[:1])), [(3, 4)]),
     ("corrcoef", lambda m, x: m.corrcoef(x), [(3, 4)]),
     # torch.vander's own backward fails (an in-place cumprod), so its gradient is checked against powers
     ("vander", (lambda m, x: (m.vander(x.detach()), m.vander(x), m.vander(x, 2, increasing=True)),
