@@ -3,9 +3,11 @@ logs and exponentials in other bases, the error function, and binary math (atan2
 
 Each unary function is one row of `_UNARY` (the function and its derivative) run by one
 primitive; bfloat16 inputs are computed in float32 and rounded back, as PyTorch's CPU kernels do.
+The error functions come from scipy.special (cupyx.scipy.special on the GPU).
 """
 import math
 
+import ml_dtypes
 import numpy as np
 
 from distml import dtypes
@@ -23,52 +25,16 @@ def _widen(x):
     return x.astype(np.float32) if x.dtype == dtypes.bfloat16.np else x
 
 
-# ---- the error function and its inverse (NumPy has none; scipy is not a dependency) ----
+def _special(x):
+    """scipy.special for host arrays, cupyx.scipy.special for CUDA arrays: the error functions."""
+    if get_array_module(x) is np:
+        import scipy.special
+        return scipy.special
+    from cupyx.scipy import special  # only reached for cupy arrays
+    return special
+
 
 _SQRT_PI = math.sqrt(math.pi)
-_math_erf = np.frompyfunc(math.erf, 1, 1)
-_math_erfc = np.frompyfunc(math.erfc, 1, 1)
-
-
-def erf_array(x, complement=False):
-    """erf (or erfc) of a float array, computed in float64 on the CPU and with cupyx on the GPU."""
-    xp = get_array_module(x)
-    if xp is not np:
-        from cupyx.scipy import special  # only reached for cupy arrays
-        return special.erfc(x) if complement else special.erf(x)
-    out = (_math_erfc if complement else _math_erf)(x.astype(np.float64))
-    return np.asarray(out, dtype=np.float64).astype(x.dtype, copy=False)
-
-
-def erfinv_array(y):
-    """erfinv of a float array: Giles' single-precision approximation, then three Newton steps
-    to float64 accuracy (on log(erfc) in the tails, where erf(x) - y would cancel)."""
-    xp = get_array_module(y)
-    if xp is not np:
-        from cupyx.scipy import special  # only reached for cupy arrays
-        return special.erfinv(y)
-    a = np.abs(y.astype(np.float64))
-    inside = a < 1
-    a_in = np.where(inside, a, 0.0)
-    w = -np.log((1 - a_in) * (1 + a_in))
-    central, tail = w - 2.5, np.sqrt(w) - 3
-    p_central, p_tail = np.full_like(w, 2.81022636e-08), np.full_like(w, -0.000200214257)
-    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503, -0.00417768164,
-              0.246640727, 1.50140941):
-        p_central = c + p_central * central
-    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047,
-              1.00167406, 2.83297682):
-        p_tail = c + p_tail * tail
-    x = np.where(w < 5, p_central, p_tail) * a_in
-    with np.errstate(all="ignore"):
-        for _ in range(3):
-            slope = 2 / _SQRT_PI * np.exp(-x * x)
-            complement = erf_array(x, complement=True)
-            step_central = (erf_array(x) - a_in) / slope
-            step_tail = (np.log(complement) - np.log1p(-a_in)) * complement / -slope  # log(erfc) is nearly linear
-            x = x - np.where(a_in <= 0.5, step_central, step_tail)
-    x = np.where(inside, x, np.where(a == 1, np.inf, np.nan))
-    return (np.copysign(x, y.astype(np.float64))).astype(y.dtype, copy=False)
 
 
 def _sinc(xp, x):
@@ -100,9 +66,9 @@ _UNARY = {
     "exp2": (lambda xp, x: xp.exp2(x), lambda xp, x, y: y * math.log(2)),
     "expm1": (lambda xp, x: xp.expm1(x), lambda xp, x, y: y + 1),
     "sinc": (_sinc, _sinc_derivative),
-    "erf": (lambda xp, x: erf_array(x), lambda xp, x, y: 2 / _SQRT_PI * xp.exp(-x * x)),
-    "erfc": (lambda xp, x: erf_array(x, complement=True), lambda xp, x, y: -2 / _SQRT_PI * xp.exp(-x * x)),
-    "erfinv": (lambda xp, x: erfinv_array(x), lambda xp, x, y: _SQRT_PI / 2 * xp.exp(y * y)),
+    "erf": (lambda xp, x: _special(x).erf(x), lambda xp, x, y: 2 / _SQRT_PI * xp.exp(-x * x)),
+    "erfc": (lambda xp, x: _special(x).erfc(x), lambda xp, x, y: -2 / _SQRT_PI * xp.exp(-x * x)),
+    "erfinv": (lambda xp, x: _special(x).erfinv(x), lambda xp, x, y: _SQRT_PI / 2 * xp.exp(y * y)),
     "frac": (lambda xp, x: x - xp.trunc(x), lambda xp, x, y: 1),
 }
 
@@ -321,10 +287,7 @@ def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
 
 
 def _finfo(np_dtype):
-    if np_dtype == dtypes.bfloat16.np:
-        import ml_dtypes
-        return ml_dtypes.finfo(np_dtype)
-    return np.finfo(np_dtype)
+    return ml_dtypes.finfo(np_dtype) if np_dtype == dtypes.bfloat16.np else np.finfo(np_dtype)
 
 
 @register(method=True, inplace=True)
