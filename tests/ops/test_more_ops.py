@@ -87,6 +87,7 @@ UNARY = [
     ("combinations", lambda m, x: (m.combinations(x[0]), m.combinations(x[0], 3, with_replacement=True)), [(3, 4)]),
     ("meshgrid_ij", lambda m, x: m.meshgrid(x[0], x[1, :3], indexing="ij"), [(3, 4)]),
     ("meshgrid_xy", lambda m, x: m.meshgrid(x[0], x[1, :3], x[2, :2], indexing="xy"), [(3, 4)]),
+    ("meshgrid_list_0d", lambda m, x: m.meshgrid([x[0], x[1, 0]], indexing="xy"), [(3, 4)]),
     # layout
     ("broadcast_to", lambda m, x: m.broadcast_to(x, (2,) + tuple(x.shape)), ELEMENT),
     ("broadcast_tensors", lambda m, x: m.broadcast_tensors(x, x[..., :1] * 2), MATRIX),
@@ -113,6 +114,7 @@ UNARY = [
     # search (values only)
     ("unique", lambda m, x: m.unique(m.round(x.detach()), return_inverse=True, return_counts=True), ELEMENT),
     ("unique_dim", lambda m, x: m.unique(m.cat([x, x]).round().detach(), dim=0, return_counts=True), [(3, 4)]),
+    ("unique_dim_inverse", lambda m, x: m.unique(m.cat([x, x], 1).detach(), dim=1, return_inverse=True), [(3, 4)]),
     ("unique_consecutive", lambda m, x: m.unique_consecutive((x.detach() * 0.7).round(), return_inverse=True,
                                                              return_counts=True), ELEMENT),
     ("unique_consecutive_dim", lambda m, x: m.unique_consecutive(m.cat([x, x, x[:1]]).detach(), dim=0,
