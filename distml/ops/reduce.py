@@ -283,3 +283,22 @@ def cumsum(x, dim, dtype=None):
 @register(method=True)
 def count_nonzero(x, dim=None):
     return sum(x != 0, dim)
+
+
+def _logical_reduce(name, x, dim, keepdim):
+    xp = get_array_module(x.array)
+    dims = normalize_dims(dim, x.array.ndim)
+    out = getattr(xp, name)(x.array, axis=dims, keepdims=keepdim)
+    return Tensor(xp.asarray(out, dtype=np.uint8 if x.array.dtype == np.uint8 else np.bool_))
+
+
+@register(method=True)
+def all(x, dim=None, keepdim=False):
+    """Whether every element (along dim) is nonzero: `mask.all()`, `distml.all(x, 1)`; uint8 stays uint8."""
+    return _logical_reduce("all", x, dim, keepdim)
+
+
+@register(method=True)
+def any(x, dim=None, keepdim=False):
+    """Whether some element (along dim) is nonzero: `(x < 0).any()`."""
+    return _logical_reduce("any", x, dim, keepdim)

@@ -252,3 +252,20 @@ def test_unary(fs, shapes, domain, layout, rng):
 @pytest.mark.parametrize("fs, shapes, domain, layout", list(_cases(BINARY, 2)))
 def test_binary(fs, shapes, domain, layout, rng):
     _check(fs, shapes, domain, layout, rng)
+
+
+@pytest.mark.parametrize("name", ["all", "any"])
+@pytest.mark.parametrize("values,dtype", [([[1, 0], [2, 3]], "uint8"), ([[1.0, 0.0], [0.5, 2.0]], "float32"),
+                                          ([[True, False], [True, True]], "bool"), ([], "float32")])
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (0, False), (1, True), ((0, 1), False), (-1, False)])
+def test_all_any_match_torch(name, values, dtype, dim, keepdim):
+    if not values and dim not in (None, 0, -1):
+        return
+    ours, theirs = distml.tensor(values, dtype=getattr(distml, dtype)), torch.tensor(values, dtype=getattr(torch, dtype))
+    kwargs = {} if dim is None else {"dim": dim, "keepdim": keepdim}
+    for result in (getattr(distml, name)(ours, **kwargs), getattr(ours, name)(**kwargs)):
+        expected = getattr(torch, name)(theirs, **kwargs)
+        assert result.dtype.name == str(expected.dtype).split(".")[1]
+        np.testing.assert_array_equal(result.numpy(), expected.numpy())
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        getattr(distml, name)(ours, 3)
