@@ -15,12 +15,12 @@ def register(*aliases, function=True, method=False, inplace=False):
     """Record `fn` under its own name and `aliases` as a top-level function, a method, an in-place method."""
     def record(fn):
         for name in (fn.__name__,) + aliases:
-            if function:
-                FUNCTIONS[name] = fn
-            if method:
-                METHODS[name] = fn
-            if inplace:
-                INPLACE[name] = fn
+            for wanted, table in ((function, FUNCTIONS), (method, METHODS), (inplace, INPLACE)):
+                if wanted:
+                    if table.get(name, fn) is not fn:
+                        raise TypeError(f"two ops are registered as {name}: {table[name].__module__} and "
+                                        f"{fn.__module__}; keep one")
+                    table[name] = fn
         return fn
     return record
 
