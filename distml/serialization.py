@@ -791,9 +791,9 @@ class _Storage:
         self.array, self.location = array, location
 
 
-def _bfloat16_to_float32(raw):
-    """numpy has no bfloat16: widen (exactly) to float32, whose top 16 bits a bfloat16 is."""
-    return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+def _bfloat16_from_bytes(raw, byteorder="<"):
+    """A bfloat16 array (distml.bfloat16, from ml_dtypes) from little- or big-endian bytes."""
+    return np.frombuffer(raw, dtype=np.dtype("u2").newbyteorder(byteorder)).astype("<u2").view(dtypes.bfloat16.np)
 
 
 class _TorchArchive:
@@ -832,10 +832,10 @@ class _TorchArchive:
         _location(location, self.name)
         if key not in self.storages:
             raw = _read_entry(self.archive, f"{self.prefix}data/{key}", self.name)
+            order = "<" if self.byteorder == b"little" else ">"
             if kind.dtype == "bfloat16":
-                array = _bfloat16_to_float32(raw)
+                array = _bfloat16_from_bytes(raw, order)
             else:
-                order = "<" if self.byteorder == b"little" else ">"
                 array = np.frombuffer(raw, dtype=np.dtype(kind.dtype).newbyteorder(order)).astype(kind.dtype)
             if array.size != numel:
                 raise CheckpointError(f"{self.name} is corrupt: storage {key} has {array.size} elements, "
@@ -932,7 +932,7 @@ def _load_safetensors(data, name, map_location):
                                   f"of a {len(body)}-byte body, expected {itemsize * math.prod(shape)} bytes")
         raw = body[begin:end]
         if kind == "bfloat16":
-            array = _bfloat16_to_float32(raw)
+            array = _bfloat16_from_bytes(raw)
         else:
             array = np.frombuffer(raw, dtype=np.dtype(kind).newbyteorder("<")).astype(kind)
         try:

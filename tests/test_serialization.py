@@ -771,7 +771,8 @@ def test_reads_torch_save(tmp_path):
     assert list(back) == list(state) and isinstance(back, collections.OrderedDict)
     for name in ("weight", "long", "half", "flags", "transposed", "sliced", "scalar", "empty"):
         assert_tensor_equal(back[name], state[name])
-    assert_tensor_equal(back["bf16"], np.array([1.5, -2.25], dtype=np.float32))
+    assert back["bf16"].dtype is distml.bfloat16
+    np.testing.assert_array_equal(back["bf16"].float().numpy(), np.array([1.5, -2.25], dtype=np.float32))
     assert type(back["param"]) is nn.Parameter and back["param"].requires_grad
     np.testing.assert_array_equal(back["param"].array, p.detach().numpy())
     assert back["meta"] == {"epoch": 3, "name": "run", "shape": (2, 3), "list": [1, None, (2.0, "x")],
@@ -867,3 +868,14 @@ def test_torch_state_dict_loads_into_distml_model_with_same_outputs(tmp_path, rn
     x = rng.standard_normal((2, 1, 8, 8))
     expected = theirs(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(ours(distml.tensor(x)).detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_bfloat16_stays_bfloat16_from_torch_and_safetensors_files(tmp_path):
+    from safetensors.torch import save_file
+    values = torch.tensor([1.5, -2.25, 3e38, 1e-3], dtype=torch.bfloat16)
+    torch.save({"w": values}, tmp_path / "t.pt")
+    save_file({"w": values}, str(tmp_path / "t.safetensors"))
+    for name in ("t.pt", "t.safetensors"):
+        back = distml.load(tmp_path / name)["w"]
+        assert back.dtype is distml.bfloat16
+        np.testing.assert_array_equal(back.float().numpy(), values.float().numpy())
