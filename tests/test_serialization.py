@@ -849,7 +849,7 @@ def test_reads_safetensors(tmp_path):
     assert sorted(back) == ["a", "b", "c", "d"]
     for name in ("a", "b", "d"):
         assert_tensor_equal(back[name], tensors[name])
-    assert_tensor_equal(back["c"], np.array([1.0, -0.5], dtype=np.float32))
+    assert back["c"].dtype is distml.bfloat16 and back["c"].tolist() == [1.0, -0.5]
     data = (tmp_path / "m.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[:-8])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
