@@ -1,7 +1,12 @@
 """Threads used by the CPU: our OpenMP kernels and NumPy's BLAS, set together.
 
     distml.set_num_threads(1)
+
+A forked child runs the OpenMP kernels on one thread: GNU OpenMP hangs in a child forked after
+the parent ran a thread team (DataLoader workers, Hogwild processes, any os.fork).
 """
+import os
+
 from distml._backend import C
 
 
@@ -16,3 +21,6 @@ def set_num_threads(n):
 
 def get_num_threads():
     return C.get_num_threads()
+
+
+os.register_at_fork(after_in_child=lambda: C.set_num_threads(1))

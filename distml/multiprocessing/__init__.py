@@ -9,14 +9,11 @@ Pool, or passed to a process started by spawn/forkserver, arrives viewing the sa
 (see distml.multiprocessing.reductions); a tensor not yet shared is moved there first.
 `spawn(fn, args, nprocs)` runs `fn(rank, *args)` in nprocs processes and raises when one fails.
 
-A forked child runs the OpenMP kernels on one thread: GNU OpenMP hangs in a child forked after
-its parent started a thread team.
+A forked child runs the OpenMP kernels on one thread (distml.threads sees to it for every fork).
 """
 import multiprocessing
-import os
 from multiprocessing import *  # noqa: F401,F403
 
-from distml._backend import C
 from distml.multiprocessing.reductions import init_reductions
 from distml.multiprocessing.spawn import (ProcessContext, ProcessException, ProcessExitedException,
                                           ProcessRaisedException, spawn, start_processes)
@@ -46,4 +43,3 @@ def set_sharing_strategy(new_strategy):
 
 
 init_reductions()
-os.register_at_fork(after_in_child=lambda: C.set_num_threads(1))
