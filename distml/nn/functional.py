@@ -4,11 +4,14 @@ signatures and argument checks. Each calls one primitive from distml/ops or comp
     import distml.nn.functional as F
     loss = F.cross_entropy(F.linear(x, w, b), target)
 """
+import math
+
 import numpy as np
 
 from distml import dtypes, ops
 from distml._backend import get_array_module
 from distml.autograd.grad_mode import is_grad_enabled, no_grad
+from distml.creation import ones_like
 from distml.ops import activation as _act
 from distml.ops import conv as _conv
 from distml.ops import linear as _linear
@@ -575,6 +578,99 @@ def kl_div(input, target, reduction="mean", log_target=False):
     if reduction == "batchmean":
         return loss.sum() / (input.array.shape[0] if input.array.ndim else 1)
     return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean"):
+    """Negative log-likelihood of `target` counts under Poisson(rate): exp(input) - target * input
+    with log_input (input is the log-rate), else input - target * log(input + eps); `full` adds
+    Stirling's approximation of log(target!) where target > 1: `F.poisson_nll_loss(log_rate, counts)`."""
+    _check_reduction(reduction)
+    loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
+    if full:
+        stirling = target * target.log() - target + 0.5 * (2 * math.pi * target).log()
+        loss = loss + stirling.masked_fill(target <= 1, 0)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """0.5 (log var + (input - target)^2 / var) (+ 0.5 log 2 pi with `full`), var clamped to eps
+    (the clamp passes gradients through, as PyTorch's): `F.gaussian_nll_loss(mean, y, var)`.
+    `var` is a float, input's shape, or input's shape with one dim 1 (or the last dim dropped)."""
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = var * ones_like(input)
+    elif bool((var < 0).any()):
+        raise ValueError("var has negative entry/entries")
+    if var.shape != input.shape:
+        if input.shape[:-1] == var.shape:
+            var = var.unsqueeze(-1)
+        elif not (input.dim() == var.dim() and sum(v for i, v in zip(input.shape, var.shape) if i != v) == 1):
+            raise ValueError("var is of incorrect size")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    var = var.clone()
+    with no_grad():
+        var.clamp_(min=eps)
+    loss = 0.5 * (var.log() + (input - target).square() / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+# ---- distances, normalization, one_hot ----
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """input / max(||input||_p, eps) along `dim`: `F.normalize(x, dim=-1)` makes unit rows."""
+    from distml.linalg import vector_norm
+    return input / vector_norm(input, p, dim, keepdim=True).clamp_min(eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """Sum over `dim` of (x1 / max(||x1||, eps)) * (x2 / max(||x2||, eps)), x1 and x2 broadcast:
+    `F.cosine_similarity(a, b, dim=-1)`. As PyTorch's, the clamp passes gradients through."""
+    from distml.linalg import vector_norm
+    common = dtypes.result_type(x1.array, x2.array)
+    if not dtypes.is_float(common):
+        raise RuntimeError("expected common dtype to be floating point, yet common dtype is "
+                           f"{dtypes.from_numpy(common).legacy_name}")
+    x1, x2 = (x if dtypes.is_float(x.array.dtype) else x.to(dtypes.from_numpy(common)) for x in (x1, x2))
+    x1, x2 = ops.broadcast_tensors(x1, x2)
+    norms = [vector_norm(x, 2, dim, keepdim=True).clone() for x in (x1, x2)]
+    with no_grad():
+        for norm in norms:
+            norm.clamp_(min=eps)
+    return ((x1 / norms[0]) * (x2 / norms[1])).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p over the last dim (x1 and x2 broadcast): `F.pairwise_distance(a, b)`."""
+    from distml.linalg import vector_norm
+    return vector_norm(x1 - x2 + eps, p, max(x1.dim(), x2.dim()) - 1, keepdim)
+
+
+def one_hot(tensor, num_classes=-1):
+    """int64 tensor of shape (*tensor.shape, num_classes), 1 at each class index of the int64
+    `tensor`, 0 elsewhere; num_classes=-1 uses tensor.max() + 1: `F.one_hot(labels, 10)`."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"one_hot(): argument 'input' (position 1) must be Tensor, not {type(tensor).__name__}")
+    if not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"one_hot(): argument 'num_classes' (position 2) must be int, not "
+                        f"{type(num_classes).__name__}")
+    if tensor.array.dtype != np.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    values = tensor.array
+    xp = get_array_module(values)
+    if values.size == 0:
+        if num_classes <= 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+    elif int(values.min()) < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    elif num_classes == -1:
+        num_classes = int(values.max()) + 1
+    elif num_classes <= int(values.max()):
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return Tensor((values[..., None] == xp.arange(num_classes)).astype(np.int64))
 
 
 from distml.nn.transformer import scaled_dot_product_attention  # noqa: E402,F401  (defined with attention)
