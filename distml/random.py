@@ -7,12 +7,14 @@ shapes, dtypes and distributions match.
     x = distml.randn(2, 3)
 """
 import json
+import numbers
 
 import numpy as np
 
 from distml import dtypes
-from distml.creation import _size
-from distml.tensor import Tensor
+from distml.creation import _build, _dim_order, _empty, _factory_options, _finish, _result, _size
+from distml.tensor import (Tensor, _check_memory_format, _is_int, _is_int_tensor, _label, _require_tensor,
+                           preserve_format, strided)
 
 
 class Generator:
@@ -72,63 +74,118 @@ def _rng(generator):
     return (generator or default_generator).rng
 
 
-def _float_dtype(dtype):
-    np_dtype = dtypes.to_numpy(dtype) or dtypes.default_float_np()
-    if not dtypes.is_float(np_dtype):
-        raise RuntimeError(f"expected a floating-point dtype, got {dtypes.from_numpy(np_dtype)}")
-    return np_dtype
+def _float_only(dtype, kernel):
+    """PyTorch's error for a floating-point sampler asked for another dtype."""
+    if not dtypes.is_float(dtype.np):
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{dtype.legacy_name}\'')
+    return dtype
 
 
-def _finish(array, dtype, device, requires_grad):
-    """The array (generated in float32/float64 or int64 on the host) as a tensor on device."""
-    from distml.creation import _finish as finish, _to_device_array
-    array = array.astype(dtype, copy=False)
-    if device is not None and str(device) != "cpu":
-        array = _to_device_array(array, device)
-    return finish(array, requires_grad)
+def _on_device(array, dtype, device):
+    """A host sample as an array of dtype on device."""
+    array = np.asarray(array).astype(dtype.np, copy=False)
+    return array if device is None else _build(device, lambda xp: xp.asarray(array))
 
 
-def _uniform(rng, size, dtype):
-    wide = dtype if dtype in (np.float32, np.float64) else np.float32
+def _uniform(rng, size, np_dtype):
+    wide = np_dtype if np_dtype in (np.float32, np.float64) else np.float32
     return rng.random(size, dtype=wide)
 
 
-def _normal(rng, size, dtype):
-    wide = dtype if dtype in (np.float32, np.float64) else np.float32
+def _normal(rng, size, np_dtype):
+    wide = np_dtype if np_dtype in (np.float32, np.float64) else np.float32
     return rng.standard_normal(size, dtype=wide)
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    """Uniform on [0, 1): `distml.rand(2, 3)`."""
-    np_dtype = _float_dtype(dtype)
-    return _finish(_uniform(_rng(generator), _size(size), np_dtype), np_dtype, device, requires_grad)
+def rand(*args, size=None, generator=None, out=None, dtype=None, layout=strided, device=None, pin_memory=False,
+         requires_grad=False):
+    """Uniform on [0, 1): `distml.rand(2, 3)`, `rand((2, 3))`, `rand(size=(2, 3), generator=g)`."""
+    shape = _size(args, size, "rand")
+    dtype, device = _factory_options("rand", out, dtype, layout, device, pin_memory)
+    _float_only(dtype, "check_uniform_bounds")
+    return _result(_on_device(_uniform(_rng(generator), shape, dtype.np), dtype, device), requires_grad, out, "rand")
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    """Standard normal: `distml.randn(64, 10)`."""
-    np_dtype = _float_dtype(dtype)
-    return _finish(_normal(_rng(generator), _size(size), np_dtype), np_dtype, device, requires_grad)
+def randn(*args, size=None, generator=None, out=None, dtype=None, layout=strided, device=None, pin_memory=False,
+          requires_grad=False):
+    """Standard normal: `distml.randn(64, 10)`, with rand's forms."""
+    shape = _size(args, size, "randn")
+    dtype, device = _factory_options("randn", out, dtype, layout, device, pin_memory)
+    _float_only(dtype, "normal_kernel_cpu")
+    return _result(_on_device(_normal(_rng(generator), shape, dtype.np), dtype, device), requires_grad, out, "randn")
 
 
-def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
-    """Integers in [low, high): `distml.randint(10, (3,))`, `distml.randint(2, 5, (3,))`."""
-    if size is None:
-        low, high, size = 0, low, high
-    elif high is None:
-        raise TypeError("randint() missing required argument 'high'")
+_RANDINT_SIGNATURES = ("\n * (int high, tuple of ints size, *, distml.Generator generator = None, Tensor out = None, "
+                       "distml.dtype dtype = None, distml.layout layout = None, distml.device device = None, "
+                       "bool pin_memory = False, bool requires_grad = False)"
+                       "\n * (int low, int high, tuple of ints size, *, distml.Generator generator = None, "
+                       "Tensor out = None, distml.dtype dtype = None, distml.layout layout = None, "
+                       "distml.device device = None, bool pin_memory = False, bool requires_grad = False)\n")
+_C_NAMES = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short", "int32": "int",
+            "int64": "long"}
+
+
+def _bound(value, name, position, function="randint"):
+    """A randint bound: an int, or the value of a one-element integer tensor."""
+    if _is_int_tensor(value):
+        return int(value.item())
+    if not _is_int(value):
+        raise TypeError(f"{function}(): argument '{name}' (position {position}) must be int, not {_label(value)}")
+    return int(value)
+
+
+def _integers(rng, low, high, shape, dtype):
+    """Integers in [low, high) as dtype, with PyTorch's errors for empty ranges and bounds dtype cannot hold."""
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    np_dtype = dtypes.to_numpy(dtype) or np.dtype(np.int64)
-    return _finish(_rng(generator).integers(low, high, _size((size,))), np_dtype, device, requires_grad)
+    if dtype.np.kind in "iub":
+        limits = (0, 1) if dtype.np.kind == "b" else (int(np.iinfo(dtype.np).min), int(np.iinfo(dtype.np).max))
+        if low < limits[0]:
+            raise RuntimeError(f"from is out of bounds for {_C_NAMES[dtype.name]}")
+        if high - 1 > limits[1]:
+            raise RuntimeError(f"to - 1 is out of bounds for {_C_NAMES[dtype.name]}")
+    return rng.integers(low, high, shape)
 
 
-def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
-    """A random permutation of 0..n-1 (int64)."""
-    return _finish(_rng(generator).permutation(int(n)), dtypes.to_numpy(dtype) or np.dtype(np.int64), device,
-                   requires_grad)
+def randint(*args, low=None, high=None, size=None, generator=None, out=None, dtype=None, layout=strided,
+            device=None, pin_memory=False, requires_grad=False):
+    """Integers in [low, high) (low 0 when omitted), int64 unless dtype says: `distml.randint(10, (3,))`,
+    `randint(2, 5, (3,))`, `randint(10, size=(3,))`, `randint(low=2, high=5, size=(3,))`."""
+    given = [_label(a) for a in args] + [f"{k}={_label(v)}" for k, v in (("low", low), ("high", high), ("size", size))
+                                          if v is not None]
+    values = list(args)
+    if size is None and values and isinstance(values[-1], (tuple, list)):
+        size = values.pop()
+    if len(values) == 2 and low is None and high is None:
+        low, high = values
+    elif len(values) == 1 and high is None:
+        high = values[0]
+    elif len(values) == 1 and low is None:
+        low = values[0]
+    elif values:
+        high = None  # more positional arguments than the signatures have
+    if high is None or size is None:
+        raise TypeError(f"randint() received an invalid combination of arguments - got ({', '.join(given)}), but "
+                        f"expected one of:{_RANDINT_SIGNATURES}")
+    low = 0 if low is None else _bound(low, "low", 1)
+    high = _bound(high, "high", 2 if args and len(values) == 2 else 1)
+    shape = _size((size,), None, "randint")
+    dtype, device = _factory_options("randint", out, dtype, layout, device, pin_memory, default=dtypes.int64)
+    sample = _integers(_rng(generator), low, high, shape, dtype)
+    return _result(_on_device(sample, dtype, device), requires_grad, out, "randint")
 
 
-def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+def randperm(n, *, generator=None, out=None, dtype=None, layout=strided, device=None, pin_memory=False,
+             requires_grad=False):
+    """A random permutation of 0..n-1 (int64 unless dtype says): `distml.randperm(5)`."""
+    n = _bound(n, "n", 1, "randperm")
+    _size((n,), None, "randperm")
+    dtype, device = _factory_options("randperm", out, dtype, layout, device, pin_memory, default=dtypes.int64)
+    return _result(_on_device(_rng(generator).permutation(n), dtype, device), requires_grad, out, "randperm")
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=strided, device=None,
+           pin_memory=False, requires_grad=False):
     """Normal samples: `normal(0., 2., size=(3,))`, or elementwise `normal(mean_tensor, std_tensor)`."""
     mean_is_tensor, std_is_tensor = isinstance(mean, Tensor), isinstance(std, Tensor)
     if mean_is_tensor or std_is_tensor:
@@ -137,15 +194,23 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
         if np.any(np.asarray(s) < 0):
             raise RuntimeError("normal expects all elements of std >= 0.0")
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
-        np_dtype = (mean if mean_is_tensor else std).array.dtype
-        sample = np.asarray(m + s * _normal(_rng(generator), shape, np_dtype))
-        return _finish(sample, np_dtype, (mean if mean_is_tensor else std).device, requires_grad)
+        like = mean if mean_is_tensor else std
+        sample = np.asarray(m + s * _normal(_rng(generator), shape, like.array.dtype))
+        return _result(_on_device(sample, like.dtype, like.device), requires_grad, out, "normal")
     if size is None:
-        raise TypeError("normal() with float mean and std needs a size")
+        raise TypeError(f"normal() received an invalid combination of arguments - got ({_label(mean)}, "
+                        f"{_label(std)}), but expected one of:\n * (Tensor mean, Tensor std, *, distml.Generator "
+                        "generator = None, Tensor out = None)\n * (Tensor mean, float std = 1, *, distml.Generator "
+                        "generator = None, Tensor out = None)\n * (float mean, Tensor std, *, distml.Generator "
+                        "generator = None, Tensor out = None)\n * (float mean, float std, tuple of ints size, *, "
+                        "distml.Generator generator = None, Tensor out = None, distml.dtype dtype = None, ...)\n")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    np_dtype = _float_dtype(dtype)
-    return _finish(mean + std * _normal(_rng(generator), _size((size,)), np_dtype), np_dtype, device, requires_grad)
+    shape = _size((size,), None, "normal")
+    dtype, device = _factory_options("normal", out, dtype, layout, device, pin_memory)
+    _float_only(dtype, "normal_kernel_cpu")
+    sample = mean + std * _normal(_rng(generator), shape, dtype.np)
+    return _result(_on_device(sample, dtype, device), requires_grad, out, "normal")
 
 
 def bernoulli(input, p=None, *, generator=None):
@@ -154,7 +219,7 @@ def bernoulli(input, p=None, *, generator=None):
     if np.any((np.asarray(probs) < 0) | (np.asarray(probs) > 1)):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     draws = _uniform(_rng(generator), input.array.shape, np.float64) < (probs.get() if hasattr(probs, "get") else probs)
-    return _finish(draws, input.array.dtype, input.device, False)
+    return _finish(_on_device(draws, input.dtype, input.device), False)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
@@ -165,46 +230,104 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
     rng = _rng(generator)
     out = np.stack([rng.choice(rows.shape[1], num_samples, replace=replacement, p=row / row.sum()) for row in rows])
-    return _finish(out.reshape(probs.shape[:-1] + (num_samples,)), np.dtype(np.int64), input.device, False)
+    return _finish(_on_device(out.reshape(probs.shape[:-1] + (num_samples,)), dtypes.int64, input.device), False)
 
 
-def rand_like(x, dtype=None, device=None, requires_grad=False):
-    return rand(x.shape, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
+def _like(function, input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format):
+    """A sample (sample(shape, dtype) on the host) shaped like input: its dtype and device unless given,
+    laid out in memory as memory_format says (preserve_format: as input, where input is dense)."""
+    _require_tensor(input, function)
+    _check_memory_format(memory_format, function)
+    dtype, device = _factory_options(function, None, dtype or input.dtype, layout or strided, device or input.device,
+                                     pin_memory)
+    order = _dim_order(input.array, memory_format)
+    values = sample(input.array.shape, dtype)
+
+    def make(xp):
+        array = _empty(xp, input.array.shape, dtype.np, order)
+        array[...] = xp.asarray(values)
+        return array
+    return _finish(_build(device, make), requires_grad)
 
 
-def randn_like(x, dtype=None, device=None, requires_grad=False):
-    return randn(x.shape, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad)
+def rand_like(input, *, generator=None, dtype=None, layout=None, device=None, pin_memory=False, requires_grad=False,
+              memory_format=preserve_format):
+    """Uniform on [0, 1), shaped like input: `distml.rand_like(x)`."""
+    def sample(shape, d):
+        return _uniform(_rng(generator), shape, _float_only(d, "check_uniform_bounds").np).astype(d.np)
+    return _like("rand_like", input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format)
 
 
-def randint_like(x, low=0, high=None, dtype=None, device=None):
-    return randint(low, high, x.shape, dtype=dtype or x.dtype, device=device or x.device)
+def randn_like(input, *, generator=None, dtype=None, layout=None, device=None, pin_memory=False, requires_grad=False,
+               memory_format=preserve_format):
+    """Standard normal, shaped like input: `distml.randn_like(x)`."""
+    def sample(shape, d):
+        return _normal(_rng(generator), shape, _float_only(d, "normal_kernel_cpu").np).astype(d.np)
+    return _like("randn_like", input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format)
+
+
+def randint_like(input, low=None, high=None, *, generator=None, dtype=None, layout=None, device=None,
+                 pin_memory=False, requires_grad=False, memory_format=preserve_format):
+    """Integers in [low, high) shaped like input, in input's dtype unless given: `randint_like(x, 10)`,
+    `randint_like(x, 3, 10)`, `randint_like(x, high=10)`."""
+    if high is None:
+        low, high = None, low
+    if high is None:
+        raise TypeError(f"randint_like() received an invalid combination of arguments - got ({_label(input)}), but "
+                        "expected one of:\n * (Tensor input, int high, *, ...)\n * (Tensor input, int low, int high, "
+                        "*, ...)\n")
+    low = 0 if low is None else _bound(low, "low", 2, "randint_like")
+    high = _bound(high, "high", 3 if low else 2, "randint_like")
+
+    def sample(shape, d):
+        return _integers(_rng(generator), low, high, shape, d)
+    return _like("randint_like", input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format)
 
 
 # ---- in-place fills, the Tensor methods uniform_, normal_, ... (nn.init uses them) ----
 
+def _fill_with(x, sample):
+    return x._inplace(_finish(_on_device(sample, x.dtype, None if x.is_cpu else x.device), False))
+
+
 def uniform_(x, a=0.0, b=1.0, generator=None):
-    sample = a + (b - a) * _uniform(_rng(generator), x.array.shape, np.float64)
-    return x._inplace(_finish(sample, x.array.dtype, x.device, False))
+    _float_only(x.dtype, "check_uniform_bounds")
+    if a > b:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+    return _fill_with(x, a + (b - a) * _uniform(_rng(generator), x.array.shape, np.float64))
 
 
 def normal_(x, mean=0.0, std=1.0, generator=None):
-    sample = mean + std * _normal(_rng(generator), x.array.shape, np.float64)
-    return x._inplace(_finish(sample, x.array.dtype, x.device, False))
+    _float_only(x.dtype, "normal_kernel_cpu")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _fill_with(x, mean + std * _normal(_rng(generator), x.array.shape, np.float64))
 
 
 def bernoulli_(x, p=0.5, generator=None):
+    if isinstance(p, numbers.Number) and not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     probs = p.array if isinstance(p, Tensor) else p
-    return x._inplace(_finish(_uniform(_rng(generator), x.array.shape, np.float64) < probs, x.array.dtype, x.device,
-                              False))
+    return _fill_with(x, _uniform(_rng(generator), x.array.shape, np.float64) < probs)
+
+
+# random_() without bounds: [0, 2 ** mantissa bits] for floats (every value exact), the dtype's range for integers.
+_MANTISSA = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 
 
 def random_(x, low=0, high=None, generator=None):
     """Integers in [low, high) (or [0, low) with one bound) written into x."""
-    if high is None:
+    if high is None and low == 0:
+        if x.dtype.name in _MANTISSA:
+            high = 2 ** _MANTISSA[x.dtype.name] + 1
+        else:
+            high = 2 if x.dtype is dtypes.bool else int(np.iinfo(x.array.dtype).max) + 1
+    elif high is None:
         low, high = 0, low
-    return x._inplace(_finish(_rng(generator).integers(low, high, x.array.shape), x.array.dtype, x.device, False))
+    return _fill_with(x, _rng(generator).integers(low, high, x.array.shape))
 
 
 def exponential_(x, lambd=1.0, generator=None):
-    sample = _rng(generator).exponential(1.0 / lambd, x.array.shape)
-    return x._inplace(_finish(sample, x.array.dtype, x.device, False))
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+    return _fill_with(x, _rng(generator).exponential(1.0 / lambd, x.array.shape))

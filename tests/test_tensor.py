@@ -49,7 +49,7 @@ def test_conversions():
     assert x.numpy() is x.array
     square = distml.ones(2, 2)
     assert square.t().is_contiguous() is False and square.t().contiguous().is_contiguous()
-    assert x.type() == "distml.FloatTensor" and x.element_size() == 4 and x.numel() == 2
+    assert x.type() == "torch.FloatTensor" and x.element_size() == 4 and x.numel() == 2  # PyTorch's string
 
 
 def test_random_factories_shapes_dtypes_and_seeding():

@@ -1,9 +1,10 @@
-"""Whether operations record the graph: `no_grad`, `enable_grad`, `set_grad_enabled`."""
+"""Whether operations record the graph: `no_grad`, `enable_grad`, `set_grad_enabled`, `inference_mode`."""
 import functools
 
 
 class _State:
     enabled = True
+    inference = False  # inside inference_mode
 
 
 def is_grad_enabled():
@@ -59,3 +60,36 @@ class no_grad(_GradModeContext):
 class enable_grad(_GradModeContext):
     """Record operations even inside `no_grad`."""
     mode = True
+
+
+class inference_mode:
+    """Run without recording operations, as PyTorch's inference mode: a context manager or decorator
+    (`@distml.inference_mode()` or bare `@distml.inference_mode`). distml has no separate inference
+    tensors: inside, it is `no_grad` with `is_inference_mode_enabled()` true. As in PyTorch,
+    `inference_mode(False)` turns recording on (even inside `no_grad`) and inference mode off."""
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):  # bare decorator: @inference_mode
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        self.previous = (_State.enabled, _State.inference)
+        _State.enabled, _State.inference = not self.mode, self.mode
+
+    def __exit__(self, *exc):
+        _State.enabled, _State.inference = self.previous
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def is_inference_mode_enabled():
+    return _State.inference

@@ -1,12 +1,15 @@
 """Elementwise arithmetic and math, with PyTorch's broadcasting and type promotion."""
+import contextlib
+import numbers
+
 import numpy as np
 
 from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
-from distml.ops._util import promote, unbroadcast
+from distml.ops._util import broadcast_shapes, promote, unbroadcast
 from distml.ops.registry import register
-from distml.tensor import Tensor
+from distml.tensor import Tensor, _label, write_out
 
 
 def _shape(x):
@@ -251,19 +254,28 @@ class Relu(Primitive):
 
 
 class Clamp(Primitive):
-    """x limited to [low, high]; the gradient passes where low <= x <= high."""
+    """x limited to [low, high] (either None; numbers or arrays that broadcast), with PyTorch's gradients:
+    x's where low <= x <= high, low's where x < low (and low < high), high's where x > high (or high < low)."""
 
     def forward(self, x, low, high):
         self.x, self.low, self.high = x, low, high
         return get_array_module(x).clip(x, low, high).astype(x.dtype, copy=False)  # bfloat16 clips in float32
 
     def backward(self, grad):
-        keep = True
-        if self.low is not None:
-            keep = keep & (self.x >= self.low)
-        if self.high is not None:
-            keep = keep & (self.x <= self.high)
-        return grad * keep
+        xp = get_array_module(grad)
+        x, low, high = self.x, self.low, self.high
+        needs = self.needs_input_grad
+        grad_x = grad_low = grad_high = None
+        if needs[0]:
+            keep = (x >= low) if high is None else (x <= high) if low is None else (x >= low) & (x <= high)
+            grad_x = unbroadcast(xp.where(keep, grad, 0), x.shape)
+        if needs[1]:
+            below = (x < low) if high is None else (x < low) & (low < high)
+            grad_low = unbroadcast(xp.where(below, grad, 0), low.shape)
+        if needs[2]:
+            above = (x > high) if low is None else (x > high) | (high < low)
+            grad_high = unbroadcast(xp.where(above, grad, 0), high.shape)
+        return grad_x, grad_low, grad_high
 
 
 # ---- public functions ----
@@ -350,48 +362,117 @@ def square(x):
     return mul(x, x)
 
 
-@register(method=True, inplace=True)
-def maximum(a, b):
-    """Elementwise max of two tensors (broadcasting)."""
-    a, b = promote(a, b)
-    return Maximum.apply(a, b, take_max=True)
+def _tensor_operands(function, *operands):
+    """PyTorch's TypeError for an op that takes tensors only (`maximum(x, 1.)`): operands are
+    (name, position, value)."""
+    for name, position, x in operands:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{function}(): argument '{name}' (position {position}) must be Tensor, not {_label(x)}")
 
 
 @register(method=True, inplace=True)
-def minimum(a, b):
-    a, b = promote(a, b)
-    return Maximum.apply(a, b, take_max=False)
+def maximum(input, other, *, out=None):
+    """Elementwise max of two tensors (broadcasting, promoting; NaN wins; ties share the gradient)."""
+    _tensor_operands("maximum", ("input", 1, input), ("other", 2, other))
+    result = Maximum.apply(*promote(input, other), take_max=True)
+    return result if out is None else write_out(result, out, "maximum")
+
+
+@register(method=True, inplace=True)
+def minimum(input, other, *, out=None):
+    """Elementwise min of two tensors (broadcasting, promoting; NaN wins; ties share the gradient)."""
+    _tensor_operands("minimum", ("input", 1, input), ("other", 2, other))
+    result = Maximum.apply(*promote(input, other), take_max=False)
+    return result if out is None else write_out(result, out, "minimum")
+
+
+_WHERE_SIGNATURES = ("\n * (Tensor condition)\n * (Tensor condition, Tensor input, Tensor other, *, Tensor out = None)"
+                     "\n * (Tensor condition, Number self, Tensor other)\n * (Tensor condition, Tensor input, Number other)"
+                     "\n * (Tensor condition, Number self, Number other)\n")
+
+
+def _is_operand(v):
+    """A tensor or a Python number (the fast check first: where runs in every masked loss)."""
+    return type(v) in (Tensor, float, int, bool) or isinstance(v, (Tensor, numbers.Number))
 
 
 @register()
-def where(condition, input, other):
-    """input where condition is true, else other: `distml.where(x > 0, x, 0.)`."""
-    if not isinstance(condition, Tensor) or condition.array.dtype != np.bool_:
+def where(condition, input=None, other=None, *, out=None):
+    """input where condition is true, else other; either may be a Python number, and all three broadcast
+    (`where(c, 1, 0)` is int64, `where(c, x, 0.)` has x's dtype): `distml.where(x > 0, x, 0.)`.
+    `where(condition)` is `nonzero(condition, as_tuple=True)`."""
+    if not (isinstance(condition, Tensor) and _is_operand(input) and _is_operand(other)):
+        if isinstance(condition, Tensor) and input is None and other is None and out is None:
+            from distml.ops.index import nonzero
+            return nonzero(condition.reshape(1) if condition.array.ndim == 0 else condition, as_tuple=True)
+        given = ", ".join(_label(v) for v in (condition, input, other) if v is not None)
+        raise TypeError(f"where() received an invalid combination of arguments - got ({given}), but expected one "
+                        f"of:{_WHERE_SIGNATURES}")
+    if condition.array.dtype != np.bool_:
         raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor with dtype "
-                           f"{getattr(condition, 'dtype', type(condition).__name__)}")
-    input, other = promote(input, other)
-    return Where.apply(input, other, condition=condition.array)
+                           f"{condition.dtype.legacy_name}")
+    if out is not None:
+        _tensor_operands("where", ("input", 2, input), ("other", 3, other))
+    if isinstance(input, Tensor) or isinstance(other, Tensor):
+        input, other = promote(input, other)
+        like = input if isinstance(input, Tensor) else other
+        plain = like.array.dtype.kind == "f" and type(input) in (Tensor, int, float) and type(other) in (Tensor, int, float)
+    else:
+        like = Tensor(get_array_module(condition.array).empty((), dtype=dtypes.result_type(input, other)))
+        plain = False
+    if not plain:  # numbers become 0-d tensors of the result dtype (PyTorch's error when one does not fit)
+        input, other = (v if isinstance(v, Tensor) else _scalar(v, like) for v in (input, other))
+    shapes = [v.array.shape for v in (input, other) if isinstance(v, Tensor)]
+    if any(shape != condition.array.shape for shape in shapes):
+        broadcast_shapes(condition.array.shape, broadcast_shapes(*shapes) if len(shapes) == 2 else shapes[0])
+    result = Where.apply(input, other, condition=condition.array)
+    if out is not None and out.dtype is not result.dtype:
+        raise RuntimeError(f"Expected out type to be {result.dtype.legacy_name} but got {out.dtype.legacy_name}")
+    return result if out is None else write_out(result, out, "where")
+
+
+# How PyTorch's C++ messages name a dtype ("got mask with dtype long int").
+_CPP_NAMES = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int", "int32": "int",
+              "int64": "long int", "float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float",
+              "float64": "double"}
+
+
+def _scalar(value, like):
+    """A Python number as a 0-d tensor of like's dtype and device, with PyTorch's error when it does not fit."""
+    try:
+        with np.errstate(invalid="raise") if isinstance(value, np.generic) else contextlib.nullcontext():
+            return Tensor(get_array_module(like.array).asarray(value, dtype=like.array.dtype))
+    except (OverflowError, ValueError, FloatingPointError):
+        raise RuntimeError(f"value cannot be converted to type {like.array.dtype.name}_t without overflow") from None
+
+
+def _fill_value(value, like, function):
+    """masked_fill's value: a number as a 0-d array of like's dtype, or a 0-d tensor
+    (kept as a tensor when it requires grad, so the gradient reaches it)."""
+    if isinstance(value, Tensor):
+        if value.array.ndim:
+            raise RuntimeError(f"{function} only supports a 0-dimensional value tensor, but got tensor with "
+                               f"{value.array.ndim} dimension(s).")
+        if value.requires_grad:
+            from distml.ops.convert import cast
+            return cast(value, like.array.dtype)
+        value = value.item()
+    if not isinstance(value, numbers.Number):
+        raise TypeError(f"{function.rstrip('_')}() received an invalid combination of arguments - got (Tensor, "
+                        f"{_label(value)}), but expected one of:\n * (Tensor mask, Tensor value)\n"
+                        " * (Tensor mask, Number value)\n")
+    return _scalar(value, like)
 
 
 @register(method=True, inplace=True)
 def masked_fill(x, mask, value):
-    """x with `value` where mask is true: `scores.masked_fill(mask, float("-inf"))`."""
-    if mask.array.dtype != np.bool_:
-        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype.name}")
-    if isinstance(value, Tensor):
-        if value.array.ndim:
-            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
-                               f"{value.array.ndim} dimension(s).")
-        value = value.item() if not value.requires_grad else value
-    from distml.ops.convert import cast
-    from distml.ops._util import broadcast_shapes
-    if broadcast_shapes(x.array.shape, mask.array.shape) != x.array.shape:
-        raise RuntimeError(f"masked_fill: mask of shape {list(mask.array.shape)} can't be broadcast to the input's "
-                           f"shape {list(x.array.shape)}")
-    if not isinstance(value, Tensor):
-        value = Tensor(get_array_module(x.array).asarray(value, dtype=x.array.dtype))
-    return Where.apply(value if value.array.dtype == x.array.dtype else cast(value, x.array.dtype), x,
-                       condition=mask.array)
+    """x with value (a number or a 0-d tensor) where mask is true, mask and x broadcasting:
+    `scores.masked_fill(mask, float("-inf"))`; the result has x's dtype."""
+    if not isinstance(mask, Tensor) or mask.array.dtype != np.bool_:
+        found = _CPP_NAMES.get(mask.array.dtype.name, mask.array.dtype.name) if isinstance(mask, Tensor) else _label(mask)
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {found}")
+    broadcast_shapes(mask.array.shape, x.array.shape)
+    return Where.apply(_fill_value(value, x, "masked_fill_"), x, condition=mask.array)
 
 
 @register(method=True, inplace=True)
@@ -471,19 +552,35 @@ def relu(x):
 
 
 @register('clip', method=True, inplace=True)
-def clamp(x, min=None, max=None):
-    """x limited to [min, max] (either may be None): `x.clamp(min=0)`."""
+def clamp(x, min=None, max=None, *, out=None):
+    """x limited to [min, max]; the bounds are numbers or tensors (broadcasting), either may be None:
+    `x.clamp(min=0)`, `distml.clamp(x, lo, hi)`. The result type promotes x with the bounds
+    (`int_x.clamp(0.5)` is float); min > max gives max."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = x
-        if min is not None:
-            out = maximum(out, min)
-        if max is not None:
-            out = minimum(out, max)
-        return out
-    if not dtypes.is_float(x.array.dtype) and any(isinstance(v, float) for v in (min, max)):
-        x = _float_input(x)
-    return Clamp.apply(x, low=min, high=max)
+    if not (x.array.dtype.kind == "f" and type(min) in _PLAIN_BOUNDS and type(max) in _PLAIN_BOUNDS):
+        x, min, max = _clamp_operands(x, min, max)
+    result = Clamp.apply(x, min, max)
+    if out is not None and out.dtype is not result.dtype:
+        raise RuntimeError(f"Found dtype {out.dtype.legacy_name} but expected {result.dtype.legacy_name}")
+    return result if out is None else write_out(result, out, "clamp")
 
 
+_PLAIN_BOUNDS = (int, float, type(None))  # bounds that leave a float x's dtype as it is
+
+
+def _clamp_operands(x, min, max):
+    """clamp's x and bounds in their promoted dtype: tensor bounds cast, number bounds as 0-d tensors
+    (PyTorch's error when one does not fit), tensor bounds checked to broadcast."""
+    for name, b in (("min", min), ("max", max)):
+        if b is not None and not isinstance(b, (Tensor, numbers.Number)):
+            raise TypeError(f"clamp(): argument '{name}' must be Number or Tensor, not {_label(b)}")
+    bounds = [b.array if isinstance(b, Tensor) else b for b in (min, max) if b is not None]
+    dtype = dtypes.result_type(x.array, *bounds)
+    from distml.ops.convert import cast
+    x = cast(x, dtype) if x.array.dtype != dtype else x
+    min, max = (b if b is None else cast(b, dtype) if isinstance(b, Tensor) else _scalar(b, x) for b in (min, max))
+    for b in (min, max):
+        if b is not None:
+            broadcast_shapes(x.array.shape, b.array.shape)
+    return x, min, max
