@@ -468,10 +468,13 @@ def test_sparse_buffer_moves_with_the_module():
     assert tuple(model(distml.ones(3, 3, dtype=distml.float64)).shape) == (2, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the sparse dispatch in distml/ops/linalg.py (mm, matmul) and "
-                                       "Tensor.is_sparse = False in distml/tensor.py")
 def test_top_level_mm_and_matmul_take_sparse_operands():
     for f in (lambda m, s, d: m.mm(s, d), lambda m, s, d: m.matmul(s, d), lambda m, s, d: m.mm(d.t(), s.t()),
               lambda m, s, d: m.matmul(d[:, 0], s.t())):
         same(f(distml, coo(distml, dtype=distml.float64), dense(distml, (3, 2))),
              f(torch, coo(torch, dtype=torch.float64), dense(torch, (3, 2))))
+
+
+def test_top_level_addmm_takes_a_sparse_mat1():
+    same(distml.addmm(dense(distml, (2, 2)), coo(distml, dtype=distml.float64), dense(distml, (3, 2)), beta=0.5, alpha=2),
+         torch.addmm(dense(torch, (2, 2)), coo(torch, dtype=torch.float64), dense(torch, (3, 2)), beta=0.5, alpha=2))

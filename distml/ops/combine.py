@@ -110,7 +110,10 @@ def _scaled_sum(input, product, beta, alpha):
 
 @register(method=True, inplace=True)
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
-    """beta * input + alpha * (mat1 @ mat2): `distml.addmm(bias, x, w)`."""
+    """beta * input + alpha * (mat1 @ mat2): `distml.addmm(bias, x, w)` (a sparse mat1 goes to distml.sparse)."""
+    if mat1.is_sparse:
+        from distml.sparse import addmm as sparse_addmm
+        return sparse_addmm(input, mat1, mat2, beta=beta, alpha=alpha)
     if mat1.array.ndim != 2 or mat2.array.ndim != 2:
         raise RuntimeError(f"{'mat1' if mat1.array.ndim != 2 else 'mat2'} must be a matrix, got "
                            f"{(mat1 if mat1.array.ndim != 2 else mat2).array.ndim}-D tensor")

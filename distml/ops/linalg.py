@@ -48,7 +48,10 @@ def _check_matmul(a, b):
 
 @register(method=True)
 def matmul(a, b):
-    """Matrix product with numpy's broadcasting rules: `a @ b`."""
+    """Matrix product with numpy's broadcasting rules: `a @ b` (sparse operands go to distml.sparse)."""
+    if a.is_sparse or b.is_sparse:
+        from distml.sparse import matmul as sparse_matmul
+        return sparse_matmul(a, b)
     check_same_device(a, b)
     _check_matmul(a, b)
     if a.array.dtype == dtypes.bfloat16.np:  # NumPy multiplies bfloat16 in float32 and returns float32
@@ -58,7 +61,10 @@ def matmul(a, b):
 
 @register(method=True)
 def mm(a, b):
-    """2-D matrix product: `distml.mm(a, b)`."""
+    """2-D matrix product: `distml.mm(a, b)` (sparse operands go to distml.sparse)."""
+    if a.is_sparse or b.is_sparse:
+        from distml.sparse import mm as sparse_mm
+        return sparse_mm(a, b)
     if a.array.ndim != 2 or b.array.ndim != 2:
         raise RuntimeError(f"self must be a matrix" if a.array.ndim != 2 else "mat2 must be a matrix")
     return matmul(a, b)
