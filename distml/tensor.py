@@ -745,6 +745,16 @@ class Tensor:
         return self.mH
 
     @property
+    def real(self):
+        """The real part (for real tensors, the tensor itself)."""
+        return ops.complex_parts.real(self)
+
+    @property
+    def imag(self):
+        """The imaginary part of a complex tensor (real tensors raise, as PyTorch)."""
+        return ops.complex_parts.imag(self)
+
+    @property
     def mH(self):
         """The conjugate transpose of each matrix in a batch."""
         if self.array.ndim < 2:

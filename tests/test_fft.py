@@ -102,3 +102,15 @@ def test_errors_match_torch(call, error, message):
     for lib in (torch, distml):
         with pytest.raises(error, match=message):
             call(lib)
+
+
+def test_real_and_imag_properties_match_torch():
+    for lib in (distml, torch):
+        z = lib.fft.fft(lib.arange(5, dtype=lib.float64))
+        assert lib.equal(z.real, lib.real(z)) and lib.equal(z.imag, lib.imag(z))
+        assert lib.ones(2).real.tolist() == [1.0, 1.0]
+        with pytest.raises(RuntimeError, match="imag is not implemented for tensors with non-complex dtypes"):
+            lib.ones(2).imag
+    ours = distml.fft.rfft(distml.linspace(0, 1, 6, dtype=distml.float64))
+    theirs = torch.fft.rfft(torch.linspace(0, 1, 6, dtype=torch.float64))
+    np.testing.assert_allclose(ours.imag.numpy(), theirs.imag.numpy(), atol=1e-12)
