@@ -372,30 +372,35 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
 
 # ---- activations ----
 
-def _maybe_inplace(input, out, inplace):
-    return input._inplace(out) if inplace else out
+def _maybe_inplace(activation, input, inplace, **params):
+    """activation(input), written into input when inplace (backward then reads the values from before)."""
+    if not inplace:
+        return activation(input, **params)
+    return input._inplace(activation(input._inplace_input(), **params))
 
 
 def relu(input, inplace=False):
-    return _maybe_inplace(input, ops.relu(input), inplace)
+    return _maybe_inplace(ops.relu, input, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _maybe_inplace(input, _act.LeakyRelu.apply(input, negative_slope=negative_slope), inplace)
+    return _maybe_inplace(_act.LeakyRelu.apply, input, inplace, negative_slope=negative_slope)
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return _maybe_inplace(input, _act.Elu.apply(input, alpha=alpha), inplace)
+    return _maybe_inplace(_act.Elu.apply, input, inplace, alpha=alpha)
 
 
 def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
+    if input.array.dtype == dtypes.bfloat16.np:  # computed in float32 and rounded, as PyTorch's (no bfloat16 kernel)
+        return gelu(input.float(), approximate).to(dtypes.bfloat16)
     return _act.Gelu.apply(input, approximate=approximate)
 
 
 def silu(input, inplace=False):
-    return _maybe_inplace(input, _act.Silu.apply(input), inplace)
+    return _maybe_inplace(_act.Silu.apply, input, inplace)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
