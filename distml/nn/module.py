@@ -226,9 +226,16 @@ class Module:
         return module
 
     # ---- state ----
+    _version = 1  # the layout of this class's state_dict; a subclass that changes it counts up (BatchNorm: 2)
+
     def state_dict(self, destination=None, prefix="", keep_vars=False):
-        """Parameters and persistent buffers by dotted name: `{"fc.weight": ..., "bn.running_mean": ...}`."""
-        destination = OrderedDict() if destination is None else destination
+        """Parameters and persistent buffers by dotted name: `{"fc.weight": ..., "bn.running_mean": ...}`.
+        Its `_metadata` holds each submodule's `_version`, for `_load_from_state_dict`, as PyTorch's."""
+        if destination is None:
+            destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = {"version": self._version}
         for name, param in self._parameters.items():
             if param is not None:
                 destination[prefix + name] = param if keep_vars else param.detach()
@@ -243,22 +250,23 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy parameters and buffers from `state_dict` (Tensors or numpy arrays) into this
         module in place. With strict=True, missing or unexpected keys raise; shape mismatches
-        always raise. Returns (missing_keys, unexpected_keys)."""
-        missing, errors = [], []
-        expected = set()
-        for prefix, module in self.named_modules():
-            prefix = prefix + "." if prefix else ""
-            local = [(n, p) for n, p in module._parameters.items() if p is not None]
-            local += [(n, b) for n, b in module._buffers.items()
-                      if b is not None and n not in module._non_persistent_buffers]
-            for name, target in local:
-                key = prefix + name
-                expected.add(key)
-                if key not in state_dict:
-                    missing.append(key)
-                    continue
-                _copy_into(target, state_dict[key], key, errors)
-        unexpected = [key for key in state_dict if key not in expected]
+        always raise. Returns (missing_keys, unexpected_keys).
+
+        Each submodule reads its own entries in `_load_from_state_dict`, which a layer may
+        override to accept older layouts (BatchNorm fills in a missing num_batches_tracked)."""
+        missing, unexpected, errors = [], [], []
+        metadata = getattr(state_dict, "_metadata", None)
+        state_dict = OrderedDict(state_dict)
+
+        def load(module, local, prefix):
+            local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+            module._load_from_state_dict(local, prefix, local_metadata, True, missing, unexpected, errors)
+            for name, child in module._modules.items():
+                if child is not None:
+                    child_prefix = prefix + name + "."
+                    load(child, {k: v for k, v in local.items() if k.startswith(child_prefix)}, child_prefix)
+
+        load(self, state_dict, "")
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected)))
@@ -267,6 +275,28 @@ class Module:
         if errors:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(self._get_name(), "\n\t".join(errors)))
         return _IncompatibleKeys(missing, unexpected)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Copy this module's own parameters and persistent buffers from `state_dict` (keys
+        `prefix + name`); record missing keys, keys under `prefix` that name nothing here or in a
+        child (with strict), and size mismatches. `local_metadata` is this module's entry of the
+        state dict's `_metadata` ({"version": ...}; empty when it has none). PyTorch's signature."""
+        local = [(n, p) for n, p in self._parameters.items() if p is not None]
+        local += [(n, b) for n, b in self._buffers.items() if b is not None and n not in self._non_persistent_buffers]
+        for name, target in local:
+            key = prefix + name
+            if key in state_dict:
+                _copy_into(target, state_dict[key], key, error_msgs)
+            elif strict:
+                missing_keys.append(key)
+        if strict:
+            names = {name for name, _ in local}
+            for key in state_dict:
+                if key.startswith(prefix):
+                    head, *rest = key[len(prefix):].split(".", 1)
+                    if head not in (self._modules if rest else names):
+                        unexpected_keys.append(key)
 
     # ---- modes, devices, dtypes ----
     def train(self, mode=True):
@@ -308,7 +338,11 @@ class Module:
             for module in self.modules():
                 for param in module._parameters.values():
                     if param is not None:
-                        param.array = fn(param.detach()).array
+                        array = fn(param.detach()).array
+                        if param.requires_grad and not (dtypes.is_float(array.dtype) or array.dtype.kind == "c"):
+                            raise RuntimeError("data set to a tensor that requires gradients must be floating point "
+                                               "or complex dtype")
+                        param.array = array
                         if param.grad is not None:
                             param.grad = Tensor(fn(param.grad).array)
                 for name, buffer in module._buffers.items():
@@ -358,6 +392,13 @@ class Module:
 
     def half(self):
         return self.to(dtypes.float16)
+
+    def bfloat16(self):
+        return self.to(dtypes.bfloat16)
+
+    def type(self, dst_type):
+        """Cast every parameter and buffer, integer ones too (as PyTorch's): `model.type(distml.float64)`."""
+        return self._apply(lambda t: t.type(dst_type))
 
     # ---- hooks ----
     def register_forward_pre_hook(self, hook):

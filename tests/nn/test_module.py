@@ -166,3 +166,80 @@ def test_parameter_repr_pickle_and_deepcopy():
 def test_forward_not_implemented():
     with pytest.raises(NotImplementedError, match='Module \\[Module\\] is missing the required "forward" function'):
         nn.Module()(1)
+
+
+@pytest.mark.parametrize("cast", ["half", "bfloat16", "double", "float"])
+def test_dtype_casts_like_torch(cast):
+    ours, theirs = make_net(), make_net(torch)
+    assert getattr(ours, cast)() is ours
+    getattr(theirs, cast)()
+    assert ({k: v.dtype.name for k, v in ours.state_dict().items()}
+            == {k: str(v.dtype).replace("torch.", "") for k, v in theirs.state_dict().items()})
+
+
+@pytest.mark.parametrize("dst", ["float64", "torch.HalfTensor", "torch.DoubleTensor"])
+def test_type_casts_every_tensor_like_torch(dst):
+    ours, theirs = make_net(), make_net(torch)
+    weight = ours.head.weight
+    assert ours.type(getattr(distml, dst, dst)) is ours and ours.head.weight is weight
+    theirs.type(getattr(torch, dst, dst))
+    assert ours.bn.num_batches_tracked.dtype.name == str(theirs.bn.num_batches_tracked.dtype).replace("torch.", "")
+    assert ({k: v.dtype.name for k, v in ours.state_dict().items()}
+            == {k: str(v.dtype).replace("torch.", "") for k, v in theirs.state_dict().items()})
+
+
+def test_type_to_integers_raises_like_torch():
+    for lib in (torch, distml):
+        with pytest.raises(RuntimeError, match="data set to a tensor that requires gradients must be floating point "
+                                               "or complex dtype"):
+            lib.nn.Linear(2, 2).type(lib.int64)
+
+
+def test_state_dict_metadata_matches_torch():
+    ours, theirs = make_net().state_dict(), make_net(torch).state_dict()
+    assert dict(ours._metadata) == dict(theirs._metadata)
+    assert ours._metadata["bn"] == {"version": 2} and ours._metadata[""] == {"version": 1}
+
+
+def test_batchnorm_fills_in_num_batches_tracked_like_torch():
+    """Without version metadata (a plain dict), a missing num_batches_tracked keeps its value and is not
+    reported; with a version-2 state_dict it is missing, as in PyTorch."""
+    for lib in (distml, torch):
+        source, net = make_net(lib), make_net(lib)
+        net.bn.num_batches_tracked.fill_(5)
+        plain = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+        result = net.load_state_dict(plain)
+        assert result.missing_keys == [] and result.unexpected_keys == [] and "bn.num_batches_tracked" not in plain
+        assert int(net.bn.num_batches_tracked) == 5
+        versioned = source.state_dict()
+        del versioned["bn.num_batches_tracked"]
+        assert net.load_state_dict(versioned, strict=False).missing_keys == ["bn.num_batches_tracked"]
+        with pytest.raises(RuntimeError, match='Missing key\\(s\\) in state_dict: "bn.num_batches_tracked"'):
+            net.load_state_dict(versioned)
+        partial = net.load_state_dict({"head.bias": lib.zeros(3), "nope.x": lib.zeros(1), "head.extra": lib.zeros(1)},
+                                      strict=False)
+        assert len(partial.missing_keys) == 9 and "bn.num_batches_tracked" not in partial.missing_keys
+        assert partial.unexpected_keys == ["nope.x", "head.extra"]  # in module order: the root first
+
+
+def test_load_state_dict_shared_submodule_and_custom_hook():
+    """A module shared under two names loads from both prefixes; a subclass may override
+    `_load_from_state_dict` with PyTorch's signature (here: renaming an old key)."""
+    def make(lib):
+        class Renamed(lib.nn.Linear):
+            def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+                if prefix + "w" in state_dict:
+                    state_dict[prefix + "weight"] = state_dict.pop(prefix + "w")
+                super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+        shared = lib.nn.Linear(2, 2)
+        return lib.nn.Sequential(shared, shared, Renamed(2, 1))
+
+    for lib in (distml, torch):
+        net = make(lib)
+        state = {k: v.clone() for k, v in make(lib).state_dict().items()}
+        state["2.w"] = state.pop("2.weight")
+        assert list(state) == ["0.weight", "0.bias", "1.weight", "1.bias", "2.bias", "2.w"]
+        result = net.load_state_dict(state)
+        assert result.missing_keys == [] and result.unexpected_keys == [] and "2.w" in state
+        np.testing.assert_array_equal(net[2].weight.detach().numpy(), state["2.w"].numpy())
+        np.testing.assert_array_equal(net[0].weight.detach().numpy(), state["1.weight"].numpy())
