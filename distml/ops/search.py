@@ -2,7 +2,7 @@
 histc, isin, argwhere. Their outputs are indices or counts, so none records a gradient."""
 import numpy as np
 
-from distml import dtypes
+from distml import dtypes, return_types
 from distml._backend import get_array_module
 from distml.ops._util import wrap_dim
 from distml.ops.registry import register
@@ -154,6 +154,23 @@ def histc(input, bins=100, min=0, max=0):
     inside = wide[(wide >= low) & (wide <= high)]
     index = xp.minimum(((inside - low) * bins / (high - low)).astype(np.int64), bins - 1)
     return Tensor(xp.bincount(index, minlength=bins).astype(data.dtype))
+
+
+@register(method=True)
+def histogram(input, bins=100, *, range=None, weight=None, density=False):
+    """(hist, bin_edges): counts (or weights) in `bins` equal bins over `range` (the data's by
+    default), or in the bins a 1-d tensor of increasing edges gives; the last bin includes its
+    right edge. `density=True` divides by the total and the bin widths."""
+    data = input.array
+    if not dtypes.is_float(data.dtype):
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{input.dtype.legacy_name}'")
+    xp = get_array_module(data)
+    edges = bins.array.astype(np.float64) if isinstance(bins, Tensor) else bins
+    if isinstance(edges, int) and edges <= 0:
+        raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {edges} for dimension 0")
+    hist, edges = xp.histogram(data.astype(np.float64).reshape(-1), bins=edges, range=range, density=density,
+                               weights=None if weight is None else weight.array.astype(np.float64).reshape(-1))
+    return return_types.histogram(Tensor(hist.astype(data.dtype)), Tensor(edges.astype(data.dtype)))
 
 
 @register()

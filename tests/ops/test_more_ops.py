@@ -544,3 +544,21 @@ def test_errors_match_torch(name, f):
             f(distml)
     assert type(got.value) is type(expected.value)
     assert _message(got.value) == _message(expected.value)
+
+
+@pytest.mark.parametrize("args,kwargs", [((4,), {}), ((3,), {"range": (0.0, 4.0)}), ((5,), {"density": True}),
+                                         ((3,), {"weight": "w"}), (("edges",), {"density": True})])
+def test_histogram_matches_torch(args, kwargs):
+    values = [1.0, 2.0, 2.0, 3.0, 7.0, -1.0]
+    results = []
+    for lib in (distml, torch):
+        x = lib.tensor(values)
+        call_args = [lib.tensor([0.0, 2.0, 5.0, 8.0]) if a == "edges" else a for a in args]
+        call_kwargs = {k: (lib.arange(6.0) if v == "w" else v) for k, v in kwargs.items()}
+        results.append(lib.histogram(x, *call_args, **call_kwargs))
+    for ours, theirs in zip(*results):
+        assert ours.dtype.name == str(theirs.dtype).split(".")[1]
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    for lib, error in ((distml, NotImplementedError), (torch, NotImplementedError)):
+        with pytest.raises(error, match="not implemented for 'Long'"):
+            lib.histogram(lib.tensor([1, 2]), 2)
