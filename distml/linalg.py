@@ -1187,3 +1187,23 @@ def _svd_legacy(A, some=True, compute_uv=True):
 def _qr_legacy(A, some=True):
     """torch.qr: linalg.qr with mode 'reduced' (some=True) or 'complete'."""
     return qr_legacy(*qr(A, "reduced" if some else "complete"))
+
+
+@register(method=True)
+def cholesky_solve(B, L, upper=False):
+    """X with A X = B, given A's Cholesky factor L (A = L L^T; U with A = U^T U when upper):
+    `distml.cholesky_solve(B, distml.linalg.cholesky(A))`. Solved through A rebuilt from the
+    factor, so L's gradient covers the whole matrix, as PyTorch's does."""
+    if B.array.dtype != L.array.dtype:
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type {B.dtype.legacy_name} "
+                           f"and A of type {L.dtype.legacy_name} instead.")
+    A = matmul(transpose(L, -1, -2), L) if upper else matmul(L, transpose(L, -1, -2))
+    return solve(A, B)
+
+
+@register(method=True)
+def cholesky_inverse(L, upper=False):
+    """A^-1 from A's Cholesky factor: `distml.cholesky_inverse(L)`."""
+    xp = get_array_module(L.array)
+    eye = Tensor(xp.broadcast_to(xp.eye(L.array.shape[-1], dtype=L.array.dtype), L.array.shape).copy())
+    return cholesky_solve(eye, L, upper)

@@ -594,3 +594,24 @@ def test_empty_matrices(shape):
     if shape[-1] == shape[-2]:
         compare(lambda m, a: (m.linalg.inv(a), m.linalg.det(a), m.linalg.slogdet(a), m.linalg.solve(a, a)), e,
                 grad=False)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("batch", [(), (2,)])
+def test_cholesky_solve_and_inverse_match_torch(upper, batch):
+    rng = np.random.default_rng(3)
+    M = rng.standard_normal(batch + (3, 3))
+    A = M @ np.swapaxes(M, -1, -2) + 3 * np.eye(3)
+    B = rng.standard_normal(batch + (3, 2))
+
+    def run(lib):
+        factor = lib.linalg.cholesky(lib.tensor(A), upper=upper).detach().requires_grad_()
+        rhs = lib.tensor(B, requires_grad=True)
+        X, inverse = lib.cholesky_solve(rhs, factor, upper), lib.cholesky_inverse(factor, upper)
+        ((X * X).sum() + (inverse * lib.arange(9.0, dtype=lib.float64).reshape(3, 3)).sum()).backward()
+        return X, inverse, rhs.grad, factor.grad
+    for ours, theirs in zip(run(distml), run(torch)):
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
+    for lib in (distml, torch):
+        with pytest.raises(RuntimeError, match="Expected b and A to have the same dtype"):
+            lib.cholesky_solve(lib.ones(3, 1), lib.eye(3, dtype=lib.float64))
