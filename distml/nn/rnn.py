@@ -1,5 +1,7 @@
-"""Recurrent layers LSTM and GRU, composed from linear, sigmoid, tanh, stack and cat (no new gradients).
+"""Recurrent layers RNN, LSTM and GRU and their single-step cells RNNCell, LSTMCell and GRUCell,
+composed from linear, sigmoid, tanh, relu, chunk, split and cat (no new gradients).
 
+Each kind's gate math is written once, as a step function that the layer and the cell both call.
 Parameter names, shapes, gate order and initialisation are PyTorch's, so weights load through state_dict.
 """
 import math
@@ -11,10 +13,52 @@ from distml.nn import functional as F
 from distml.nn import init
 from distml.nn.module import Module
 from distml.nn.parameter import Parameter
+from distml.nn.utils.rnn import PackedSequence
+
+
+# ---- one time step: (input projection W_ih x + b_ih, state tuple, W_hh, b_hh) -> new state tuple ----
+
+def _lstm_step(x_projected, state, w_hh, b_hh):
+    h, c = state
+    i, f, g, o = ops.chunk(x_projected + F.linear(h, w_hh, b_hh), 4, 1)
+    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+    return ops.sigmoid(o) * ops.tanh(c), c
+
+
+def _gru_step(x_projected, state, w_hh, b_hh):
+    (h,) = state
+    x_r, x_z, x_n = ops.chunk(x_projected, 3, 1)
+    h_r, h_z, h_n = ops.chunk(F.linear(h, w_hh, b_hh), 3, 1)
+    r = ops.sigmoid(x_r + h_r)
+    z = ops.sigmoid(x_z + h_z)
+    n = ops.tanh(x_n + r * h_n)
+    return (n + z * (h - n),)
+
+
+def _tanh_step(x_projected, state, w_hh, b_hh):
+    return (ops.tanh(x_projected + F.linear(state[0], w_hh, b_hh)),)
+
+
+def _relu_step(x_projected, state, w_hh, b_hh):
+    return (F.relu(x_projected + F.linear(state[0], w_hh, b_hh)),)
+
+
+_RNN_STEPS = {"tanh": _tanh_step, "relu": _relu_step}
+
+
+def _uniform_init(module):
+    """Every weight and bias uniform in +-1/sqrt(hidden_size), as PyTorch's."""
+    bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
+    for weight in module.parameters():
+        init.uniform_(weight, -bound, bound)
 
 
 class RNNBase(Module):
-    """Shared by LSTM and GRU: the per-layer, per-direction weights and the loop over layers and time."""
+    """Shared by RNN, LSTM and GRU: the per-layer, per-direction weights and the loop over layers and time.
+
+    Inputs are (L, N, features) (N first with batch_first), unbatched (L, features), or a PackedSequence
+    (then the output is one too, and each sequence's final state is taken at its own last step).
+    """
 
     _gates = None  # gate blocks stacked in weight_ih / weight_hh: 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n)
 
@@ -55,10 +99,7 @@ class RNNBase(Module):
         return 2 if self.bidirectional else 1
 
     def reset_parameters(self):
-        """Every weight and bias uniform in +-1/sqrt(hidden_size), as PyTorch's."""
-        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            init.uniform_(weight, -bound, bound)
+        _uniform_init(self)
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
@@ -78,9 +119,11 @@ class RNNBase(Module):
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         return [getattr(self, name + suffix, None) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
-    def _check_input(self, input):
-        if input.dim() not in (2, 3):
-            raise ValueError(f"{self.mode}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+    def _check_input(self, input, packed):
+        if packed and input.dim() != 2:
+            raise RuntimeError(f"input must have 2 dimensions, got {input.dim()}")
+        if not packed and input.dim() not in (2, 3):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
         if input.size(-1) != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.size(-1)}")
@@ -94,46 +137,118 @@ class RNNBase(Module):
             raise RuntimeError(f"Expected {label} size {expected}, got {list(state.shape)}")
         return state
 
-    def _run(self, input, states):
-        """The layer/direction/time loop over time-major `input` (L, N, features) and the initial
-        states (each (layers * directions, N, hidden)); returns the output and the final states.
+    def _run(self, data, batch_sizes, states):
+        """The layer/direction/time loop over packed `data` (sum(batch_sizes), features): step t holds
+        the first batch_sizes[t] sequences (a padded batch is the case of equal sizes). `states` are the
+        initial states, each (layers * directions, batch_sizes[0], hidden); returns the packed output
+        and the final states, each sequence's taken at its own last step.
         """
-        length = input.size(0)
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self._directions):
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
                 index = layer * self._directions + direction
-                state = tuple(s[index] for s in states)
+                initial = tuple(s[index] for s in states)
                 # The input projection of every time step in one matrix product.
-                projected = ops.unbind(F.linear(input, w_ih, b_ih), 0)
-                hidden = [None] * length
-                for t in (reversed(range(length)) if direction else range(length)):
-                    state = self._cell(projected[t], state, w_hh, b_hh)
-                    hidden[t] = state[0]
-                outputs.append(ops.stack(hidden, 0))
+                projected = ops.split(F.linear(data, w_ih, b_ih), batch_sizes, 0)
+                run = self._backward_in_time if direction else self._forward_in_time
+                hidden, state = run(projected, batch_sizes, initial, w_hh, b_hh)
+                outputs.append(ops.cat(hidden, 0))
                 for final, s in zip(finals, state):
                     final.append(s)
-            input = outputs[0] if len(outputs) == 1 else ops.cat(outputs, 2)
+            data = outputs[0] if len(outputs) == 1 else ops.cat(outputs, 1)
             if layer < self.num_layers - 1 and self.dropout > 0:
-                input = F.dropout(input, self.dropout, self.training)
-        return input, [ops.stack(final, 0) for final in finals]
+                data = F.dropout(data, self.dropout, self.training)
+        return data, [ops.stack(final, 0) for final in finals]
+
+    def _forward_in_time(self, projected, batch_sizes, state, w_hh, b_hh):
+        """Steps 0, 1, ...: when the batch shrinks, the sequences that ended keep their last state."""
+        hidden, ended = [], []
+        for x, size in zip(projected, batch_sizes):
+            if size < state[0].size(0):
+                ended.append(tuple(s[size:] for s in state))
+                state = tuple(s[:size] for s in state)
+            state = self._step(x, state, w_hh, b_hh)
+            hidden.append(state[0])
+        if ended:  # the latest to end are the lowest rows
+            state = tuple(ops.cat([s, *parts[::-1]], 0) for s, parts in zip(state, zip(*ended)))
+        return hidden, state
+
+    def _backward_in_time(self, projected, batch_sizes, initial, w_hh, b_hh):
+        """Steps T-1, ..., 0: a sequence starts from its initial state at its own last step."""
+        state = tuple(s[:batch_sizes[-1]] for s in initial) if batch_sizes[-1] < batch_sizes[0] else initial
+        hidden = [None] * len(batch_sizes)
+        for t in reversed(range(len(batch_sizes))):
+            size = batch_sizes[t]
+            if size > state[0].size(0):
+                state = tuple(ops.cat([s, i[s.size(0):size]], 0) for s, i in zip(state, initial))
+            state = self._step(projected[t], state, w_hh, b_hh)
+            hidden[t] = state[0]
+        return hidden, state
 
     def forward(self, input, hx=None):
-        self._check_input(input)
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        self._check_input(input, packed=False)
         batched = input.dim() == 3
         if not batched:
             input = input.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
-        states = self._states(hx, batched, input)
-        output, finals = self._run(input, states)
+        states = self._states(hx, batched, input.size(1), input)
+        length, batch = input.size(0), input.size(1)
+        data, finals = self._run(input.reshape(length * batch, input.size(2)), [batch] * length, states)
+        output = data.reshape(length, batch, data.size(1))
         if not batched:
             output, finals = output.squeeze(1), [f.squeeze(1) for f in finals]
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, self._pack(finals)
+
+    def _forward_packed(self, input, hx):
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        self._check_input(data, packed=True)
+        sizes = batch_sizes.tolist()
+        states = self._states(hx, True, sizes[0], data)
+        if sorted_indices is not None:  # the given states follow the batch into length order
+            states = [s.index_select(1, sorted_indices) for s in states]
+        output, finals = self._run(data, sizes, states)
+        if unsorted_indices is not None:
+            finals = [f.index_select(1, unsorted_indices) for f in finals]
+        return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices), self._pack(finals)
+
+
+class _SingleState:
+    """RNN and GRU: one state tensor h."""
+
+    def _states(self, hx, batched, batch, input):
+        if hx is not None and not batched:
+            hx = hx.unsqueeze(1)
+        return [self._initial_state(hx, batch, input, "hidden")]
+
+    def _pack(self, finals):
+        return finals[0]
+
+
+class RNN(_SingleState, RNNBase):
+    """Elman RNN, h' = tanh (or relu) of W_ih x + b_ih + W_hh h + b_hh:
+    `rnn = nn.RNN(10, 20, num_layers=2, nonlinearity="relu")`; `output, h_n = rnn(x, h_0)`.
+    """
+
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+        if nonlinearity not in _RNN_STEPS:
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
+                         dtype)
+        self.nonlinearity, self.mode = nonlinearity, "RNN_" + nonlinearity.upper()
+
+    @property
+    def _step(self):
+        return _RNN_STEPS[self.nonlinearity]
 
 
 class LSTM(RNNBase):
@@ -142,44 +257,122 @@ class LSTM(RNNBase):
     """
 
     _gates = 4
+    _step = staticmethod(_lstm_step)
 
-    def _states(self, hx, batched, input):
+    def _states(self, hx, batched, batch, input):
         if hx is None:
             hx = (None, None)
         elif not batched:
             hx = tuple(h.unsqueeze(1) for h in hx)
-        return [self._initial_state(h, input.size(1), input, f"hidden[{i}]") for i, h in enumerate(hx)]
+        return [self._initial_state(h, batch, input, f"hidden[{i}]") for i, h in enumerate(hx)]
 
     def _pack(self, finals):
         return tuple(finals)
 
-    @staticmethod
-    def _cell(x_projected, state, w_hh, b_hh):
-        h, c = state
-        i, f, g, o = ops.chunk(x_projected + F.linear(h, w_hh, b_hh), 4, 1)
-        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        return ops.sigmoid(o) * ops.tanh(c), c
 
-
-class GRU(RNNBase):
+class GRU(_SingleState, RNNBase):
     """Gated recurrent unit: `gru = nn.GRU(10, 20, num_layers=2)`; `output, h_n = gru(x, h_0)`."""
 
     _gates = 3
+    _step = staticmethod(_gru_step)
 
-    def _states(self, hx, batched, input):
-        if hx is not None and not batched:
-            hx = hx.unsqueeze(1)
-        return [self._initial_state(hx, input.size(1), input, "hidden")]
 
-    def _pack(self, finals):
-        return finals[0]
+class RNNCellBase(Module):
+    """One time step of a recurrent layer: weight_ih (gates * hidden, input), weight_hh
+    (gates * hidden, hidden), bias_ih and bias_hh; input (N, input_size) or unbatched (input_size),
+    the state defaults to zeros."""
 
-    @staticmethod
-    def _cell(x_projected, state, w_hh, b_hh):
-        (h,) = state
-        x_r, x_z, x_n = ops.chunk(x_projected, 3, 1)
-        h_r, h_z, h_n = ops.chunk(F.linear(h, w_hh, b_hh), 3, 1)
-        r = ops.sigmoid(x_r + h_r)
-        z = ops.sigmoid(x_z + h_z)
-        n = ops.tanh(x_n + r * h_n)
-        return (n + z * (h - n),)
+    _gates = None
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        gate_size = self._gates * hidden_size
+        self.weight_ih = Parameter(empty(gate_size, input_size, device=device, dtype=dtype))
+        self.weight_hh = Parameter(empty(gate_size, hidden_size, device=device, dtype=dtype))
+        if bias:
+            self.bias_ih = Parameter(empty(gate_size, device=device, dtype=dtype))
+            self.bias_hh = Parameter(empty(gate_size, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _uniform_init(self)
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            text += f", bias={self.bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            text += f", nonlinearity={self.nonlinearity}"
+        return text
+
+    def _forward_states(self, input, states, labels):
+        """Check input and states (None: zeros), run one step, return the new states (unbatched as given)."""
+        name = type(self).__name__
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        for state, label in zip(states, labels):
+            if state is not None and state.dim() not in (1, 2):
+                raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {state.dim()}D instead")
+        batched = input.dim() == 2
+        if not batched:
+            input = input.unsqueeze(0)
+            states = [None if s is None else s.unsqueeze(0) for s in states]
+        if input.size(1) != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {input.size(1)} expected {self.input_size}")
+        batch = input.size(0)
+        checked = []
+        for i, state in enumerate(states):
+            if state is None:
+                state = zeros(batch, self.hidden_size, dtype=input.dtype, device=input.device)
+            elif state.size(0) != batch:
+                raise RuntimeError(f"Input batch size {batch} doesn't match hidden{i} batch size {state.size(0)}")
+            elif state.size(1) != self.hidden_size:
+                raise RuntimeError(f"hidden{i} has inconsistent hidden_size: got {state.size(1)}, expected "
+                                   f"{self.hidden_size}")
+            checked.append(state)
+        result = self._step(F.linear(input, self.weight_ih, self.bias_ih), tuple(checked), self.weight_hh,
+                            self.bias_hh)
+        return result if batched else tuple(r.squeeze(0) for r in result)
+
+
+class RNNCell(RNNCellBase):
+    """h' = tanh (or relu) of W_ih x + b_ih + W_hh h + b_hh: `cell = nn.RNNCell(10, 20)`; `h = cell(x, h)`."""
+
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+        self.nonlinearity = nonlinearity
+
+    @property
+    def _step(self):
+        if self.nonlinearity not in _RNN_STEPS:
+            raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
+        return _RNN_STEPS[self.nonlinearity]
+
+    def forward(self, input, hx=None):
+        return self._forward_states(input, [hx], ["hidden"])[0]
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step: `cell = nn.LSTMCell(10, 20)`; `h, c = cell(x, (h, c))` (zeros when hx is None)."""
+
+    _gates = 4
+    _step = staticmethod(_lstm_step)
+
+    def forward(self, input, hx=None):
+        return self._forward_states(input, [None, None] if hx is None else list(hx), ["hx[0]", "hx[1]"])
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step: `cell = nn.GRUCell(10, 20)`; `h = cell(x, h)`."""
+
+    _gates = 3
+    _step = staticmethod(_gru_step)
+
+    def forward(self, input, hx=None):
+        return self._forward_states(input, [hx], ["hidden"])[0]
