@@ -201,3 +201,183 @@ def test_transformer_encoder_layer_structure_and_training_dropout(rng):
     assert not np.allclose(ours(x).array, evaluated.array)
     with pytest.raises(RuntimeError, match="activation should be relu/gelu, not tanh"):
         nn.TransformerEncoderLayer(8, 2, activation="tanh")
+
+
+# ---- TransformerEncoder, TransformerDecoderLayer, TransformerDecoder, Transformer ----
+
+def causal(lib, size, dtype=None):
+    return lib.nn.Transformer.generate_square_subsequent_mask(size, dtype=dtype)
+
+
+def padding_mask(lengths, size):
+    return np.arange(size)[None, :] >= np.array(lengths)[:, None]
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("masks", ["none", "causal-float", "bool-and-padding", "float-padding"])
+def test_transformer_encoder_matches_torch(rng, batch_first, masks):
+    shape = (3, 5, 8) if batch_first else (5, 3, 8)
+    mask_arrays = {"none": [None, None], "causal-float": [np.triu(np.full((5, 5), -np.inf), 1), None],
+                   "bool-and-padding": [~bool_mask(rng, (5, 5)), padding_mask([5, 3, 4], 5)],
+                   "float-padding": [None, np.where(padding_mask([5, 2, 4], 5), -np.inf, 0.0)]}[masks]
+
+    def call(module, src, mask, padding):
+        return module(src, mask=mask, src_key_padding_mask=padding)
+
+    for lib_norm in (None, "norm"):
+        def make(lib):
+            layer = lib.nn.TransformerEncoderLayer(8, 2, 16, batch_first=batch_first)
+            return lib.nn.TransformerEncoder(layer, 2, norm=lib.nn.LayerNorm(8) if lib_norm else None,
+                                             enable_nested_tensor=False)
+        compare(call, [rng.standard_normal(shape)], mask_arrays, make(distml), make(torch))
+
+
+def test_transformer_encoder_is_causal_hint(rng):
+    def call(module, src):
+        return module(src, mask=causal(distml if module.__module__.startswith("distml") else torch, 4, src.dtype),
+                      is_causal=True)
+    make = lambda lib: lib.nn.TransformerEncoder(lib.nn.TransformerEncoderLayer(8, 2, 16), 2)  # noqa: E731
+    with pytest.warns(UserWarning):
+        pair = make(distml), make(torch)
+    compare(call, [rng.standard_normal((4, 2, 8))], [], *pair)
+
+
+def eval_without_grad(make, src, padding):
+    """distml's and torch's outputs in eval mode under no_grad (torch's fast and nested-tensor paths)."""
+    outputs = []
+    tm = make(torch).double().eval()
+    dm = make(distml).double().eval()
+    dm.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+    for lib, module in ((distml, dm), (torch, tm)):
+        with lib.no_grad():
+            outputs.append(module(lib.tensor(src), src_key_padding_mask=lib.tensor(padding)).numpy())
+    return outputs
+
+
+@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize("mask_check, padding", [(True, [[False] * 5, [False] * 3 + [True] * 2]),
+                                                 (True, [[False] * 5, [True, False, False, True, False]]),
+                                                 (False, [[False] * 5, [True, False, False, True, False]])],
+                         ids=["left-aligned", "not-left-aligned", "not-left-aligned-unchecked"])
+def test_transformer_encoder_nested_tensor_path_like_torch(rng, nested, mask_check, padding):
+    """With enable_nested_tensor, eval and no grad, PyTorch zeroes the padded positions (before norm)."""
+    def make(lib):
+        layer = lib.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+        return lib.nn.TransformerEncoder(layer, 2, norm=lib.nn.LayerNorm(8), enable_nested_tensor=nested,
+                                         mask_check=mask_check)
+    src = rng.standard_normal((2, 5, 8))
+    ours, theirs = eval_without_grad(make, src, np.array(padding))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9)
+
+
+def test_transformer_encoder_structure_and_warnings():
+    with pytest.warns(UserWarning) as ours:
+        d = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 3)
+    with pytest.warns(UserWarning) as theirs:
+        t = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2, 16), 3)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    assert list(d.state_dict()) == list(t.state_dict()) and d.use_nested_tensor is t.use_nested_tensor is False
+    assert d.layers[0].self_attn.in_proj_weight is not d.layers[1].self_attn.in_proj_weight
+    for case in (dict(norm_first=True), dict(activation=torch.tanh), dict(bias=False)):
+        with pytest.warns(UserWarning) as theirs:
+            torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, **case), 1)
+        case = {k: (distml.tanh if v is torch.tanh else v) for k, v in case.items()}
+        with pytest.warns(UserWarning) as ours:
+            nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, **case), 1)
+        assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    layer = nn.TransformerEncoderLayer(8, 4, 16, batch_first=True, activation=nn.GELU())
+    assert layer.activation_relu_or_gelu == 2 and nn.TransformerEncoder(layer, 1).use_nested_tensor
+    with pytest.raises(AssertionError, match="only bool and floating types of src_key_padding_mask are supported"):
+        d(distml.zeros(5, 3, 8), src_key_padding_mask=distml.zeros(3, 5, dtype=distml.int64))
+
+
+DECODER_CASES = {
+    "post-norm": dict(),
+    "pre-norm-gelu-batch_first": dict(norm_first=True, activation="gelu", batch_first=True),
+    "masks": dict(masks=True),
+    "pre-norm-masks-no-bias-batch_first": dict(norm_first=True, masks=True, bias=False, batch_first=True),
+}
+
+
+def decoder_inputs(rng, case):
+    case = dict(case)
+    masks = case.pop("masks", False)
+    tgt, memory = ((3, 4, 8), (3, 6, 8)) if case.get("batch_first") else ((4, 3, 8), (6, 3, 8))
+    mask_arrays = [None] * 4
+    if masks:
+        mask_arrays = [np.triu(np.full((4, 4), -np.inf), 1), ~bool_mask(rng, (4, 6)), padding_mask([4, 2, 3], 4),
+                       padding_mask([6, 5, 2], 6)]
+    return case, [rng.standard_normal(tgt), rng.standard_normal(memory)], mask_arrays
+
+
+def decoder_call(module, tgt, memory, tgt_mask, memory_mask, tgt_padding, memory_padding):
+    return module(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask, tgt_key_padding_mask=tgt_padding,
+                  memory_key_padding_mask=memory_padding)
+
+
+@pytest.mark.parametrize("case", DECODER_CASES.values(), ids=DECODER_CASES.keys())
+def test_transformer_decoder_layer_and_decoder_match_torch(rng, case):
+    config, arrays, masks = decoder_inputs(rng, case)
+    compare(decoder_call, arrays, masks, nn.TransformerDecoderLayer(8, 2, 16, **config),
+            torch.nn.TransformerDecoderLayer(8, 2, 16, **config))
+
+    def make(lib):
+        return lib.nn.TransformerDecoder(lib.nn.TransformerDecoderLayer(8, 2, 16, **config), 2, lib.nn.LayerNorm(8))
+    compare(decoder_call, arrays, masks, make(distml), make(torch))
+
+
+def test_transformer_decoder_unbatched_and_structure(rng):
+    arrays = [rng.standard_normal((4, 8)), rng.standard_normal((6, 8))]
+    masks = [np.triu(np.ones((4, 4), bool), 1), None, None, padding_mask([5], 6)[0]]
+    compare(decoder_call, arrays, masks, nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16), 2),
+            torch.nn.TransformerDecoder(torch.nn.TransformerDecoderLayer(8, 2, 16), 2))
+    ours, theirs = nn.TransformerDecoderLayer(8, 2, 16), torch.nn.TransformerDecoderLayer(8, 2, 16)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()]
+    with pytest.raises(RuntimeError, match="activation should be relu/gelu, not tanh"):
+        nn.TransformerDecoderLayer(8, 2, activation="tanh")
+
+
+TRANSFORMER_CASES = {"default": dict(), "batch_first-norm_first-gelu": dict(batch_first=True, norm_first=True,
+                                                                             activation="gelu")}
+
+
+@pytest.mark.parametrize("case", TRANSFORMER_CASES.values(), ids=TRANSFORMER_CASES.keys())
+def test_transformer_matches_torch(rng, case):
+    src, tgt = ((3, 6, 8), (3, 4, 8)) if case.get("batch_first") else ((6, 3, 8), (4, 3, 8))
+    arrays = [rng.standard_normal(src), rng.standard_normal(tgt)]
+    masks = [None, np.triu(np.full((4, 4), -np.inf), 1), None, padding_mask([6, 4, 5], 6), None,
+             padding_mask([6, 4, 5], 6)]
+
+    def call(module, src, tgt, src_mask, tgt_mask, memory_mask, src_padding, tgt_padding, memory_padding):
+        return module(src, tgt, src_mask=src_mask, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                      src_key_padding_mask=src_padding, tgt_key_padding_mask=tgt_padding,
+                      memory_key_padding_mask=memory_padding)
+
+    def make(lib):
+        return lib.nn.Transformer(8, 2, 2, 1, 16, **case)
+    with pytest.warns(UserWarning, match="enable_nested_tensor is True"):
+        pair = make(distml), make(torch)
+    compare(call, arrays, masks, *pair)
+
+
+def test_transformer_structure_init_mask_and_errors():
+    with pytest.warns(UserWarning):
+        ours, theirs = nn.Transformer(8, 2, 2, 2, 16), torch.nn.Transformer(8, 2, 2, 2, 16)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert repr(ours) == repr(theirs)
+    bound = np.sqrt(6 / (16 + 8))  # xavier_uniform_ of linear1.weight (16, 8)
+    weight = ours.encoder.layers[0].linear1.weight.detach().numpy()
+    assert np.abs(weight).max() <= bound and np.abs(weight).max() > 0.8 * bound
+    for dtype in (None, "float64", "bool"):
+        d = causal(distml, 4, None if dtype is None else getattr(distml, dtype))
+        t = causal(torch, 4, None if dtype is None else getattr(torch, dtype))
+        assert d.dtype.name == str(t.dtype).replace("torch.", "")
+        np.testing.assert_array_equal(d.numpy(), t.numpy())
+    for lib, model in ((distml, ours), (torch, theirs)):
+        for src, tgt, message in ((lib.zeros(5, 2, 8), lib.zeros(4, 3, 8), "the batch number of src and tgt"),
+                                  (lib.zeros(5, 2, 8), lib.zeros(4, 2, 6), "the feature number of src and tgt")):
+            with pytest.raises(RuntimeError, match=message):
+                model(src, tgt)
+    custom = nn.Transformer(8, 2, custom_encoder=nn.Identity(), custom_decoder=nn.Identity())
+    assert isinstance(custom.encoder, nn.Identity) and list(custom.state_dict()) == []
