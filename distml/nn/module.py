@@ -5,7 +5,7 @@ from collections import OrderedDict, namedtuple
 from distml import dtypes
 from distml.autograd.grad_mode import no_grad
 from distml.nn.parameter import Parameter
-from distml.tensor import Tensor
+from distml.tensor import Tensor, _to_arguments, preserve_format
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -350,23 +350,21 @@ class Module:
                         module._buffers[name] = fn(buffer)
         return self
 
-    def to(self, *args, dtype=None, device=None, non_blocking=False):
-        """Move and/or cast parameters and buffers in place: `model.to("cuda")`, `model.to(distml.float64)`.
-        Only floating-point tensors change dtype."""
-        for arg in args:
-            if isinstance(arg, dtypes.dtype):
-                dtype = arg
-            elif isinstance(arg, Tensor):
-                dtype, device = arg.dtype, arg.device
-            else:
-                device = arg
-        if dtype is not None and not dtype.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+    def to(self, *args, **kwargs):
+        """Move and/or cast parameters and buffers in place, with Tensor.to's arguments:
+        `model.to("cuda")`, `model.to(distml.float64)`, `model.to(memory_format=distml.channels_last)`.
+        Only floating-point tensors change dtype; the memory format applies to 4-d and 5-d ones."""
+        device, dtype, non_blocking, copy, memory_format = _to_arguments(args, kwargs)
+        if copy:
+            raise RuntimeError(".to() does not accept copy argument")
+        if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired "
+                            f"dtype={dtype}")
 
         def convert(t):
-            if dtype is not None and t.is_floating_point():
-                return t.to(device=device, dtype=dtype, non_blocking=non_blocking)
-            return t.to(device=device, non_blocking=non_blocking)
+            fmt = memory_format if t.array.ndim in (4, 5) else preserve_format
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None, non_blocking=non_blocking,
+                        memory_format=fmt)
         return self._apply(convert)
 
     def share_memory(self):

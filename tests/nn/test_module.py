@@ -128,7 +128,7 @@ def test_to_dtype_keeps_parameter_objects():
     net.to(distml.float32)
     assert weight.dtype == distml.float32
     net.float().cpu()
-    with pytest.raises(TypeError, match="nn.Module.to only accepts floating point dtypes"):
+    with pytest.raises(TypeError, match="nn.Module.to only accepts floating point or complex dtypes"):
         net.to(distml.int32)
 
 
@@ -243,3 +243,16 @@ def test_load_state_dict_shared_submodule_and_custom_hook():
         assert result.missing_keys == [] and result.unexpected_keys == [] and "2.w" in state
         np.testing.assert_array_equal(net[2].weight.detach().numpy(), state["2.w"].numpy())
         np.testing.assert_array_equal(net[0].weight.detach().numpy(), state["1.weight"].numpy())
+
+
+def test_to_takes_tensor_to_arguments_as_torch():
+    for lib in (distml, torch):
+        conv = lib.nn.Conv2d(2, 3, 3)
+        with pytest.raises(RuntimeError, match="does not accept copy argument"):
+            conv.to("cpu", copy=True)
+        assert conv.to(memory_format=lib.channels_last) is conv
+        assert conv.weight.stride() == (18, 1, 6, 2) and conv.bias.stride() == (1,)
+        conv.to("cpu", lib.float64, non_blocking=False)
+        assert conv.weight.dtype == lib.float64 and conv.bias.dtype == lib.float64
+        conv.to(lib.zeros(1, dtype=lib.float32))
+        assert conv.weight.dtype == lib.float32
