@@ -211,7 +211,7 @@ class RNNBase(Module):
         self._check_input(data, packed=True)
         sizes = batch_sizes.tolist()
         states = self._states(hx, True, sizes[0], data)
-        if sorted_indices is not None:  # the given states follow the batch into length order
+        if hx is not None and sorted_indices is not None:  # the given states follow the batch into length order
             states = [s.index_select(1, sorted_indices) for s in states]
         output, finals = self._run(data, sizes, states)
         if unsorted_indices is not None:

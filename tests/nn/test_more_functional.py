@@ -164,3 +164,12 @@ def test_module_forms(rng):
         assert repr(dm) == repr(tm)
         both(lambda f, *x: (dm if f is F else tm)(*x), *arrays)
     assert isinstance(nn.PairwiseDistance().norm, float)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_on_bfloat16_rounds_the_float32_result(approximate):
+    x = np.linspace(-3, 3, 101).astype(np.float32)
+    d = F.gelu(distml.tensor(x).bfloat16(), approximate)
+    t = torch.nn.functional.gelu(torch.tensor(x).bfloat16(), approximate=approximate)
+    assert d.dtype == distml.bfloat16
+    np.testing.assert_array_equal(d.float().numpy(), t.float().numpy())
