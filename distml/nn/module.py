@@ -362,7 +362,7 @@ class Module:
                             f"dtype={dtype}")
 
         def convert(t):
-            fmt = memory_format if t.array.ndim in (4, 5) else preserve_format
+            fmt = memory_format if t.dim() in (4, 5) else preserve_format
             return t.to(device=device, dtype=dtype if t.is_floating_point() else None, non_blocking=non_blocking,
                         memory_format=fmt)
         return self._apply(convert)

@@ -11,7 +11,7 @@ from distml.device import device as Device
 from distml.ops.convert import _move, cast, clone, to_device
 from distml.ops.index import getitem, scatter_add_flat
 from distml.ops.registry import register
-from distml.tensor import Size, Tensor, _format, layout, strided  # noqa: F401  (strided: distml.sparse.strided)
+from distml.tensor import Size, Tensor, _format, _to_arguments, layout, preserve_format, strided  # noqa: F401  (strided: distml.sparse.strided)
 
 sparse_coo = layout("sparse_coo")
 
@@ -276,15 +276,12 @@ class SparseTensor(Tensor):
         return self
 
     # ---- dtype and device ----
-    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
-        """`s.to(distml.float64)`, `s.to("cuda")`, `s.to(other)`: the values cast / both parts moved."""
-        for arg in args:
-            if isinstance(arg, dtypes.dtype):
-                dtype = arg
-            elif isinstance(arg, Tensor):
-                dtype, device = arg.dtype, arg.device
-            else:
-                device = arg
+    def to(self, *args, **kwargs):
+        """`s.to(distml.float64)`, `s.to("cuda")`, `s.to(other)` (Tensor.to's arguments): the values
+        cast / both parts moved."""
+        device, dtype, non_blocking, copy, memory_format = _to_arguments(args, kwargs)
+        if memory_format is not preserve_format:
+            raise RuntimeError(f"to(options): COO only supports memory format Preserve, but got {memory_format} instead.")
         index, values = self._index, self._value
         if device is not None:
             device = Device(device)
