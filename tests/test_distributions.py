@@ -135,6 +135,47 @@ def test_shapes_support_and_expand(name, build, params, values):
 
 
 @pytest.mark.parametrize("name,build,params,values", CASES, ids=[c[0] for c in CASES])
+def test_expand_carries_parameters_validation_and_instance_as_torch(name, build, params, values):
+    pair = build(D, _tensors(distml, params)), build(TD, _tensors(torch, params))
+    for d in pair:
+        for param in d.arg_constraints:
+            getattr(d, param)  # computes the lazy ones (logits from probs, ...), which expand carries too
+        d._validate_args = False
+    new_batch = (4,) + tuple(pair[1].batch_shape)
+    instances = [type(d).__new__(type(d)) for d in pair]
+    got, expected = (d.expand(new_batch, _instance=instance) for d, instance in zip(pair, instances))
+    assert got is instances[0] and expected is instances[1]
+    assert got._validate_args is expected._validate_args is False
+    assert tuple(got.batch_shape) == tuple(expected.batch_shape)
+    assert tuple(got.event_shape) == tuple(expected.event_shape)
+    held = sorted(p for p in expected.arg_constraints if p in expected.__dict__)
+    assert sorted(p for p in got.arg_constraints if p in got.__dict__) == held
+    for param in held:
+        np.testing.assert_allclose(got.__dict__[param].detach().numpy(), expected.__dict__[param].detach().numpy(),
+                                   rtol=1e-12)
+    value = expected.sample()
+    np.testing.assert_allclose(got.log_prob(distml.from_numpy(value.numpy())).detach().numpy(),
+                               expected.log_prob(value).detach().numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("cls,args", [("Normal", (0.0, 1.0)), ("Bernoulli", (0.3,)), ("LogNormal", (0.0, 1.0))])
+def test_expand_of_subclasses_as_torch(cls, args):
+    for module in (D, TD):
+        class Same(getattr(module, cls)):
+            pass
+
+        class Own(getattr(module, cls)):
+            def __init__(self):
+                super().__init__(*args)
+
+        expanded = Same(*args).expand((2, 3))
+        assert type(expanded) is Same and tuple(expanded.batch_shape) == (2, 3)
+        with pytest.raises(NotImplementedError, match=f"^Subclass Own of {cls} that defines a custom __init__ "
+                                                      r"method must also define a custom \.expand\(\) method\.$"):
+            Own().expand((2, 3))
+
+
+@pytest.mark.parametrize("name,build,params,values", CASES, ids=[c[0] for c in CASES])
 def test_samples_shape_dtype_and_seed(name, build, params, values):
     d = build(D, _tensors(distml, params))
     expected = build(TD, _tensors(torch, params)).sample((5, 2))

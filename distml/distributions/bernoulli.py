@@ -1,21 +1,14 @@
 """Bernoulli(probs or logits)."""
-from numbers import Number
-
 import distml
 from distml.distributions import constraints
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _size, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from distml.distributions.utils import _either, _ProbsOrLogits, broadcast_all
 from distml.nn.functional import binary_cross_entropy_with_logits
 
 __all__ = ["Bernoulli"]
 
 
-def _either(probs, logits):
-    if (probs is None) == (logits is None):
-        raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-
-
-class Bernoulli(Distribution):
+class Bernoulli(_ProbsOrLogits, Distribution):
     """1 with probability `probs` (or sigmoid(`logits`)), else 0: `Bernoulli(logits=scores).sample()`."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -24,37 +17,9 @@ class Bernoulli(Distribution):
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         _either(probs, logits)
-        param = probs if probs is not None else logits
-        (value,) = broadcast_all(param)
-        if probs is not None:
-            self.probs = value
-        else:
-            self.logits = value
-        self._param = value
-        super().__init__(() if isinstance(param, Number) else value.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Bernoulli, _instance)
-        batch_shape = _size(batch_shape)
-        for name in ("probs", "logits"):
-            if name in self.__dict__:
-                setattr(new, name, getattr(self, name).expand(*batch_shape))
-                new._param = getattr(new, name)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        return self._param.shape
+        (value,) = broadcast_all(probs if probs is not None else logits)
+        setattr(self, "probs" if probs is not None else "logits", value)
+        super().__init__(value.shape, validate_args=validate_args)
 
     @property
     def mean(self):

@@ -5,7 +5,7 @@ import distml
 from distml.distributions import constraints
 from distml.distributions.dirichlet import Dirichlet
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _size, broadcast_all
+from distml.distributions.utils import broadcast_all
 
 __all__ = ["Beta"]
 
@@ -28,11 +28,8 @@ class Beta(Distribution):
         super().__init__(self._dirichlet._batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Beta, _instance)
-        batch_shape = _size(batch_shape)
+        new = super().expand(batch_shape, _instance)
         new._dirichlet = self._dirichlet.expand(batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
         return new
 
     @property

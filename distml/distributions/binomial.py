@@ -1,17 +1,15 @@
 """Binomial(total_count, probs or logits)."""
 import distml
 from distml.distributions import constraints
-from distml.distributions.bernoulli import _either
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import (_from_host, _host, _size, broadcast_all, lazy_property, logits_to_probs,
-                                        probs_to_logits)
+from distml.distributions.utils import _either, _from_host, _host, _ProbsOrLogits, broadcast_all
 from distml.random import default_generator
 from distml.special import lgamma
 
 __all__ = ["Binomial"]
 
 
-class Binomial(Distribution):
+class Binomial(_ProbsOrLogits, Distribution):
     """The number of successes in `total_count` trials of probability `probs` (or sigmoid(`logits`)):
     `Binomial(10, torch.tensor([0.2, 0.8])).sample()`."""
 
@@ -23,40 +21,12 @@ class Binomial(Distribution):
         _either(probs, logits)
         total_count, param = broadcast_all(total_count, probs if probs is not None else logits)
         self.total_count = total_count.to(param.dtype)
-        if probs is not None:
-            self.probs = param
-        else:
-            self.logits = param
-        self._param = param
+        setattr(self, "probs" if probs is not None else "logits", param)
         super().__init__(param.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Binomial, _instance)
-        batch_shape = _size(batch_shape)
-        new.total_count = self.total_count.expand(*batch_shape)
-        for name in ("probs", "logits"):
-            if name in self.__dict__:
-                setattr(new, name, getattr(self, name).expand(*batch_shape))
-                new._param = getattr(new, name)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self.total_count)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        return self._param.shape
 
     @property
     def mean(self):

@@ -4,20 +4,20 @@ import numpy as np
 import distml
 from distml._backend import get_array_module
 from distml.distributions import constraints
-from distml.distributions.bernoulli import _either
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _finfo, _size, lazy_property, logits_to_probs, probs_to_logits
+from distml.distributions.utils import _either, _finfo, _ProbsOrLogits
 from distml.ops._util import broadcast_shapes
 
 __all__ = ["Categorical"]
 
 
-class Categorical(Distribution):
+class Categorical(_ProbsOrLogits, Distribution):
     """Class k with probability probs[..., k] (normalised to sum to 1), or softmax(logits)[..., k]:
     `Categorical(logits=scores).sample((10,))`. `.probs` and `.logits` are the normalised forms."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
     has_enumerate_support = True
+    _is_binary = False
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         _either(probs, logits)
@@ -29,38 +29,15 @@ class Categorical(Distribution):
             if logits.ndim < 1:
                 raise ValueError("`logits` parameter must be at least one-dimensional.")
             self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
-        self._param = self.probs if probs is not None else self.logits
-        self._num_events = self._param.shape[-1]
-        batch_shape = self._param.shape[:-1] if self._param.ndim > 1 else ()
-        super().__init__(batch_shape, validate_args=validate_args)
+        super().__init__(self._param.shape[:-1], validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Categorical, _instance)
-        batch_shape = _size(batch_shape)
-        for name in ("probs", "logits"):
-            if name in self.__dict__:
-                setattr(new, name, getattr(self, name).expand(*batch_shape, self._num_events))
-                new._param = getattr(new, name)
-        new._num_events = self._num_events
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+    @property
+    def _num_events(self):
+        return self._param.shape[-1]
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self._num_events - 1)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits)
-
-    @property
-    def param_shape(self):
-        return self._param.shape
 
     @property
     def mean(self):

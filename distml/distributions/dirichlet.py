@@ -3,7 +3,7 @@ import distml
 from distml.distributions import constraints
 from distml.distributions.distribution import Distribution
 from distml.distributions.gamma import _standard_gamma
-from distml.distributions.utils import _finfo, _size
+from distml.distributions.utils import _finfo
 from distml.special import digamma, lgamma, xlogy
 
 __all__ = ["Dirichlet"]
@@ -24,14 +24,6 @@ class Dirichlet(Distribution):
             raise ValueError("`concentration` parameter must be at least one-dimensional.")
         self.concentration = concentration
         super().__init__(concentration.shape[:-1], concentration.shape[-1:], validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Dirichlet, _instance)
-        batch_shape = _size(batch_shape)
-        new.concentration = self.concentration.expand(*batch_shape, *self.event_shape)
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)

@@ -3,7 +3,7 @@ import warnings
 
 import distml
 from distml.distributions import constraints
-from distml.distributions.utils import _size, lazy_property
+from distml.distributions.utils import _size, broadcast_all, lazy_property
 from distml.tensor import Tensor
 
 __all__ = ["Distribution"]
@@ -59,8 +59,22 @@ class Distribution:
                                      f"{constraint!r}, but found invalid values:\n{_show(value)}")
 
     def expand(self, batch_shape, _instance=None):
-        """This distribution with its parameters expanded to `batch_shape` (no copies)."""
-        raise NotImplementedError
+        """This distribution with its parameters expanded to `batch_shape` (views, no copies):
+        `Normal(torch.zeros(3), 1.).expand((2, 3))`. Expands each parameter named in
+        `arg_constraints` that the instance holds (of probs and logits, those given or computed
+        so far), keeping its dimensions right of the batch ones. It serves the class that sets
+        `arg_constraints`; a subclass of it with its own `__init__` must define expand (PyTorch's
+        rule), and a class with other state extends it: `new = super().expand(batch_shape, _instance)`."""
+        owner = next(cls for cls in type(self).__mro__ if "arg_constraints" in vars(cls))
+        new = self._get_checked_instance(owner, _instance)
+        batch_shape = _size(batch_shape)
+        for name in self.arg_constraints:
+            if name in self.__dict__:
+                value = self.__dict__[name]
+                setattr(new, name, value.expand(*batch_shape, *value.shape[len(self._batch_shape):]))
+        Distribution.__init__(new, batch_shape, self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     @property
     def batch_shape(self):
@@ -159,3 +173,18 @@ class Distribution:
         shown = [f"{p}: {_show(self.__dict__[p]) if self.__dict__[p].numel() == 1 else self.__dict__[p].shape}"
                  for p in self.arg_constraints if p in self.__dict__]
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+class _LocScale(Distribution):
+    """A location-scale family (Normal, Laplace): `loc` and `scale` broadcast together, numbers
+    becoming 0-d tensors; the mean and the mode are `loc`."""
+
+    def __init__(self, loc, scale, validate_args=None):
+        self.loc, self.scale = broadcast_all(loc, scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    @property
+    def mean(self):
+        return self.loc
+
+    mode = mean

@@ -1,6 +1,4 @@
 """Gamma(concentration, rate), with reparameterized samples (implicit gradients)."""
-from numbers import Number
-
 import numpy as np
 
 import distml
@@ -8,7 +6,7 @@ from distml._backend import get_array_module
 from distml.autograd.function import Primitive
 from distml.distributions import constraints
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _finfo, _host, _size, broadcast_all
+from distml.distributions.utils import _finfo, _host, broadcast_all
 from distml.random import default_generator
 from distml.special import _scipy_special, digamma, gammainc, lgamma, xlogy
 
@@ -63,17 +61,7 @@ class Gamma(Distribution):
 
     def __init__(self, concentration, rate, validate_args=None):
         self.concentration, self.rate = broadcast_all(concentration, rate)
-        scalars = isinstance(concentration, Number) and isinstance(rate, Number)
-        super().__init__(() if scalars else self.concentration.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Gamma, _instance)
-        batch_shape = _size(batch_shape)
-        new.concentration = self.concentration.expand(*batch_shape)
-        new.rate = self.rate.expand(*batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        super().__init__(self.concentration.shape, validate_args=validate_args)
 
     @property
     def mean(self):

@@ -1,7 +1,7 @@
 """Independent: some batch dimensions of a distribution read as event dimensions."""
 from distml.distributions import constraints
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _size, _sum_rightmost
+from distml.distributions.utils import _sum_rightmost
 
 __all__ = ["Independent"]
 
@@ -24,13 +24,10 @@ class Independent(Distribution):
         super().__init__(shape[:len(shape) - event_dim], shape[len(shape) - event_dim:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Independent, _instance)
-        batch_shape = _size(batch_shape)
+        new = super().expand(batch_shape, _instance)
         reinterpreted = tuple(self.event_shape[:self.reinterpreted_batch_ndims])
-        new.base_dist = self.base_dist.expand(tuple(batch_shape) + reinterpreted)
+        new.base_dist = self.base_dist.expand(tuple(new.batch_shape) + reinterpreted)
         new.reinterpreted_batch_ndims = self.reinterpreted_batch_ndims
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
         return new
 
     @property

@@ -4,7 +4,7 @@ import math
 import distml
 from distml.distributions import constraints
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _size, _standard_normal, lazy_property
+from distml.distributions.utils import _standard_normal, lazy_property
 from distml.linalg import cholesky, diagonal, solve_triangular
 from distml.ops._util import broadcast_shapes
 
@@ -65,16 +65,8 @@ class MultivariateNormal(Distribution):
             self._unbroadcasted_scale_tril = _precision_to_scale_tril(matrix)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(MultivariateNormal, _instance)
-        batch_shape = _size(batch_shape)
-        n = self.event_shape[0]
-        new.loc = self.loc.expand(*batch_shape, n)
+        new = super().expand(batch_shape, _instance)
         new._unbroadcasted_scale_tril = self._unbroadcasted_scale_tril
-        for name in ("covariance_matrix", "scale_tril", "precision_matrix"):
-            if name in self.__dict__:
-                setattr(new, name, getattr(self, name).expand(*batch_shape, n, n))
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
         return new
 
     def _matrix_shape(self):
@@ -99,9 +91,7 @@ class MultivariateNormal(Distribution):
     def mean(self):
         return self.loc
 
-    @property
-    def mode(self):
-        return self.loc
+    mode = mean
 
     @property
     def variance(self):

@@ -1,44 +1,22 @@
 """Normal(loc, scale)."""
 import math
-from numbers import Number
 
 import distml
 from distml.distributions import constraints
-from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _size, _standard_normal, broadcast_all
+from distml.distributions.distribution import _LocScale
+from distml.distributions.utils import _standard_normal
 from distml.special import erf, erfinv
 
 __all__ = ["Normal"]
 
 
-class Normal(Distribution):
+class Normal(_LocScale):
     """The normal distribution with mean `loc` and standard deviation `scale`:
     `Normal(torch.zeros(3), 1.).rsample()`."""
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
     has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        scalars = isinstance(loc, Number) and isinstance(scale, Number)
-        super().__init__(() if scalars else self.loc.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Normal, _instance)
-        batch_shape = _size(batch_shape)
-        new.loc, new.scale = self.loc.expand(*batch_shape), self.scale.expand(*batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def mean(self):
-        return self.loc
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def stddev(self):

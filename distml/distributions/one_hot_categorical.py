@@ -3,7 +3,6 @@ import distml
 from distml.distributions import constraints
 from distml.distributions.categorical import Categorical
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _size
 
 __all__ = ["OneHotCategorical"]
 
@@ -25,11 +24,8 @@ class OneHotCategorical(Distribution):
                          validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(OneHotCategorical, _instance)
-        batch_shape = _size(batch_shape)
+        new = super().expand(batch_shape, _instance)
         new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
         return new
 
     @property

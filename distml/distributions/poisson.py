@@ -1,10 +1,8 @@
 """Poisson(rate)."""
-from numbers import Number
-
 import distml
 from distml.distributions import constraints
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _from_host, _host, _size, broadcast_all
+from distml.distributions.utils import _from_host, _host, broadcast_all
 from distml.random import default_generator
 from distml.special import lgamma, xlogy
 
@@ -19,15 +17,7 @@ class Poisson(Distribution):
 
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
-        super().__init__(() if isinstance(rate, Number) else self.rate.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Poisson, _instance)
-        batch_shape = _size(batch_shape)
-        new.rate = self.rate.expand(*batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        super().__init__(self.rate.shape, validate_args=validate_args)
 
     @property
     def mean(self):

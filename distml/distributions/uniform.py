@@ -1,10 +1,8 @@
 """Uniform(low, high) on [low, high)."""
-from numbers import Number
-
 import distml
 from distml.distributions import constraints
 from distml.distributions.distribution import Distribution
-from distml.distributions.utils import _size, broadcast_all
+from distml.distributions.utils import broadcast_all
 
 __all__ = ["Uniform"]
 
@@ -16,16 +14,7 @@ class Uniform(Distribution):
 
     def __init__(self, low, high, validate_args=None):
         self.low, self.high = broadcast_all(low, high)
-        scalars = isinstance(low, Number) and isinstance(high, Number)
-        super().__init__(() if scalars else self.low.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Uniform, _instance)
-        batch_shape = _size(batch_shape)
-        new.low, new.high = self.low.expand(*batch_shape), self.high.expand(*batch_shape)
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        super().__init__(self.low.shape, validate_args=validate_args)
 
     @property
     def arg_constraints(self):

@@ -74,6 +74,11 @@ def probs_to_logits(probs, is_binary=False):
     return clamped.log() - (-clamped).log1p() if is_binary else clamped.log()
 
 
+def _either(probs, logits):
+    if (probs is None) == (logits is None):
+        raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+
+
 class lazy_property:
     """A property computed on first access (with gradients enabled) and then stored on the
     instance: how Categorical gets `.logits` from `.probs` and back."""
@@ -89,6 +94,31 @@ class lazy_property:
             value = self.wrapped(instance)
         setattr(instance, self.wrapped.__name__, value)
         return value
+
+
+class _ProbsOrLogits:
+    """Mixin of the distributions given `probs` or `logits` (Bernoulli, Binomial, Categorical),
+    which store the one given: the other is computed on first use. Binary (logits are log-odds)
+    unless the class sets `_is_binary = False` (probabilities over the last dimension)."""
+
+    _is_binary = True
+
+    @lazy_property
+    def logits(self):
+        return probs_to_logits(self.probs, is_binary=self._is_binary)
+
+    @lazy_property
+    def probs(self):
+        return logits_to_probs(self.logits, is_binary=self._is_binary)
+
+    @property
+    def _param(self):
+        """probs or logits, whichever is stored (the two have one shape, dtype and device)."""
+        return self.__dict__["probs"] if "probs" in self.__dict__ else self.__dict__["logits"]
+
+    @property
+    def param_shape(self):
+        return self._param.shape
 
 
 def _size(shape):
