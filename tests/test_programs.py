@@ -61,7 +61,6 @@ EXPECTED_TO_FAIL = {
     "autograd_custom_function.py": "higher-order gradients: NotImplementedError: create_graph=True "
                                    "(higher-order gradients) is not supported by distml",
     "bfloat16_inference.py": "torch.autocast: AttributeError: module 'distml' has no attribute 'autocast'",
-    "time_sequence_lstmcell.py": "optim.LBFGS: AttributeError: module 'distml.optim' has no attribute 'LBFGS'",
 }
 
 PROGRAMS_DIR = Path(__file__).parent / "programs"

@@ -7,8 +7,9 @@ from distml.optim import lr_scheduler
 from distml.optim.adadelta import Adadelta
 from distml.optim.adagrad import Adagrad
 from distml.optim.adam import Adam, AdamW
+from distml.optim.lbfgs import LBFGS
 from distml.optim.optimizer import Optimizer
 from distml.optim.rmsprop import RMSprop
 from distml.optim.sgd import SGD
 
-__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "lr_scheduler"]
+__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "LBFGS", "Optimizer", "RMSprop", "SGD", "lr_scheduler"]
