@@ -12,6 +12,11 @@ def is_float(np_dtype):
     return np_dtype.kind == "f" or np_dtype == _BFLOAT16
 
 
+def is_inexact(np_dtype):
+    """Whether a NumPy dtype is floating point or complex: what division and float math keep."""
+    return np_dtype.kind == "c" or is_float(np_dtype)
+
+
 class dtype:
     """A tensor element type: `distml.float32`, with `.is_floating_point` and `.itemsize`."""
 

@@ -114,3 +114,20 @@ def test_real_and_imag_properties_match_torch():
     ours = distml.fft.rfft(distml.linspace(0, 1, 6, dtype=distml.float64))
     theirs = torch.fft.rfft(torch.linspace(0, 1, 6, dtype=torch.float64))
     np.testing.assert_allclose(ours.imag.numpy(), theirs.imag.numpy(), atol=1e-12)
+
+
+def test_complex_products_have_torch_gradients():
+    re, im = RNG.standard_normal((3, 3)), RNG.standard_normal((3, 3))
+    real = RNG.standard_normal((3, 3))
+
+    def run(lib):
+        a, b = lib.tensor(re, requires_grad=True), lib.tensor(im, requires_grad=True)
+        r = lib.tensor(real, requires_grad=True)
+        w = lib.complex(a, b)
+        rc = r.to(w.dtype)
+        pieces = [w * w.conj(), w * r, r * w, w / (w + 3), r / (w + 3), w @ w.conj(), w @ rc, rc @ w]
+        sum(((p.real if p.dtype.is_complex else p) * (i + 1)).sum() + (p.imag * p.imag).sum()
+            for i, p in enumerate(pieces)).backward()
+        return a.grad, b.grad, r.grad
+    for ours, theirs in zip(run(distml), run(torch)):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-10, atol=1e-10)

@@ -17,6 +17,15 @@ def unbroadcast(grad, shape):
     return grad.reshape(shape)
 
 
+def complex_grads(grad, a, b, grad_a_of, grad_b_of):
+    """The gradients of a product-like op (mul, div, matmul) with a complex output, in PyTorch's
+    convention: each formula on the conjugated inputs, the real part for a real input."""
+    conj_a, conj_b = np.conj(a), np.conj(b)
+    grad_a, grad_b = grad_a_of(grad, conj_a, conj_b), grad_b_of(grad, conj_a, conj_b)
+    return (grad_a if grad_a is None or np.iscomplexobj(a) else grad_a.real,
+            grad_b if grad_b is None or np.iscomplexobj(b) else grad_b.real)
+
+
 def broadcast_shapes(a, b):
     """The broadcast shape of shapes a and b, or PyTorch's RuntimeError naming the clash."""
     ndim = max(len(a), len(b))
@@ -63,28 +72,28 @@ def promote(a, b, to_float=False):
     if a_is_tensor and b_is_tensor:
         data_a, data_b = a.array, b.array
         if (data_a.dtype is data_b.dtype and type(data_a) is np.ndarray and type(data_b) is np.ndarray
-                and data_a.shape == data_b.shape and (not to_float or dtypes.is_float(data_a.dtype))):
+                and data_a.shape == data_b.shape and (not to_float or dtypes.is_inexact(data_a.dtype))):
             return a, b  # the common case: same dtype, same shape, on the CPU
         if type(data_a) is not np.ndarray or type(data_b) is not np.ndarray:
             check_same_device(a, b)
         if data_a.shape != data_b.shape:
             broadcast_shapes(data_a.shape, data_b.shape)
-        if data_a.dtype == data_b.dtype and (not to_float or dtypes.is_float(data_a.dtype)):
+        if data_a.dtype == data_b.dtype and (not to_float or dtypes.is_inexact(data_a.dtype)):
             return a, b
         dtype = dtypes.result_type(data_a, data_b)
     elif a_is_tensor or b_is_tensor:
         tensor, scalar = (a, b) if a_is_tensor else (b, a)
         kind = tensor.array.dtype.kind
-        if kind in _KEEPS_DTYPE.get(type(scalar), "") and (not to_float or kind == "f"):
+        if kind in _KEEPS_DTYPE.get(type(scalar), "") and (not to_float or kind in "fc"):
             return a, b  # the common case, decided without result_type
         if isinstance(scalar, np.ndarray):
             raise TypeError("unsupported operand: Tensor and numpy.ndarray (use distml.from_numpy)")
         dtype = dtypes.result_type(tensor.array, scalar)
-        if dtype == tensor.array.dtype and not (to_float and not dtypes.is_float(dtype)):
+        if dtype == tensor.array.dtype and not (to_float and not dtypes.is_inexact(dtype)):
             return a, b
     else:
         raise TypeError(f"expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
-    if to_float and not dtypes.is_float(dtype):
+    if to_float and not dtypes.is_inexact(dtype):
         dtype = dtypes.default_float_np()
     a = cast(a, dtype) if a_is_tensor and a.array.dtype != dtype else a
     b = cast(b, dtype) if b_is_tensor and b.array.dtype != dtype else b
@@ -92,4 +101,4 @@ def promote(a, b, to_float=False):
 
 
 # The tensor dtype kinds that a Python scalar of each type leaves unchanged.
-_KEEPS_DTYPE = {float: "f", int: "fiu", bool: "fiub"}
+_KEEPS_DTYPE = {float: "fc", int: "fiuc", bool: "fiubc", complex: "c"}

@@ -15,7 +15,11 @@ class Cast(Primitive):
         return x.astype(dtype)
 
     def backward(self, grad):
-        return grad.astype(self.input_dtype) if dtypes.is_float(self.input_dtype) else None
+        if self.input_dtype.kind == "c":
+            return grad.astype(self.input_dtype)
+        if not dtypes.is_float(self.input_dtype):
+            return None
+        return (grad.real if grad.dtype.kind == "c" else grad).astype(self.input_dtype)  # real -> complex: the real part
 
 
 class Clone(Primitive):

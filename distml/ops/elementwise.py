@@ -7,7 +7,7 @@ import numpy as np
 from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.function import Primitive
-from distml.ops._util import broadcast_shapes, promote, unbroadcast
+from distml.ops._util import broadcast_shapes, complex_grads, promote, unbroadcast
 from distml.ops.registry import register
 from distml.tensor import Tensor, _label, write_out
 
@@ -38,6 +38,10 @@ class Mul(Primitive):
 
     def backward(self, grad):
         needs = self.needs_input_grad
+        if grad.dtype.kind == "c":
+            return complex_grads(grad, self.a, self.b,
+                                 lambda g, a, b: unbroadcast(g * b, _shape(a)) if needs[0] else None,
+                                 lambda g, a, b: unbroadcast(g * a, _shape(b)) if needs[1] else None)
         return (unbroadcast(grad * self.b, _shape(self.a)) if needs[0] else None,
                 unbroadcast(grad * self.a, _shape(self.b)) if needs[1] else None)
 
@@ -64,6 +68,10 @@ class Div(Primitive):
 
     def backward(self, grad):
         needs = self.needs_input_grad
+        if grad.dtype.kind == "c":
+            return complex_grads(grad, self.a, self.b,
+                                 lambda g, a, b: unbroadcast(g / b, _shape(a)) if needs[0] else None,
+                                 lambda g, a, b: unbroadcast(-g * a / (b * b), _shape(b)) if needs[1] else None)
         grad_a = grad / self.b
         return (unbroadcast(grad_a, _shape(self.a)) if needs[0] else None,
                 unbroadcast(-grad_a * self.a / self.b, _shape(self.b)) if needs[1] else None)

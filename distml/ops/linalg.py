@@ -15,6 +15,8 @@ class MatMul(Primitive):
     def backward(self, grad):
         a, b = self.a, self.b
         xp = get_array_module(grad)
+        if grad.dtype.kind == "c":  # PyTorch's convention: products with the conjugates
+            a, b = a.conj(), b.conj()
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         if b.ndim == 1:
@@ -26,6 +28,9 @@ class MatMul(Primitive):
             grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
             grad_b = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), grad), b2.shape).reshape(b.shape)
+        if grad.dtype.kind == "c":  # real inputs get the real part
+            grad_a = grad_a.real if grad_a is not None and self.a.dtype.kind != "c" else grad_a
+            grad_b = grad_b.real if grad_b is not None and self.b.dtype.kind != "c" else grad_b
         return grad_a, grad_b
 
 
