@@ -30,6 +30,10 @@ from distml import multiprocessing  # noqa: E402
 from distml import optim  # noqa: E402
 from distml import utils  # noqa: E402
 from distml import accelerator, backends, cuda  # noqa: E402
+from distml import amp, cpu  # noqa: E402
+from distml.amp.autocast_mode import (autocast, clear_autocast_cache, get_autocast_dtype, is_autocast_cache_enabled,  # noqa: E402
+                                      is_autocast_enabled, set_autocast_cache_enabled, set_autocast_dtype,
+                                      set_autocast_enabled)
 from distml.sparse import sparse_coo, strided  # noqa: E402  (importing it binds distml.sparse too)
 from distml import fft  # noqa: E402
 from distml import distributions, special  # noqa: E402

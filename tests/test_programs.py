@@ -60,7 +60,6 @@ if importlib.util.find_spec("torch") is None:
 EXPECTED_TO_FAIL = {
     "autograd_custom_function.py": "higher-order gradients: NotImplementedError: create_graph=True "
                                    "(higher-order gradients) is not supported by distml",
-    "bfloat16_inference.py": "torch.autocast: AttributeError: module 'distml' has no attribute 'autocast'",
 }
 
 PROGRAMS_DIR = Path(__file__).parent / "programs"

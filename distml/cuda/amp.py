@@ -1,7 +1,8 @@
 """`distml.cuda.amp`: PyTorch's mixed-precision helpers, in the form they take without CUDA.
 
 PyTorch disables both (with a warning) when CUDA is not available, and programs build them with
-`enabled=use_amp`; distml does the same. Mixed precision on a CUDA device is not implemented yet.
+`enabled=use_amp`; distml does the same (autocast is distml.autocast with device_type "cuda"). Mixed
+precision on a CUDA device is not implemented yet.
 
     scaler = distml.cuda.amp.GradScaler(enabled=False)
     scaler.scale(loss).backward(); scaler.step(optimizer); scaler.update()
@@ -9,6 +10,8 @@ PyTorch disables both (with a warning) when CUDA is not available, and programs 
 import warnings
 
 from distml import _backend
+from distml.amp import autocast_mode
+from distml.dtypes import float16
 
 
 def _enabled(enabled, name, disabling):
@@ -56,15 +59,9 @@ class GradScaler:
         return None
 
 
-class autocast:
-    """`with distml.cuda.amp.autocast(enabled=use_amp):` — a no-op when disabled, as PyTorch's is
-    without CUDA."""
+class autocast(autocast_mode.autocast):
+    """`distml.autocast("cuda", ...)` under PyTorch's older name: `with distml.cuda.amp.autocast(enabled=use_amp):`
+    (disabled with a warning while no CUDA device is usable)."""
 
-    def __init__(self, enabled=True, dtype=None, cache_enabled=True):
-        self._enabled = _enabled(enabled, "distml.cuda.amp.autocast", "Disabling autocast.")
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc_info):
-        return False
+    def __init__(self, enabled=True, dtype=float16, cache_enabled=True):
+        super().__init__("cuda", dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)

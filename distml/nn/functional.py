@@ -10,6 +10,7 @@ import numpy as np
 
 from distml import dtypes, ops
 from distml._backend import get_array_module
+from distml.amp.autocast_mode import autocast_op, float32_kernel
 from distml.autograd.grad_mode import is_grad_enabled, no_grad
 from distml.creation import ones_like
 from distml.ops import activation as _act
@@ -35,6 +36,7 @@ def _tuple(value, n, name="value"):
 
 # ---- linear, embedding, dropout ----
 
+@autocast_op("lower")
 def linear(input, weight, bias=None):
     """input @ weight.T + bias: `F.linear(x, w, b)`."""
     x_shape, w_shape = input.array.shape, weight.array.shape
@@ -202,16 +204,22 @@ def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
     return out.squeeze(0) if unbatched else out
 
 
+@autocast_op("lower")
+@float32_kernel
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution of (N, C, L) by weight (O, C / groups, K); padding int, 'valid' or 'same'."""
     return _conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
+@autocast_op("lower")
+@float32_kernel
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of (N, C, H, W) by weight (O, C / groups, KH, KW) as im2col + one GEMM."""
     return _conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
+@autocast_op("lower")
+@float32_kernel
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The transpose (gradient) of conv2d: weight (C_in, C_out / groups, KH, KW)."""
     if input.array.ndim not in (3, 4):
@@ -268,6 +276,7 @@ def _batched_planes(name, input):
     return (input.unsqueeze(0), True) if input.array.ndim == 3 else (input, False)
 
 
+@float32_kernel
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Window maxima over (N, C, H, W); with return_indices also each maximum's flat H*W index."""
     x, unbatched = _batched_planes("max_pool2d", input)
@@ -282,6 +291,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (out, indices) if return_indices else out
 
 
+@float32_kernel
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Window averages over (N, C, H, W), PyTorch's divisor rules."""
     x, unbatched = _batched_planes("avg_pool2d", input)
@@ -293,6 +303,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     return out.squeeze(0) if unbatched else out
 
 
+@float32_kernel
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size (None keeps that input dim): `F.adaptive_avg_pool2d(x, 1)`."""
     if input.array.ndim not in (3, 4):
@@ -441,14 +452,17 @@ def _reduce(loss, reduction):
     return loss.sum() if reduction == "sum" else loss
 
 
+@autocast_op("float32")
 def mse_loss(input, target, reduction="mean"):
     return _reduce((input - target).square(), reduction)
 
 
+@autocast_op("float32")
 def l1_loss(input, target, reduction="mean"):
     return _reduce((input - target).abs(), reduction)
 
 
+@autocast_op("float32")
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = input - target)."""
     if beta < 0:
@@ -459,6 +473,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(ops.where(d < beta, d.square() * (0.5 / beta), d - 0.5 * beta), reduction)
 
 
+@autocast_op("float32")
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
     d = (input - target).abs()
@@ -492,6 +507,7 @@ def _check_class_weight(weight, input):
     return None if weight is None else weight.array
 
 
+@autocast_op("float32")
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Cross-entropy of logits (N, C, *) or (C,) against class indices (N, *) or class
     probabilities (input's shape), with class weights, ignore_index and label smoothing."""
@@ -533,6 +549,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     return loss.sum() if reduction == "sum" else loss
 
 
+@autocast_op("float32")
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-weight[y] * input[y] on log-probabilities (N, C, *) and class indices (N, *)."""
     _check_reduction(reduction)
@@ -547,6 +564,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return out
 
 
+@autocast_op("float32")
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-weight (t log x + (1 - t) log(1 - x)) on probabilities x."""
     _check_reduction(reduction)
@@ -559,6 +577,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _reduce(loss, reduction)
 
 
+@autocast_op("float32")
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """binary_cross_entropy(sigmoid(input), target) computed stably; pos_weight scales the
     positive term per class (broadcast over the last dim)."""
@@ -570,6 +589,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     return _reduce(loss, reduction)
 
 
+@autocast_op("float32")
 def kl_div(input, target, reduction="mean", log_target=False):
     """KL(target || exp(input)) pointwise: target * (log target - input), input as log-probabilities;
     reduction "batchmean" divides the sum by the batch size."""
@@ -585,6 +605,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
     return _reduce(loss, reduction)
 
 
+@autocast_op("float32")
 def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean"):
     """Negative log-likelihood of `target` counts under Poisson(rate): exp(input) - target * input
     with log_input (input is the log-rate), else input - target * log(input + eps); `full` adds

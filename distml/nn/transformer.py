@@ -12,6 +12,7 @@ import warnings
 
 
 from distml import dtypes, ops
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.grad_mode import is_grad_enabled
 from distml.creation import arange, empty, full, ones, zeros
 from distml.nn import functional as F
@@ -24,6 +25,7 @@ from distml.nn.modules.normalization import LayerNorm
 from distml.nn.parameter import Parameter
 
 
+@autocast_op("lower")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
     """softmax(query @ key^T * scale + mask) @ value over the last two dims (..., L, E) x (..., S, E).
 

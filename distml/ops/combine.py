@@ -11,6 +11,7 @@ import numpy as np
 
 from distml import dtypes
 from distml._backend import get_array_module
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import broadcast_shapes, wrap_dim
 from distml.ops.convert import cast
@@ -109,6 +110,7 @@ def _scaled_sum(input, product, beta, alpha):
 
 
 @register(method=True, inplace=True)
+@autocast_op("lower")
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """beta * input + alpha * (mat1 @ mat2): `distml.addmm(bias, x, w)` (a sparse mat1 goes to distml.sparse)."""
     if mat1.is_sparse:
@@ -121,6 +123,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
 
 
 @register(method=True, inplace=True)
+@autocast_op("off")
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     """beta * input + alpha * (mat @ vec)."""
     if mat.array.ndim != 2 or vec.array.ndim != 1:
@@ -130,12 +133,14 @@ def addmv(input, mat, vec, *, beta=1, alpha=1):
 
 
 @register(method=True, inplace=True)
+@autocast_op("lower")
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * (batch1 @ batch2), batch by batch."""
     return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
 
 
 @register(method=True, inplace=True)
+@autocast_op("lower")
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
     return _scaled_sum(input, sum(bmm(batch1, batch2), 0), beta, alpha)
@@ -209,6 +214,7 @@ class Cdist(Primitive):
 
 
 @register()
+@autocast_op("float32")
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """Distances between the rows of x1 (..., P, M) and x2 (..., R, M): (..., P, R)."""
     if compute_mode not in ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
@@ -445,6 +451,7 @@ def diag(input, diagonal=0):
 
 
 @register(method=True)
+@autocast_op("float32")
 def trace(input):
     """The sum of a matrix's diagonal."""
     if input.array.ndim != 2:

@@ -6,6 +6,7 @@ import numpy as np
 
 from distml import dtypes, return_types
 from distml._backend import get_array_module
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import normalize_dims, wrap_dim
 from distml.ops.registry import register
@@ -126,6 +127,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
 
 
 @register(method=True)
+@autocast_op("float32")
 def prod(x, dim=None, keepdim=False, dtype=None):
     """Product of all elements, or over one dim: `x.prod(1)`."""
     dim = None if dim is None else wrap_dim(dim, x.array.ndim)

@@ -9,6 +9,7 @@ import numpy as np
 
 from distml import dtypes
 from distml._backend import get_array_module
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import normalize_dims, wrap_dim
 from distml.ops.convert import cast
@@ -193,6 +194,7 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
 
 
 @register(method=True)
+@autocast_op("float32")
 def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """The q-th quantiles (q a number or a 1-D tensor in [0, 1]) of all elements or along dim;
     nan where a nan is involved. A tensor q adds a leading dim."""
@@ -200,6 +202,7 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
 
 
 @register(method=True)
+@autocast_op("float32")
 def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """Like quantile, over the values that are not nan."""
     return _quantile("nanquantile", input, q, dim, keepdim, interpolation, ignore_nan=True)
