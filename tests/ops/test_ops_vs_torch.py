@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import distml
+from vs_torch import cases, check
 
 
 
@@ -199,59 +200,14 @@ def _setitem_mask(a, b):
     return out
 
 
-def _cases(table, arity):
-    for name, f, shapes, *domain in table:
-        fs = f if isinstance(f, tuple) else (f, f)
-        for shape in shapes:
-            shape_set = shape if arity == 2 else (shape,)
-            layouts = ["contiguous"] + (["transposed"] if any(len(s) >= 2 for s in shape_set) else [])
-            for layout in layouts:
-                yield pytest.param(fs, shape_set, domain[0] if domain else None, layout,
-                                   id=f"{name}-{'x'.join(map(str, shape_set))}-{layout}")
-
-
-def _array(rng, shape, domain, transposed):
-    data = np.asarray(rng.standard_normal(shape[::-1] if transposed else shape))
-    if domain == "positive":
-        data = np.asarray(np.abs(data) + 0.5)
-    return data.T if transposed else data
-
-
-def _flat_outputs(out):
-    return list(out) if isinstance(out, (tuple, list)) else [out]
-
-
-def _check(fs, shapes, domain, layout, rng):
-    arrays = [_array(rng, s, domain, layout == "transposed" and len(s) >= 2) for s in shapes]
-    xd = [distml.from_numpy(a).requires_grad_() for a in arrays]
-    xt = [torch.from_numpy(a).requires_grad_() for a in arrays]
-    outs_d, outs_t = _flat_outputs(fs[0](distml, *xd)), _flat_outputs(fs[1](torch, *xt))
-    assert len(outs_d) == len(outs_t)
-    for od, ot in zip(outs_d, outs_t):
-        assert od.dtype.name == str(ot.dtype).replace("torch.", "")
-        assert tuple(od.shape) == tuple(ot.shape)
-        np.testing.assert_allclose(od.detach().numpy(), ot.detach().numpy(), rtol=1e-7, atol=1e-10)
-        assert od.requires_grad == ot.requires_grad
-    od, ot = outs_d[0], outs_t[0]
-    if not ot.requires_grad:
-        return
-    seed = rng.standard_normal(tuple(ot.shape))
-    ot.backward(torch.from_numpy(seed))
-    od.backward(distml.from_numpy(seed.copy()))
-    for a, b in zip(xd, xt):
-        expected = np.zeros(a.shape) if b.grad is None else b.grad.numpy()
-        got = np.zeros(a.shape) if a.grad is None else a.grad.numpy()
-        np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10)
-
-
-@pytest.mark.parametrize("fs, shapes, domain, layout", list(_cases(UNARY, 1)))
+@pytest.mark.parametrize("fs, shapes, domain, layout", list(cases(UNARY, 1)))
 def test_unary(fs, shapes, domain, layout, rng):
-    _check(fs, shapes, domain, layout, rng)
+    check(fs, shapes, domain, layout, rng)
 
 
-@pytest.mark.parametrize("fs, shapes, domain, layout", list(_cases(BINARY, 2)))
+@pytest.mark.parametrize("fs, shapes, domain, layout", list(cases(BINARY, 2)))
 def test_binary(fs, shapes, domain, layout, rng):
-    _check(fs, shapes, domain, layout, rng)
+    check(fs, shapes, domain, layout, rng)
 
 
 @pytest.mark.parametrize("name", ["all", "any"])
