@@ -29,31 +29,11 @@ class Size(tuple):
         return f"distml.Size({list(self)})"
 
 
-class layout:
-    """How a tensor's elements are stored: `distml.strided` (a dense array with strides) is distml's layout."""
+class _NamedConstant:
+    """A singleton that distml exports by its name: prints as `distml.<name>`, pickles as itself
+    (subclasses say `__module__ = "distml"`, where pickle looks the name up)."""
 
     __slots__ = ("name",)
-    __module__ = "distml"
-
-    def __init__(self, name):
-        self.name = name
-
-    def __repr__(self):
-        return f"distml.{self.name}"
-
-    def __reduce__(self):
-        return self.name  # pickles as the module-level singleton
-
-
-class memory_format:
-    """The order of a new tensor's elements in memory: `x.contiguous(memory_format=distml.channels_last)`.
-
-    `preserve_format` keeps the input's order where the input is dense (else row-major),
-    `contiguous_format` is row-major, `channels_last` / `channels_last_3d` store NCHW / NCDHW
-    tensors with the channels innermost (as NHWC / NDHWC)."""
-
-    __slots__ = ("name",)
-    __module__ = "distml"
 
     def __init__(self, name):
         self.name = name
@@ -63,6 +43,24 @@ class memory_format:
 
     def __reduce__(self):
         return self.name
+
+
+class layout(_NamedConstant):
+    """How a tensor's elements are stored: `distml.strided` (a dense array with strides) is distml's layout."""
+
+    __slots__ = ()
+    __module__ = "distml"
+
+
+class memory_format(_NamedConstant):
+    """The order of a new tensor's elements in memory: `x.contiguous(memory_format=distml.channels_last)`.
+
+    `preserve_format` keeps the input's order where the input is dense (else row-major),
+    `contiguous_format` is row-major, `channels_last` / `channels_last_3d` store NCHW / NCDHW
+    tensors with the channels innermost (as NHWC / NDHWC)."""
+
+    __slots__ = ()
+    __module__ = "distml"
 
 
 strided = layout("strided")

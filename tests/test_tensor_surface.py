@@ -921,3 +921,11 @@ def test_set_printoptions_as_torch(options):
     finally:
         for module in (torch, distml):
             module.set_printoptions(profile="default")
+
+
+def test_layouts_and_memory_formats_pickle_as_their_singletons():
+    import pickle
+    for constant in (distml.strided, distml.sparse_coo, distml.preserve_format, distml.contiguous_format,
+                     distml.channels_last, distml.channels_last_3d):
+        assert pickle.loads(pickle.dumps(constant)) is constant
+        assert repr(constant) == repr(getattr(torch, constant.name)).replace("torch.", "distml.")
