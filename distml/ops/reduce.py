@@ -237,25 +237,14 @@ def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 @register(method=True)
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
-    """The p-norm over `dim` (all elements by default): `x.norm()`, `x.norm(1, dim=1)`."""
-    from distml.ops.elementwise import _float_input, abs, pow, sqrt
-    if dtype is not None:
-        from distml.ops.convert import cast
-        x = cast(x, dtype)
-    x = _float_input(x)
-    if p in ("fro", 2, 2.0):
-        return sqrt(sum(x * x, dim, keepdim))
-    if p == math.inf:
-        return amax(abs(x), () if dim is None else dim, keepdim)
-    if p == -math.inf:
-        return amin(abs(x), () if dim is None else dim, keepdim)
-    if p == 0:
-        return sum(x != 0, dim, keepdim, dtype=x.dtype)
-    if p == 1:
-        return sum(abs(x), dim, keepdim)
-    if isinstance(p, str):
+    """The p-norm over `dim` (all elements by default): `x.norm()`, `x.norm(1, dim=1)`, `x.norm("nuc")`.
+    torch.norm's rules: a number or "fro" is linalg.vector_norm (a zero gradient at 0), "nuc" the nuclear norm."""
+    from distml import linalg
+    if p == "nuc":
+        return linalg.matrix_norm(x, "nuc", (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+    if isinstance(p, str) and p != "fro":
         raise RuntimeError(f"norm: unsupported norm type '{p}'")
-    return pow(sum(pow(abs(x), p), dim, keepdim), 1.0 / p)
+    return linalg.vector_norm(x, 2 if p == "fro" else p, dim, keepdim, dtype=dtype)
 
 
 @register(method=True)

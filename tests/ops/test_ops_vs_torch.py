@@ -225,3 +225,25 @@ def test_all_any_match_torch(name, values, dtype, dim, keepdim):
         np.testing.assert_array_equal(result.numpy(), expected.numpy())
     with pytest.raises(IndexError, match="Dimension out of range"):
         getattr(distml, name)(ours, 3)
+
+
+@pytest.mark.parametrize("args,kwargs", [((), {}), ((1,), {"dim": 1}), (("nuc",), {}), ((math.inf,), {}),
+                                         ((0,), {}), ((3,), {"dim": 0, "keepdim": True}), (("fro",), {"dim": (0, 1)})])
+def test_norm_follows_torch_norm_with_zero_gradient_at_zero(args, kwargs):
+    values = [[1.0, -2.0, 0.5], [3.0, 4.0, -1.0]]
+    results = []
+    for lib in (distml, torch):
+        x = lib.tensor(values, dtype=lib.float64, requires_grad=True)
+        out = x.norm(*args, **kwargs)
+        out.sum().backward()
+        zero = lib.zeros(3, dtype=lib.float64, requires_grad=True)
+        zero.norm().backward()
+        results.append((out, x.grad, zero.grad))
+    for ours, theirs in zip(*results):
+        if theirs is None:  # the 0-"norm" counts nonzeros: torch sends no gradient
+            assert ours is None or not ours.numpy().any()
+            continue
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    for lib in (distml, torch):
+        with pytest.raises(RuntimeError, match="Expected a floating point or complex tensor as input. Got Long"):
+            lib.tensor([1, 2]).norm()
