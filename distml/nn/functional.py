@@ -356,6 +356,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
                            f"[*, {', '.join(map(str, normalized_shape))}], but got input of size"
                            f"{list(input.array.shape)}")
+    params = [p for p in (weight, bias) if p is not None]
+    if any(p.dtype != input.dtype for p in params):
+        if input.dtype in (dtypes.float16, dtypes.bfloat16) and all(p.dtype == dtypes.float32 for p in params):
+            # PyTorch's CPU "mixed type": half-precision input, float32 parameters, computed in float32
+            return layer_norm(input.float(), normalized_shape, weight, bias, eps).to(input.dtype)
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float"
+                           if input.dtype == dtypes.float32 else "mixed dtype (CPU): all inputs must share same datatype.")
     out = Normalize.apply(input, axes=tuple(range(input.array.ndim - n, input.array.ndim)), eps=eps)
     if weight is not None:
         out = out * weight

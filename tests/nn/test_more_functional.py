@@ -173,3 +173,26 @@ def test_gelu_on_bfloat16_rounds_the_float32_result(approximate):
     t = torch.nn.functional.gelu(torch.tensor(x).bfloat16(), approximate=approximate)
     assert d.dtype == distml.bfloat16
     np.testing.assert_array_equal(d.float().numpy(), t.float().numpy())
+
+
+@pytest.mark.parametrize("input_dtype,param_dtype", [("bfloat16", "float32"), ("float16", "float32"),
+                                                     ("float64", "float32"), ("float32", "float64"),
+                                                     ("float32", "bfloat16")])
+def test_layer_norm_mixed_dtypes_as_torch_cpu(input_dtype, param_dtype):
+    values = np.random.default_rng(0).standard_normal((2, 4))
+    outcomes = []
+    for lib in (distml, torch):
+        x = lib.tensor(values).to(getattr(lib, input_dtype))
+        w = lib.linspace(0.5, 2, 4).to(getattr(lib, param_dtype))
+        b = lib.linspace(-1, 1, 4).to(getattr(lib, param_dtype))
+        try:
+            out = lib.nn.functional.layer_norm(x, (4,), w, b)
+            outcomes.append((str(out.dtype).split(".")[1], out.float().detach().numpy()))
+        except RuntimeError as error:
+            outcomes.append((type(error).__name__, str(error)))
+    (ours, ours_value), (theirs, theirs_value) = outcomes
+    assert ours == theirs
+    if isinstance(ours_value, np.ndarray):
+        np.testing.assert_allclose(ours_value, theirs_value, rtol=1e-2, atol=1e-2)
+    else:
+        assert ours_value == theirs_value
