@@ -11,34 +11,26 @@ from distml.autograd.grad_mode import (enable_grad, inference_mode, is_grad_enab
 from distml.creation import (arange, as_tensor, empty, empty_like, empty_strided, eye, from_numpy, full, full_like,
                              linspace, logspace, ones, ones_like, scalar_tensor, tensor, zeros, zeros_like)
 from distml.device import device
-from distml.dtypes import (bool, double, dtype, float, float16, float32, float64, get_default_dtype, half,
-                           int, int8, int16, int32, int64, long, set_default_dtype, short, uint8, bfloat16)
+from distml.dtypes import (bfloat16, bool, can_cast, cdouble, cfloat, complex64, complex128, double, dtype, finfo,
+                           float, float16, float32, float64, get_default_dtype, half, iinfo, int, int8, int16, int32,
+                           int64, long, promote_types, set_default_dtype, short, uint8)
 from distml.random import (Generator, bernoulli, default_generator, get_rng_state, initial_seed, manual_seed,
                            multinomial, normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm,
                            seed, set_rng_state)
-from distml.dtypes import can_cast, finfo, iinfo, promote_types
 from distml.tensor import (BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor,
                            IntTensor, LongTensor, ShortTensor, Size, Tensor, channels_last, channels_last_3d,
-                           contiguous_format, is_complex, is_floating_point, is_nonzero, is_tensor, layout,
-                           get_printoptions, memory_format, numel, preserve_format, result_type,
-                           set_default_tensor_type, set_printoptions)
+                           contiguous_format, get_printoptions, is_complex, is_floating_point, is_nonzero, is_tensor,
+                           layout, memory_format, numel, preserve_format, result_type, set_default_tensor_type,
+                           set_printoptions, strided)
 from distml.threads import get_num_threads, set_num_threads
 from distml.compiler import compile  # noqa: A001  (PyTorch's name)
-from distml import autograd  # noqa: E402
-from distml import nn  # noqa: E402
-from distml import multiprocessing  # noqa: E402
-from distml import optim  # noqa: E402
-from distml import utils  # noqa: E402
-from distml import accelerator, backends, cuda  # noqa: E402
-from distml import amp, cpu  # noqa: E402
+from distml import autograd, nn, optim, utils  # noqa: E402
+from distml import accelerator, amp, backends, cpu, cuda, multiprocessing  # noqa: E402
+from distml import distributions, fft, linalg, special  # noqa: E402
 from distml.amp.autocast_mode import (autocast, clear_autocast_cache, get_autocast_dtype, is_autocast_cache_enabled,  # noqa: E402
                                       is_autocast_enabled, set_autocast_cache_enabled, set_autocast_dtype,
                                       set_autocast_enabled)
-from distml.sparse import sparse_coo, strided  # noqa: E402  (importing it binds distml.sparse too)
-from distml import fft  # noqa: E402
-from distml import distributions, special  # noqa: E402
-from distml import linalg  # noqa: E402
-from distml.dtypes import cdouble, cfloat, complex64, complex128  # noqa: E402
+from distml.sparse import sparse_coo  # noqa: E402  (importing it binds distml.sparse too)
 from distml.backends import (are_deterministic_algorithms_enabled,  # noqa: E402
                              is_deterministic_algorithms_warn_only_enabled, use_deterministic_algorithms)
 from distml.serialization import load, save  # noqa: E402
