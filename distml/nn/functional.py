@@ -405,6 +405,16 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     return _maybe_inplace(_act.LeakyRelu.apply, input, inplace, negative_slope=negative_slope)
 
 
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _maybe_inplace(_act.Hardtanh.apply, input, inplace, min_val=min_val, max_val=max_val)
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
 def elu(input, alpha=1.0, inplace=False):
     return _maybe_inplace(_act.Elu.apply, input, inplace, alpha=alpha)
 

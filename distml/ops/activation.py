@@ -15,6 +15,17 @@ class LeakyRelu(Primitive):
         return get_array_module(grad).where(self.x > 0, grad, grad * self.slope)
 
 
+class Hardtanh(Primitive):
+    """x clamped to [min_val, max_val]; the gradient passes strictly inside the range, as PyTorch's."""
+
+    def forward(self, x, min_val, max_val):
+        self.inside = (x > min_val) & (x < max_val)
+        return get_array_module(x).clip(x, min_val, max_val).astype(x.dtype, copy=False)
+
+    def backward(self, grad):
+        return grad * self.inside
+
+
 class Elu(Primitive):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
 

@@ -8,7 +8,8 @@ import distml
 
 
 @pytest.mark.parametrize("name,kwargs", [("relu", {}), ("leaky_relu", {"negative_slope": 0.2}),
-                                         ("elu", {"alpha": 0.7}), ("silu", {})])
+                                         ("elu", {"alpha": 0.7}), ("silu", {}),
+                                         ("hardtanh", {"min_val": -0.5, "max_val": 3.0}), ("relu6", {})])
 def test_inplace_activation_after_an_op_matches_torch(name, kwargs):
     def run(lib):
         w = lib.linspace(-2, 2, 7, dtype=lib.float64).requires_grad_()

@@ -1,5 +1,5 @@
 """The layers: each a Module over the matching nn.functional call."""
-from distml.nn.modules.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
+from distml.nn.modules.activation import ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from distml.nn.modules.container import ModuleDict, ModuleList, Sequential
 from distml.nn.modules.conv import Conv1d, Conv2d, ConvTranspose2d
 from distml.nn.modules.distance import CosineSimilarity, PairwiseDistance
@@ -13,7 +13,7 @@ from distml.nn.modules.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from distml.nn.modules.sparse import Embedding
 
 __all__ = [
-    "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
+    "ELU", "GELU", "Hardtanh", "LeakyReLU", "ReLU6", "LogSoftmax", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
     "ModuleDict", "ModuleList", "Sequential", "Conv1d", "Conv2d", "ConvTranspose2d", "Dropout", "Flatten",
     "Unflatten", "Identity", "Linear", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss",
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "PoissonNLLLoss", "GaussianNLLLoss", "CosineSimilarity",
