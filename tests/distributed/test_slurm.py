@@ -85,7 +85,8 @@ class Cluster:
                               text=True, timeout=90)
 
     def submit(self, script, sbatch_args, program_args):
-        """Run slurm/<script> with sbatch for real; (final job state, the job's output)."""
+        """Run slurm/<script> (or a script at an absolute path) with sbatch for real; (final job state,
+        the job's output)."""
         out = self.dir / f"{script}-{time.monotonic_ns()}.out"
         submitted = subprocess.run(
             ["sbatch", "--parsable", f"--output={out}", *sbatch_args, str(REPO / "slurm" / script),
@@ -168,6 +169,34 @@ def test_failing_rank_fails_the_job(cluster, launcher):
     assert state == "FAILED", output
     assert "distmlrun: rank 1 exited with code 1; the job was stopped" in output
     assert "[rank 1] stderr: RuntimeError: rank 1 broke on n2" in output
+
+
+def _findings(output):
+    start = output.find("{")
+    assert start >= 0, output
+    return json.JSONDecoder().raw_decode(output[start:])[0]
+
+
+def test_doctor_checks_every_rank_of_a_two_node_job(cluster):
+    state, output = cluster.submit("multi_node.sbatch", ["-N", "2", "--ntasks-per-node=1", *CPU_ONLY],
+                                   ["-m", "distml", "doctor", "--json"])
+    assert state == "COMPLETED", output
+    found = _findings(output)
+    assert found["launcher"]["mpi_world_size"] == 2 and found["job"]["world_size"] == 2, output
+    assert found["job"]["allreduce_ok"] and found["problems"] == [], output
+
+
+def test_doctor_names_srun_without_pmix(cluster):
+    """srun without --mpi=pmix starts every task as an MPI world of one: doctor says so, once, with the fix."""
+    script = cluster.dir / "doctor_singletons.sbatch"
+    script.write_text("#!/bin/bash\nsrun --mpi=none python -m distml doctor --json\n")
+    state, output = cluster.submit(script, ["-N", "2", "--ntasks-per-node=1", *CPU_ONLY], [])
+    assert state == "FAILED", output
+    found = _findings(output)
+    assert found["launcher"] == {"name": "srun", "promised": 2, "mpi_world_size": 1}, output
+    assert found["problems"] == ["srun started 2 singletons: use `srun --mpi=pmix` "
+                                 "(`srun --mpi=list` shows what it offers)"], output
+    assert output.count('"problems"') == 1, output  # the first singleton speaks for all
 
 
 def test_two_node_training_matches_one_machine_data_parallel(cluster, tmp_path):
