@@ -1,0 +1,581 @@
+"""The one table from distml's primitives to ONNX: `CONVERTERS[primitive class] = (convert, key)`.
+
+`convert(c)` gets a Context (distml/onnx/_graph.py) and returns the ONNX name of each output
+(a list for primitives with several outputs; UNAVAILABLE for one it cannot produce).
+`key(call)` is what must be equal in every trace when dynamic axes are declared (by default the
+params and inputs): a converter whose attributes follow the input's size (a reshape target)
+leaves those out of its key and reads `c.variants` itself.
+
+Converters are keyed by the primitive classes imported from their modules, so a primitive that
+moves needs only its import here changed.
+"""
+import math
+
+import numpy as np
+
+from distml.ops.activation import Elu, Gelu, Hardtanh, LeakyRelu, Silu, Softplus
+from distml.ops.conv import Conv2d, ConvTranspose2d
+from distml.ops.convert import Cast, Clone, ToDevice
+from distml.ops.elementwise import (Abs, Add, Clamp, Cos, Div, Exp, Log, Log1p, Maximum, Mul, Neg, Pow, Relu, Scale,
+                                    Sigmoid, Sign, Sin, Sqrt, Tanh, Where)
+from distml.ops.index import Gather, GetItem, Scatter
+from distml.ops.linalg import Einsum, MatMul
+from distml.ops.linear import Embedding, Linear
+from distml.ops.math import Binary, Rounding, Unary
+from distml.ops.norm import Normalize
+from distml.ops.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from distml.ops.reduce import AMax, CumSum, Prod, Sum
+from distml.ops.shape import Cat, Expand, Flip, Permute, Reshape, Split
+from distml.ops.softmax import Softmax
+from distml.onnx._graph import UNAVAILABLE
+from distml.onnx.errors import OnnxExporterError
+
+CONVERTERS = {}
+INT64_MAX, INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+
+
+def default_key(call):
+    return call.inputs, call.params
+
+
+def converts(*primitives, key=default_key):
+    def register(fn):
+        for primitive in primitives:
+            CONVERTERS[primitive] = (fn, key)
+        return fn
+    return register
+
+
+def _key_without(*names):
+    return lambda call: (call.inputs, {k: v for k, v in call.params.items() if k not in names})
+
+
+# ---- elementwise ----
+
+_SAME_NAME = {Neg: "Neg", Exp: "Exp", Log: "Log", Sqrt: "Sqrt",
+              Abs: "Abs", Sign: "Sign", Sin: "Sin", Cos: "Cos",
+              Tanh: "Tanh", Sigmoid: "Sigmoid", Relu: "Relu",
+              Mul: "Mul", Div: "Div", MatMul: "MatMul"}
+
+
+@converts(*_SAME_NAME)
+def _same_name(c):
+    return c.node(_SAME_NAME[c.call.op], *(c.cast_input(i) for i in range(len(c.call.inputs))))
+
+
+@converts(Add)
+def _add(c):
+    a, b = c.cast_input(0), c.cast_input(1)
+    alpha = c.params.get("alpha", 1)
+    if alpha == 1:
+        return c.node("Add", a, b)
+    if alpha == -1:
+        return c.node("Sub", a, b)
+    return c.node("Add", a, c.node("Mul", b, c.scalar(alpha)))
+
+
+@converts(Scale)
+def _scale(c):
+    return c.node("Div" if c.params["divide"] else "Mul", c.cast_input(0), c.scalar(c.params["factor"]))
+
+
+@converts(Pow)
+def _pow(c):
+    return c.node("Pow", c.cast_input(0), c.cast_input(1))
+
+
+@converts(Maximum)
+def _maximum(c):
+    return c.node("Max" if c.params["take_max"] else "Min", c.cast_input(0), c.cast_input(1))
+
+
+@converts(Where)
+def _where(c):
+    return c.node("Where", c.value(c.params["condition"]), c.cast_input(0), c.cast_input(1))
+
+
+@converts(Log1p)
+def _log1p(c):
+    return c.node("Log", c.node("Add", c.input(0), c.scalar(1)))
+
+
+@converts(Clamp)
+def _clamp(c):
+    x, low, high = c.call.inputs
+    if all(v is None or not hasattr(v, "kind") or v.shape == () for v in (low, high)):
+        return c.node("Clip", c.cast_input(0), c.cast_input(1) if low is not None else "",
+                      c.cast_input(2) if high is not None else "")
+    out = c.cast_input(0)
+    if low is not None:
+        out = c.node("Max", out, c.cast_input(1))
+    if high is not None:
+        out = c.node("Min", out, c.cast_input(2))
+    return out
+
+
+# ---- activations ----
+
+@converts(LeakyRelu)
+def _leaky_relu(c):
+    return c.node("LeakyRelu", c.input(0), alpha=float(c.params["negative_slope"]))
+
+
+@converts(Hardtanh)
+def _hardtanh(c):
+    return c.node("Clip", c.input(0), c.scalar(c.params["min_val"]), c.scalar(c.params["max_val"]))
+
+
+@converts(Elu)
+def _elu(c):
+    return c.node("Elu", c.input(0), alpha=float(c.params["alpha"]))
+
+
+@converts(Gelu)
+def _gelu(c):
+    x, approximate = c.input(0), c.params["approximate"]
+    if c.opset >= 20:
+        return c.node("Gelu", x, approximate=approximate)
+    if approximate == "tanh":
+        cube = c.node("Mul", c.node("Mul", x, x), x)
+        inner = c.node("Mul", c.node("Add", x, c.node("Mul", cube, c.scalar(0.044715))), c.scalar(math.sqrt(2 / math.pi)))
+        phi = c.node("Add", c.node("Tanh", inner), c.scalar(1))
+    else:
+        phi = c.node("Add", c.node("Erf", c.node("Mul", x, c.scalar(1 / math.sqrt(2)))), c.scalar(1))
+    return c.node("Mul", c.node("Mul", x, c.scalar(0.5)), phi)
+
+
+@converts(Silu)
+def _silu(c):
+    x = c.input(0)
+    return c.node("Mul", x, c.node("Sigmoid", x))
+
+
+@converts(Softplus)
+def _softplus(c):
+    x, beta = c.input(0), c.params["beta"]
+    bx = c.node("Mul", x, c.scalar(beta))
+    soft = c.node("Div", c.node("Softplus", bx), c.scalar(beta))
+    return c.node("Where", c.node("Greater", bx, c.scalar(c.params["threshold"])), x, soft)
+
+
+@converts(Softmax)
+def _softmax(c):
+    return c.node("LogSoftmax" if c.params["log"] else "Softmax", c.input(0), axis=int(c.params["dim"]))
+
+
+# ---- math.py: the unary and binary tables, rounding ----
+
+_UNARY_SAME = {"sinh": "Sinh", "cosh": "Cosh", "tan": "Tan", "asin": "Asin", "acos": "Acos", "atan": "Atan",
+               "asinh": "Asinh", "acosh": "Acosh", "atanh": "Atanh", "erf": "Erf"}
+
+
+@converts(Unary)
+def _unary(c):
+    op, x = c.params["op"], c.input(0)
+    if op in _UNARY_SAME:
+        return c.node(_UNARY_SAME[op], x)
+    if op in ("log2", "log10"):
+        return c.node("Div", c.node("Log", x), c.scalar(math.log(2 if op == "log2" else 10)))
+    if op == "exp2":
+        return c.node("Pow", c.scalar(2), x)
+    if op == "expm1":
+        return c.node("Sub", c.node("Exp", x), c.scalar(1))
+    if op == "erfc":
+        return c.node("Sub", c.scalar(1), c.node("Erf", x))
+    raise c.unsupported(f"the function '{op}' has no ONNX form in distml")
+
+
+@converts(Rounding)
+def _rounding(c):
+    op, x = c.params["op"], c.input(0)
+    if op in ("floor", "ceil"):
+        return c.node(op.capitalize(), x)
+    if op == "trunc":
+        return c.node("Mul", c.node("Sign", x), c.node("Floor", c.node("Abs", x)))
+    if op == "round":
+        scale = c.scalar(10.0 ** c.params["decimals"])
+        if c.params["decimals"] == 0:
+            return c.node("Round", x)
+        return c.node("Div", c.node("Round", c.node("Mul", x, scale)), scale)
+    raise c.unsupported(f"the rounding '{op}' has no ONNX form in distml")
+
+
+@converts(Binary)
+def _binary(c):
+    op, a, b = c.params["op"], c.cast_input(0), c.cast_input(1)
+    if op == "fmod":
+        return c.node("Mod", a, b, fmod=1)
+    if op == "hypot":
+        return c.node("Sqrt", c.node("Add", c.node("Mul", a, a), c.node("Mul", b, b)))
+    if op == "logaddexp":
+        gap = c.node("Neg", c.node("Abs", c.node("Sub", a, b)))
+        return c.node("Add", c.node("Max", a, b), c.node("Log", c.node("Add", c.scalar(1), c.node("Exp", gap))))
+    raise c.unsupported(f"the function '{op}' has no ONNX form in distml")
+
+
+# ---- dtype, copies ----
+
+@converts(Cast)
+def _cast(c):
+    return c.cast(c.input(0), c.out_dtype)
+
+
+@converts(Clone, ToDevice)
+def _identity(c):
+    return c.node("Identity", c.input(0))
+
+
+# ---- shapes ----
+
+def _dynamic_dims(c, name, target):
+    """Per dim of the param `name` (a shape), the dynamic axes whose doubling changed it."""
+    changed = [set() for _ in target]
+    for symbol, variant in c.variants:
+        other = tuple(variant.params[name])
+        if len(other) != len(target):
+            raise OnnxExporterError(f"the rank of the {c.op_name} target {list(target)} (in module "
+                                    f"'{c.call.module}') changes with dynamic axis '{symbol}'")
+        for d, (a, b) in enumerate(zip(target, other)):
+            if a != b:
+                changed[d].add(symbol)
+    return changed
+
+
+def _follows_input(c, name, d, xd):
+    """Whether target dim d equals input dim xd in every trace."""
+    if xd < 0 or xd >= len(c.shape(0)) or c.params[name][d] != c.shape(0)[xd]:
+        return False
+    return all(v.params[name][d] == v.inputs[0].shape[xd] for _, v in c.variants)
+
+
+def _proportional(c, name, d, symbols):
+    """Target dim d as coefficient * (the product of the sizes of `symbols`), from Shape nodes."""
+    base = c.params[name][d]
+    sizes = {s: c.symbol_size(s) for s in symbols}
+    denominator = math.prod(sizes.values())
+    proportional = denominator and base % denominator == 0
+    for symbol, variant in c.variants:
+        if symbol in symbols and variant.params[name][d] * sizes[symbol] != base * variant_size(c, symbol, variant):
+            proportional = False
+    if not proportional:
+        raise OnnxExporterError(f"dim {d} of the {c.op_name} target {list(c.params[name])} (in module "
+                                f"'{c.call.module}') changes with dynamic axes {sorted(symbols)} in a way distml "
+                                "cannot express from the input shapes")
+    out = None
+    for s in sorted(symbols):
+        value = c.graph.symbol_value(s)
+        out = value if out is None else c.node("Mul", out, value)
+    coefficient = base // denominator
+    return out if coefficient == 1 else c.node("Mul", out, c.ints([coefficient]))
+
+
+def variant_size(c, symbol, variant):
+    ref, axis = c.graph.symbols[symbol]
+    return 2 * ref.shape[axis]
+
+
+def _shape_tensor(c, name, expand):
+    """The param `name` (a target shape) as an int64 tensor: constant dims as they are, dims that
+    follow dynamic axes computed at run time (0 = copy the input's dim for Reshape, 1 = keep the
+    input's dim for Expand, one -1 for Reshape, else from the inputs' Shape)."""
+    target = tuple(int(v) for v in c.params[name])
+    changed = _dynamic_dims(c, name, target)
+    if not any(changed):
+        return c.ints(target), False
+    zero = 0 in target
+    pieces, rest = list(target), []
+    offset = len(target) - len(c.shape(0))
+    for d, symbols in enumerate(changed):
+        if not symbols:
+            continue
+        if expand and _follows_input(c, name, d, d - offset):
+            pieces[d] = 1
+        elif not expand and not zero and _follows_input(c, name, d, d):
+            pieces[d] = 0
+        else:
+            rest.append(d)
+    if not expand and len(rest) == 1:
+        pieces[rest[0]] = -1
+    else:
+        for d in rest:
+            pieces[d] = _proportional(c, name, d, changed[d])
+    parts, run = [], []
+    for p in pieces:
+        if isinstance(p, str):
+            if run:
+                parts.append(c.ints(run))
+                run = []
+            parts.append(p)
+        else:
+            run.append(p)
+    if run:
+        parts.append(c.ints(run))
+    return (parts[0] if len(parts) == 1 else c.node("Concat", *parts, axis=0)), zero
+
+
+@converts(Reshape, key=_key_without("shape"))
+def _reshape(c):
+    target, zero = _shape_tensor(c, "shape", expand=False)
+    if 0 in c.params["shape"]:
+        return c.node("Reshape", c.input(0), target, allowzero=1)
+    return c.node("Reshape", c.input(0), target)
+
+
+@converts(Expand, key=_key_without("shape"))
+def _expand(c):
+    return c.node("Expand", c.input(0), _shape_tensor(c, "shape", expand=True)[0])
+
+
+@converts(Permute)
+def _permute(c):
+    return c.node("Transpose", c.input(0), perm=[int(d) for d in c.params["dims"]])
+
+
+@converts(Flip)
+def _flip(c):
+    dims = list(c.params["dims"])
+    n = len(dims)
+    return c.node("Slice", c.input(0), c.ints([-1] * n), c.ints([INT64_MIN] * n), c.ints(dims), c.ints([-1] * n))
+
+
+@converts(Cat)
+def _cat(c):
+    return c.node("Concat", *(c.cast_input(i) for i in range(len(c.call.inputs))), axis=int(c.params["dim"]))
+
+
+@converts(Split)
+def _split(c):
+    x = c.input(0)
+    return [_basic_index(c, x, len(c.shape(0)), key) for key in c.params["keys"]]
+
+
+# ---- indexing ----
+
+def _basic_index(c, x, ndim, index):
+    """x[index] for ints, slices, None, Ellipsis and at most one integer tensor (with slices only)."""
+    parts = list(index) if isinstance(index, tuple) else [index]
+    is_tensor = [hasattr(p, "kind") for p in parts]
+    if any(t and p.dtype == np.bool_ for p, t in zip(parts, is_tensor)):
+        raise c.unsupported("indexing with a boolean mask gives a data-dependent shape")
+    used = sum(1 for p in parts if p is not None and p is not Ellipsis)
+    ellipsis = [i for i, p in enumerate(parts) if p is Ellipsis]
+    if ellipsis:
+        parts[ellipsis[0]:ellipsis[0] + 1] = [slice(None)] * (ndim - used)
+    else:
+        parts += [slice(None)] * (ndim - used)
+    tensors = sum(is_tensor)
+    if tensors > 1 or (tensors and any(p is None or (not hasattr(p, "kind") and isinstance(p, (int, np.integer)))
+                                       for p in parts)):
+        raise c.unsupported("only one tensor index, combined with slices only, is supported")
+    starts, ends, axes, steps, gathers, nones = [], [], [], [], [], []
+    dim = position = 0
+    for p in parts:
+        if p is None:
+            nones.append(position)
+            position += 1
+        elif isinstance(p, slice):
+            if p != slice(None):
+                starts.append(0 if p.start is None else int(p.start))
+                ends.append(INT64_MAX if p.stop is None else int(p.stop))
+                axes.append(dim)
+                steps.append(1 if p.step is None else int(p.step))
+            dim += 1
+            position += 1
+        elif hasattr(p, "kind"):
+            gathers.append((dim, c.value(p)))
+            dim += 1
+            position += len(p.shape)
+        else:
+            gathers.append((dim, c.const(np.asarray(int(p), np.int64))))
+            dim += 1
+    out = x
+    if axes:
+        out = c.node("Slice", out, c.ints(starts), c.ints(ends), c.ints(axes), c.ints(steps))
+    for d, indices in reversed(gathers):
+        out = c.node("Gather", out, indices, axis=d)
+    if nones:
+        out = c.node("Unsqueeze", out, c.ints(nones))
+    if out is x:
+        out = c.node("Identity", x)
+    return out
+
+
+@converts(GetItem)
+def _getitem(c):
+    return _basic_index(c, c.input(0), len(c.shape(0)), c.params["index"])
+
+
+def _leading_block(c, name, shape, block, dim=None):
+    """name (of `shape`) cut to the leading `block` (all of `dim` kept), as Gather/Scatter's forward does."""
+    axes = [d for d, (s, b) in enumerate(zip(shape, block)) if d != dim and s != b]
+    if not axes:
+        return name
+    return c.node("Slice", name, c.ints([0] * len(axes)), c.ints([block[d] for d in axes]), c.ints(axes))
+
+
+@converts(Gather)
+def _gather(c):
+    indices, dim = c.params["index"], int(c.params["dim"])
+    x = _leading_block(c, c.input(0), c.shape(0), indices.shape, dim)
+    return c.node("GatherElements", x, c.value(indices), axis=dim)
+
+
+@converts(Scatter)
+def _scatter(c):
+    indices, dim = c.params["index"], int(c.params["dim"])
+    src = c.call.inputs[1]
+    if hasattr(src, "kind") and src.shape:
+        updates = _leading_block(c, c.input(1), src.shape, indices.shape)
+    else:
+        updates = c.node("Expand", c.cast_input(1), c.node("Shape", c.value(indices)))
+    if c.params["add"]:
+        if c.opset < 16:
+            raise c.unsupported("scatter_add needs ScatterElements with reduction (opset 16)")
+        return c.node("ScatterElements", c.input(0), c.value(indices), updates, axis=dim, reduction="add")
+    return c.node("ScatterElements", c.input(0), c.value(indices), updates, axis=dim)
+
+
+@converts(Embedding)
+def _embedding(c):
+    return c.node("Gather", c.input(0), c.input(1), axis=0)
+
+
+# ---- dense layers ----
+
+@converts(Linear)
+def _linear(c):
+    x, w, b = c.input(0), c.input(1), c.input(2)
+    if len(c.shape(0)) == 2:
+        return c.node("Gemm", x, w, *([b] if b else []), transB=1)
+    out = c.node("MatMul", x, c.node("Transpose", w, perm=[1, 0]))
+    return c.node("Add", out, b) if b else out
+
+
+@converts(Einsum)
+def _einsum(c):
+    equation = ",".join(c.params["inputs"]) + "->" + c.params["output"]
+    return c.node("Einsum", *(c.input(i) for i in range(len(c.call.inputs))), equation=equation)
+
+
+# ---- convolution and pooling ----
+
+def _window_pads(size, k, s, p, d, out):
+    """(begin, end) padding that gives `out` windows, preferring PyTorch's symmetric padding."""
+    if out == (size + 2 * p - d * (k - 1) - 1) // s + 1:
+        return p, p
+    return p, max(0, (out - 1) * s + d * (k - 1) + 1 - size - p)
+
+
+def _window_attributes(g):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = g
+    top, bottom = _window_pads(H, KH, SH, PH, DH, OH)
+    left, right = _window_pads(W, KW, SW, PW, DW, OW)
+    return {"kernel_shape": [KH, KW], "strides": [SH, SW], "pads": [top, left, bottom, right], "dilations": [DH, DW]}
+
+
+def _conv_key(call):
+    return call.inputs, _window_attributes(call.params["geometry"]), call.params["groups"]
+
+
+@converts(Conv2d, key=_conv_key)
+def _conv2d(c):
+    bias = c.input(2)
+    inputs = [c.input(0), c.input(1)] + ([bias] if bias else [])
+    return c.node("Conv", *inputs, group=int(c.params["groups"]), **_window_attributes(c.params["geometry"]))
+
+
+def _conv_transpose_attributes(call):
+    # geometry describes the convolution mapping the output (N, C, H, W) back to x (OH, OW)
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = call.params["geometry"]
+    extra = [H - ((OH - 1) * SH - 2 * PH + DH * (KH - 1) + 1), W - ((OW - 1) * SW - 2 * PW + DW * (KW - 1) + 1)]
+    return {"kernel_shape": [KH, KW], "strides": [SH, SW], "pads": [PH, PW, PH, PW], "dilations": [DH, DW],
+            "output_padding": extra}
+
+
+@converts(ConvTranspose2d, key=lambda call: (call.inputs, _conv_transpose_attributes(call), call.params["groups"]))
+def _conv_transpose2d(c):
+    bias = c.input(2)
+    inputs = [c.input(0), c.input(1)] + ([bias] if bias else [])
+    return c.node("ConvTranspose", *inputs, group=int(c.params["groups"]), **_conv_transpose_attributes(c.call))
+
+
+@converts(MaxPool2d, key=lambda call: (call.inputs, _window_attributes(call.params["geometry"])))
+def _max_pool2d(c):
+    return [c.node("MaxPool", c.input(0), **_window_attributes(c.params["geometry"])), UNAVAILABLE]
+
+
+def _avg_pool_attributes(call):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = call.params["geometry"]
+    floor = (OH == (H + 2 * PH - KH) // SH + 1) and (OW == (W + 2 * PW - KW) // SW + 1)
+    return {"kernel_shape": [KH, KW], "strides": [SH, SW], "pads": [PH, PW, PH, PW], "ceil_mode": int(not floor),
+            "count_include_pad": int(bool(call.params["count_include_pad"]))}
+
+
+@converts(AvgPool2d, key=lambda call: (call.inputs, _avg_pool_attributes(call)))
+def _avg_pool2d(c):
+    return c.node("AveragePool", c.input(0), **_avg_pool_attributes(c.call))
+
+
+def _adaptive_kernel(call):
+    (H, W), (OH, OW) = call.inputs[0].shape[-2:], call.params["output_size"]
+    if (OH, OW) == (1, 1):
+        return None
+    if H % OH or W % OW:
+        return "uneven"
+    return [H // OH, W // OW]
+
+
+@converts(AdaptiveAvgPool2d, key=lambda call: (call.inputs, _adaptive_kernel(call)))
+def _adaptive_avg_pool2d(c):
+    kernel = _adaptive_kernel(c.call)
+    if kernel is None:
+        return c.node("GlobalAveragePool", c.input(0))
+    if kernel == "uneven":
+        raise c.unsupported(f"output size {list(c.params['output_size'])} does not divide the input size "
+                            f"{list(c.shape(0)[-2:])}")
+    return c.node("AveragePool", c.input(0), kernel_shape=kernel, strides=kernel)
+
+
+# ---- normalisation ----
+
+@converts(Normalize)
+def _normalize(c):
+    if c.params.get("mean") is not None:
+        raise c.unsupported("normalising with statistics passed in (batch_norm in training mode); "
+                            "export exports in eval mode")
+    x, axes, ndim = c.input(0), [int(a) for a in c.params["axes"]], len(c.shape(0))
+    eps = float(c.params["eps"])
+    if c.opset >= 17 and axes == list(range(axes[0], ndim)):
+        scale = c.const(np.ones(c.shape(0)[axes[0]:], dtype=c.out_dtype))
+        return c.node("LayerNormalization", x, scale, axis=axes[0], epsilon=eps)
+    centered = c.node("Sub", x, c.reduce("ReduceMean", x, axes, True))
+    var = c.reduce("ReduceMean", c.node("Mul", centered, centered), axes, True)
+    return c.node("Div", centered, c.node("Sqrt", c.node("Add", var, c.scalar(eps))))
+
+
+# ---- reductions ----
+
+@converts(Sum)
+def _sum(c):
+    dims = c.params["dims"]
+    x = c.cast_input(0)
+    if dims == ():
+        return c.node("Identity", x)
+    return c.reduce("ReduceSum", x, dims, c.params["keepdim"])
+
+
+@converts(Prod)
+def _prod(c):
+    dim = c.params["dim"]
+    return c.reduce("ReduceProd", c.cast_input(0), None if dim is None else [dim], c.params["keepdim"])
+
+
+@converts(AMax)
+def _amax(c):
+    return c.reduce("ReduceMax" if c.params["take_max"] else "ReduceMin", c.input(0), c.params["dims"],
+                    c.params["keepdim"])
+
+
+@converts(CumSum)
+def _cumsum(c):
+    return c.node("CumSum", c.cast_input(0), c.const(np.asarray(c.params["dim"], np.int64)))
