@@ -51,7 +51,7 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
     tensors = [(i, a) for i, a in enumerate(args) if isinstance(a, Tensor)]
     tensors += [(k, v) for k, v in kwargs.items() if isinstance(v, Tensor)]
     names = _input_names(model, tensors, input_names)
-    axes = _dynamic_axes(dynamic_axes, names, output_names)
+    axes = _dynamic_axes(dynamic_axes)
 
     params, seen = [], set()
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
@@ -65,7 +65,12 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         base_inputs = [(t, Ref("input", n, t.array, True)) for (_, t), n in zip(tensors, names)]
         calls, outputs = trace(model, args, kwargs, base_inputs, params)
         symbols = _input_symbols(axes, names, base_inputs)
-        variants = {s: _trace_doubled(model, args, kwargs, tensors, names, params, axes, s) for s in symbols}
+        # Each trace again shuffles the input values: what the graph holds as constants must not change.
+        variants = {s: _trace_again(model, args, kwargs, tensors, names, params, _doubled(axes, s),
+                                    f"dynamic axis '{s}' twice as long") for s in symbols}
+        shuffled = None if variants or not tensors else _trace_again(
+            model, args, kwargs, tensors, names, params, lambda array, name: _shuffled(array),
+            "the input values shuffled")
     finally:
         for m, training in modes:
             m.training = training
@@ -75,11 +80,17 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         if call.op not in _ops.CONVERTERS:
             raise UnsupportedOperatorError(call.op.__name__, opset, call.module,
                                            f"distml.onnx has no converter for {call.op.__module__}.{call.op.__name__}")
+    if shuffled is not None:
+        _compare(calls, outputs, *shuffled, needed, "the input values", None)
     for symbol, (variant_calls, variant_outputs) in variants.items():
-        _compare(calls, outputs, variant_calls, variant_outputs, needed, symbol)
+        _compare(calls, outputs, variant_calls, variant_outputs, needed,
+                 f"the input values or the size of dynamic axis '{symbol}'", symbol)
 
     graph = Graph(opset, do_constant_folding)
     out_names = _output_names(output_names, len(outputs))
+    for name in axes:
+        if name not in names and name not in out_names:
+            warnings.warn(f"Provided key {name} for dynamic axes is not a valid input/output name")
     graph.taken.update(out_names)
     for (_, ref), name in zip(base_inputs, names):
         graph.add_input(ref, name)
@@ -122,7 +133,7 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         nodes, "main_graph",
         [value_info(name, ref, axes.get(name, {})) for name, ref in graph.inputs],
         [value_info(name, ref, axes.get(name, {})) for name, ref in zip(out_names, outputs)],
-        initializer=[numpy_helper.from_array(np.ascontiguousarray(a), name) for name, a in graph.initializers.items()])
+        initializer=[numpy_helper.from_array(np.asarray(a, order="C"), name) for name, a in graph.initializers.items()])
     from distml import __version__
     opsets = [helper.make_opsetid("", opset)]
     onnx_model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="distml",
@@ -172,12 +183,10 @@ def _output_names(given, n):
     return given + [("output" if n == 1 else f"output_{k}") for k in range(len(given), n)]
 
 
-def _dynamic_axes(dynamic_axes, input_names, output_names):
+def _dynamic_axes(dynamic_axes):
     """{value name: {axis: axis name}}; a list of axes gets torch's names ("input_dynamic_axes_1")."""
     axes = {}
     for name, spec in (dynamic_axes or {}).items():
-        if name not in input_names and name not in (output_names or ()) and not name.startswith("output"):
-            warnings.warn(f"Provided key {name} for dynamic axes is not a valid input/output name")
         if isinstance(spec, dict):
             axes[name] = {int(a): str(s) for a, s in spec.items()}
         else:
@@ -200,26 +209,39 @@ def _input_symbols(axes, names, inputs):
     return symbols
 
 
-def _trace_doubled(model, args, kwargs, tensors, names, params, axes, symbol):
-    """The trace with every input axis named `symbol` twice as long (the input repeated along it)."""
-    doubled = {}
-    for (where, t), name in zip(tensors, names):
-        array = t.array
+def _doubled(axes, symbol):
+    """Each input shuffled and repeated along its axes named `symbol` (which doubles them)."""
+    def change(array, name):
+        array = _shuffled(array)
         for axis, s in axes.get(name, {}).items():
             if s == symbol:
                 array = get_array_module(array).concatenate([array, array], axis)
-        doubled[id(t)] = Tensor(array)
-    new_args = tuple(doubled.get(id(a), a) if isinstance(a, Tensor) else a for a in args)
-    new_kwargs = {k: doubled.get(id(v), v) if isinstance(v, Tensor) else v for k, v in kwargs.items()}
-    inputs = [(doubled[id(t)], Ref("input", n, doubled[id(t)].array, True)) for (_, t), n in zip(tensors, names)]
+        return array
+    return change
+
+
+def _shuffled(array):
+    """The input's values in another order (the same values, so still valid indices or masks)."""
+    order = np.random.default_rng(0).permutation(array.size)
+    return array.reshape(-1)[get_array_module(array).asarray(order)].reshape(array.shape)
+
+
+def _trace_again(model, args, kwargs, tensors, names, params, change, what):
+    """The trace with each tensor input replaced by change(its array, its name)."""
+    changed = {}
+    for (_, t), name in zip(tensors, names):
+        changed.setdefault(id(t), Tensor(change(t.array, name)))
+    new_args = tuple(changed.get(id(a), a) if isinstance(a, Tensor) else a for a in args)
+    new_kwargs = {k: changed.get(id(v), v) if isinstance(v, Tensor) else v for k, v in kwargs.items()}
+    inputs = [(changed[id(t)], Ref("input", n, changed[id(t)].array, True)) for (_, t), n in zip(tensors, names)]
     try:
         return trace(model, new_args, new_kwargs, inputs, params)
-    except UnsupportedOperatorError:
+    except OnnxExporterError:
         raise
     except Exception as error:
-        raise OnnxExporterError(f"tracing the model again with dynamic axis '{symbol}' twice as long failed "
-                                f"({type(error).__name__}: {error}); the model does not accept other sizes "
-                                "along that axis") from error
+        raise OnnxExporterError(f"tracing the model again with {what} failed ({type(error).__name__}: {error}); "
+                                "distml.onnx.export runs the model on such inputs to check that the trace holds "
+                                "for inputs other than the example") from error
 
 
 def _needed(calls, outputs):
@@ -233,28 +255,35 @@ def _needed(calls, outputs):
     return needed[::-1]
 
 
-def _compare(calls, outputs, other_calls, other_outputs, needed, symbol):
-    """Check that the trace with `symbol` doubled has the same ops and attributes; record which dims it changed."""
+def _compare(calls, outputs, other_calls, other_outputs, needed, change, symbol):
+    """Check that the trace with inputs changed (`change` says how) has the same ops and attributes; with a
+    `symbol` (a dynamic axis that was doubled), record which dims it changed."""
     def where(call):
         return f"{call.op.__name__}" + (f" in module '{call.module}'" if call.module else "")
 
     for a, b in zip(calls, other_calls):
         if a.op is not b.op:
-            raise OnnxExporterError(f"the ops the model runs change with the size of dynamic axis '{symbol}' (first "
-                                    f"at {where(a)} against {where(b)}); distml.onnx.export records one trace")
+            raise OnnxExporterError(f"the ops the model runs change with {change} (first at {where(a)} against "
+                                    f"{where(b)}); distml.onnx.export records the ops of one run")
     if len(calls) != len(other_calls):
-        raise OnnxExporterError(f"the number of ops the model runs changes with the size of dynamic axis '{symbol}'")
+        raise OnnxExporterError(f"the number of ops the model runs changes with {change}")
     wanted = {id(c) for c in needed}
     for a, b in zip(calls, other_calls):
         if id(a) not in wanted:
             continue
         key = _ops.CONVERTERS[a.op][1]
         if not key(a) == key(b):
-            raise OnnxExporterError(f"{where(a)} depends on the size of dynamic axis '{symbol}' in a way ONNX "
-                                    f"cannot take from the input shapes (its parameters or constant inputs change: "
-                                    f"{_difference(key(a), key(b))}); export with that axis static")
-        _mark(a.outputs, b.outputs, symbol)
-    _mark(outputs, other_outputs, symbol)
+            raise OnnxExporterError(
+                f"{where(a)} depends on {change} in a way the exported graph cannot follow: its parameters or "
+                f"constant inputs change ({_difference(key(a), key(b))}). Constants are the tensors made outside "
+                "distml's traced primitives (comparisons, argmax, tensors built from shapes or .item()); "
+                + ("export with that axis static" if symbol else "they must not depend on the input values"))
+        if symbol is not None:
+            _mark(a.outputs, b.outputs, symbol)
+        elif any(x.shape != y.shape for x, y in zip(a.outputs, b.outputs)):
+            raise OnnxExporterError(f"the output shape of {where(a)} depends on {change}")
+    if symbol is not None:
+        _mark(outputs, other_outputs, symbol)
 
 
 def _mark(refs, others, symbol):

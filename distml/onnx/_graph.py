@@ -17,7 +17,6 @@ class Graph:
         self.taken = set()
         self.symbols = {}  # dynamic axis name -> (Ref of the input that has it, axis)
         self.symbol_values = {}  # dynamic axis name -> ONNX name of its size, a 1-D int64 tensor
-        self.ops = {}  # converter table, set by the exporter
 
     def unique(self, base):
         name, k = base, 0

@@ -52,10 +52,38 @@ def _key_without(*names):
 
 # ---- elementwise ----
 
-_SAME_NAME = {Neg: "Neg", Exp: "Exp", Log: "Log", Sqrt: "Sqrt",
-              Abs: "Abs", Sign: "Sign", Sin: "Sin", Cos: "Cos",
-              Tanh: "Tanh", Sigmoid: "Sigmoid", Relu: "Relu",
-              Mul: "Mul", Div: "Div", MatMul: "MatMul"}
+def _fill(call, i):
+    """The one value of input i when it is a constant repeating one value whose shape the other operands
+    already broadcast to (`zeros(mask.shape).masked_fill(mask, v)`): a scalar then gives the same result,
+    whatever the dynamic sizes. None otherwise."""
+    ref = call.inputs[i]
+    if not (hasattr(ref, "kind") and ref.kind == "const" and ref.shape and ref.value.size):
+        return None
+    flat = ref.value.reshape(-1)
+    if not np.array_equal(flat, np.broadcast_to(flat[:1], flat.shape), equal_nan=ref.dtype.kind in "fc"):
+        return None
+    others = [r.shape for j, r in enumerate(call.inputs) if j != i and hasattr(r, "kind")]
+    if "condition" in call.params:
+        others.append(call.params["condition"].shape)
+    if not others or np.broadcast_shapes(*others) != call.outputs[0].shape:
+        return None
+    return flat[0]
+
+
+def _elementwise_key(call):
+    fills = [_fill(call, i) for i in range(len(call.inputs))]
+    return ([r if v is None else ("fill", r.dtype, np.asarray(v).tobytes()) for r, v in zip(call.inputs, fills)],
+            call.params)
+
+
+def _operand(c, i):
+    """Input i in the output's dtype, as a scalar when it is a repeated constant (_fill)."""
+    value = _fill(c.call, i)
+    return c.cast_input(i) if value is None else c.scalar(value)
+
+
+_SAME_NAME = {Neg: "Neg", Exp: "Exp", Log: "Log", Sqrt: "Sqrt", Abs: "Abs", Sign: "Sign", Sin: "Sin", Cos: "Cos",
+              Tanh: "Tanh", Sigmoid: "Sigmoid", Relu: "Relu", MatMul: "MatMul"}
 
 
 @converts(*_SAME_NAME)
@@ -63,9 +91,14 @@ def _same_name(c):
     return c.node(_SAME_NAME[c.call.op], *(c.cast_input(i) for i in range(len(c.call.inputs))))
 
 
-@converts(Add)
+@converts(Mul, Div, key=_elementwise_key)
+def _mul_div(c):
+    return c.node(c.op_name, _operand(c, 0), _operand(c, 1))
+
+
+@converts(Add, key=_elementwise_key)
 def _add(c):
-    a, b = c.cast_input(0), c.cast_input(1)
+    a, b = _operand(c, 0), _operand(c, 1)
     alpha = c.params.get("alpha", 1)
     if alpha == 1:
         return c.node("Add", a, b)
@@ -79,19 +112,19 @@ def _scale(c):
     return c.node("Div" if c.params["divide"] else "Mul", c.cast_input(0), c.scalar(c.params["factor"]))
 
 
-@converts(Pow)
+@converts(Pow, key=_elementwise_key)
 def _pow(c):
-    return c.node("Pow", c.cast_input(0), c.cast_input(1))
+    return c.node("Pow", _operand(c, 0), _operand(c, 1))
 
 
-@converts(Maximum)
+@converts(Maximum, key=_elementwise_key)
 def _maximum(c):
-    return c.node("Max" if c.params["take_max"] else "Min", c.cast_input(0), c.cast_input(1))
+    return c.node("Max" if c.params["take_max"] else "Min", _operand(c, 0), _operand(c, 1))
 
 
-@converts(Where)
+@converts(Where, key=_elementwise_key)
 def _where(c):
-    return c.node("Where", c.value(c.params["condition"]), c.cast_input(0), c.cast_input(1))
+    return c.node("Where", c.value(c.params["condition"]), _operand(c, 0), _operand(c, 1))
 
 
 @converts(Log1p)
@@ -249,13 +282,14 @@ def _follows_input(c, name, d, xd):
 
 
 def _proportional(c, name, d, symbols):
-    """Target dim d as coefficient * (the product of the sizes of `symbols`), from Shape nodes."""
+    """Target dim d as coefficient * (the product of the sizes of `symbols`), from Shape nodes; checked
+    against the traces where each of `symbols` was doubled."""
     base = c.params[name][d]
     sizes = {s: c.symbol_size(s) for s in symbols}
     denominator = math.prod(sizes.values())
     proportional = denominator and base % denominator == 0
     for symbol, variant in c.variants:
-        if symbol in symbols and variant.params[name][d] * sizes[symbol] != base * variant_size(c, symbol, variant):
+        if symbol in symbols and variant.params[name][d] != 2 * base:
             proportional = False
     if not proportional:
         raise OnnxExporterError(f"dim {d} of the {c.op_name} target {list(c.params[name])} (in module "
@@ -269,11 +303,6 @@ def _proportional(c, name, d, symbols):
     return out if coefficient == 1 else c.node("Mul", out, c.ints([coefficient]))
 
 
-def variant_size(c, symbol, variant):
-    ref, axis = c.graph.symbols[symbol]
-    return 2 * ref.shape[axis]
-
-
 def _shape_tensor(c, name, expand):
     """The param `name` (a target shape) as an int64 tensor: constant dims as they are, dims that
     follow dynamic axes computed at run time (0 = copy the input's dim for Reshape, 1 = keep the
@@ -281,7 +310,7 @@ def _shape_tensor(c, name, expand):
     target = tuple(int(v) for v in c.params[name])
     changed = _dynamic_dims(c, name, target)
     if not any(changed):
-        return c.ints(target), False
+        return c.ints(target)
     zero = 0 in target
     pieces, rest = list(target), []
     offset = len(target) - len(c.shape(0))
@@ -310,20 +339,20 @@ def _shape_tensor(c, name, expand):
             run.append(p)
     if run:
         parts.append(c.ints(run))
-    return (parts[0] if len(parts) == 1 else c.node("Concat", *parts, axis=0)), zero
+    return parts[0] if len(parts) == 1 else c.node("Concat", *parts, axis=0)
 
 
 @converts(Reshape, key=_key_without("shape"))
 def _reshape(c):
-    target, zero = _shape_tensor(c, "shape", expand=False)
-    if 0 in c.params["shape"]:
+    target = _shape_tensor(c, "shape", expand=False)
+    if 0 in c.params["shape"]:  # a zero-size dim, not ONNX's "copy the input's dim"
         return c.node("Reshape", c.input(0), target, allowzero=1)
     return c.node("Reshape", c.input(0), target)
 
 
 @converts(Expand, key=_key_without("shape"))
 def _expand(c):
-    return c.node("Expand", c.input(0), _shape_tensor(c, "shape", expand=True)[0])
+    return c.node("Expand", c.input(0), _shape_tensor(c, "shape", expand=True))
 
 
 @converts(Permute)
