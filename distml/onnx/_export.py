@@ -34,7 +34,6 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
     """
     try:
         import onnx
-        from onnx import helper, numpy_helper
     except ImportError as error:
         raise ImportError("distml.onnx.export needs the onnx package (pip install onnx)") from error
     if dynamo:
@@ -86,26 +85,40 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         _compare(calls, outputs, variant_calls, variant_outputs, needed,
                  f"the input values or the size of dynamic axis '{symbol}'", symbol)
 
-    graph = Graph(opset, do_constant_folding)
     out_names = _output_names(output_names, len(outputs))
     for name in axes:
         if name not in names and name not in out_names:
             warnings.warn(f"Provided key {name} for dynamic axes is not a valid input/output name")
+    graph = Graph(opset, do_constant_folding)
     graph.taken.update(out_names)
     for (_, ref), name in zip(base_inputs, names):
         graph.add_input(ref, name)
     graph.symbols = {s: (base_inputs[i][1], axis) for s, (i, axis) in symbols.items()}
+    _convert(graph, calls, needed, variants)
+    onnx_model = _model_proto(graph, outputs, out_names, axes)
+    if verbose:
+        print(onnx.helper.printable_graph(onnx_model.graph))
+    _write(onnx_model.SerializeToString(), f)
+
+
+def _convert(graph, calls, needed, variants):
+    """Each needed call through its converter (with constant folding, only those that depend on an input)."""
     index = {id(call): k for k, call in enumerate(calls)}
     for call in needed:
-        if do_constant_folding and not call.outputs[0].dynamic:
+        if graph.fold and not call.outputs[0].dynamic:
             continue
         convert, _ = _ops.CONVERTERS[call.op]
         k = index[id(call)]
         results = convert(Context(graph, call, [(s, v[0][k]) for s, v in variants.items()]))
-        results = results if isinstance(results, list) else [results]
-        for ref, name in zip(call.outputs, results):
+        for ref, name in zip(call.outputs, results if isinstance(results, list) else [results]):
             graph.names[id(ref)] = name
 
+
+def _model_proto(graph, outputs, out_names, axes):
+    """The ModelProto: the graph's outputs renamed (or an Identity where a value cannot be renamed),
+    inputs and outputs with dim_params for dynamic dims."""
+    from onnx import helper, numpy_helper
+    from distml import __version__
     rename, produced = {}, {o for node in graph.nodes for o in node[2]}
     for ref, name in zip(outputs, out_names):
         source = graph.value(ref, "output")
@@ -114,15 +127,16 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         else:
             graph.nodes.append(("Identity", [rename.get(source, source)], [name], graph.unique("/Identity"), {}))
 
-    def value_info(name, ref, declared):
-        dims = []
+    def value_info(name, ref):
+        declared, dims = axes.get(name, {}), []
         for d, size in enumerate(ref.shape):
+            symbols = ref.symbols[d]
             if d in declared:
                 dims.append(declared[d])
-            elif ref.symbols[d]:
-                (s,) = ref.symbols[d] if len(ref.symbols[d]) == 1 else (None,)
-                dims.append(s if s is not None and size == graph.symbols[s][0].shape[graph.symbols[s][1]]
-                            else f"{name}_dim_{d}")
+            elif len(symbols) == 1 and size == graph.symbol_size(min(symbols)):
+                dims.append(min(symbols))  # the size of that dynamic axis itself
+            elif symbols:
+                dims.append(f"{name}_dim_{d}")
             else:
                 dims.append(int(size))
         return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(ref.dtype), dims)
@@ -130,18 +144,13 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
     nodes = [helper.make_node(op, [rename.get(i, i) for i in ins], [rename.get(o, o) for o in outs], name=name,
                               **attributes) for op, ins, outs, name, attributes in graph.nodes]
     onnx_graph = helper.make_graph(
-        nodes, "main_graph",
-        [value_info(name, ref, axes.get(name, {})) for name, ref in graph.inputs],
-        [value_info(name, ref, axes.get(name, {})) for name, ref in zip(out_names, outputs)],
+        nodes, "main_graph", [value_info(name, ref) for name, ref in graph.inputs],
+        [value_info(name, ref) for name, ref in zip(out_names, outputs)],
         initializer=[numpy_helper.from_array(np.asarray(a, order="C"), name) for name, a in graph.initializers.items()])
-    from distml import __version__
-    opsets = [helper.make_opsetid("", opset)]
-    onnx_model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="distml",
-                                   producer_version=__version__)
-    onnx_model.ir_version = helper.find_min_ir_version_for(opsets)
-    if verbose:
-        print(onnx.helper.printable_graph(onnx_model.graph))
-    _write(onnx_model.SerializeToString(), f)
+    opsets = [helper.make_opsetid("", graph.opset)]
+    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="distml", producer_version=__version__)
+    model.ir_version = helper.find_min_ir_version_for(opsets)
+    return model
 
 
 def _split_args(args, kwargs):

@@ -63,6 +63,11 @@ class Graph:
             return name
         raise OnnxExporterError(f"internal error: {ref} was used before the op that makes it was converted")
 
+    def symbol_size(self, symbol):
+        """The size a dynamic axis had in the example input."""
+        ref, axis = self.symbols[symbol]
+        return ref.shape[axis]
+
     def symbol_value(self, symbol):
         """The runtime size of a dynamic axis, as a 1-D int64 tensor of one element."""
         if symbol not in self.symbol_values:
@@ -146,7 +151,3 @@ class Context:
         if as_input:
             return self.node(op_type, x, self.ints(axes), keepdims=int(keepdims))
         return self.node(op_type, x, axes=axes, keepdims=int(keepdims))
-
-    def symbol_size(self, symbol):
-        ref, axis = self.graph.symbols[symbol]
-        return ref.shape[axis]

@@ -170,7 +170,8 @@ def _gelu(c):
         return c.node("Gelu", x, approximate=approximate)
     if approximate == "tanh":
         cube = c.node("Mul", c.node("Mul", x, x), x)
-        inner = c.node("Mul", c.node("Add", x, c.node("Mul", cube, c.scalar(0.044715))), c.scalar(math.sqrt(2 / math.pi)))
+        inner = c.node("Add", x, c.node("Mul", cube, c.scalar(0.044715)))
+        inner = c.node("Mul", inner, c.scalar(math.sqrt(2 / math.pi)))
         phi = c.node("Add", c.node("Tanh", inner), c.scalar(1))
     else:
         phi = c.node("Add", c.node("Erf", c.node("Mul", x, c.scalar(1 / math.sqrt(2)))), c.scalar(1))
@@ -285,7 +286,7 @@ def _proportional(c, name, d, symbols):
     """Target dim d as coefficient * (the product of the sizes of `symbols`), from Shape nodes; checked
     against the traces where each of `symbols` was doubled."""
     base = c.params[name][d]
-    sizes = {s: c.symbol_size(s) for s in symbols}
+    sizes = {s: c.graph.symbol_size(s) for s in symbols}
     denominator = math.prod(sizes.values())
     proportional = denominator and base % denominator == 0
     for symbol, variant in c.variants:

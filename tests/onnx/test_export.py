@@ -183,20 +183,50 @@ class Mixed(nn.Module):
         h = F.gelu(h) + F.silu(h) + F.leaky_relu(h, 0.1) + F.elu(h)
         h = distml.maximum(h, distml.zeros(8)) + h.transpose(1, 2).permute(0, 2, 1)
         first, second = h.chunk(2, dim=-1)
-        out = distml.stack([first, second], dim=1).sum(1) + h[..., 0:1].log_softmax(-1) + h.softmax(-1)[:, :, 2:6].mean(-1, keepdim=True)
+        h = h + F.gelu(h, approximate="tanh") + F.softplus(h) + F.hardtanh(h) + (h * h).log1p() / (h.abs() + 1)
+        out = distml.stack([first, second], dim=1).sum(1) + h[..., 0:1].log_softmax(-1)
+        out = out + h.softmax(-1)[:, :, 2:6].mean(-1, keepdim=True) + F.layer_norm(h, (8,))[..., :4]
         return out.flatten(1), h[:, -1].amax(-1)
 
 
-def test_embedding_concat_slicing_and_elementwise_math(tmp_path):
+@pytest.mark.parametrize("opset", [13, 20])
+def test_embedding_concat_slicing_and_elementwise_math(tmp_path, opset):
     distml.manual_seed(0)
     model = Mixed().eval()
     tokens = distml.randint(0, 20, (3, 5))
     proto, session = export(model, (tokens, distml.randn(3, 8)), tmp_path, input_names=["tokens", "x"],
-                            output_names=["features", "peak"],
+                            output_names=["features", "peak"], opset_version=opset,
                             dynamic_axes={"tokens": {0: "n"}, "x": {0: "n"}})
+    assert [o.name for o in proto.graph.output] == ["features", "peak"]
     assert {"Gather", "Concat", "Slice", "Unsqueeze"} <= {n.op_type for n in proto.graph.node}
     assert_runs_like(session, model, tokens, distml.randn(3, 8))
     assert_runs_like(session, model, distml.randint(0, 20, (6, 5)), distml.randn(6, 8))
+
+
+class Windows(nn.Module):
+    """Convolutions and pools with strides, asymmetric ('same', even kernel) padding, ceil mode, and
+    adaptive and transposed forms."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.same = nn.Conv2d(4, 4, 4, padding="same", bias=False)
+        self.up = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
+        self.groups = nn.GroupNorm(2, 4)
+
+    def forward(self, x):
+        h = self.groups(self.same(self.down(x)))
+        pooled = F.max_pool2d(h, 3, 2, ceil_mode=True) + F.avg_pool2d(h, 3, 2, padding=1)[..., :4, :4]
+        return self.up(h), F.adaptive_avg_pool2d(pooled, (2, 2)), F.avg_pool2d(h, 2)
+
+
+def test_conv_and_pool_geometry(tmp_path):
+    distml.manual_seed(0)
+    model = Windows().eval()
+    x = distml.randn(2, 3, 15, 15)
+    proto, session = export(model, (x,), tmp_path)
+    assert {"Conv", "ConvTranspose", "MaxPool", "AveragePool"} <= {n.op_type for n in proto.graph.node}
+    assert_runs_like(session, model, x)
 
 
 def test_export_params_false_and_no_constant_folding(tmp_path):
@@ -223,6 +253,23 @@ def test_unsupported_op_names_op_and_module():
     model = nn.Sequential(nn.Linear(4, 4), Distances())
     with pytest.raises(UnsupportedOperatorError, match=r"'Cdist' \(in module '1'\) to ONNX opset version 20"):
         distml.onnx.export(model, (distml.randn(3, 4),), io.BytesIO())
+
+
+def test_unavailable_outputs_and_untraced_writes_raise():
+    class Indices(nn.Module):
+        def forward(self, x):
+            return F.max_pool2d(x, 2, return_indices=True)[1].float()
+
+    class Overwrite(nn.Module):
+        def forward(self, x):
+            y = x * 2
+            y[0] = 0  # without autograd this writes the array directly: no op records it
+            return y + 1
+
+    with pytest.raises(UnsupportedOperatorError, match="indices of max_pool2d"):
+        distml.onnx.export(Indices(), (distml.randn(1, 1, 4, 4),), io.BytesIO())
+    with pytest.raises(OnnxExporterError, match="written in place outside distml's traced ops"):
+        distml.onnx.export(Overwrite(), (distml.randn(2, 3),), io.BytesIO())
 
 
 def test_values_the_trace_cannot_follow_raise():
