@@ -36,6 +36,9 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         import onnx
     except ImportError as error:
         raise ImportError("distml.onnx.export needs the onnx package (pip install onnx)") from error
+    from distml.nn import Module
+    if not isinstance(model, Module):
+        raise TypeError(f"distml.onnx.export expects a distml.nn.Module, got {type(model).__name__}")
     if dynamo:
         raise NotImplementedError("distml.onnx.export(dynamo=True) (the torch.export-based exporter returning an "
                                   "ONNXProgram) is not supported; distml traces the model as the TorchScript "
@@ -85,6 +88,10 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         _compare(calls, outputs, variant_calls, variant_outputs, needed,
                  f"the input values or the size of dynamic axis '{symbol}'", symbol)
 
+    for call in needed:  # what follows a dynamic axis (a zeros(batch, n) state) cannot be folded to a constant
+        if any(r.dynamic or any(r.symbols) for r in call.refs() + call.outputs):
+            for ref in call.outputs:
+                ref.dynamic = True
     out_names = _output_names(output_names, len(outputs))
     for name in axes:
         if name not in names and name not in out_names:
@@ -289,8 +296,18 @@ def _compare(calls, outputs, other_calls, other_outputs, needed, change, symbol)
                 + ("export with that axis static" if symbol else "they must not depend on the input values"))
         if symbol is not None:
             _mark(a.outputs, b.outputs, symbol)
+            constants = [(x, y) for x, y in zip(a.refs(), b.refs()) if x.kind == "const" and x.shape != y.shape]
+            if any(2 * p != q for x, y in constants for p, q in zip(x.shape, y.shape) if p != q):
+                raise OnnxExporterError(f"a constant input of {where(a)} changes shape with {change} other than in "
+                                        "proportion to it; export with that axis static")
+            _mark([x for x, _ in constants], [y for _, y in constants], symbol)
         elif any(x.shape != y.shape for x, y in zip(a.outputs, b.outputs)):
             raise OnnxExporterError(f"the output shape of {where(a)} depends on {change}")
+    for a, b in zip(outputs, other_outputs):
+        if a.kind == "const" and not a == b:
+            raise OnnxExporterError(f"an output of the model depends on {change}, but no traced op made it (it was "
+                                    "computed outside distml's primitives: a comparison, argmax, ...), so the graph "
+                                    "would return a constant")
     if symbol is not None:
         _mark(outputs, other_outputs, symbol)
 

@@ -1,5 +1,7 @@
 """The ONNX graph being built: nodes, initializers, graph inputs, and the names of traced values;
 `Context` is what one converter sees of it (its call, and the same call in the other traces)."""
+import math
+
 import numpy as np
 
 from distml.onnx.errors import OnnxExporterError, UnsupportedOperatorError
@@ -58,6 +60,11 @@ class Graph:
                 self.initializers[ref.name] = ref.value
                 self.names[id(ref)] = ref.name
             return ref.name
+        if ref.kind == "const" and any(ref.symbols):  # one repeated value, in a shape that follows dynamic axes
+            scalar = self.constant(ref.value.reshape(-1)[0])
+            shape = self.shape_tensor([sorted(s) or size for size, s in zip(ref.shape, ref.symbols)], ref.shape)
+            name = self.names[id(ref)] = self.node("Expand", [scalar, shape])[0]
+            return name
         if ref.kind == "const" or (self.fold and not ref.dynamic):
             name = self.names[id(ref)] = self.constant(ref.value)
             return name
@@ -67,6 +74,37 @@ class Graph:
         """The size a dynamic axis had in the example input."""
         ref, axis = self.symbols[symbol]
         return ref.shape[axis]
+
+    def dim_value(self, size, symbols, what):
+        """A dim of `size` in the example that scales with the dynamic axes `symbols`: their runtime
+        sizes times size / (their example sizes), as a 1-D int64 tensor."""
+        denominator = math.prod(self.symbol_size(s) for s in symbols)
+        if not denominator or size % denominator:
+            raise OnnxExporterError(f"{what} changes with dynamic axes {sorted(symbols)} in a way distml cannot "
+                                    "express from the input shapes")
+        out = None
+        for s in sorted(symbols):
+            value = self.symbol_value(s)
+            out = value if out is None else self.node("Mul", [out, value])[0]
+        if size != denominator:
+            out = self.node("Mul", [out, self.constant(np.array([size // denominator], np.int64))])[0]
+        return out
+
+    def shape_tensor(self, dims, shape):
+        """An int64 shape from dims that are ints (kept), ONNX names (used), or lists of dynamic axes
+        (dim_value of that dim of `shape`)."""
+        parts, run = [], []
+        for d, dim in enumerate(dims):
+            if isinstance(dim, (int, np.integer)):
+                run.append(int(dim))
+                continue
+            if run:
+                parts.append(self.constant(np.array(run, np.int64)))
+                run = []
+            parts.append(dim if isinstance(dim, str) else self.dim_value(shape[d], dim, f"dim {d} of {list(shape)}"))
+        if run:
+            parts.append(self.constant(np.array(run, np.int64)))
+        return parts[0] if len(parts) == 1 else self.node("Concat", parts, axis=0)[0]
 
     def symbol_value(self, symbol):
         """The runtime size of a dynamic axis, as a 1-D int64 tensor of one element."""

@@ -18,7 +18,7 @@ from distml.ops.conv import Conv2d, ConvTranspose2d
 from distml.ops.convert import Cast, Clone, ToDevice
 from distml.ops.elementwise import (Abs, Add, Clamp, Cos, Div, Exp, Log, Log1p, Maximum, Mul, Neg, Pow, Relu, Scale,
                                     Sigmoid, Sign, Sin, Sqrt, Tanh, Where)
-from distml.ops.index import Gather, GetItem, Scatter
+from distml.ops.index import Gather, GetItem, IndexPut, Scatter
 from distml.ops.linalg import Einsum, MatMul
 from distml.ops.linear import Embedding, Linear
 from distml.ops.math import Binary, Rounding, Unary
@@ -227,9 +227,9 @@ def _rounding(c):
     if op == "trunc":
         return c.node("Mul", c.node("Sign", x), c.node("Floor", c.node("Abs", x)))
     if op == "round":
-        scale = c.scalar(10.0 ** c.params["decimals"])
         if c.params["decimals"] == 0:
             return c.node("Round", x)
+        scale = c.scalar(10.0 ** c.params["decimals"])
         return c.node("Div", c.node("Round", c.node("Mul", x, scale)), scale)
     raise c.unsupported(f"the rounding '{op}' has no ONNX form in distml")
 
@@ -241,9 +241,27 @@ def _binary(c):
         return c.node("Mod", a, b, fmod=1)
     if op == "hypot":
         return c.node("Sqrt", c.node("Add", c.node("Mul", a, a), c.node("Mul", b, b)))
-    if op == "logaddexp":
+    if op in ("logaddexp", "logaddexp2"):  # max + log(1 + exp(-|a - b|)), in base 2 for logaddexp2
         gap = c.node("Neg", c.node("Abs", c.node("Sub", a, b)))
-        return c.node("Add", c.node("Max", a, b), c.node("Log", c.node("Add", c.scalar(1), c.node("Exp", gap))))
+        if op == "logaddexp":
+            return c.node("Add", c.node("Max", a, b), c.node("Log", c.node("Add", c.scalar(1), c.node("Exp", gap))))
+        log2 = c.scalar(math.log(2))
+        rest = c.node("Log", c.node("Add", c.scalar(1), c.node("Pow", c.scalar(2), gap)))
+        return c.node("Add", c.node("Max", a, b), c.node("Div", rest, log2))
+    if op == "atan2":  # atan(a / b) moved to the quadrant of (b, a)
+        zero, pi = c.scalar(0), c.scalar(math.pi)
+        base = c.node("Atan", c.node("Div", a, b))
+        turn = c.node("Where", c.node("Less", a, zero), c.node("Neg", pi), pi)
+        axis = c.node("Mul", c.node("Sign", a), c.scalar(math.pi / 2))
+        left = c.node("Where", c.node("Less", b, zero), c.node("Add", base, turn), axis)
+        return c.node("Where", c.node("Greater", b, zero), base, left)
+    if op in ("fmax", "fmin"):  # NaN loses
+        best = c.node("Max" if op == "fmax" else "Min", a, b)
+        return c.node("Where", c.node("IsNaN", a), b, c.node("Where", c.node("IsNaN", b), a, best))
+    if op == "xlogy":  # 0 where a == 0 (unless b is NaN)
+        product = c.node("Mul", a, c.node("Log", b))
+        at_zero = c.node("Where", c.node("IsNaN", b), b, c.scalar(0))
+        return c.node("Where", c.node("Equal", a, c.scalar(0)), at_zero, product)
     raise c.unsupported(f"the function '{op}' has no ONNX form in distml")
 
 
@@ -283,25 +301,13 @@ def _follows_input(c, name, d, xd):
 
 
 def _proportional(c, name, d, symbols):
-    """Target dim d as coefficient * (the product of the sizes of `symbols`), from Shape nodes; checked
-    against the traces where each of `symbols` was doubled."""
-    base = c.params[name][d]
-    sizes = {s: c.graph.symbol_size(s) for s in symbols}
-    denominator = math.prod(sizes.values())
-    proportional = denominator and base % denominator == 0
+    """Target dim d, which doubles with each of `symbols`, from the inputs' Shape at run time."""
+    what = f"dim {d} of the {c.op_name} target {list(c.params[name])} (in module '{c.call.module}')"
     for symbol, variant in c.variants:
-        if symbol in symbols and variant.params[name][d] != 2 * base:
-            proportional = False
-    if not proportional:
-        raise OnnxExporterError(f"dim {d} of the {c.op_name} target {list(c.params[name])} (in module "
-                                f"'{c.call.module}') changes with dynamic axes {sorted(symbols)} in a way distml "
-                                "cannot express from the input shapes")
-    out = None
-    for s in sorted(symbols):
-        value = c.graph.symbol_value(s)
-        out = value if out is None else c.node("Mul", out, value)
-    coefficient = base // denominator
-    return out if coefficient == 1 else c.node("Mul", out, c.ints([coefficient]))
+        if symbol in symbols and variant.params[name][d] != 2 * c.params[name][d]:
+            raise OnnxExporterError(f"{what} changes with dynamic axis '{symbol}' in a way distml cannot express "
+                                    "from the input shapes")
+    return c.graph.dim_value(c.params[name][d], symbols, what)
 
 
 def _shape_tensor(c, name, expand):
@@ -329,18 +335,7 @@ def _shape_tensor(c, name, expand):
     else:
         for d in rest:
             pieces[d] = _proportional(c, name, d, changed[d])
-    parts, run = [], []
-    for p in pieces:
-        if isinstance(p, str):
-            if run:
-                parts.append(c.ints(run))
-                run = []
-            parts.append(p)
-        else:
-            run.append(p)
-    if run:
-        parts.append(c.ints(run))
-    return parts[0] if len(parts) == 1 else c.node("Concat", *parts, axis=0)
+    return c.graph.shape_tensor(pieces, target)
 
 
 @converts(Reshape, key=_key_without("shape"))
@@ -373,40 +368,65 @@ def _cat(c):
     return c.node("Concat", *(c.cast_input(i) for i in range(len(c.call.inputs))), axis=int(c.params["dim"]))
 
 
-@converts(Split)
+def _index_parts(index):
+    return list(index) if isinstance(index, tuple) else [index]
+
+
+def _index_key(index):
+    """An index with its slices' bounds left out (they may follow dynamic axes: _bound checks them)."""
+    return [("slice", p.step) if isinstance(p, slice) else p for p in _index_parts(index)]
+
+
+def _bound(c, value, default, others, what):
+    """A slice bound as a 1-D int64 piece: constant, or doubling with dynamic axes (split sizes along a
+    dynamic batch) and then computed from the inputs' Shape."""
+    value = default if value is None else int(value)
+    symbols = {s for s, other in others if (default if other is None else int(other)) != value}
+    if not symbols:
+        return value
+    if any((default if other is None else int(other)) != 2 * value for s, other in others if s in symbols):
+        raise OnnxExporterError(f"{what} changes with dynamic axes {sorted(symbols)} in a way distml cannot "
+                                "express from the input shapes")
+    return c.graph.dim_value(value, symbols, what)
+
+
+@converts(Split, key=lambda call: (call.inputs, [_index_key(k) for k in call.params["keys"]]))
 def _split(c):
     x = c.input(0)
-    return [_basic_index(c, x, len(c.shape(0)), key) for key in c.params["keys"]]
+    return [_basic_index(c, x, len(c.shape(0)), key, [(s, v.params["keys"][j]) for s, v in c.variants])
+            for j, key in enumerate(c.params["keys"])]
 
 
 # ---- indexing ----
 
-def _basic_index(c, x, ndim, index):
-    """x[index] for ints, slices, None, Ellipsis and at most one integer tensor (with slices only)."""
-    parts = list(index) if isinstance(index, tuple) else [index]
+def _basic_index(c, x, ndim, index, variants):
+    """x[index] for ints, slices, None, Ellipsis and at most one integer tensor (with slices only);
+    `variants`: (dynamic axis, the same index in the trace where it was doubled)."""
+    parts = _index_parts(index)
     is_tensor = [hasattr(p, "kind") for p in parts]
     if any(t and p.dtype == np.bool_ for p, t in zip(parts, is_tensor)):
         raise c.unsupported("indexing with a boolean mask gives a data-dependent shape")
     used = sum(1 for p in parts if p is not None and p is not Ellipsis)
     ellipsis = [i for i, p in enumerate(parts) if p is Ellipsis]
-    if ellipsis:
-        parts[ellipsis[0]:ellipsis[0] + 1] = [slice(None)] * (ndim - used)
-    else:
-        parts += [slice(None)] * (ndim - used)
     tensors = sum(is_tensor)
     if tensors > 1 or (tensors and any(p is None or (not hasattr(p, "kind") and isinstance(p, (int, np.integer)))
                                        for p in parts)):
         raise c.unsupported("only one tensor index, combined with slices only, is supported")
     starts, ends, axes, steps, gathers, nones = [], [], [], [], [], []
     dim = position = 0
-    for p in parts:
-        if p is None:
+    for k, p in enumerate(parts):
+        if p is Ellipsis:
+            dim += ndim - used
+            position += ndim - used
+        elif p is None:
             nones.append(position)
             position += 1
         elif isinstance(p, slice):
             if p != slice(None):
-                starts.append(0 if p.start is None else int(p.start))
-                ends.append(INT64_MAX if p.stop is None else int(p.stop))
+                others = [(s, _index_parts(v)[k]) for s, v in variants]
+                what = f"the slice {p} (of {c.op_name} in module '{c.call.module}')"
+                starts.append(_bound(c, p.start, 0, [(s, o.start) for s, o in others], what))
+                ends.append(_bound(c, p.stop, INT64_MAX, [(s, o.stop) for s, o in others], what))
                 axes.append(dim)
                 steps.append(1 if p.step is None else int(p.step))
             dim += 1
@@ -420,7 +440,8 @@ def _basic_index(c, x, ndim, index):
             dim += 1
     out = x
     if axes:
-        out = c.node("Slice", out, c.ints(starts), c.ints(ends), c.ints(axes), c.ints(steps))
+        out = c.node("Slice", out, c.graph.shape_tensor(starts, starts), c.graph.shape_tensor(ends, ends),
+                     c.ints(axes), c.ints(steps))
     for d, indices in reversed(gathers):
         out = c.node("Gather", out, indices, axis=d)
     if nones:
@@ -430,9 +451,32 @@ def _basic_index(c, x, ndim, index):
     return out
 
 
-@converts(GetItem)
+@converts(GetItem, key=lambda call: (call.inputs, _index_key(call.params["index"])))
 def _getitem(c):
-    return _basic_index(c, c.input(0), len(c.shape(0)), c.params["index"])
+    return _basic_index(c, c.input(0), len(c.shape(0)), c.params["index"],
+                        [(s, v.params["index"]) for s, v in c.variants])
+
+
+@converts(IndexPut)
+def _index_put(c):
+    """x with x[index] = value as ScatterND at the (constant) positions the index picks."""
+    index = c.params["index"]
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(hasattr(p, "kind") and p.kind != "const" for p in parts):
+        raise c.unsupported("writing at positions given by a traced tensor")
+    numpy_index = tuple(p.value if hasattr(p, "kind") else p for p in parts)
+    shape = c.shape(0)
+    positions = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)[numpy_index]
+    if positions.size == 0:
+        return c.node("Identity", c.input(0))
+    if np.unique(positions).size != positions.size:
+        raise c.unsupported("writing at repeated positions")
+    value, region = c.cast_input(1, c.ref(0).dtype), positions.shape
+    value_shape = getattr(c.ref(1), "shape", ())
+    if len(value_shape) > len(region):  # numpy drops the value's leading 1s
+        value = c.node("Reshape", value, c.ints(value_shape[len(value_shape) - len(region):]))
+    indices = np.stack(np.unravel_index(positions, shape), axis=-1)
+    return c.node("ScatterND", c.input(0), c.const(indices), c.node("Expand", value, c.ints(region)))
 
 
 def _leading_block(c, name, shape, block, dim=None):

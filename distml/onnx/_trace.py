@@ -38,13 +38,26 @@ class Ref:
         self.symbols = tuple(frozenset() for _ in self.shape)
 
     def __eq__(self, other):
+        """Values: the same name. Constants: the same values, or, for constants of one repeated value
+        (`zeros(batch, n)`), the same value and rank (their shapes may follow dynamic axes)."""
         if not isinstance(other, Ref) or self.kind != other.kind:
             return False
         if self.kind != "const":
             return self.name == other.name
-        nan = self.dtype.kind in "fc"
-        return (self.shape == other.shape and self.dtype == other.dtype
-                and bool(np.array_equal(self.value, other.value, equal_nan=nan)))
+        if self.dtype != other.dtype or len(self.shape) != len(other.shape):
+            return False
+        if self.shape != other.shape:
+            fill = self.fill()
+            return fill is not None and fill == other.fill()
+        return bool(np.array_equal(self.value, other.value, equal_nan=self.dtype.kind in "fc"))
+
+    def fill(self):
+        """The bytes of the one value a constant repeats (None when it holds several, or none)."""
+        flat = self.value.reshape(-1)
+        if not flat.size or not np.array_equal(flat, np.broadcast_to(flat[:1], flat.shape),
+                                               equal_nan=self.dtype.kind in "fc"):
+            return None
+        return flat[:1].tobytes()
 
     __hash__ = None
 

@@ -32,11 +32,19 @@ def assert_runs_like(session, model, *inputs, **kw_inputs):
     got = session.run(None, dict(zip(names, arrays)))
     with distml.no_grad():
         expected = model(*inputs, **kw_inputs)
-    expected = expected if isinstance(expected, tuple) else (expected,)
+    expected = list(_flat(expected))
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert g.shape == tuple(e.shape)
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _flat(out):
+    if isinstance(out, (tuple, list)):
+        for x in out:
+            yield from _flat(x)
+    else:
+        yield out
 
 
 class MLP(nn.Module):
@@ -203,6 +211,31 @@ def test_embedding_concat_slicing_and_elementwise_math(tmp_path, opset):
     assert_runs_like(session, model, distml.randint(0, 20, (6, 5)), distml.randn(6, 8))
 
 
+class Padded(nn.Module):
+    """Constant padding (a write into a filled tensor: IndexPut), reflection, and math.py's binary functions."""
+
+    def forward(self, x, y):
+        h = F.pad(x, (1, 2), value=3.0) + F.pad(y, (1, 2), mode="reflect")
+        return h, F.pad(x, (0, 1, 2, 0)), distml.atan2(x, y) + distml.fmax(x, y) + distml.fmin(x, y) + distml.logaddexp(x, y) \
+            + distml.logaddexp2(x, y) + distml.hypot(x, y) + distml.xlogy(x.abs(), y.abs() + 1) + distml.fmod(x, 0.7)
+
+
+def test_padding_and_binary_math(tmp_path):
+    x = distml.tensor([[1., -1, 0, 0, -2, 2, 3, 0.5], [0.25, -4, 1, 5, -0.5, 0, 2, -3]])
+    y = distml.tensor([[0., 0, 1, -1, -2, -3, 0.5, 4], [1, 2, -1, 0, 3, -2, -0.5, 0.1]])
+    _, session = export(Padded(), (x, y), tmp_path)
+    assert_runs_like(session, Padded(), x, y)
+
+
+def test_lstm_unrolled(tmp_path):
+    distml.manual_seed(0)
+    model = nn.LSTM(8, 6, num_layers=2, batch_first=True).eval()
+    x = distml.randn(2, 5, 8)
+    _, session = export(model, (x,), tmp_path, input_names=["x"], output_names=["out", "h", "c"],
+                        dynamic_axes={"x": {0: "batch"}})
+    assert_runs_like(session, model, distml.randn(3, 5, 8))
+
+
 class Windows(nn.Module):
     """Convolutions and pools with strides, asymmetric ('same', even kernel) padding, ceil mode, and
     adaptive and transposed forms."""
@@ -281,8 +314,14 @@ def test_values_the_trace_cannot_follow_raise():
         def forward(self, x):  # the mean divides by the batch size, which a dynamic batch changes
             return x - x.mean(0)
 
+    class Winner(nn.Module):
+        def forward(self, x):  # argmax is not a traced primitive either
+            return x.argmax(1)
+
     with pytest.raises(OnnxExporterError, match="Where depends on the input values"):
         distml.onnx.export(Positive(), (distml.randn(3, 4),), io.BytesIO())
+    with pytest.raises(OnnxExporterError, match="an output of the model depends on the input values"):
+        distml.onnx.export(Winner(), (distml.arange(12.0).reshape(3, 4),), io.BytesIO())
     distml.onnx.export(Centre(), (distml.randn(3, 4),), io.BytesIO())
     with pytest.raises(OnnxExporterError, match="Scale depends on the input values or the size of dynamic axis .b."):
         distml.onnx.export(Centre(), (distml.randn(3, 4),), io.BytesIO(), dynamic_axes={"x": {0: "b"}})
