@@ -105,6 +105,9 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
     onnx_model = _model_proto(graph, outputs, out_names, axes)
     if verbose:
         print(onnx.helper.printable_graph(onnx_model.graph))
+    if onnx_model.ByteSize() >= 2 ** 31:
+        raise OnnxExporterError("the model is larger than 2 GiB, the most one ONNX protobuf holds; distml.onnx.export "
+                                "does not write external data files")
     _write(onnx_model.SerializeToString(), f)
 
 

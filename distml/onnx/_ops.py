@@ -52,36 +52,6 @@ def _key_without(*names):
 
 # ---- elementwise ----
 
-def _fill(call, i):
-    """The one value of input i when it is a constant repeating one value whose shape the other operands
-    already broadcast to (`zeros(mask.shape).masked_fill(mask, v)`): a scalar then gives the same result,
-    whatever the dynamic sizes. None otherwise."""
-    ref = call.inputs[i]
-    if not (hasattr(ref, "kind") and ref.kind == "const" and ref.shape and ref.value.size):
-        return None
-    flat = ref.value.reshape(-1)
-    if not np.array_equal(flat, np.broadcast_to(flat[:1], flat.shape), equal_nan=ref.dtype.kind in "fc"):
-        return None
-    others = [r.shape for j, r in enumerate(call.inputs) if j != i and hasattr(r, "kind")]
-    if "condition" in call.params:
-        others.append(call.params["condition"].shape)
-    if not others or np.broadcast_shapes(*others) != call.outputs[0].shape:
-        return None
-    return flat[0]
-
-
-def _elementwise_key(call):
-    fills = [_fill(call, i) for i in range(len(call.inputs))]
-    return ([r if v is None else ("fill", r.dtype, np.asarray(v).tobytes()) for r, v in zip(call.inputs, fills)],
-            call.params)
-
-
-def _operand(c, i):
-    """Input i in the output's dtype, as a scalar when it is a repeated constant (_fill)."""
-    value = _fill(c.call, i)
-    return c.cast_input(i) if value is None else c.scalar(value)
-
-
 _SAME_NAME = {Neg: "Neg", Exp: "Exp", Log: "Log", Sqrt: "Sqrt", Abs: "Abs", Sign: "Sign", Sin: "Sin", Cos: "Cos",
               Tanh: "Tanh", Sigmoid: "Sigmoid", Relu: "Relu", MatMul: "MatMul"}
 
@@ -91,14 +61,14 @@ def _same_name(c):
     return c.node(_SAME_NAME[c.call.op], *(c.cast_input(i) for i in range(len(c.call.inputs))))
 
 
-@converts(Mul, Div, key=_elementwise_key)
+@converts(Mul, Div)
 def _mul_div(c):
-    return c.node(c.op_name, _operand(c, 0), _operand(c, 1))
+    return c.node(c.op_name, c.cast_input(0), c.cast_input(1))
 
 
-@converts(Add, key=_elementwise_key)
+@converts(Add)
 def _add(c):
-    a, b = _operand(c, 0), _operand(c, 1)
+    a, b = c.cast_input(0), c.cast_input(1)
     alpha = c.params.get("alpha", 1)
     if alpha == 1:
         return c.node("Add", a, b)
@@ -112,19 +82,19 @@ def _scale(c):
     return c.node("Div" if c.params["divide"] else "Mul", c.cast_input(0), c.scalar(c.params["factor"]))
 
 
-@converts(Pow, key=_elementwise_key)
+@converts(Pow)
 def _pow(c):
-    return c.node("Pow", _operand(c, 0), _operand(c, 1))
+    return c.node("Pow", c.cast_input(0), c.cast_input(1))
 
 
-@converts(Maximum, key=_elementwise_key)
+@converts(Maximum)
 def _maximum(c):
-    return c.node("Max" if c.params["take_max"] else "Min", _operand(c, 0), _operand(c, 1))
+    return c.node("Max" if c.params["take_max"] else "Min", c.cast_input(0), c.cast_input(1))
 
 
-@converts(Where, key=_elementwise_key)
+@converts(Where)
 def _where(c):
-    return c.node("Where", c.value(c.params["condition"]), _operand(c, 0), _operand(c, 1))
+    return c.node("Where", c.value(c.params["condition"]), c.cast_input(0), c.cast_input(1))
 
 
 @converts(Log1p)

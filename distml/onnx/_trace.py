@@ -1,6 +1,8 @@
 """Running a model once while recording every primitive it applies (through the slot
 distml.autograd.function.tracer), each as a `Call`: its class, its inputs and params with the
 tensors and arrays among them replaced by `Ref`s, its outputs, and the module it ran in."""
+import threading
+
 import numpy as np
 
 from distml.autograd import function
@@ -90,6 +92,7 @@ def _refs(v):
 
 class Tracer:
     def __init__(self):
+        self.thread = threading.get_ident()
         self.calls = []
         self.bound = {}  # id(Tensor) -> (tensor, Ref, its version when bound)
         self.arrays = {}  # id(array) -> (array, Ref): arrays passed as params (masks, indices)
@@ -122,6 +125,8 @@ class Tracer:
         return v
 
     def record(self, cls, inputs, params, outputs):
+        if threading.get_ident() != self.thread:  # ops another thread runs meanwhile are not the model's
+            return
         refs = [self.resolve(t) for t in inputs]
         params = {k: self.resolve(v) for k, v in params.items()}
         dynamic = any(r.dynamic for r in _refs((refs, params)))
