@@ -24,13 +24,15 @@ def export(model, args=(), f=None, *, kwargs=None, verbose=None, input_names=Non
         distml.onnx.export(model, (x,), "model.onnx", input_names=["input"], output_names=["logits"],
                            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
 
-    The model runs once on `args` (and `kwargs`) in eval mode, without autograd, and each primitive
-    it applies becomes ONNX nodes; parameters and buffers become initializers named by their
-    state_dict keys (graph inputs with export_params=False). Tensors in args/kwargs are the graph
-    inputs; other arguments are fixed at their traced values. With dynamic_axes, the model is traced
-    once more per axis with that axis doubled, so that shapes the ops bake in (reshape targets) are
-    computed from the inputs' shapes at run time; anything else that changes raises.
-    With do_constant_folding, ops that depend on no graph input become initializers.
+    The model runs on `args` (and `kwargs`) in eval mode, without autograd, and each primitive it
+    applies becomes ONNX nodes; parameters and buffers become initializers named by their state_dict
+    keys (graph inputs with export_params=False). Tensors in args/kwargs are the graph inputs; other
+    arguments are fixed at their traced values. The model runs once more with the input values
+    shuffled, and with dynamic_axes once per axis with that axis doubled: sizes the ops bake in
+    (reshape targets, slice bounds, zero states) that follow an axis are computed from the inputs'
+    shapes at run time, and anything else that changes (a constant made outside the traced ops, such
+    as a comparison's result) raises OnnxExporterError. With do_constant_folding, ops that depend on
+    no graph input become initializers.
     """
     try:
         import onnx
