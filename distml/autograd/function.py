@@ -5,6 +5,10 @@ from distml import dtypes
 from distml.autograd.grad_mode import _State, no_grad
 from distml.tensor import Tensor
 
+# The ONNX exporter's recorder, `tracer(cls, inputs, params, outputs)`: None except while
+# distml.onnx.export runs a model (so the hot path below pays one global lookup).
+tracer = None
+
 
 class Node:
     """One recorded operation. `next_edges[i]` is where input i's gradient goes: the node
@@ -82,7 +86,10 @@ class Primitive(Node):
                 arrays.append(t)
         out = node.forward(*arrays, **params)
         if type(out) is tuple:
-            return _make_outputs(node, inputs, out, record)
+            outputs = _make_outputs(node, inputs, out, record)
+            if tracer is not None:
+                tracer(cls, inputs, params, outputs)
+            return outputs
         out = Tensor(out)
         if cls.is_view:
             _share_version_if_view(out, inputs[0])
@@ -94,6 +101,8 @@ class Primitive(Node):
                 node.saved_versions = (node.saved_versions or ()) + ((out._version, 0),)
             out.requires_grad = True
             out.grad_fn = node
+        if tracer is not None:
+            tracer(cls, inputs, params, (out,))
         return out
 
 
