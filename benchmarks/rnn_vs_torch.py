@@ -15,6 +15,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import distml
+from distml._backend import blas_core
 
 INPUT, HIDDEN, SEQ, BATCH = 64, 128, 50, 32
 
@@ -50,6 +51,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    blas_core()  # load the BLAS distml's recurrent kernels call, so the limits below reach it
     distml.set_num_threads(1)
     with threadpool_limits(limits=1):
         for name in ("LSTM", "GRU"):
