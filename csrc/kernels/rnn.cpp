@@ -112,9 +112,26 @@ static std::vector<T> bias_or_zeros(const T* b, int64_t n) {
   return b ? std::vector<T>(b, b + n) : std::vector<T>(n, T(0));
 }
 
+// Per-thread buffers that outlive a call, so the large per-call scratch is not allocated (and page-faulted)
+// anew each time; slot i of n elements, contents undefined.
+template <typename T>
+static T* scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buffers[4];
+  std::vector<T>& buffer = buffers[slot];
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// Each gate loop is compiled twice, for AVX2 + FMA and for any x86-64, the CPU picking at load time.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define DISTML_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DISTML_VECTOR_CLONES
+#endif
+
 // One sequence's step. g (gate_size) holds W_ih x and becomes the gates, u = W_hh h; bx, bh the biases.
 template <typename T>
-static void simple_row(bool use_tanh, int64_t H, T* g, const T* u, const T* bx, const T* bh, T* state, T* out) {
+DISTML_VECTOR_CLONES static void simple_row(bool use_tanh, int64_t H, T* g, const T* u, const T* bx, const T* bh, T* state, T* out) {
   if (use_tanh) {
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) g[j] = tanh_of(g[j] + bx[j] + u[j] + bh[j]);
@@ -128,7 +145,7 @@ static void simple_row(bool use_tanh, int64_t H, T* g, const T* u, const T* bx, 
 
 // c (the running cell) becomes c', c_prev and tanh_c save c and tanh(c'), h = o * tanh(c').
 template <typename T>
-static void lstm_row(int64_t H, T* g, const T* u, const T* bx, const T* bh, T* c, T* c_prev, T* tanh_c, T* h) {
+DISTML_VECTOR_CLONES static void lstm_row(int64_t H, T* g, const T* u, const T* bx, const T* bh, T* c, T* c_prev, T* tanh_c, T* h) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     T i = sigmoid(g[j] + bx[j] + u[j] + bh[j]);
@@ -146,7 +163,7 @@ static void lstm_row(int64_t H, T* g, const T* u, const T* bx, const T* bh, T* c
 
 // hn saves W_hn h + b_hn; state (h) becomes h'.
 template <typename T>
-static void gru_row(int64_t H, T* g, const T* u, const T* bx, const T* bh, T* hn, T* state, T* out) {
+DISTML_VECTOR_CLONES static void gru_row(int64_t H, T* g, const T* u, const T* bx, const T* bh, T* hn, T* state, T* out) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     T r = sigmoid(g[j] + bx[j] + u[j] + bh[j]);
@@ -174,17 +191,17 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
   gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);  // every step's W_ih x
   std::copy(h0, h0 + N * R, h_n);  // h_n and c_n hold the running state
   if (s.mode == RnnMode::lstm) std::copy(c0, c0 + N * H, c_n);
-  std::vector<T> hh(N * G);
+  T* hh = scratch<T>(0, N * G);
   for (int64_t k = 0; k < s.steps; ++k) {
     const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
     T* hp = h_prev + base * R;
     std::copy(h_n, h_n + b * R, hp);
-    gemm<T>(false, true, b, G, R, hp, R, w_hh, R, T(0), hh.data(), G);
+    gemm<T>(false, true, b, G, R, hp, R, w_hh, R, T(0), hh, G);
 #pragma omp parallel for schedule(static) if (b * G > kParallelWork)
     for (int64_t row = 0; row < b; ++row) {
       const int64_t at = base + row;
       T* g = gates + at * G;
-      const T* u = hh.data() + row * G;
+      const T* u = hh + row * G;
       T* state = h_n + row * R;
       switch (s.mode) {
         case RnnMode::tanh:
@@ -205,6 +222,52 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
       gemm<T>(false, true, b, R, H, h_raw + base * H, H, w_hr, H, T(0), y + base * R, R);
       std::copy(y + base * R, y + (base + b) * R, h_n);
     }
+  }
+}
+
+// Backward of one sequence's step: d the gradient of h', d_pre that of the gate pre-activations.
+template <typename T>
+DISTML_VECTOR_CLONES static void simple_row_backward(bool use_tanh, int64_t H, const T* g, const T* d, T* d_pre) {
+  if (use_tanh) {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) d_pre[j] = d[j] * (T(1) - g[j] * g[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) d_pre[j] = g[j] > T(0) ? d[j] : T(0);
+  }
+}
+
+// dc: the gradient of c' in, of c out.
+template <typename T>
+DISTML_VECTOR_CLONES static void lstm_row_backward(int64_t H, const T* g, const T* c_prev, const T* tanh_c,
+                                                   const T* d, T* dc, T* d_pre) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    T i = g[j], f = g[H + j], cand = g[2 * H + j], o = g[3 * H + j];
+    T dcj = dc[j] + d[j] * o * (T(1) - tanh_c[j] * tanh_c[j]);
+    d_pre[j] = dcj * cand * i * (T(1) - i);
+    d_pre[H + j] = dcj * c_prev[j] * f * (T(1) - f);
+    d_pre[2 * H + j] = dcj * i * (T(1) - cand * cand);
+    d_pre[3 * H + j] = d[j] * tanh_c[j] * o * (T(1) - o);
+    dc[j] = dcj * f;
+  }
+}
+
+// d_pre_h: the recurrent side's gradient (r scales W_hn h + b_hn); d_state gets h's direct path, d * z.
+template <typename T>
+DISTML_VECTOR_CLONES static void gru_row_backward(int64_t H, const T* g, const T* hn, const T* hp, const T* d,
+                                                  T* d_pre, T* d_pre_h, T* d_state) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    T r = g[j], z = g[H + j], n = g[2 * H + j];
+    T dn = d[j] * (T(1) - z) * (T(1) - n * n);
+    T dr = dn * hn[j] * r * (T(1) - r);
+    T dz = d[j] * (hp[j] - n) * z * (T(1) - z);
+    d_pre[j] = d_pre_h[j] = dr;
+    d_pre[H + j] = d_pre_h[H + j] = dz;
+    d_pre[2 * H + j] = dn;
+    d_pre_h[2 * H + j] = dn * r;
+    d_state[j] = d[j] * z;  // W_hh's part is added after
   }
 }
 
@@ -230,9 +293,10 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
   const T* h_raw = static_cast<const T*>(saved.h_raw);
   // Gradients of the gate pre-activations: dg for the input side, dg_h for the recurrent side
   // (they differ only in GRU's n block, where r multiplies W_hn h + b_hn).
-  std::vector<T> dg(rows * G), dg_h(s.mode == RnnMode::gru ? rows * G : 0);
-  T* dgh = s.mode == RnnMode::gru ? dg_h.data() : dg.data();
-  std::vector<T> dh_proj(P ? rows * P : 0), dh_raw(P ? N * H : 0);
+  T* dg = scratch<T>(0, rows * G);
+  T* dgh = s.mode == RnnMode::gru ? scratch<T>(1, rows * G) : dg;
+  T* dh_proj = P ? scratch<T>(2, rows * P) : nullptr;
+  T* dh_raw = P ? scratch<T>(3, N * H) : nullptr;
   // dh0 and dc0 hold the running gradient of the state: rows outside a step keep theirs.
   std::copy(dh_n, dh_n + N * R, dh0);
   if (s.mode == RnnMode::lstm) std::copy(dc_n, dc_n + N * H, dc0);
@@ -241,65 +305,37 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
     for (int64_t i = 0; i < b * R; ++i) dh0[i] += dy[base * R + i];
     const T* dh = dh0;
     if (P) {
-      std::copy(dh0, dh0 + b * P, dh_proj.data() + base * P);
-      gemm<T>(false, false, b, H, P, dh0, P, w_hr, H, T(0), dh_raw.data(), H);
-      dh = dh_raw.data();
+      std::copy(dh0, dh0 + b * P, dh_proj + base * P);
+      gemm<T>(false, false, b, H, P, dh0, P, w_hr, H, T(0), dh_raw, H);
+      dh = dh_raw;
     }
 #pragma omp parallel for schedule(static) if (b * G > kParallelWork)
     for (int64_t row = 0; row < b; ++row) {
-      const T* g = gates + (base + row) * G;
+      const int64_t at = base + row;
+      const T* g = gates + at * G;
       const T* d = dh + row * H;
-      T* d_pre = dg.data() + (base + row) * G;
+      T* d_pre = dg + at * G;
       switch (s.mode) {
         case RnnMode::tanh:
-          for (int64_t j = 0; j < H; ++j) d_pre[j] = d[j] * (T(1) - g[j] * g[j]);
-          break;
         case RnnMode::relu:
-          for (int64_t j = 0; j < H; ++j) d_pre[j] = g[j] > T(0) ? d[j] : T(0);
+          simple_row_backward(s.mode == RnnMode::tanh, H, g, d, d_pre);
           break;
-        case RnnMode::lstm: {
-          const T* c_prev = aux1 + (base + row) * H;
-          const T* tanh_c = aux2 + (base + row) * H;
-          T* dc = dc0 + row * H;
-          for (int64_t j = 0; j < H; ++j) {
-            T i = g[j], f = g[H + j], cand = g[2 * H + j], o = g[3 * H + j];
-            T dcj = dc[j] + d[j] * o * (T(1) - tanh_c[j] * tanh_c[j]);
-            d_pre[j] = dcj * cand * i * (T(1) - i);
-            d_pre[H + j] = dcj * c_prev[j] * f * (T(1) - f);
-            d_pre[2 * H + j] = dcj * i * (T(1) - cand * cand);
-            d_pre[3 * H + j] = d[j] * tanh_c[j] * o * (T(1) - o);
-            dc[j] = dcj * f;
-          }
+        case RnnMode::lstm:
+          lstm_row_backward(H, g, aux1 + at * H, aux2 + at * H, d, dc0 + row * H, d_pre);
           break;
-        }
-        case RnnMode::gru: {
-          const T* hn = aux1 + (base + row) * H;
-          const T* hp = h_prev + (base + row) * H;
-          T* d_pre_h = dg_h.data() + (base + row) * G;
-          T* d_state = dh0 + row * H;
-          for (int64_t j = 0; j < H; ++j) {
-            T r = g[j], z = g[H + j], n = g[2 * H + j];
-            T dn = d[j] * (T(1) - z) * (T(1) - n * n);
-            T dr = dn * hn[j] * r * (T(1) - r);
-            T dz = d[j] * (hp[j] - n) * z * (T(1) - z);
-            d_pre[j] = d_pre_h[j] = dr;
-            d_pre[H + j] = d_pre_h[H + j] = dz;
-            d_pre[2 * H + j] = dn;
-            d_pre_h[2 * H + j] = dn * r;
-            d_state[j] = d[j] * z;  // the direct path h -> h'; W_hh's part is added below
-          }
+        case RnnMode::gru:
+          gru_row_backward(H, g, aux1 + at * H, h_prev + at * H, d, d_pre, dgh + at * G, dh0 + row * H);
           break;
-        }
       }
     }
     gemm<T>(false, false, b, R, G, dgh + base * G, G, w_hh, R, s.mode == RnnMode::gru ? T(1) : T(0), dh0, R);
   }
-  gemm<T>(true, false, G, s.input, rows, dg.data(), G, x, s.input, T(0), dw_ih, s.input);
+  gemm<T>(true, false, G, s.input, rows, dg, G, x, s.input, T(0), dw_ih, s.input);
   gemm<T>(true, false, G, R, rows, dgh, G, h_prev, R, T(0), dw_hh, R);
-  if (db_ih) column_sums(dg.data(), rows, G, db_ih);
+  if (db_ih) column_sums(dg, rows, G, db_ih);
   if (db_hh) column_sums(dgh, rows, G, db_hh);
-  if (dx) gemm<T>(false, false, rows, s.input, G, dg.data(), G, w_ih, s.input, T(0), dx, s.input);
-  if (P) gemm<T>(true, false, P, H, rows, dh_proj.data(), P, h_raw, H, T(0), dw_hr, H);
+  if (dx) gemm<T>(false, false, rows, s.input, G, dg, G, w_ih, s.input, T(0), dx, s.input);
+  if (P) gemm<T>(true, false, P, H, rows, dh_proj, P, h_raw, H, T(0), dw_hr, H);
 }
 
 static void require_blas(const char* kernel) {
