@@ -116,10 +116,17 @@ static std::vector<T> bias_or_zeros(const T* b, int64_t n) {
 // anew each time; slot i of n elements, contents undefined.
 template <typename T>
 static T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[4];
+  thread_local std::vector<T> buffers[5];
   std::vector<T>& buffer = buffers[slot];
   if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
   return buffer.data();
+}
+
+// out (cols, rows) = a (rows, cols) transposed.
+template <typename T>
+static void transpose(const T* a, int64_t rows, int64_t cols, T* out) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) out[j * rows + i] = a[i * cols + j];
 }
 
 // Each gate loop is compiled twice, for AVX2 + FMA and for any x86-64, the CPU picking at load time.
@@ -192,11 +199,13 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
   std::copy(h0, h0 + N * R, h_n);  // h_n and c_n hold the running state
   if (s.mode == RnnMode::lstm) std::copy(c0, c0 + N * H, c_n);
   T* hh = scratch<T>(0, N * G);
+  T* w_hh_t = scratch<T>(1, R * G);  // W_hh^T: the per-step product then reads it without a transpose
+  transpose(w_hh, G, R, w_hh_t);
   for (int64_t k = 0; k < s.steps; ++k) {
     const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
     T* hp = h_prev + base * R;
     std::copy(h_n, h_n + b * R, hp);
-    gemm<T>(false, true, b, G, R, hp, R, w_hh, R, T(0), hh, G);
+    gemm<T>(false, false, b, G, R, hp, R, w_hh_t, G, T(0), hh, G);
 #pragma omp parallel for schedule(static) if (b * G > kParallelWork)
     for (int64_t row = 0; row < b; ++row) {
       const int64_t at = base + row;
@@ -330,8 +339,12 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
     }
     gemm<T>(false, false, b, R, G, dgh + base * G, G, w_hh, R, s.mode == RnnMode::gru ? T(1) : T(0), dh0, R);
   }
-  gemm<T>(true, false, G, s.input, rows, dg, G, x, s.input, T(0), dw_ih, s.input);
-  gemm<T>(true, false, G, R, rows, dgh, G, h_prev, R, T(0), dw_hh, R);
+  // The weight gradients as x^T dg and h_prev^T dg_h (the faster orientation for BLAS), then transposed.
+  T* dw_t = scratch<T>(4, (s.input > R ? s.input : R) * G);
+  gemm<T>(true, false, s.input, G, rows, x, s.input, dg, G, T(0), dw_t, G);
+  transpose(dw_t, s.input, G, dw_ih);
+  gemm<T>(true, false, R, G, rows, h_prev, R, dgh, G, T(0), dw_t, G);
+  transpose(dw_t, R, G, dw_hh);
   if (db_ih) column_sums(dg, rows, G, db_ih);
   if (db_hh) column_sums(dgh, rows, G, db_hh);
   if (dx) gemm<T>(false, false, rows, s.input, G, dg, G, w_ih, s.input, T(0), dx, s.input);
