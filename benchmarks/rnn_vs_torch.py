@@ -4,8 +4,10 @@
 
 LSTM and GRU with input 64, hidden 128, sequence 50, batch 32, float32, the same weights and
 inputs in both frameworks. The frameworks alternate, one forward + backward each in turn; the
-median of the timed passes counts. Prints ms per pass for both and the ratio PyTorch / distml
-(above 1: distml is faster).
+median of the timed passes counts, each timed in CPU time (time.process_time: one thread each, so
+other load on a shared machine does not count). Prints ms per pass for both and the ratio
+PyTorch / distml (above 1: distml is faster). Run from the repository root with it on PYTHONPATH
+(`PYTHONPATH=. python benchmarks/rnn_vs_torch.py`) to measure this tree.
 """
 import argparse
 import time
@@ -15,13 +17,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import distml
-from distml._backend import blas_core
 
 INPUT, HIDDEN, SEQ, BATCH = 64, 128, 50, 32
 
 
 def step(lib, module, x):
-    """Seconds for one forward + backward through every output."""
+    """CPU seconds for one forward + backward."""
     start = time.process_time()
     output, _ = module(x)
     output.sum().backward()
@@ -51,7 +52,6 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    blas_core()  # load the BLAS distml's recurrent kernels call, so the limits below reach it
     distml.set_num_threads(1)
     with threadpool_limits(limits=1):
         for name in ("LSTM", "GRU"):
