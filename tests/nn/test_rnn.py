@@ -303,3 +303,17 @@ def test_projected_lstm_on_packed_input_matches_torch(rng, lengths):
         return utils.pad_packed_sequence(output)[0], finals
 
     compare(nn.LSTM(5, 4, **config), torch.nn.LSTM(5, 4, **config), arrays, call)
+
+
+def test_dtype_mismatches_raise():
+    for lib in (distml, torch):
+        lstm = lib.nn.LSTM(3, 4).double()
+        with pytest.raises(ValueError, match=r"RNN input dtype \(\w+.float32\) does not match weight dtype "
+                                             r"\(\w+.float64\). Convert input: input.to\(\w+.float64\)"):
+            lstm(lib.zeros(2, 1, 3))
+        with pytest.raises(RuntimeError):
+            lstm(lib.zeros(2, 1, 3, dtype=lib.float64), (lib.zeros(1, 1, 4), lib.zeros(1, 1, 4, dtype=lib.float64)))
+    with pytest.raises(RuntimeError, match=r"Expected hidden\[0\] dtype distml.float64 \(the input's\), got "
+                                           r"distml.float32"):
+        nn.LSTM(3, 4).double()(distml.zeros(2, 1, 3, dtype=distml.float64),
+                               (distml.zeros(1, 1, 4), distml.zeros(1, 1, 4, dtype=distml.float64)))

@@ -146,6 +146,10 @@ class RNNBase(Module):
         if input.size(-1) != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.size(-1)}")
+        weight = self.weight_ih_l0.dtype
+        if input.dtype != weight:
+            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight}). Convert "
+                             f"input: input.to({weight}), or convert model: model.to({input.dtype})")
 
     def _initial_state(self, state, batch, input, label, features):
         """`state` (or zeros) as (layers * directions, batch, features), checked against that shape."""
@@ -154,6 +158,8 @@ class RNNBase(Module):
             return zeros(*expected, dtype=input.dtype, device=input.device)
         if tuple(state.shape) != expected:
             raise RuntimeError(f"Expected {label} size {expected}, got {list(state.shape)}")
+        if state.dtype != input.dtype:
+            raise RuntimeError(f"Expected {label} dtype {input.dtype} (the input's), got {state.dtype}")
         return state
 
     def _run(self, data, batch_sizes, states):
