@@ -1,5 +1,6 @@
-"""LSTM and GRU against torch.nn with the same weights (through state_dict): outputs, final states and
-the gradients of inputs, initial states and every parameter."""
+"""RNN, LSTM (with projections) and GRU against torch.nn with the same weights (through state_dict):
+outputs, final states and the gradients of inputs, initial states and every parameter; and the fused
+kernel (distml/ops/rnn.py) against a plain numpy reference and against its array-module twin."""
 import numpy as np
 import pytest
 import torch
