@@ -15,6 +15,7 @@
 #include "kernels/pool.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/activation.h"
+#include "kernels/rnn.h"
 
 namespace py = pybind11;
 using namespace distml;
@@ -199,6 +200,108 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     gelu_backward(grad.data(), x.data(), gx, x.size(), tanh_approximation, dtype);
   }, "grad_x of GELU.");
+
+  // Recurrent layers (kernels/rnn.h): `sizes` is (mode, steps, batch, input, hidden, proj, reverse), mode 0 tanh,
+  // 1 relu, 2 LSTM, 3 GRU; batch_sizes (steps) int64, non-increasing from batch. Arrays a mode does not use are None.
+  m.def("rnn_set_blas", [](py::capsule sgemm, py::capsule dgemm) {
+    set_blas(reinterpret_cast<SgemmFn>(sgemm.get_pointer()), reinterpret_cast<DgemmFn>(dgemm.get_pointer()));
+  }, "Hand the kernels scipy.linalg.cython_blas's sgemm and dgemm (their __pyx_capi__ capsules).");
+  struct RnnArgs {
+    RnnShape shape;
+    int64_t rows, state, gate_size;
+  };
+  static auto rnn_args = [](const std::vector<int64_t>& v, const py::array_t<int64_t, py::array::c_style>& sizes) {
+    if (v.size() != 7) throw py::value_error("rnn sizes: expected 7 values, got " + std::to_string(v.size()));
+    if (v[0] < 0 || v[0] > 3) throw py::value_error("rnn mode must be 0..3, got " + std::to_string(v[0]));
+    RnnShape s{static_cast<RnnMode>(v[0]), v[1], v[2], v[3], v[4], v[5], v[6] != 0};
+    if (sizes.size() != s.steps) throw py::value_error("rnn: batch_sizes must hold one size per step");
+    int64_t rows = 0, previous = s.batch;
+    for (int64_t t = 0; t < s.steps; ++t) {
+      int64_t b = sizes.data()[t];
+      if (b < 0 || b > previous || (t == 0 && b != s.batch))
+        throw py::value_error("rnn: batch_sizes must be non-increasing and start at the batch size");
+      rows += b;
+      previous = b;
+    }
+    int64_t gates = s.mode == RnnMode::lstm ? 4 : s.mode == RnnMode::gru ? 3 : 1;
+    return RnnArgs{s, rows, s.proj ? s.proj : s.hidden, gates * s.hidden};
+  };
+  // The data of an array that must be present exactly when `wanted`, with `size` elements of `like`'s dtype.
+  static auto rnn_optional = [](std::optional<py::array> a, bool wanted, const py::array& like, int64_t size,
+                                const char* what) -> void* {
+    if (!wanted) {
+      if (a) throw py::value_error(std::string("rnn: ") + what + " must be None here");
+      return nullptr;
+    }
+    if (!a) throw py::value_error(std::string("rnn: ") + what + " is required here");
+    check_arrays(what, {{&like, like.size()}, {&*a, size}});
+    return a->mutable_data();
+  };
+  m.def("rnn_forward", [](std::vector<int64_t> sizes, py::array_t<int64_t, py::array::c_style> batch_sizes,
+                          py::array x, py::array h0, std::optional<py::array> c0, py::array w_ih, py::array w_hh,
+                          std::optional<py::array> b_ih, std::optional<py::array> b_hh,
+                          std::optional<py::array> w_hr, py::array y, py::array h_n, std::optional<py::array> c_n,
+                          py::array gates, py::array h_prev, std::optional<py::array> aux1,
+                          std::optional<py::array> aux2, std::optional<py::array> h_raw) {
+    RnnArgs a = rnn_args(sizes, batch_sizes);
+    const RnnShape& s = a.shape;
+    bool lstm = s.mode == RnnMode::lstm, bias = b_ih.has_value();
+    DType dtype = check_arrays("rnn_forward", {{&x, a.rows * s.input}, {&h0, s.batch * a.state},
+                                               {&w_ih, a.gate_size * s.input}, {&w_hh, a.gate_size * a.state},
+                                               {&y, a.rows * a.state}, {&h_n, s.batch * a.state},
+                                               {&gates, a.rows * a.gate_size}, {&h_prev, a.rows * a.state}});
+    if (s.proj && !lstm) throw py::value_error("rnn_forward: a projection needs mode LSTM");
+    RnnSaved saved{gates.mutable_data(), h_prev.mutable_data(),
+                   rnn_optional(aux1, lstm || s.mode == RnnMode::gru, x, a.rows * s.hidden, "aux1"),
+                   rnn_optional(aux2, lstm, x, a.rows * s.hidden, "aux2"),
+                   rnn_optional(h_raw, s.proj > 0, x, a.rows * s.hidden, "h_raw")};
+    const void* c0_data = rnn_optional(c0, lstm, x, s.batch * s.hidden, "c0");
+    void* c_n_data = rnn_optional(c_n, lstm, x, s.batch * s.hidden, "c_n");
+    const void* b_ih_data = rnn_optional(b_ih, bias, x, a.gate_size, "b_ih");
+    const void* b_hh_data = rnn_optional(b_hh, bias, x, a.gate_size, "b_hh");
+    const void* w_hr_data = rnn_optional(w_hr, s.proj > 0, x, s.proj * s.hidden, "w_hr");
+    void* y_data = y.mutable_data();
+    void* h_n_data = h_n.mutable_data();
+    py::gil_scoped_release release;
+    rnn_forward(s, batch_sizes.data(), x.data(), h0.data(), c0_data, w_ih.data(), w_hh.data(), b_ih_data, b_hh_data,
+                w_hr_data, y_data, h_n_data, c_n_data, saved, dtype);
+  }, "One recurrent layer in one direction over packed rows x (rows, input): y, h_n, c_n and what backward needs.");
+  m.def("rnn_backward", [](std::vector<int64_t> sizes, py::array_t<int64_t, py::array::c_style> batch_sizes,
+                           py::array x, py::array w_ih, py::array w_hh, std::optional<py::array> w_hr,
+                           py::array gates, py::array h_prev, std::optional<py::array> aux1,
+                           std::optional<py::array> aux2, std::optional<py::array> h_raw, py::array dy,
+                           py::array dh_n, std::optional<py::array> dc_n, std::optional<py::array> dx,
+                           py::array dh0, std::optional<py::array> dc0, py::array dw_ih, py::array dw_hh,
+                           std::optional<py::array> db_ih, std::optional<py::array> db_hh,
+                           std::optional<py::array> dw_hr) {
+    RnnArgs a = rnn_args(sizes, batch_sizes);
+    const RnnShape& s = a.shape;
+    bool lstm = s.mode == RnnMode::lstm, bias = db_ih.has_value();
+    DType dtype = check_arrays("rnn_backward", {{&x, a.rows * s.input}, {&w_ih, a.gate_size * s.input},
+                                                {&w_hh, a.gate_size * a.state}, {&gates, a.rows * a.gate_size},
+                                                {&h_prev, a.rows * a.state}, {&dy, a.rows * a.state},
+                                                {&dh_n, s.batch * a.state}, {&dh0, s.batch * a.state},
+                                                {&dw_ih, a.gate_size * s.input}, {&dw_hh, a.gate_size * a.state}});
+    if (s.proj && !lstm) throw py::value_error("rnn_backward: a projection needs mode LSTM");
+    RnnSaved saved{gates.mutable_data(), h_prev.mutable_data(),
+                   rnn_optional(aux1, lstm || s.mode == RnnMode::gru, x, a.rows * s.hidden, "aux1"),
+                   rnn_optional(aux2, lstm, x, a.rows * s.hidden, "aux2"),
+                   rnn_optional(h_raw, s.proj > 0, x, a.rows * s.hidden, "h_raw")};
+    const void* w_hr_data = rnn_optional(w_hr, s.proj > 0, x, s.proj * s.hidden, "w_hr");
+    const void* dc_n_data = rnn_optional(dc_n, lstm, x, s.batch * s.hidden, "dc_n");
+    void* dx_data = dx ? rnn_optional(dx, true, x, a.rows * s.input, "dx") : nullptr;
+    void* dc0_data = rnn_optional(dc0, lstm, x, s.batch * s.hidden, "dc0");
+    void* db_ih_data = rnn_optional(db_ih, bias, x, a.gate_size, "db_ih");
+    void* db_hh_data = rnn_optional(db_hh, bias, x, a.gate_size, "db_hh");
+    void* dw_hr_data = rnn_optional(dw_hr, s.proj > 0, x, s.proj * s.hidden, "dw_hr");
+    void* dh0_data = dh0.mutable_data();
+    void* dw_ih_data = dw_ih.mutable_data();
+    void* dw_hh_data = dw_hh.mutable_data();
+    py::gil_scoped_release release;
+    rnn_backward(s, batch_sizes.data(), x.data(), w_ih.data(), w_hh.data(), w_hr_data, saved, dy.data(), dh_n.data(),
+                 dc_n_data, dx_data, dh0_data, dc0_data, dw_ih_data, dw_hh_data, db_ih_data, db_hh_data, dw_hr_data,
+                 dtype);
+  }, "Gradients of rnn_forward from dy, dh_n, dc_n and its saved buffers (dx None: not wanted).");
 
   // Optimizer steps: one list per role (params, grads, state), entry i a C-contiguous array of params[i]'s dtype
   // and size; a state list the options leave unused (needed=false) may be empty. One call updates a whole group.

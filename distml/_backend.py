@@ -30,6 +30,16 @@ def _load_compiled_core():
 C = _load_compiled_core()
 
 
+@functools.cache
+def blas_core():
+    """`C`, once its BLAS-calling kernels (the recurrent layers) hold scipy's sgemm and dgemm: the
+    Fortran-convention functions scipy.linalg.cython_blas exports as capsules (scipy is imported on
+    first use, not with distml)."""
+    from scipy.linalg import cython_blas
+    C.rnn_set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"])
+    return C
+
+
 def get_array_module(array):
     """numpy for host arrays, cupy for device arrays: `xp = get_array_module(x.array)`."""
     if cupy is not None and isinstance(array, cupy.ndarray):

@@ -1,4 +1,5 @@
-"""Threads used by the CPU: our OpenMP kernels and NumPy's BLAS, set together.
+"""Threads used by the CPU: our OpenMP kernels and the BLAS libraries (NumPy's, and scipy's that the
+recurrent kernels call), set together.
 
     distml.set_num_threads(1)
 
@@ -7,7 +8,7 @@ the parent ran a thread team (DataLoader workers, Hogwild processes, any os.fork
 """
 import os
 
-from distml._backend import C
+from distml._backend import C, blas_core
 
 
 def set_num_threads(n):
@@ -15,6 +16,7 @@ def set_num_threads(n):
     if int(n) < 1:
         raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
     from threadpoolctl import threadpool_limits
+    blas_core()  # load scipy's BLAS (the recurrent kernels' GEMMs) now, so that the limit below reaches it too
     C.set_num_threads(int(n))
     threadpool_limits(limits=int(n), user_api="blas")
 

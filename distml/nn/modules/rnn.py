@@ -1,11 +1,13 @@
-"""Recurrent layers RNN, LSTM and GRU and their single-step cells RNNCell, LSTMCell and GRUCell,
-composed from linear, sigmoid, tanh, relu, chunk, split and cat (no new gradients).
+"""Recurrent layers RNN, LSTM and GRU and their single-step cells RNNCell, LSTMCell and GRUCell.
 
-Each kind's gate math is written once, as a step function that the layer and the cell both call.
+A layer runs each of its layers and directions as one fused primitive over the whole sequence
+(distml/ops/rnn.py); a cell composes its one step from linear, sigmoid, tanh, relu and chunk.
 Parameter names, shapes, gate order and initialisation are PyTorch's, so weights load through state_dict.
 """
 import math
 import warnings
+
+import numpy as np
 
 from distml import ops
 from distml.creation import empty, zeros
@@ -14,9 +16,10 @@ from distml.nn import init
 from distml.nn.module import Module
 from distml.nn.parameter import Parameter
 from distml.nn.utils.rnn import PackedSequence
+from distml.ops.rnn import MODES, RecurrentLayer
 
 
-# ---- one time step: (input projection W_ih x + b_ih, state tuple, W_hh, b_hh) -> new state tuple ----
+# ---- one cell step: (input projection W_ih x + b_ih, state tuple, W_hh, b_hh) -> new state tuple ----
 
 def _lstm_step(x_projected, state, w_hh, b_hh):
     h, c = state
@@ -54,7 +57,7 @@ def _uniform_init(module):
 
 
 class RNNBase(Module):
-    """Shared by RNN, LSTM and GRU: the per-layer, per-direction weights and the loop over layers and time.
+    """Shared by RNN, LSTM and GRU: the per-layer, per-direction weights and the loop over layers.
 
     Inputs are (L, N, features) (N first with batch_first), unbatched (L, features), or a PackedSequence
     (then the output is one too, and each sequence's final state is taken at its own last step).
@@ -63,7 +66,7 @@ class RNNBase(Module):
     _gates = None  # gate blocks stacked in weight_ih / weight_hh: 4 for LSTM (i, f, g, o), 3 for GRU (r, z, n)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
@@ -71,24 +74,34 @@ class RNNBase(Module):
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}")
-        if not isinstance(hidden_size, int) or isinstance(hidden_size, bool):
-            raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
-        if hidden_size <= 0:
-            raise ValueError("hidden_size must be greater than zero")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+            if value <= 0:
+                raise ValueError(f"{name} must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
+        if proj_size != 0 and not isinstance(self, LSTM):
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         self.mode = type(self).__name__
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
+        self.proj_size = proj_size
         self._flat_weights_names = []
-        gate_size = self._gates * hidden_size
+        gate_size, state_size = self._gates * hidden_size, proj_size or hidden_size
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * self._directions
+            layer_input = input_size if layer == 0 else state_size * self._directions
             for direction in range(self._directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, hidden_size)}
+                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, state_size)}
                 if bias:
                     shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+                if proj_size:
+                    shapes.update(weight_hr=(proj_size, hidden_size))
                 for name, shape in shapes.items():
                     setattr(self, name + suffix, Parameter(empty(*shape, device=device, dtype=dtype)))
                     self._flat_weights_names.append(name + suffix)
@@ -101,8 +114,13 @@ class RNNBase(Module):
     def reset_parameters(self):
         _uniform_init(self)
 
+    def flatten_parameters(self):
+        """PyTorch compacts the weights for cuDNN here; on the CPU, as in PyTorch, there is nothing to do."""
+
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            text += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
         if self.bias is not True:
@@ -117,7 +135,8 @@ class RNNBase(Module):
 
     def _weights(self, layer, direction):
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
-        return [getattr(self, name + suffix, None) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return [getattr(self, name + suffix, None) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                                                                "weight_hr")]
 
     def _check_input(self, input, packed):
         if packed and input.dim() != 2:
@@ -127,65 +146,45 @@ class RNNBase(Module):
         if input.size(-1) != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                                f"got {input.size(-1)}")
+        weight = self.weight_ih_l0.dtype
+        if input.dtype != weight:
+            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight}). Convert "
+                             f"input: input.to({weight}), or convert model: model.to({input.dtype})")
 
-    def _initial_state(self, state, batch, input, label):
-        """`state` (or zeros) as (layers * directions, batch, hidden), checked against that shape."""
-        expected = (self.num_layers * self._directions, batch, self.hidden_size)
+    def _initial_state(self, state, batch, input, label, features):
+        """`state` (or zeros) as (layers * directions, batch, features), checked against that shape."""
+        expected = (self.num_layers * self._directions, batch, features)
         if state is None:
             return zeros(*expected, dtype=input.dtype, device=input.device)
         if tuple(state.shape) != expected:
             raise RuntimeError(f"Expected {label} size {expected}, got {list(state.shape)}")
+        if state.dtype != input.dtype:
+            raise RuntimeError(f"Expected {label} dtype {input.dtype} (the input's), got {state.dtype}")
         return state
 
     def _run(self, data, batch_sizes, states):
-        """The layer/direction/time loop over packed `data` (sum(batch_sizes), features): step t holds
+        """The layer/direction loop over packed `data` (sum(batch_sizes), features): step t holds
         the first batch_sizes[t] sequences (a padded batch is the case of equal sizes). `states` are the
-        initial states, each (layers * directions, batch_sizes[0], hidden); returns the packed output
+        initial states, each (layers * directions, batch_sizes[0], features); returns the packed output
         and the final states, each sequence's taken at its own last step.
         """
+        batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
+        mode = MODES[self.mode]
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self._directions):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
                 index = layer * self._directions + direction
-                initial = tuple(s[index] for s in states)
-                # The input projection of every time step in one matrix product.
-                projected = ops.split(F.linear(data, w_ih, b_ih), batch_sizes, 0)
-                run = self._backward_in_time if direction else self._forward_in_time
-                hidden, state = run(projected, batch_sizes, initial, w_hh, b_hh)
-                outputs.append(ops.cat(hidden, 0))
+                h0, c0 = states[0][index], states[1][index] if len(states) > 1 else None
+                y, *state = RecurrentLayer.apply(data, h0, c0, *self._weights(layer, direction), mode=mode,
+                                                 batch_sizes=batch_sizes, reverse=bool(direction))
+                outputs.append(y)
                 for final, s in zip(finals, state):
                     final.append(s)
             data = outputs[0] if len(outputs) == 1 else ops.cat(outputs, 1)
             if layer < self.num_layers - 1 and self.dropout > 0:
                 data = F.dropout(data, self.dropout, self.training)
         return data, [ops.stack(final, 0) for final in finals]
-
-    def _forward_in_time(self, projected, batch_sizes, state, w_hh, b_hh):
-        """Steps 0, 1, ...: when the batch shrinks, the sequences that ended keep their last state."""
-        hidden, ended = [], []
-        for x, size in zip(projected, batch_sizes):
-            if size < state[0].size(0):
-                ended.append(tuple(s[size:] for s in state))
-                state = tuple(s[:size] for s in state)
-            state = self._step(x, state, w_hh, b_hh)
-            hidden.append(state[0])
-        if ended:  # the latest to end are the lowest rows
-            state = tuple(ops.cat([s, *parts[::-1]], 0) for s, parts in zip(state, zip(*ended)))
-        return hidden, state
-
-    def _backward_in_time(self, projected, batch_sizes, initial, w_hh, b_hh):
-        """Steps T-1, ..., 0: a sequence starts from its initial state at its own last step."""
-        state = tuple(s[:batch_sizes[-1]] for s in initial) if batch_sizes[-1] < batch_sizes[0] else initial
-        hidden = [None] * len(batch_sizes)
-        for t in reversed(range(len(batch_sizes))):
-            size = batch_sizes[t]
-            if size > state[0].size(0):
-                state = tuple(ops.cat([s, i[s.size(0):size]], 0) for s, i in zip(state, initial))
-            state = self._step(projected[t], state, w_hh, b_hh)
-            hidden[t] = state[0]
-        return hidden, state
 
     def forward(self, input, hx=None):
         if isinstance(input, PackedSequence):
@@ -196,6 +195,8 @@ class RNNBase(Module):
             input = input.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
+        if input.size(0) == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         states = self._states(hx, batched, input.size(1), input)
         length, batch = input.size(0), input.size(1)
         data, finals = self._run(input.reshape(length * batch, input.size(2)), [batch] * length, states)
@@ -225,7 +226,7 @@ class _SingleState:
     def _states(self, hx, batched, batch, input):
         if hx is not None and not batched:
             hx = hx.unsqueeze(1)
-        return [self._initial_state(hx, batch, input, "hidden")]
+        return [self._initial_state(hx, batch, input, "hidden", self.hidden_size)]
 
     def _pack(self, finals):
         return finals[0]
@@ -242,29 +243,26 @@ class RNN(_SingleState, RNNBase):
                  dropout=0.0, bidirectional=False, device=None, dtype=None):
         if nonlinearity not in _RNN_STEPS:
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
-                         dtype)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype)
         self.nonlinearity, self.mode = nonlinearity, "RNN_" + nonlinearity.upper()
-
-    @property
-    def _step(self):
-        return _RNN_STEPS[self.nonlinearity]
 
 
 class LSTM(RNNBase):
     """Long short-term memory: `lstm = nn.LSTM(10, 20, num_layers=2, batch_first=True)`;
-    `output, (h_n, c_n) = lstm(x, (h_0, c_0))` (the initial states default to zeros).
+    `output, (h_n, c_n) = lstm(x, (h_0, c_0))` (the initial states default to zeros); with proj_size P,
+    h = W_hr (o * tanh(c)) has P features.
     """
 
     _gates = 4
-    _step = staticmethod(_lstm_step)
 
     def _states(self, hx, batched, batch, input):
         if hx is None:
             hx = (None, None)
         elif not batched:
             hx = tuple(h.unsqueeze(1) for h in hx)
-        return [self._initial_state(h, batch, input, f"hidden[{i}]") for i, h in enumerate(hx)]
+        features = (self.proj_size or self.hidden_size, self.hidden_size)
+        return [self._initial_state(h, batch, input, f"hidden[{i}]", n) for i, (h, n) in enumerate(zip(hx, features))]
 
     def _pack(self, finals):
         return tuple(finals)
@@ -274,7 +272,6 @@ class GRU(_SingleState, RNNBase):
     """Gated recurrent unit: `gru = nn.GRU(10, 20, num_layers=2)`; `output, h_n = gru(x, h_0)`."""
 
     _gates = 3
-    _step = staticmethod(_gru_step)
 
 
 class RNNCellBase(Module):
