@@ -43,7 +43,7 @@ import numpy as np
 from distml import dtypes
 from distml._backend import get_array_module
 from distml.device import device as Device
-from distml.nn.parameter import Parameter
+from distml.nn.parameter import Buffer, Parameter
 from distml.tensor import Size, Tensor
 
 FORMAT = "distml"
@@ -160,7 +160,7 @@ class _Pickler(pickle.Pickler):
 
     def persistent_id(self, obj):
         if isinstance(obj, Tensor):
-            if type(obj) not in (Tensor, Parameter):
+            if type(obj) not in (Tensor, Parameter, Buffer):  # a Buffer is stored (and loads) as a Tensor
                 raise TypeError(f"distml.save cannot store a {type(obj).__name__}: only Tensor and Parameter "
                                 f"among Tensor subclasses (save x.detach() instead)")
         elif not (isinstance(obj, (np.ndarray, np.generic)) and _is_raw(obj.dtype)):

@@ -4,7 +4,7 @@ from collections import OrderedDict, namedtuple
 
 from distml import dtypes
 from distml.autograd.grad_mode import no_grad
-from distml.nn.parameter import Parameter
+from distml.nn.parameter import Buffer, Parameter
 from distml.tensor import Tensor, _to_arguments, preserve_format
 
 
@@ -140,10 +140,12 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
                                 "(distml.nn.Module or None expected)")
             modules[name] = value
+        elif isinstance(value, Buffer):  # nn.Buffer(t) registers a buffer, persistent as it says
+            self.register_buffer(name, value, value.persistent)
         elif buffers is not None and name in buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                                "(distml Tensor or None expected)")
+                                "(distml.nn.Buffer, distml Tensor or None expected)")
             buffers[name] = value
         else:
             object.__setattr__(self, name, value)
