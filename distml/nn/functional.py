@@ -212,7 +212,7 @@ def pad(input, pad, mode="constant", value=None):
     n, ndim, shape = len(pad) // 2, input.array.ndim, input.array.shape
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
-    if mode == "constant" and n > ndim:
+    if n > ndim:
         raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension but got "
                            f"padding length {len(pad)} and input of dimension {ndim}")
     if mode != "constant":
@@ -224,14 +224,23 @@ def pad(input, pad, mode="constant", value=None):
     xp = get_array_module(input.array)
     sizes = [(ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(n)]
     for i, (d, before, after) in enumerate(sizes):
-        if shape[d] - max(-before, 0) - max(-after, 0) < 0:  # negative sizes crop before anything is added
-            raise RuntimeError("narrow(): length must be non-negative.")
         if mode == "reflect" and (before >= shape[d] or after >= shape[d]):
             raise RuntimeError(f"Argument #{4 + 2 * i}: Padding size should be less than the corresponding input "
                                f"dimension, but got: padding ({before}, {after}) at dimension {d} of input "
                                f"{list(shape)}")
-        if mode == "circular" and (before > shape[d] or after > shape[d]):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
+        kept = shape[d] - max(-before, 0) - max(-after, 0)  # negative sizes crop before anything is added
+        if mode == "circular":
+            if max(before, after) > shape[d]:
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            if kept < 0:
+                raise RuntimeError("Negative padding value is resulting in an empty dimension")
+            if max(before, after) > kept:  # PyTorch reads out of bounds here; distml refuses
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+        if kept < 0 and mode == "constant":
+            raise RuntimeError("narrow(): length must be non-negative.")
+    out_sizes = [shape[d] + before + after for d, before, after in sizes]
+    if mode in ("reflect", "replicate") and (max(out_sizes) < 1 or min(out_sizes) < 0):
+        _pad_too_small(mode, shape, sizes)  # PyTorch's kernels allow an empty dim only beside a non-empty one
     if mode == "constant":
         crop, place, out_shape = [slice(None)] * ndim, [slice(None)] * ndim, list(shape)
         for d, before, after in sizes:  # negative sizes crop first
@@ -250,10 +259,26 @@ def pad(input, pad, mode="constant", value=None):
             source = xp.where(source >= shape[d], 2 * (shape[d] - 1) - source, source)
         elif mode == "replicate":
             source = xp.clip(source, 0, shape[d] - 1)
-        else:
-            source = source % shape[d]
+        else:  # circular: negative sizes crop first, then the kept part wraps around
+            start, kept = max(-before, 0), shape[d] - max(-before, 0) - max(-after, 0)
+            source = start + xp.arange(-max(before, 0), kept + max(after, 0)) % max(kept, 1)
         out = ops.index.GetItem.apply(out, index=(slice(None),) * d + (source,))
     return out
+
+
+def _pad_too_small(mode, shape, sizes):
+    """PyTorch's error for reflect / replicate padding that leaves an empty dim (its wording per kernel)."""
+    names = "WHD"[:len(sizes)]
+    given = {n: shape[d] for n, (d, _, _) in zip(names, sizes)}
+    out = {n: shape[d] + before + after for n, (d, before, after) in zip(names, sizes)}
+    order = names[::-1]
+    inputs = ", ".join(f"{n}: {given[n]}" for n in order[-2:])
+    if len(sizes) == 3:
+        inputs = f"D: {given['D']} " + inputs
+    elif len(sizes) == 2 and mode == "replicate":
+        inputs += " "
+    outputs = " ".join(f"{n}: {out[n]}" for n in order)
+    raise RuntimeError(f"input ({inputs}) is too small. Calculated output {outputs}")
 
 
 # ---- convolution ----
