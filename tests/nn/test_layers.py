@@ -250,3 +250,19 @@ def test_conv_row_unfolding(same, rng, monkeypatch, row_unfold_min, args, kwargs
     dm, tm = both("Conv2d", *args, **kwargs)
     same(dm, tm, [rng.standard_normal(shape)])
     same(dm, tm, [rng.standard_normal(shape)], np.float32)
+
+
+@pytest.mark.parametrize("name", [
+    "Threshold", "RReLU", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid", "PReLU", "GLU", "LogSigmoid", "Softsign",
+    "Tanhshrink", "Softshrink", "Hardshrink", "Softmin", "Softmax2d", "MultiheadAttention", "Dropout1d", "Dropout2d",
+    "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Bilinear", "ParameterList", "ParameterDict", "ConstantPad1d",
+    "ZeroPad2d", "ReflectionPad3d", "ReplicationPad1d", "CircularPad2d", "TransformerEncoderLayer", "Transformer",
+    "TransformerDecoder",
+])
+def test_class_paths_mirror_torch(name):
+    """`torch.nn.modules.<file>.<name>` has a twin `distml.nn.modules.<file>.<name>` (pickles name classes so)."""
+    import importlib
+    path = getattr(torch.nn, name).__module__.replace("torch", "distml", 1)
+    assert getattr(importlib.import_module(path), name) is getattr(nn, name)
+    assert nn.modules.linear.NonDynamicallyQuantizableLinear.__mro__[1] is nn.Linear
+    assert type(nn.MultiheadAttention(4, 2).out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
