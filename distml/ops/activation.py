@@ -39,7 +39,8 @@ class Elu(Primitive):
     def backward(self, grad):
         xp = get_array_module(grad)
         slope = (self.alpha * self.scale * self.input_scale) * xp.exp(xp.minimum(self.x, 0) * self.input_scale)
-        return xp.where(self.x > 0, grad * self.scale, grad * slope).astype(grad.dtype, copy=False)
+        positive = grad * self.scale if self.scale != 1.0 else grad
+        return xp.where(self.x > 0, positive, grad * slope).astype(grad.dtype, copy=False)
 
 
 class Gelu(Primitive):

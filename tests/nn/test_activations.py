@@ -47,8 +47,8 @@ def test_functional_matches_torch(rng, name, args, kwargs, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("weight,shape", [([0.25], (3, 4, 5)), ([0.1, -0.2, 0.3], (4, 3)), ([0.1, -0.2, 0.3], (2, 3, 2, 2)),
-                                          ([0.5], (7,)), ([0.5], ()), (0.3, (3, 4))])
+@pytest.mark.parametrize("weight,shape", [([0.25], (3, 4, 5)), ([0.1, -0.2, 0.3], (4, 3)),
+                                          ([0.1, -0.2, 0.3], (2, 3, 2, 2)), ([0.5], (7,)), ([0.5], ()), (0.3, (3, 4))])
 def test_prelu_matches_torch_input_and_weight_gradients(rng, weight, shape, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     x.reshape(-1)[:1] = 0.0
@@ -112,13 +112,15 @@ def test_softmin_and_softmax2d():
 @pytest.mark.parametrize("call,error,message", [
     (lambda f, t: f.glu(t.randn(3)), RuntimeError, "Halving dimension must be even, but dimension 0 is size 3"),
     (lambda f, t: f.glu(t.tensor(3.0)), RuntimeError, "glu does not support scalars because halving size must be even"),
-    (lambda f, t: f.glu(t.randn(4, 2), 5), IndexError, r"Dimension out of range \(expected to be in range of \[-2, 1\], but got 5\)"),
+    (lambda f, t: f.glu(t.randn(4, 2), 5), IndexError,
+     r"Dimension out of range \(expected to be in range of \[-2, 1\], but got 5\)"),
     (lambda f, t: f.softshrink(t.randn(3), -1), RuntimeError,
      r"lambda must be in range \[0, 3.40282e\+38\] for input dtype Float, but found -1"),
     (lambda f, t: f.softshrink(t.randn(3).double(), -0.5), RuntimeError,
      r"lambda must be in range \[0, 1.79769e\+308\] for input dtype Double, but found -0.5"),
     (lambda f, t: f.celu(t.randn(3), 0.0), RuntimeError, "ZeroDivisionError: alpha cannot be 0 for CELU"),
-    (lambda f, t: f.rrelu(t.randn(3), 0.5, 0.1), RuntimeError, "Lower bound should be less than or equal to the upper bound"),
+    (lambda f, t: f.rrelu(t.randn(3), 0.5, 0.1), RuntimeError,
+     "Lower bound should be less than or equal to the upper bound"),
     (lambda f, t: f.rrelu(t.randn(3), 0.5, 0.1, True), RuntimeError, "Lower bound should be less than or equal"),
     (lambda f, t: f.prelu(t.randn(2, 3, 4), t.ones(4)), RuntimeError,
      r"Mismatch of parameter numbers and input channel size. Found parameter numbers = 4 and channel size = 3."),

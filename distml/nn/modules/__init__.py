@@ -13,8 +13,9 @@ from distml.nn.modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss
 from distml.nn.modules.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from distml.nn.modules.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from distml.nn.modules.padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d,
-                                       ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d, ReplicationPad1d,
-                                       ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d, ZeroPad3d)
+                                       ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d,
+                                       ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
+                                       ZeroPad3d)
 from distml.nn.modules.sparse import Embedding
 from distml.nn.modules.transformer import (MultiheadAttention, Transformer, TransformerDecoder, TransformerDecoderLayer,
                                            TransformerEncoder, TransformerEncoderLayer)
@@ -26,8 +27,8 @@ __all__ = [
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "PoissonNLLLoss", "GaussianNLLLoss", "CosineSimilarity",
     "PairwiseDistance", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "Embedding",
-    "CELU", "GLU", "SELU", "Hardshrink", "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "PReLU", "RReLU", "Softmax2d",
-    "Softmin", "Softshrink", "Softsign", "Tanhshrink", "Threshold",
+    "CELU", "GLU", "SELU", "Hardshrink", "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "PReLU", "RReLU",
+    "Softmax2d", "Softmin", "Softshrink", "Softsign", "Tanhshrink", "Threshold",
     "AlphaDropout", "Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout", "Bilinear",
     "ParameterDict", "ParameterList",
     "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
