@@ -164,7 +164,7 @@ class _Pickler(pickle.Pickler):
     def persistent_id(self, obj):
         if isinstance(obj, Tensor):
             if type(obj) not in (Tensor, Parameter, Buffer):  # a Buffer is stored (and loads) as a Tensor
-                raise TypeError(f"distml.save cannot store a {type(obj).__name__}: only Tensor and Parameter "
+                raise TypeError(f"distml.save cannot store a {type(obj).__name__}: only Tensor, Parameter and Buffer "
                                 f"among Tensor subclasses (save x.detach() instead)")
         elif not (isinstance(obj, (np.ndarray, np.generic)) and _is_raw(obj.dtype)):
             return None
