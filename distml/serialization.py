@@ -22,8 +22,9 @@ other than the allowed classes' own construction. `weights_only=False` is full p
 
 Interop: `load` also reads PyTorch zip checkpoints (`torch.save`: state_dicts, optimizer state,
 containers of tensors; with `weights_only=False` also objects of non-torch classes that this
-program can import, never torch.nn classes) and safetensors files. PyTorch cannot read distml's
-archives.
+program can import) and safetensors files. A whole model's classes, `torch.nn.modules.<path>`,
+become distml's `distml.nn.modules.<path>` (with weights_only, those that `add_safe_globals` allowed);
+other torch classes are refused. PyTorch cannot read distml's archives.
 """
 import _compat_pickle
 import collections
@@ -34,6 +35,7 @@ import math
 import os
 import pickle
 import struct
+import sys
 import tempfile
 import types
 import zipfile
@@ -43,7 +45,8 @@ import numpy as np
 from distml import dtypes
 from distml._backend import get_array_module
 from distml.device import device as Device
-from distml.nn.parameter import Parameter
+from distml.nn.module import Module
+from distml.nn.parameter import Buffer, Parameter
 from distml.tensor import Size, Tensor
 
 FORMAT = "distml"
@@ -160,8 +163,8 @@ class _Pickler(pickle.Pickler):
 
     def persistent_id(self, obj):
         if isinstance(obj, Tensor):
-            if type(obj) not in (Tensor, Parameter):
-                raise TypeError(f"distml.save cannot store a {type(obj).__name__}: only Tensor and Parameter "
+            if type(obj) not in (Tensor, Parameter, Buffer):  # a Buffer is stored (and loads) as a Tensor
+                raise TypeError(f"distml.save cannot store a {type(obj).__name__}: only Tensor, Parameter and Buffer "
                                 f"among Tensor subclasses (save x.detach() instead)")
         elif not (isinstance(obj, (np.ndarray, np.generic)) and _is_raw(obj.dtype)):
             return None
@@ -423,6 +426,9 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
             raise _refusal(f"Trying to load unsupported GLOBAL {full} whose module {module} is blocked.")
         if full in self.globals:
             return self.globals[full]
+        counterpart = _distml_counterpart(module, name) if self.source.foreign else None
+        if counterpart is not None and id(counterpart) in self.callables:  # allowlisted by the user
+            return counterpart
         raise _unsupported_global(full)
 
     def persistent_load(self, pid):
@@ -535,10 +541,27 @@ class _FullUnpickler(pickle.Unpickler):
         if full in self.source.globals:
             return self.source.globals[full]
         if self.source.foreign and module.partition(".")[0] == "torch":
+            counterpart = _distml_counterpart(module, name)
+            if counterpart is not None:
+                return counterpart
             raise CheckpointError(f"{self.source.name}: distml cannot rebuild {full} from a PyTorch checkpoint "
                                   f"(distml never imports torch); save its state_dict() with torch.save and load "
                                   f"that into the matching distml object")
         return super().find_class(module, name)
+
+
+def _distml_counterpart(module, name):
+    """What a whole PyTorch model's pickle names stand for in distml: the Module class at the same
+    path (`torch.nn.modules.activation.ReLU` -> `distml.nn.modules.activation.ReLU`) or the
+    nn.functional function (a TransformerEncoderLayer's activation); None for anything else.
+    Looked up among the imported modules only: a file triggers no import."""
+    if module.startswith("torch.nn.modules."):
+        counterpart = getattr(sys.modules.get("distml" + module[len("torch"):]), name, None)
+        return counterpart if isinstance(counterpart, type) and issubclass(counterpart, Module) else None
+    if module == "torch.nn.functional" and not name.startswith("_"):
+        counterpart = getattr(sys.modules["distml.nn.functional"], name, None)
+        return counterpart if isinstance(counterpart, types.FunctionType) else None
+    return None
 
 
 def _unpickle(data, source, weights_only, entry):

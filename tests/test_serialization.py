@@ -258,7 +258,7 @@ def test_tensor_subclasses_other_than_parameter_are_refused(tmp_path):
     class Tagged(distml.Tensor):
         __slots__ = ()
 
-    with pytest.raises(TypeError, match="distml.save cannot store a Tagged: only Tensor and Parameter"):
+    with pytest.raises(TypeError, match="distml.save cannot store a Tagged: only Tensor, Parameter and Buffer"):
         distml.save({"t": Tagged(np.zeros(2)), "s": {1}}, tmp_path / "t.pt")
     assert not os.listdir(tmp_path)
 
@@ -794,13 +794,55 @@ def test_reads_torch_saved_objects_of_non_torch_classes(tmp_path):
         assert_tensor_equal(distml.load(tmp_path / "box.pt").w, np.arange(3.0, dtype=np.float32))
 
 
-def test_torch_classes_are_never_unpickled(tmp_path):
-    torch.save(torch.nn.Linear(2, 2), tmp_path / "linear.pt")
-    with pytest.raises(pickle.UnpicklingError, match="GLOBAL torch.nn.modules.linear.Linear was not an allowed"):
-        distml.load(tmp_path / "linear.pt")
-    with pytest.raises(CheckpointError, match="distml cannot rebuild torch.nn.modules.linear.Linear from a PyTorch "
+def whole_model(lib):
+    return lib.nn.Sequential(lib.nn.Linear(4, 6), lib.nn.PReLU(), lib.nn.Hardswish(), lib.nn.Dropout(0.2),
+                             lib.nn.TransformerEncoderLayer(6, 2, 8, dropout=0.0, batch_first=True),
+                             lib.nn.Softmax(dim=-1))
+
+
+def model_classes(lib):
+    """What a pickle of whole_model names, for safe_globals (with `import distml as torch` the same code)."""
+    nn = lib.nn
+    return [nn.Sequential, nn.Linear, nn.PReLU, nn.Hardswish, nn.Dropout, nn.TransformerEncoderLayer,
+            nn.MultiheadAttention, nn.modules.linear.NonDynamicallyQuantizableLinear, nn.LayerNorm, nn.Softmax,
+            nn.functional.relu]
+
+
+def test_whole_torch_model_loads_as_the_distml_modules_of_the_same_path(tmp_path, rng):
+    """torch.save(model): as torch.load does, a weights_only load refuses the model's classes until they
+    are allowlisted; here the allowed classes are distml's at the same torch.nn.modules path (what
+    `torch.nn.Linear` is after `import distml as torch`). weights_only=False rebuilds them without a list."""
+    theirs = whole_model(torch).double().eval()
+    torch.save(theirs, tmp_path / "model.pt")
+    x = rng.standard_normal((2, 5, 4))
+    expected = theirs(torch.tensor(x)).detach().numpy()
+    for lib, load in ((torch, torch.load), (distml, distml.load)):
+        with pytest.raises(pickle.UnpicklingError,
+                           match="GLOBAL torch.nn.modules.container.Sequential was not an allowed global by default"):
+            load(tmp_path / "model.pt")
+        with lib.serialization.safe_globals(model_classes(lib)[:-1]):
+            with pytest.raises(pickle.UnpicklingError, match="GLOBAL torch.nn.functional.relu was not an allowed"):
+                load(tmp_path / "model.pt")
+        with lib.serialization.safe_globals(model_classes(lib)):
+            ours = load(tmp_path / "model.pt")
+        assert repr(ours) == repr(theirs)
+        np.testing.assert_allclose(ours(lib.tensor(x)).detach().numpy(), expected, rtol=1e-12, atol=1e-14)
+    ours = distml.load(tmp_path / "model.pt", weights_only=False)
+    assert type(ours[4].self_attn.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert not ours.training and ours[1].weight.requires_grad
+    np.testing.assert_allclose(ours(distml.tensor(x)).detach().numpy(), expected, rtol=1e-12, atol=1e-14)
+    ours.train()(distml.tensor(x)).sum().backward()
+    assert ours[0].weight.grad is not None
+
+
+def test_other_torch_classes_are_never_unpickled(tmp_path):
+    torch.save(torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1), tmp_path / "sgd.pt")
+    with pytest.raises(pickle.UnpicklingError, match="GLOBAL torch.optim.sgd.SGD was not an allowed"):
+        distml.load(tmp_path / "sgd.pt")
+    with pytest.raises(CheckpointError, match="distml cannot rebuild torch.optim.sgd.SGD from a PyTorch "
                                               "checkpoint.*state_dict"):
-        distml.load(tmp_path / "linear.pt", weights_only=False)
+        distml.load(tmp_path / "sgd.pt", weights_only=False)
 
 
 def test_torch_reader_never_runs_code(tmp_path):

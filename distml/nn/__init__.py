@@ -4,9 +4,6 @@
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
 """
 from distml.nn.module import Module
-from distml.nn.parameter import Parameter
+from distml.nn.parameter import Buffer, Parameter
 from distml.nn.modules import *  # noqa: F401,F403
 from distml.nn import functional, init, utils  # noqa: E402
-from distml.nn.modules.rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNBase, RNNCell, RNNCellBase  # noqa: E402
-from distml.nn.transformer import (MultiheadAttention, Transformer, TransformerDecoder, TransformerDecoderLayer,  # noqa: E402
-                                   TransformerEncoder, TransformerEncoderLayer)

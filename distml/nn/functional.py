@@ -5,6 +5,7 @@ signatures and argument checks. Each calls one primitive from distml/ops or comp
     loss = F.cross_entropy(F.linear(x, w, b), target)
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -52,6 +53,30 @@ def linear(input, weight, bias=None):
     return _linear.Linear.apply(input, weight, bias)
 
 
+def bilinear(input1, input2, weight, bias=None):
+    """out[..., o] = input1[..., i] weight[o, i, j] input2[..., j] + bias[o]: `F.bilinear(x1, x2, w, b)`."""
+    s1, s2, w = input1.array.shape, input2.array.shape, weight.array.shape
+    if len(s1) != len(s2):
+        raise RuntimeError(f"bilinear(): input dimensions do not match: got {len(s1)} and {len(s2)}")
+    for d, (a, b) in enumerate(zip(s1[:-1], s2[:-1])):
+        if a != b:
+            raise RuntimeError(f"bilinear(): input batch dimensions do not match: got {a} and {b}")
+    if len(w) != 3:
+        raise RuntimeError(f"bilinear(): weight must be three-dimensional, but got {len(w)}")
+    if s1[-1] != w[1]:
+        raise RuntimeError(f"bilinear(): input1 size does not match weight size: got {s1[-1]} but expected {w[1]}")
+    if s2[-1] != w[2]:
+        raise RuntimeError(f"bilinear(): input2 size does not match weight size: got {s2[-1]} but expected {w[2]}")
+    if bias is not None and bias.array.shape != (w[0],):
+        raise RuntimeError(f"bilinear(): bias size does not match weight size: got {bias.array.shape[-1]} but "
+                           f"expected {w[0]}")
+    out_features, in1, in2 = w
+    # (..., i) @ (i, o * j) -> (..., o, j), then the dot product with input2 over j
+    left = ops.matmul(input1, weight.permute(1, 0, 2).reshape(in1, out_features * in2))
+    out = (left.reshape(*s1[:-1], out_features, in2) * input2.unsqueeze(-2)).sum(-1)
+    return out if bias is None else out + bias
+
+
 def _type_name(t):
     return {"float16": "Half", "float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
             "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[t.array.dtype.name]
@@ -83,6 +108,92 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return input.mul_(mask) if inplace else input * mask
 
 
+_SELU_NEGATIVE = -1.7580993408473766  # selu's limit at -inf: what alpha dropout sets dropped values to
+
+
+def _masked_dropout(input, p, training, inplace, channels=0, alpha=False):
+    """Dropout with one mask entry per element, or per channel when `channels` (the number of
+    leading batch/channel dims) is set; `alpha`: dropped values go to selu's negative limit and
+    the result is rescaled to keep zero mean and unit variance (PyTorch's _dropout_impl)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if p == 0.0 or not training or input.array.size == 0:
+        return input
+    if p == 1.0:
+        return input.mul_(0) if inplace else input * 0
+    shape = input.array.shape
+    if channels:
+        if input.array.ndim + 2 - channels < 2:  # channels=1: an unbatched input, as if unsqueezed
+            raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+        shape = shape[:channels] + (1,) * (len(shape) - channels)
+    from distml.random import rand
+    keep = (rand(*shape, dtype=input.dtype, device=input.device).array >= p).astype(input.array.dtype)
+    if not alpha:
+        mask = Tensor(keep / (1.0 - p))
+        return input.mul_(mask) if inplace else input * mask
+    a = 1.0 / math.sqrt((_SELU_NEGATIVE ** 2 * p + 1) * (1 - p))
+    scale, shift = Tensor(keep * a), Tensor((keep - 1) * (-_SELU_NEGATIVE * a) - _SELU_NEGATIVE * a * p)
+    return input.mul_(scale).add_(shift) if inplace else input * scale + shift
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, L) or (C, L) input with probability p, scale the rest by
+    1 / (1 - p): `F.dropout1d(x, 0.2)`."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.array.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {input.array.ndim}D input. Note that "
+                           "dropout1d exists to provide channel-wise dropout on inputs with 1 spatial dimension, a "
+                           "channel dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    return _masked_dropout(input, p, training, inplace, channels=2 if input.array.ndim == 3 else 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels (dim 1) of (N, C, H, W) input with probability p: `F.dropout2d(x, 0.2)`.
+    As PyTorch's, dims 0 and 1 are always the batch and channel dims (a 3-D input is (N, C, L))."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    ndim = input.array.ndim
+    if ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {ndim}-D input to dropout2d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use dropout "
+                      "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
+                      "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
+                      stacklevel=2)
+    if ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior "
+                      "is desired - input is interpreted as shape (N, C, L), where C is the channel dim. This behavior "
+                      "will change in a future release to interpret the input as one without a batch dimension, i.e. "
+                      "shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using "
+                      "dropout1d instead.", stacklevel=2)
+    return _masked_dropout(input, p, training, inplace, channels=2)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability p: `F.dropout3d(x)`."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    ndim = input.array.ndim
+    if ndim not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {ndim}-D input to dropout3d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use dropout "
+                      "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
+                      "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+                      stacklevel=2)
+    return _masked_dropout(input, p, training, inplace, channels=2 if ndim == 5 else 1)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Dropout for SELU networks: dropped elements take selu's negative limit, then an affine map
+    keeps the mean and variance: `F.alpha_dropout(x, 0.1, training=True)`."""
+    return _masked_dropout(input, p, training, inplace, alpha=True)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """alpha_dropout of whole channels (dim 1): `F.feature_alpha_dropout(x, 0.1, training=True)`."""
+    return _masked_dropout(input, p, training, inplace, channels=2, alpha=True)
+
+
 # ---- padding ----
 
 _PAD_SUPPORT = ("Supported combinations for non-constant padding:\n"
@@ -101,7 +212,7 @@ def pad(input, pad, mode="constant", value=None):
     n, ndim, shape = len(pad) // 2, input.array.ndim, input.array.shape
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
-    if mode == "constant" and n > ndim:
+    if n > ndim:
         raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension but got "
                            f"padding length {len(pad)} and input of dimension {ndim}")
     if mode != "constant":
@@ -113,14 +224,23 @@ def pad(input, pad, mode="constant", value=None):
     xp = get_array_module(input.array)
     sizes = [(ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(n)]
     for i, (d, before, after) in enumerate(sizes):
-        if shape[d] - max(-before, 0) - max(-after, 0) < 0:  # negative sizes crop before anything is added
-            raise RuntimeError("narrow(): length must be non-negative.")
         if mode == "reflect" and (before >= shape[d] or after >= shape[d]):
             raise RuntimeError(f"Argument #{4 + 2 * i}: Padding size should be less than the corresponding input "
                                f"dimension, but got: padding ({before}, {after}) at dimension {d} of input "
                                f"{list(shape)}")
-        if mode == "circular" and (before > shape[d] or after > shape[d]):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
+        kept = shape[d] - max(-before, 0) - max(-after, 0)  # negative sizes crop before anything is added
+        if mode == "circular":
+            if max(before, after) > shape[d]:
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            if kept < 0:
+                raise RuntimeError("Negative padding value is resulting in an empty dimension")
+            if max(before, after) > kept:  # PyTorch reads out of bounds here; distml refuses
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+        if kept < 0 and mode == "constant":
+            raise RuntimeError("narrow(): length must be non-negative.")
+    out_sizes = [shape[d] + before + after for d, before, after in sizes]
+    if mode in ("reflect", "replicate") and (max(out_sizes) < 1 or min(out_sizes) < 0):
+        _pad_too_small(mode, shape, sizes)  # PyTorch's kernels allow an empty dim only beside a non-empty one
     if mode == "constant":
         crop, place, out_shape = [slice(None)] * ndim, [slice(None)] * ndim, list(shape)
         for d, before, after in sizes:  # negative sizes crop first
@@ -139,10 +259,26 @@ def pad(input, pad, mode="constant", value=None):
             source = xp.where(source >= shape[d], 2 * (shape[d] - 1) - source, source)
         elif mode == "replicate":
             source = xp.clip(source, 0, shape[d] - 1)
-        else:
-            source = source % shape[d]
+        else:  # circular: negative sizes crop first, then the kept part wraps around
+            start, kept = max(-before, 0), shape[d] - max(-before, 0) - max(-after, 0)
+            source = start + xp.arange(-max(before, 0), kept + max(after, 0)) % max(kept, 1)
         out = ops.index.GetItem.apply(out, index=(slice(None),) * d + (source,))
     return out
+
+
+def _pad_too_small(mode, shape, sizes):
+    """PyTorch's error for reflect / replicate padding that leaves an empty dim (its wording per kernel)."""
+    names = "WHD"[:len(sizes)]
+    given = {n: shape[d] for n, (d, _, _) in zip(names, sizes)}
+    out = {n: shape[d] + before + after for n, (d, before, after) in zip(names, sizes)}
+    order = names[::-1]
+    inputs = ", ".join(f"{n}: {given[n]}" for n in order[-2:])
+    if len(sizes) == 3:
+        inputs = f"D: {given['D']} " + inputs
+    elif len(sizes) == 2 and mode == "replicate":
+        inputs += " "
+    outputs = " ".join(f"{n}: {out[n]}" for n in order)
+    raise RuntimeError(f"input ({inputs}) is too small. Calculated output {outputs}")
 
 
 # ---- convolution ----
@@ -455,6 +591,156 @@ def log_softmax(input, dim=None, dtype=None):
     return ops.log_softmax(input, _softmax_dim(input.array.ndim) if dim is None else dim, dtype=dtype)
 
 
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-input, dim): `F.softmin(x, dim=1)`."""
+    if dim is None:
+        warnings.warn("Implicit dimension choice for softmin has been deprecated. Change the call to include dim=X "
+                      "as an argument.", stacklevel=_stacklevel)
+        dim = _softmax_dim(input.array.ndim)
+    return ops.softmax(-input, dim, dtype=dtype)
+
+
+def relu_(input):
+    """relu written into input: `F.relu_(x)`."""
+    return relu(input, inplace=True)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def elu_(input, alpha=1.0):
+    return elu(input, alpha, inplace=True)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """scale * elu(x, alpha) with the self-normalising constants: `F.selu(x)`."""
+    return _maybe_inplace(_act.Elu.apply, input, inplace, alpha=_SELU_ALPHA, scale=_SELU_SCALE)
+
+
+def selu_(input):
+    return selu(input, inplace=True)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)): `F.celu(x, alpha=0.5)`."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    return _maybe_inplace(_act.Elu.apply, input, inplace, alpha=alpha, input_scale=1.0 / alpha)
+
+
+def celu_(input, alpha=1.0):
+    return celu(input, alpha, inplace=True)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    """Leaky ReLU with a random slope: in training each element <= 0 is multiplied by its own
+    slope drawn uniformly from [lower, upper] (the gradient is that slope), in eval by the fixed
+    slope (lower + upper) / 2: `F.rrelu(x, training=True)`."""
+    if lower > upper:
+        raise RuntimeError("Lower bound should be less than or equal to the upper bound")
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2, inplace)
+    from distml.random import rand
+    x = input.array
+    slopes = lower + (upper - lower) * rand(*x.shape, dtype=input.dtype, device=input.device).array
+    noise = Tensor(get_array_module(x).where(x <= 0, slopes, 1).astype(x.dtype, copy=False))
+    return input.mul_(noise) if inplace else input * noise
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """input where input > threshold, else value: `F.threshold(x, 0.1, 20.0)`."""
+    return _maybe_inplace(_act.Threshold.apply, input, inplace, threshold=threshold, value=value)
+
+
+def threshold_(input, threshold, value):
+    return _maybe_inplace(_act.Threshold.apply, input, True, threshold=threshold, value=value)
+
+
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x) with one learnt slope, or one per channel (dim 1): `F.prelu(x, w)`."""
+    if weight.array.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight.array.ndim}")
+    count, ndim = weight.array.size, input.array.ndim
+    if count != 1:
+        if ndim == 0:
+            raise RuntimeError("Not allow zero-dim input tensor.")
+        channels = input.array.shape[1] if ndim >= 2 else 1
+        if count != channels:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                               f"{count} and channel size = {channels}.")
+    slope = weight.reshape(()) if count == 1 else weight.reshape([count] + [1] * (ndim - 2))
+    return ops.where(input > 0, input, slope * input)
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b) for the halves a, b of input along dim: `F.glu(x, dim=1)`."""
+    if input.array.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    from distml.ops._util import wrap_dim
+    dim = wrap_dim(dim, input.array.ndim)
+    if input.array.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size {input.array.shape[dim]}")
+    a, b = input.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x)): `F.mish(x)`."""
+    return _maybe_inplace(_act.Mish.apply, input, inplace)
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6: `F.hardswish(x)`."""
+    return _maybe_inplace(_act.Hardswish.apply, input, inplace)
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6: `F.hardsigmoid(x)`."""
+    return _maybe_inplace(_act.Hardsigmoid.apply, input, inplace)
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)), computed without overflow: `F.logsigmoid(x)`."""
+    return _act.LogSigmoid.apply(input)
+
+
+def softsign(input):
+    """x / (1 + |x|): `F.softsign(x)`."""
+    return input / (input.abs() + 1)
+
+
+def tanhshrink(input):
+    """x - tanh(x): `F.tanhshrink(x)`."""
+    return input - input.tanh()
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd above lambd, x + lambd below -lambd, 0 between: `F.softshrink(x, 0.5)`."""
+    largest = float(np.finfo(input.array.dtype).max) if dtypes.is_float(input.array.dtype) else math.inf
+    if not 0 <= lambd <= largest:
+        raise RuntimeError(f"lambda must be in range [0, {largest:g}] for input dtype {_type_name(input)}, but "
+                           f"found {lambd:g}")
+    return _act.Softshrink.apply(input, lambd=lambd)
+
+
+def hardshrink(input, lambd=0.5):
+    """x outside [-lambd, lambd], 0 inside: `F.hardshrink(x, 0.5)`."""
+    return _act.Hardshrink.apply(input, lambd=lambd)
+
+
 # ---- losses ----
 
 def _check_reduction(reduction):
@@ -716,4 +1002,4 @@ def one_hot(tensor, num_classes=-1):
     return Tensor((values[..., None] == xp.arange(num_classes)).astype(np.int64))
 
 
-from distml.nn.transformer import scaled_dot_product_attention  # noqa: E402,F401  (defined with attention)
+from distml.nn.modules.transformer import scaled_dot_product_attention  # noqa: E402,F401  (defined with attention)

@@ -4,7 +4,7 @@ from collections import OrderedDict, namedtuple
 
 from distml import dtypes
 from distml.autograd.grad_mode import no_grad
-from distml.nn.parameter import Parameter
+from distml.nn.parameter import Buffer, Parameter
 from distml.tensor import Tensor, _to_arguments, preserve_format
 
 
@@ -140,13 +140,23 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
                                 "(distml.nn.Module or None expected)")
             modules[name] = value
+        elif isinstance(value, Buffer):  # nn.Buffer(t) registers a buffer, persistent as it says
+            self.register_buffer(name, value, value.persistent)
         elif buffers is not None and name in buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                                "(distml Tensor or None expected)")
+                                "(distml.nn.Buffer, distml Tensor or None expected)")
             buffers[name] = value
         else:
             object.__setattr__(self, name, value)
+
+    def __setstate__(self, state):
+        """Restore a pickled module, one that PyTorch pickled too (torch.save of a whole model, loaded
+        through distml.load): PyTorch's registries that distml has no use for are dropped."""
+        if "_non_persistent_buffers_set" in state:
+            state = {k: v for k, v in state.items() if k not in _TORCH_ONLY_STATE}
+            state["_non_persistent_buffers"] = state.pop("_non_persistent_buffers_set")
+        self.__dict__.update(state)
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -431,6 +441,11 @@ class Module:
             else:
                 text += "\n  " + "\n  ".join(lines) + "\n"
         return text + ")"
+
+
+_TORCH_ONLY_STATE = {"_backward_hooks", "_backward_pre_hooks", "_is_full_backward_hook", "_forward_hooks_with_kwargs",
+                     "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs", "_state_dict_hooks",
+                     "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"}
 
 
 def _check_name(module, name, kind):

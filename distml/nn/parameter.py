@@ -1,4 +1,4 @@
-"""Parameter: a Tensor that a Module registers as one of its learnable weights."""
+"""Parameter and Buffer: Tensors that a Module registers as a learnable weight or as state."""
 from distml.tensor import Tensor
 
 
@@ -28,3 +28,20 @@ class Parameter(Tensor):
 
 def _rebuild_parameter(array, requires_grad):
     return Parameter(array, requires_grad)
+
+
+class Buffer(Tensor):
+    """A tensor that assigning to a Module attribute registers as a buffer (PyTorch 2.x):
+    `self.running_mean = nn.Buffer(distml.zeros(3))`; `persistent=False` keeps it out of
+    state_dict. Shares memory with `data`, detached, keeping its requires_grad."""
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, data=None, *, persistent=True):
+        if data is None:
+            from distml.creation import empty
+            data = empty(0)
+        super().__init__(data.array)
+        self._version = data._version
+        self.requires_grad = data.requires_grad
+        self.persistent = persistent

@@ -9,7 +9,10 @@ import distml
 
 @pytest.mark.parametrize("name,kwargs", [("relu", {}), ("leaky_relu", {"negative_slope": 0.2}),
                                          ("elu", {"alpha": 0.7}), ("silu", {}),
-                                         ("hardtanh", {"min_val": -0.5, "max_val": 3.0}), ("relu6", {})])
+                                         ("hardtanh", {"min_val": -0.5, "max_val": 3.0}), ("relu6", {}),
+                                         ("selu", {}), ("celu", {"alpha": 0.5}), ("mish", {}), ("hardswish", {}),
+                                         ("hardsigmoid", {}), ("threshold", {"threshold": 0.5, "value": -2.0}),
+                                         ("rrelu", {"lower": 0.1, "upper": 0.3})])
 def test_inplace_activation_after_an_op_matches_torch(name, kwargs):
     def run(lib):
         w = lib.linspace(-2, 2, 7, dtype=lib.float64).requires_grad_()
@@ -35,3 +38,30 @@ def test_inplace_leaky_relu_module_in_a_sequential_trains_like_torch():
         return [p.grad for p in model.parameters()]
     for a, b in zip(run(distml), run(torch)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,args", [("ReLU", ()), ("LeakyReLU", (0.2,)), ("ELU", (0.7,)), ("SiLU", ()),
+                                       ("Hardtanh", (-0.5, 3.0)), ("ReLU6", ()), ("SELU", ()), ("CELU", (0.5,)),
+                                       ("Mish", ()), ("Hardswish", ()), ("Hardsigmoid", ()), ("Threshold", (0.5, -2.0)),
+                                       ("Dropout", (0.0,))])
+def test_inplace_module_after_an_op_matches_torch(name, args):
+    def run(lib):
+        w = lib.linspace(-4, 4, 9, dtype=lib.float64).requires_grad_()
+        hidden = w * 1.5
+        out = getattr(lib.nn, name)(*args, inplace=True)(hidden)
+        (out * out * lib.arange(9, dtype=lib.float64)).sum().backward()
+        return out.detach(), w.grad
+    for a, b in zip(run(distml), run(torch)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_inplace_rrelu_in_training_gives_the_slopes_as_gradient():
+    distml.manual_seed(0)
+    w = distml.linspace(-4, -0.5, 50, dtype=distml.float64).requires_grad_()
+    hidden = w * 1.0
+    out = distml.nn.RReLU(0.1, 0.3, inplace=True)(hidden)
+    assert out is hidden
+    out.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), out.detach().numpy() / w.detach().numpy(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
+        distml.nn.functional.selu(distml.ones(3, requires_grad=True), inplace=True)

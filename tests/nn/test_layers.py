@@ -61,6 +61,41 @@ LAYERS = [
     ("LogSoftmax", (-1,), {}, [(3, 4, 5)]),
     ("Softplus", (), {}, [(4, 5)]),
     ("Softplus", (2.0, 1.0), {}, [(4, 5)]),
+    ("Threshold", (0.1, 20.0), {}, [(4, 5)]),
+    ("SELU", (), {}, [(4, 5)]),
+    ("CELU", (0.5,), {}, [(4, 5)]),
+    ("Mish", (), {}, [(4, 5)]),
+    ("Hardswish", (), {}, [(4, 5)]),
+    ("Hardsigmoid", (), {}, [(4, 5)]),
+    ("PReLU", (), {}, [(4, 5)]),
+    ("PReLU", (3, 0.1), {}, [(2, 3, 4)]),
+    ("GLU", (), {}, [(4, 6)]),
+    ("GLU", (1,), {}, [(2, 4, 3)]),
+    ("LogSigmoid", (), {}, [(4, 5)]),
+    ("Softmin", (1,), {}, [(4, 5)]),
+    ("Softsign", (), {}, [(4, 5)]),
+    ("Softshrink", (0.7,), {}, [(4, 5)]),
+    ("Hardshrink", (), {}, [(4, 5)]),
+    ("Tanhshrink", (), {}, [(4, 5)]),
+    ("Softmax2d", (), {}, [(2, 3, 4, 5)]),
+    ("Bilinear", (3, 4, 5), {}, [(6, 3), (6, 4)]),
+    ("Bilinear", (3, 4, 2), {"bias": False}, [(2, 6, 3), (2, 6, 4)]),
+    ("Bilinear", (3, 4, 5), {}, [(3,), (4,)]),
+    ("ConstantPad1d", ((1, 2), 3.5), {}, [(2, 3, 4)]),
+    ("ConstantPad2d", (1, -1.0), {}, [(2, 3, 4)]),
+    ("ConstantPad3d", ((1, 0, 2, 1, 0, 1), 0.5), {}, [(2, 2, 3, 4)]),
+    ("ZeroPad1d", (2,), {}, [(3, 4)]),
+    ("ZeroPad2d", ((1, 2, 0, 1),), {}, [(2, 3, 4)]),
+    ("ZeroPad3d", (1,), {}, [(1, 2, 3, 2, 2)]),
+    ("ReflectionPad1d", ((2, 1),), {}, [(2, 3, 4)]),
+    ("ReflectionPad2d", (2,), {}, [(2, 3, 4, 5)]),
+    ("ReflectionPad3d", ((1, 2, 0, 1, 1, 1),), {}, [(2, 3, 3, 4)]),
+    ("ReplicationPad1d", ((3, 1),), {}, [(3, 4)]),
+    ("ReplicationPad2d", ((1, 2, 3, 0),), {}, [(2, 3, 4, 5)]),
+    ("ReplicationPad3d", (1,), {}, [(1, 2, 3, 2, 2)]),
+    ("CircularPad1d", ((2, 1),), {}, [(2, 3, 4)]),
+    ("CircularPad2d", (1,), {}, [(3, 4, 5)]),
+    ("CircularPad3d", ((1, 0, 2, 1, 0, 1),), {}, [(1, 2, 3, 3, 4)]),
 ]
 
 
@@ -215,3 +250,19 @@ def test_conv_row_unfolding(same, rng, monkeypatch, row_unfold_min, args, kwargs
     dm, tm = both("Conv2d", *args, **kwargs)
     same(dm, tm, [rng.standard_normal(shape)])
     same(dm, tm, [rng.standard_normal(shape)], np.float32)
+
+
+@pytest.mark.parametrize("name", [
+    "Threshold", "RReLU", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid", "PReLU", "GLU", "LogSigmoid", "Softsign",
+    "Tanhshrink", "Softshrink", "Hardshrink", "Softmin", "Softmax2d", "MultiheadAttention", "Dropout1d", "Dropout2d",
+    "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Bilinear", "ParameterList", "ParameterDict", "ConstantPad1d",
+    "ZeroPad2d", "ReflectionPad3d", "ReplicationPad1d", "CircularPad2d", "TransformerEncoderLayer", "Transformer",
+    "TransformerDecoder",
+])
+def test_class_paths_mirror_torch(name):
+    """`torch.nn.modules.<file>.<name>` has a twin `distml.nn.modules.<file>.<name>` (pickles name classes so)."""
+    import importlib
+    path = getattr(torch.nn, name).__module__.replace("torch", "distml", 1)
+    assert getattr(importlib.import_module(path), name) is getattr(nn, name)
+    assert nn.modules.linear.NonDynamicallyQuantizableLinear.__mro__[1] is nn.Linear
+    assert type(nn.MultiheadAttention(4, 2).out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear

@@ -20,7 +20,7 @@ from distml.nn import init
 from distml.nn.module import Module
 from distml.nn.modules.container import ModuleList
 from distml.nn.modules.dropout import Dropout
-from distml.nn.modules.linear import Linear
+from distml.nn.modules.linear import Linear, NonDynamicallyQuantizableLinear
 from distml.nn.modules.normalization import LayerNorm
 from distml.nn.parameter import Parameter
 
@@ -59,10 +59,6 @@ def _additive_mask(mask, name, dtype):
     if not mask.is_floating_point():
         raise AssertionError(f"only bool and floating types of {name} are supported")
     return mask
-
-
-class NonDynamicallyQuantizableLinear(Linear):
-    """A Linear; PyTorch's class name for MultiheadAttention.out_proj, kept so that print(model) reads the same."""
 
 
 class MultiheadAttention(Module):
