@@ -25,6 +25,7 @@ from distml.ops.math import Binary, Rounding, Unary
 from distml.ops.norm import Normalize
 from distml.ops.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from distml.ops.reduce import AMax, CumSum, Prod, Sum
+from distml.ops.rnn import MODES, RecurrentLayer
 from distml.ops.shape import Cat, Expand, Flip, Permute, Reshape, Split
 from distml.ops.softmax import Softmax
 from distml.onnx._graph import UNAVAILABLE
@@ -130,7 +131,17 @@ def _hardtanh(c):
 
 @converts(Elu)
 def _elu(c):
-    return c.node("Elu", c.input(0), alpha=float(c.params["alpha"]))
+    """elu, and selu / celu (Elu's `scale` and `input_scale`): scale * x for x > 0,
+    scale * alpha * (exp(input_scale * x) - 1) otherwise."""
+    x, alpha = c.input(0), float(c.params["alpha"])
+    scale, input_scale = float(c.params.get("scale", 1.0)), float(c.params.get("input_scale", 1.0))
+    if scale == 1.0 and input_scale == 1.0:
+        return c.node("Elu", x, alpha=alpha)
+    if input_scale == 1.0:
+        return c.node("Selu", x, alpha=alpha, gamma=scale)
+    negative = c.node("Mul", c.node("Sub", c.node("Exp", c.node("Mul", x, c.scalar(input_scale))), c.scalar(1)),
+                      c.scalar(alpha * scale))
+    return c.node("Where", c.node("Greater", x, c.scalar(0)), c.node("Mul", x, c.scalar(scale)), negative)
 
 
 @converts(Gelu)
@@ -623,3 +634,53 @@ def _amax(c):
 @converts(CumSum)
 def _cumsum(c):
     return c.node("CumSum", c.cast_input(0), c.const(np.asarray(c.params["dim"], np.int64)))
+
+
+# ---- recurrent layers ----
+
+_ONNX_RNN = {  # distml mode -> (ONNX op, order of PyTorch's gate blocks in ONNX's, attributes)
+    MODES["RNN_TANH"]: ("RNN", [0], {"activations": ["Tanh"]}),
+    MODES["RNN_RELU"]: ("RNN", [0], {"activations": ["Relu"]}),
+    MODES["LSTM"]: ("LSTM", [0, 3, 1, 2], {}),  # PyTorch i f g o -> ONNX i o f c
+    MODES["GRU"]: ("GRU", [1, 0, 2], {"linear_before_reset": 1}),  # PyTorch r z n -> ONNX z r h
+}
+
+
+def _gate_blocks(c, name, order):
+    """`name`'s gate blocks (along dim 0) in ONNX's order, with a leading num_directions axis of 1."""
+    if len(order) > 1:
+        blocks = c.node("Split", name, c.ints([c.shape(3)[0] // len(order)] * len(order)), outputs=len(order))
+        name = c.node("Concat", *[blocks[k] for k in order], axis=0)
+    return c.node("Unsqueeze", name, c.ints([0]))
+
+
+def _rnn_key(call):
+    return call.inputs, {k: v for k, v in call.params.items() if k != "batch_sizes"}
+
+
+@converts(RecurrentLayer, key=_rnn_key)
+def _recurrent_layer(c):
+    """One layer and direction as ONNX's RNN / LSTM / GRU over (steps, batch, features)."""
+    mode, batch_sizes = c.params["mode"], c.params["batch_sizes"]
+    if len(set(np.asarray(getattr(batch_sizes, "value", batch_sizes)).tolist())) > 1:
+        raise c.unsupported("packed sequences of different lengths (export a padded batch instead)")
+    if c.call.inputs[7] is not None:
+        raise c.unsupported("LSTM with proj_size (ONNX's LSTM has no projection)")
+    op_type, order, attributes = _ONNX_RNN[mode]
+    hidden = c.shape(4)[1]
+    x, h0 = c.input(0), c.input(1)
+    batch = c.node("Slice", c.node("Shape", h0), c.ints([0]), c.ints([1]))
+    steps = c.node("Reshape", x, c.node("Concat", c.ints([-1]), batch, c.ints([c.shape(0)[1]]), axis=0))
+    w, r = _gate_blocks(c, c.input(3), order), _gate_blocks(c, c.input(4), order)
+    bias = ""
+    if c.call.inputs[5] is not None:
+        b_ih, b_hh = (c.node("Squeeze", _gate_blocks(c, c.input(i), order), c.ints([0])) for i in (5, 6))
+        bias = c.node("Unsqueeze", c.node("Concat", b_ih, b_hh, axis=0), c.ints([0]))
+    states = [c.node("Unsqueeze", h0, c.ints([0]))]
+    if op_type == "LSTM":
+        states.append(c.node("Unsqueeze", c.input(2), c.ints([0])))
+    direction = "reverse" if c.params["reverse"] else "forward"
+    outputs = c.node(op_type, steps, w, r, bias, "", *states, outputs=len(states) + 1, hidden_size=hidden,
+                     direction=direction, **attributes)
+    y = c.node("Reshape", c.node("Squeeze", outputs[0], c.ints([1])), c.ints([-1, hidden]))
+    return [y] + [c.node("Squeeze", state, c.ints([0])) for state in outputs[1:]]

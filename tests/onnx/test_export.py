@@ -365,3 +365,25 @@ def test_is_in_onnx_export_and_options():
         distml.onnx.export(Probe(), (distml.randn(2),), io.BytesIO(), dynamo=True)
     with pytest.raises(ValueError, match="input_names has 2 names"):
         distml.onnx.export(Probe(), (distml.randn(2),), io.BytesIO(), input_names=["a", "b"])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.GRU(8, 6, num_layers=2, bidirectional=True),
+    lambda: nn.RNN(8, 6, nonlinearity="relu", batch_first=True),
+    lambda: nn.LSTM(8, 6, bias=False, bidirectional=True, batch_first=True),
+], ids=["gru-bidirectional", "rnn-relu", "lstm-no-bias-bidirectional"])
+def test_recurrent_layers_export_as_onnx_recurrent_ops(tmp_path, make):
+    distml.manual_seed(0)
+    model = make().eval()
+    x = distml.randn(2, 5, 8)
+    proto, session = export(model, (x,), tmp_path, input_names=["x"], dynamic_axes={"x": {0: "a", 1: "b"}})
+    ops = {node.op_type for node in proto.graph.node}
+    assert ops & {"GRU", "RNN", "LSTM"}
+    assert_runs_like(session, model, distml.randn(3, 4, 8))
+
+
+@pytest.mark.parametrize("activation", [nn.SELU(), nn.CELU(0.7), nn.ELU(0.5)], ids=["selu", "celu", "elu"])
+def test_elu_family(tmp_path, activation):
+    model = nn.Sequential(nn.Linear(4, 4), activation).eval()
+    _, session = export(model, (distml.randn(3, 4),), tmp_path, input_names=["x"])
+    assert_runs_like(session, model, distml.randn(3, 4))
