@@ -143,3 +143,86 @@ class BinaryCrossEntropyWithLogits(Primitive):
         if self.needs_input_grad[1]:
             grad_y = grad * (-x if pos_weight is None else -x + (pos_weight - 1) * self.softplus)
         return grad_x, grad_y
+
+
+def _logsumexp3(a, b, c):
+    """log(exp(a) + exp(b) + exp(c)) elementwise; -inf where all three are -inf."""
+    xp = get_array_module(a)
+    m = xp.maximum(xp.maximum(a, b), c)
+    m = xp.where(xp.isneginf(m), 0, m)
+    with np.errstate(divide="ignore"):
+        return m + xp.log(xp.exp(a - m) + xp.exp(b - m) + xp.exp(c - m))
+
+
+def _shift(a, k, fill):
+    """a moved k places right along the last axis (left for k < 0), the vacated places filled."""
+    xp = get_array_module(a)
+    out = xp.full_like(a, fill)
+    if k > 0:
+        out[..., k:] = a[..., :-k]
+    else:
+        out[..., :k] = a[..., -k:]
+    return out
+
+
+class CTCLoss(Primitive):
+    """Per-sample negative log-likelihood of CTC on log_probs (T, N, C), targets (N, S) padded,
+    input_lengths and target_lengths (N,): the forward variable alpha by its recursion in log
+    space over the extended labels (blank, y1, blank, y2, ..., blank), vectorised over the
+    batch; backward from alpha and beta. As PyTorch's, the gradient is
+    exp(log_probs) - sum_s alpha beta / (p exp(log_probs)), the gradient through a log_softmax
+    that produced log_probs (the first term cancels there); time steps past a sample's
+    input length get zero. zero_infinity turns infinite losses (impossible alignments) and
+    their gradients into zeros."""
+    saves_inputs = False
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity):
+        xp = get_array_module(log_probs)
+        T, N, C_ = log_probs.shape
+        S = 2 * targets.shape[1] + 1
+        labels = xp.full((N, S), blank, dtype=np.int64)
+        labels[:, 1::2] = targets
+        s = xp.arange(S)
+        self.valid = s[None, :] < (2 * target_lengths + 1)[:, None]  # (N, S): the positions of each sample
+        labels = xp.where(self.valid, labels, blank)
+        skip = (s >= 2) & (labels != blank) & (labels != _shift(labels, 2, blank))
+        lp = log_probs[:, xp.arange(N)[:, None], labels]  # (T, N, S): log p of each extended label
+        neg_inf = xp.asarray(-np.inf, dtype=log_probs.dtype)
+        alpha = xp.full((T, N, S), neg_inf)
+        alpha[0, :, :2] = lp[0, :, :2]
+        alpha[0] = xp.where(self.valid, alpha[0], neg_inf)
+        for t in range(1, T):
+            a = alpha[t - 1]
+            alpha[t] = _logsumexp3(a, _shift(a, 1, neg_inf), xp.where(skip, _shift(a, 2, neg_inf), neg_inf)) + lp[t]
+        rows, last = xp.arange(N), xp.maximum(input_lengths - 1, 0)
+        end = alpha[last, rows, 2 * target_lengths]
+        before_end = xp.where(target_lengths > 0, alpha[last, rows, xp.maximum(2 * target_lengths - 1, 0)], neg_inf)
+        nll = -xp.logaddexp(end, before_end)
+        nll = xp.where(input_lengths > 0, nll, xp.where(target_lengths > 0, np.inf, 0.0)).astype(log_probs.dtype)
+        self.keep = ~(zero_infinity & xp.isinf(nll))
+        self.log_probs, self.labels, self.lp, self.alpha, self.skip = log_probs, labels, lp, alpha, skip
+        self.input_lengths, self.target_lengths, self.nll = input_lengths, target_lengths, nll
+        return xp.where(self.keep, nll, 0).astype(log_probs.dtype)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        log_probs, labels, lp, alpha, skip = self.log_probs, self.labels, self.lp, self.alpha, self.skip
+        T, N, C_ = log_probs.shape
+        neg_inf = xp.asarray(-np.inf, dtype=log_probs.dtype)
+        ends = self.valid & (xp.arange(labels.shape[1])[None, :] >= 2 * self.target_lengths[:, None] - 1)
+        beta = xp.full(alpha.shape, neg_inf)
+        b = beta[0]
+        for t in range(T - 1, -1, -1):
+            step = _logsumexp3(b, _shift(b, -1, neg_inf), _shift(xp.where(skip, b, neg_inf), -2, neg_inf)) + lp[t]
+            start = xp.where(ends, lp[t], neg_inf)
+            last = (t == self.input_lengths - 1)[:, None]
+            b = beta[t] = xp.where(last, start, xp.where(t < self.input_lengths[:, None] - 1, step, neg_inf))
+        ab = alpha + beta  # log(alpha beta), which counts exp(log_probs) twice
+        m = ab.max(axis=2, keepdims=True)
+        m = xp.where(xp.isneginf(m), 0, m)
+        onehot = (labels[:, :, None] == xp.arange(C_)[None, None, :]).astype(log_probs.dtype)  # (N, S, C)
+        per_class = xp.matmul(xp.exp(ab - m).transpose(1, 0, 2), onehot).transpose(1, 0, 2)  # (T, N, C)
+        with np.errstate(over="ignore", invalid="ignore"):
+            grad_lp = xp.exp(log_probs) - per_class * xp.exp(m + self.nll[None, :, None] - log_probs)
+        used = (xp.arange(T)[:, None] < self.input_lengths[None, :]) & self.keep[None, :]  # (T, N)
+        return xp.where(used[:, :, None], grad_lp * grad[None, :, None], 0).astype(log_probs.dtype)

@@ -8,6 +8,9 @@ from distml.nn.modules.flatten import Flatten, Unflatten
 from distml.nn.modules.linear import Identity, Linear
 from distml.nn.modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HuberLoss,
                                     KLDivLoss, L1Loss, MSELoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss)
+from distml.nn.modules.loss import (CosineEmbeddingLoss, CTCLoss, HingeEmbeddingLoss, MarginRankingLoss,
+                                    MultiLabelMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss2d,
+                                    SoftMarginLoss, TripletMarginLoss, TripletMarginWithDistanceLoss)
 from distml.nn.modules.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from distml.nn.modules.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from distml.nn.modules.sparse import Embedding
@@ -17,6 +20,9 @@ __all__ = [
     "ModuleDict", "ModuleList", "Sequential", "Conv1d", "Conv2d", "ConvTranspose2d", "Dropout", "Flatten",
     "Unflatten", "Identity", "Linear", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss",
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "PoissonNLLLoss", "GaussianNLLLoss", "CosineSimilarity",
+    "CosineEmbeddingLoss", "CTCLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss2d", "SoftMarginLoss", "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
     "PairwiseDistance", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "Embedding",
 ]
