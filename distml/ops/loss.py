@@ -145,24 +145,12 @@ class BinaryCrossEntropyWithLogits(Primitive):
         return grad_x, grad_y
 
 
-def _logsumexp3(a, b, c):
-    """log(exp(a) + exp(b) + exp(c)) elementwise; -inf where all three are -inf."""
+def _logsumexp3(a, b, c, floor):
+    """log(exp(a) + exp(b) + exp(c)) elementwise; -inf where all three are -inf. `floor` (the
+    dtype's lowest number) stands in for a maximum of -inf; the caller silences log(0)."""
     xp = get_array_module(a)
-    m = xp.maximum(xp.maximum(a, b), c)
-    m = xp.where(xp.isneginf(m), 0, m)
-    with np.errstate(divide="ignore"):
-        return m + xp.log(xp.exp(a - m) + xp.exp(b - m) + xp.exp(c - m))
-
-
-def _shift(a, k, fill):
-    """a moved k places right along the last axis (left for k < 0), the vacated places filled."""
-    xp = get_array_module(a)
-    out = xp.full_like(a, fill)
-    if k > 0:
-        out[..., k:] = a[..., :-k]
-    else:
-        out[..., :k] = a[..., -k:]
-    return out
+    m = xp.maximum(xp.maximum(xp.maximum(a, b), c), floor)
+    return m + xp.log(xp.exp(a - m) + xp.exp(b - m) + xp.exp(c - m))
 
 
 class CTCLoss(Primitive):
@@ -180,46 +168,55 @@ class CTCLoss(Primitive):
         xp = get_array_module(log_probs)
         T, N, C_ = log_probs.shape
         S = 2 * targets.shape[1] + 1
+        s = xp.arange(S)
         labels = xp.full((N, S), blank, dtype=np.int64)
         labels[:, 1::2] = targets
-        s = xp.arange(S)
         self.valid = s[None, :] < (2 * target_lengths + 1)[:, None]  # (N, S): the positions of each sample
         labels = xp.where(self.valid, labels, blank)
-        skip = (s >= 2) & (labels != blank) & (labels != _shift(labels, 2, blank))
+        skip = (s >= 2) & (labels != blank)
+        skip[:, 2:] &= labels[:, 2:] != labels[:, :-2]
+        self.skip_penalty = xp.where(skip, 0, -np.inf).astype(log_probs.dtype)  # log of "may skip a blank"
         lp = log_probs[:, xp.arange(N)[:, None], labels]  # (T, N, S): log p of each extended label
-        neg_inf = xp.asarray(-np.inf, dtype=log_probs.dtype)
-        alpha = xp.full((T, N, S), neg_inf)
-        alpha[0, :, :2] = lp[0, :, :2]
-        alpha[0] = xp.where(self.valid, alpha[0], neg_inf)
-        for t in range(1, T):
-            a = alpha[t - 1]
-            alpha[t] = _logsumexp3(a, _shift(a, 1, neg_inf), xp.where(skip, _shift(a, 2, neg_inf), neg_inf)) + lp[t]
+        floor = xp.finfo(log_probs.dtype).min
+        # alpha[t, :, 2 + s]: two leading -inf columns stand for the positions s - 1, s - 2 before the start.
+        # Positions past a sample's 2 * target_length are filled too; they never flow back into the valid ones.
+        alpha = xp.full((T, N, S + 2), -np.inf, dtype=log_probs.dtype)
+        alpha[0, :, 2:4] = lp[0, :, :2]
+        with np.errstate(divide="ignore"):
+            for t in range(1, T):
+                a = alpha[t - 1]
+                alpha[t, :, 2:] = _logsumexp3(a[:, 2:], a[:, 1:-1], a[:, :-2] + self.skip_penalty, floor) + lp[t]
         rows, last = xp.arange(N), xp.maximum(input_lengths - 1, 0)
-        end = alpha[last, rows, 2 * target_lengths]
-        before_end = xp.where(target_lengths > 0, alpha[last, rows, xp.maximum(2 * target_lengths - 1, 0)], neg_inf)
+        end = alpha[last, rows, 2 + 2 * target_lengths]
+        before_end = alpha[last, rows, 1 + 2 * target_lengths]  # the -inf column 1 when the target is empty
         nll = -xp.logaddexp(end, before_end)
         nll = xp.where(input_lengths > 0, nll, xp.where(target_lengths > 0, np.inf, 0.0)).astype(log_probs.dtype)
         self.keep = ~(zero_infinity & xp.isinf(nll))
-        self.log_probs, self.labels, self.lp, self.alpha, self.skip = log_probs, labels, lp, alpha, skip
+        self.log_probs, self.labels, self.lp, self.alpha = log_probs, labels, lp, alpha
         self.input_lengths, self.target_lengths, self.nll = input_lengths, target_lengths, nll
         return xp.where(self.keep, nll, 0).astype(log_probs.dtype)
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        log_probs, labels, lp, alpha, skip = self.log_probs, self.labels, self.lp, self.alpha, self.skip
+        log_probs, labels, lp = self.log_probs, self.labels, self.lp
         T, N, C_ = log_probs.shape
-        neg_inf = xp.asarray(-np.inf, dtype=log_probs.dtype)
-        ends = self.valid & (xp.arange(labels.shape[1])[None, :] >= 2 * self.target_lengths[:, None] - 1)
-        beta = xp.full(alpha.shape, neg_inf)
-        b = beta[0]
-        for t in range(T - 1, -1, -1):
-            step = _logsumexp3(b, _shift(b, -1, neg_inf), _shift(xp.where(skip, b, neg_inf), -2, neg_inf)) + lp[t]
-            start = xp.where(ends, lp[t], neg_inf)
-            last = (t == self.input_lengths - 1)[:, None]
-            b = beta[t] = xp.where(last, start, xp.where(t < self.input_lengths[:, None] - 1, step, neg_inf))
-        ab = alpha + beta  # log(alpha beta), which counts exp(log_probs) twice
-        m = ab.max(axis=2, keepdims=True)
-        m = xp.where(xp.isneginf(m), 0, m)
+        S = labels.shape[1]
+        floor = xp.finfo(log_probs.dtype).min
+        ends = self.valid & (xp.arange(S)[None, :] >= 2 * self.target_lengths[:, None] - 1)
+        skip_from = xp.full((N, S), -np.inf, dtype=log_probs.dtype)  # may position s + 2 skip back to s
+        skip_from[:, :-2] = self.skip_penalty[:, 2:]
+        # beta[t, :, s]: two trailing -inf columns stand for the positions s + 1, s + 2 past the end.
+        beta = xp.full((T, N, S + 2), -np.inf, dtype=log_probs.dtype)
+        lengths = self.input_lengths[:, None]
+        beta[T - 1, :, :-2] = xp.where((lengths == T) & ends, lp[T - 1], -np.inf)
+        with np.errstate(divide="ignore"):
+            for t in range(T - 2, -1, -1):
+                b = beta[t + 1]
+                beta[t, :, :-2] = _logsumexp3(b[:, :-2], b[:, 1:-1], b[:, 2:] + skip_from, floor) + lp[t]
+                beta[t, :, :-2] = xp.where(t == lengths - 1, xp.where(ends, lp[t], -np.inf), beta[t, :, :-2])
+        ab = self.alpha[:, :, 2:] + beta[:, :, :-2]  # log(alpha beta), which counts exp(log_probs) twice
+        ab = xp.where(xp.arange(T)[:, None, None] < lengths[None], ab, -np.inf)
+        m = xp.maximum(ab.max(axis=2, keepdims=True), floor)
         onehot = (labels[:, :, None] == xp.arange(C_)[None, None, :]).astype(log_probs.dtype)  # (N, S, C)
         per_class = xp.matmul(xp.exp(ab - m).transpose(1, 0, 2), onehot).transpose(1, 0, 2)  # (T, N, C)
         with np.errstate(over="ignore", invalid="ignore"):
