@@ -315,9 +315,20 @@ def adaptive_avg_pool2d(input, output_size):
 
 # ---- normalisation ----
 
+def _check_channel_vectors(channels, repeat=1, **vectors):
+    """PyTorch's check of per-channel vectors (instance_norm's counts repeat over the batch)."""
+    for name, v in vectors.items():
+        if v is not None and v.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels * repeat} elements not {v.numel() * repeat}")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise each channel (dim 1) with the batch statistics (training; the running ones
     are updated in place) or with the running statistics (eval)."""
+    if not training and (running_mean is None or running_var is None):
+        raise RuntimeError(f"running_{'mean' if running_mean is None else 'var'} must be defined in evaluation mode")
+    _check_channel_vectors(input.array.shape[1] if input.array.ndim > 1 else 1, running_mean=running_mean,
+                           running_var=running_var, weight=weight, bias=bias)
     axes = (0,) + tuple(range(2, input.array.ndim))
     shape = [1] * input.array.ndim
     shape[1] = input.array.shape[1]
@@ -373,10 +384,19 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise each group of channels of each sample, then scale and shift per channel."""
+    if input.array.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.array.ndim}")
     N, C = input.array.shape[:2]
     if C % num_groups:
         raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
                            f"shape {list(input.array.shape)} and num_groups={num_groups}")
+    for name, v in (("weight", weight), ("bias", bias)):
+        if v is not None and (v.array.ndim != 1 or v.array.shape[0] != C):
+            raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of channels in input, but "
+                               f"got {name} of shape {list(v.array.shape)} and input of shape {list(input.array.shape)}")
+    if N * C // num_groups * math.prod(input.array.shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{[N * C // num_groups, num_groups] + list(input.array.shape[2:])}")
     grouped = input.reshape(N, num_groups, -1)
     out = Normalize.apply(grouped, axes=(2,), eps=eps).reshape(input.array.shape)
     shape = [1] * input.array.ndim
@@ -386,6 +406,80 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         out = out + bias.reshape(shape)
     return out
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalise each channel of each sample over its spatial dims (use_input_stats; the running
+    statistics, when given, move towards the batch's average of them) or with the running
+    statistics: `F.instance_norm(images)` on (N, C, H, W)."""
+    shape = list(input.array.shape)
+    if use_input_stats and math.prod(shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
+    if not use_input_stats and (running_mean is None or running_var is None):
+        raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
+    N, C = shape[0], shape[1]
+    _check_channel_vectors(C, N, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = tuple(range(2, len(shape)))
+    if running_mean is not None or running_var is not None:
+        with no_grad():
+            count = math.prod(shape[2:])
+            for running, stat in ((running_mean, input.array.mean(axis=axes)),
+                                  (running_var, input.array.var(axis=axes) * (count / (count - 1)))):
+                if running is not None:
+                    running.array[...] = (1 - momentum) * running.array + momentum * stat.mean(axis=0)
+                    running._version[0] += 1
+    out = Normalize.apply(input, axes=axes, eps=eps)
+    channel = [1, C] + [1] * len(axes)
+    if weight is not None:
+        out = out * weight.reshape(channel)
+    if bias is not None:
+        out = out + bias.reshape(channel)
+    return out
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2) + eps) over the trailing `normalized_shape` dims, times weight; eps
+    None is the machine epsilon of the computing dtype (float32 for half precisions):
+    `F.rms_norm(x, (512,), weight)`."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    n = len(normalized_shape)
+    if input.array.ndim < n:
+        raise ValueError(f"Input tensor must have at least {n} dimensions, but got {input.array.ndim}")
+    if input.array.shape[input.array.ndim - n:] != normalized_shape:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*{', '.join(map(str, normalized_shape))}], but got input of size"
+                           f"{list(input.array.shape)}")
+    if weight is not None and tuple(weight.array.shape) != normalized_shape:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
+                           f"{list(weight.array.shape)} and normalized_shape = {list(normalized_shape)}")
+    x = input.float() if input.dtype in (dtypes.float16, dtypes.bfloat16) else input
+    if eps is None:
+        eps = float(np.finfo(x.array.dtype).eps)
+    dims = tuple(range(input.array.ndim - n, input.array.ndim))
+    out = (x * (x.square().mean(dims, keepdim=True) + eps).rsqrt()).to(input.dtype)
+    return out if weight is None else out * weight
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha / size * sum of x^2 over `size` neighbouring channels)^beta (the window
+    centred, zero-padded at the edges): `F.local_response_norm(x, 5)` on (N, C, *)."""
+    dim = input.dim()
+    if dim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality                          input (got {dim} dimensions)")
+    if size <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got "
+                           f"{'kH' if dim == 3 else 'kT'}: {size} {'kW: 1' if dim == 3 else 'kH: 1 kW: 1'}")
+    if input.numel() == 0:
+        return input
+    C = input.shape[1]
+    padded = pad(input.square(), [0, 0] * (dim - 2) + [size // 2, (size - 1) // 2])
+    window = padded[:, 0:C]
+    for i in range(1, size):
+        window = window + padded[:, i:i + C]
+    return input / (window * (alpha / size) + k).pow(beta)
 
 
 # ---- activations ----

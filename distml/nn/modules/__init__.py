@@ -12,6 +12,8 @@ from distml.nn.modules.loss import (CosineEmbeddingLoss, CTCLoss, HingeEmbedding
                                     MultiLabelMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss2d,
                                     SoftMarginLoss, TripletMarginLoss, TripletMarginWithDistanceLoss)
 from distml.nn.modules.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from distml.nn.modules.normalization import (BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+                                             LocalResponseNorm, RMSNorm)
 from distml.nn.modules.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from distml.nn.modules.sparse import Embedding
 
@@ -24,5 +26,6 @@ __all__ = [
     "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss2d", "SoftMarginLoss", "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
     "PairwiseDistance", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
+    "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "Embedding",
 ]
