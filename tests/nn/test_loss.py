@@ -400,3 +400,24 @@ def test_ctc_loss_errors():
     for lib in (distml, torch):
         with pytest.raises(NotImplementedError, match="\"ctc_loss_cpu\" not implemented for 'Long'"):
             lib.nn.functional.ctc_loss(lib.zeros(6, 3, 5, dtype=lib.int64), lib.tensor(targets), [6, 5, 4], [3, 2, 1])
+
+
+@pytest.mark.parametrize("zero_infinity", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ctc_kernel_matches_its_array_twin(rng, dtype, zero_infinity):
+    """The `_C` kernels (CPU) and the array version (every other device) agree."""
+    from distml.ops import loss as ops_loss
+    logits, targets, input_lengths, target_lengths = ctc_case(rng, T=7, N=4, C=5, S=3, blank=1)
+    input_lengths[0] = 2  # impossible: infinite loss
+    log_probs = torch.tensor(logits.astype(dtype)).log_softmax(-1).numpy()
+    args = (log_probs, targets, input_lengths, target_lengths, 1)
+    grad = rng.standard_normal(4).astype(dtype)
+    nll_c, alpha_c = ops_loss._ctc_forward_c(*args)
+    nll_xp, saved_xp = ops_loss.ctc_forward_xp(*args)
+    np.testing.assert_allclose(nll_c, nll_xp, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert nll_c.dtype == nll_xp.dtype == dtype and np.isinf(nll_c[0])
+    grad_c = ops_loss._ctc_backward_c(grad, *args, nll_c, alpha_c, zero_infinity)
+    grad_xp = ops_loss.ctc_backward_xp(grad, *args, nll_xp, saved_xp, zero_infinity)
+    kept = slice(None) if zero_infinity else slice(1, None)  # an infinite loss's gradient is nan unless zeroed
+    np.testing.assert_allclose(grad_c[:, kept], grad_xp[:, kept], rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-6 if dtype == np.float32 else 1e-12)
