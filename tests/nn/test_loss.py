@@ -421,3 +421,52 @@ def test_ctc_kernel_matches_its_array_twin(rng, dtype, zero_infinity):
     kept = slice(None) if zero_infinity else slice(1, None)  # an infinite loss's gradient is nan unless zeroed
     np.testing.assert_allclose(grad_c[:, kept], grad_xp[:, kept], rtol=1e-4 if dtype == np.float32 else 1e-10,
                                atol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+def output_field(lib_nn, module):
+    """A module returning module(x, target).output, through which `same` checks the gradients."""
+    class Output(lib_nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x, target):
+            return self.module(x, target).output
+    return Output()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("head_bias,unbatched", [(False, False), (True, False), (False, True)])
+def test_adaptive_log_softmax_with_loss(same, rng, head_bias, unbatched, dtype):
+    dm = nn.AdaptiveLogSoftmaxWithLoss(16, 12, [4, 8], div_value=2.0, head_bias=head_bias)
+    tm = torch.nn.AdaptiveLogSoftmaxWithLoss(16, 12, [4, 8], div_value=2.0, head_bias=head_bias)
+    assert repr(dm) == repr(tm) and list(dm.state_dict()) == list(tm.state_dict())
+    x = rng.standard_normal(16 if unbatched else (7, 16))
+    target = np.array(9) if unbatched else np.array([0, 5, 11, 3, 8, 6, 2])
+
+    d_wrapped, t_wrapped = output_field(nn, dm), output_field(torch.nn, tm)
+    same(d_wrapped, t_wrapped, [x, target], dtype)
+    tol = dict(rtol=1e-9) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    d_x, t_x = distml.tensor(x.astype(dtype)), torch.tensor(x.astype(dtype))
+    np.testing.assert_allclose(dm(d_x, distml.tensor(target)).loss.item(), tm(t_x, torch.tensor(target)).loss.item(),
+                               **tol)
+    if not unbatched:
+        np.testing.assert_allclose(dm.log_prob(d_x).detach().numpy(), tm.log_prob(t_x).detach().numpy(), **tol)
+        np.testing.assert_array_equal(dm.predict(d_x).numpy(), tm.predict(t_x).numpy())
+
+
+def test_adaptive_log_softmax_errors():
+    for lib in (distml, torch):
+        with pytest.raises(ValueError, match="cutoffs should be a sequence of length larger than 0"):
+            lib.nn.AdaptiveLogSoftmaxWithLoss(4, 10, [])
+        with pytest.raises(ValueError, match="cutoffs should be a sequence of unique, positive integers"):
+            lib.nn.AdaptiveLogSoftmaxWithLoss(4, 10, [5, 3])
+        m = lib.nn.AdaptiveLogSoftmaxWithLoss(4, 10, [3])
+        with pytest.raises(RuntimeError, match=r"Target values should be in \[0, 9\], but values in range \[0, 10\]"):
+            m(lib.zeros(2, 4), lib.tensor([0, 10]))
+        with pytest.raises(RuntimeError, match="Input and target should have the same size in the batch dimension"):
+            m(lib.zeros(2, 4), lib.tensor([0, 1, 2]))
+        with pytest.raises(RuntimeError, match="0D target tensor expects 1D input tensors"):
+            m(lib.zeros(2, 4), lib.tensor(1))
+        with pytest.raises(RuntimeError, match="0D or 1D target tensor expected, multi-target not supported"):
+            m(lib.zeros(2, 4), lib.zeros(2, 1, dtype=lib.int64))

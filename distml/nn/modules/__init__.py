@@ -1,4 +1,5 @@
 """The layers: each a Module over the matching nn.functional call."""
+from distml.nn.modules.adaptive import AdaptiveLogSoftmaxWithLoss
 from distml.nn.modules.activation import ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from distml.nn.modules.container import ModuleDict, ModuleList, Sequential
 from distml.nn.modules.conv import Conv1d, Conv2d, ConvTranspose2d
@@ -24,7 +25,7 @@ __all__ = [
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "PoissonNLLLoss", "GaussianNLLLoss", "CosineSimilarity",
     "CosineEmbeddingLoss", "CTCLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "MultiLabelMarginLoss",
     "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss2d", "SoftMarginLoss", "TripletMarginLoss",
-    "TripletMarginWithDistanceLoss",
+    "TripletMarginWithDistanceLoss", "AdaptiveLogSoftmaxWithLoss",
     "PairwiseDistance", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
     "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "Embedding",
