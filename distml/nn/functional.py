@@ -393,7 +393,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     for name, v in (("weight", weight), ("bias", bias)):
         if v is not None and (v.array.ndim != 1 or v.array.shape[0] != C):
             raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of channels in input, but "
-                               f"got {name} of shape {list(v.array.shape)} and input of shape {list(input.array.shape)}")
+                               f"got {name} of shape {list(v.array.shape)} and input of shape "
+                               f"{list(input.array.shape)}")
     if N * C // num_groups * math.prod(input.array.shape[2:]) == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                          f"{[N * C // num_groups, num_groups] + list(input.array.shape[2:])}")

@@ -1,6 +1,7 @@
 """Loss primitives whose fused gradient beats composing ops: cross-entropy on class indices
 (log-softmax + NLL + label smoothing in one `_C` pass, its gradient computed alongside),
-NLL on log-probabilities, binary cross-entropy on probabilities and on logits."""
+NLL on log-probabilities, binary cross-entropy on probabilities and on logits, and CTC (its
+alpha-beta recursions in `_C`, with an array version for other devices)."""
 import numpy as np
 
 from distml._backend import C, get_array_module
