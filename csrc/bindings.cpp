@@ -14,6 +14,7 @@
 #include "kernels/im2col.h"
 #include "kernels/pool.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/ctc.h"
 #include "kernels/activation.h"
 #include "kernels/rnn.h"
 
@@ -188,6 +189,38 @@ PYBIND11_MODULE(_C, m) {
     cross_entropy(logits.data(), target.data(), w, out, tw, g, N, C, L, ignore_index, label_smoothing, dtype);
   }, "Per-position cross-entropy of logits (N, C, L) and class targets (N, L), its class weight, and optionally "
      "its gradient (kernels/cross_entropy.h).");
+  using Index = py::array_t<int64_t, py::array::c_style>;
+  static auto check_ctc = [](const char* what, const Index& targets, const Index& input_lengths,
+                             const Index& target_lengths, const py::array& log_alpha, int64_t T, int64_t N, int64_t S) {
+    if (targets.size() != N * S || input_lengths.size() != N || target_lengths.size() != N)
+      throw py::value_error(std::string(what) + ": targets must have N * S elements, the lengths N");
+    if (!log_alpha.dtype().is(py::dtype::of<double>()) || !(log_alpha.flags() & py::array::c_style) ||
+        log_alpha.size() != N * T * (2 * S + 1))
+      throw py::value_error(std::string(what) + ": log_alpha must be C-contiguous float64 of N * T * (2S + 1)");
+  };
+  m.def("ctc_loss_forward", [](py::array log_probs, Index targets, Index input_lengths, Index target_lengths,
+                               py::array nll, py::array log_alpha, int64_t T, int64_t N, int64_t C, int64_t S,
+                               int64_t blank) {
+    DType dtype = check_arrays("ctc_loss_forward", {{&log_probs, T * N * C}, {&nll, N}});
+    check_ctc("ctc_loss_forward", targets, input_lengths, target_lengths, log_alpha, T, N, S);
+    void* out = nll.mutable_data();
+    double* alpha = static_cast<double*>(log_alpha.mutable_data());
+    py::gil_scoped_release release;
+    ctc_loss_forward(log_probs.data(), targets.data(), input_lengths.data(), target_lengths.data(), out, alpha, T, N,
+                     C, S, blank, dtype);
+  }, "Per-sample CTC negative log-likelihood of log_probs (T, N, C), keeping log_alpha (kernels/ctc.h).");
+  m.def("ctc_loss_backward", [](py::array grad_nll, py::array log_probs, Index targets, Index input_lengths,
+                                Index target_lengths, py::array nll, py::array log_alpha, py::array grad, int64_t T,
+                                int64_t N, int64_t C, int64_t S, int64_t blank, bool zero_infinity) {
+    DType dtype = check_arrays("ctc_loss_backward",
+                               {{&log_probs, T * N * C}, {&grad_nll, N}, {&nll, N}, {&grad, T * N * C}});
+    check_ctc("ctc_loss_backward", targets, input_lengths, target_lengths, log_alpha, T, N, S);
+    void* out = grad.mutable_data();
+    const double* alpha = static_cast<const double*>(log_alpha.data());
+    py::gil_scoped_release release;
+    ctc_loss_backward(grad_nll.data(), log_probs.data(), targets.data(), input_lengths.data(), target_lengths.data(),
+                      nll.data(), alpha, out, T, N, C, S, blank, zero_infinity, dtype);
+  }, "Gradient of the CTC loss with respect to log_probs, from forward's log_alpha (kernels/ctc.h).");
   m.def("gelu", [](py::array x, py::array out, bool tanh_approximation) {
     DType dtype = check_arrays("gelu", {{&x, x.size()}, {&out, x.size()}});
     void* y = out.mutable_data();

@@ -13,7 +13,7 @@ from distml import dtypes, ops
 from distml._backend import get_array_module
 from distml.amp.autocast_mode import autocast_op, float32_kernel
 from distml.autograd.grad_mode import is_grad_enabled, no_grad
-from distml.creation import ones_like
+from distml.creation import ones_like, zeros_like
 from distml.ops import activation as _act
 from distml.ops import conv as _conv
 from distml.ops import linear as _linear
@@ -451,9 +451,20 @@ def adaptive_avg_pool2d(input, output_size):
 
 # ---- normalisation ----
 
+def _check_channel_vectors(channels, repeat=1, **vectors):
+    """PyTorch's check of per-channel vectors (instance_norm's counts repeat over the batch)."""
+    for name, v in vectors.items():
+        if v is not None and v.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels * repeat} elements not {v.numel() * repeat}")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise each channel (dim 1) with the batch statistics (training; the running ones
     are updated in place) or with the running statistics (eval)."""
+    if not training and (running_mean is None or running_var is None):
+        raise RuntimeError(f"running_{'mean' if running_mean is None else 'var'} must be defined in evaluation mode")
+    _check_channel_vectors(input.array.shape[1] if input.array.ndim > 1 else 1, running_mean=running_mean,
+                           running_var=running_var, weight=weight, bias=bias)
     axes = (0,) + tuple(range(2, input.array.ndim))
     shape = [1] * input.array.ndim
     shape[1] = input.array.shape[1]
@@ -509,10 +520,20 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise each group of channels of each sample, then scale and shift per channel."""
+    if input.array.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.array.ndim}")
     N, C = input.array.shape[:2]
     if C % num_groups:
         raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
                            f"shape {list(input.array.shape)} and num_groups={num_groups}")
+    for name, v in (("weight", weight), ("bias", bias)):
+        if v is not None and (v.array.ndim != 1 or v.array.shape[0] != C):
+            raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of channels in input, but "
+                               f"got {name} of shape {list(v.array.shape)} and input of shape "
+                               f"{list(input.array.shape)}")
+    if N * C // num_groups * math.prod(input.array.shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{[N * C // num_groups, num_groups] + list(input.array.shape[2:])}")
     grouped = input.reshape(N, num_groups, -1)
     out = Normalize.apply(grouped, axes=(2,), eps=eps).reshape(input.array.shape)
     shape = [1] * input.array.ndim
@@ -522,6 +543,80 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         out = out + bias.reshape(shape)
     return out
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalise each channel of each sample over its spatial dims (use_input_stats; the running
+    statistics, when given, move towards the batch's average of them) or with the running
+    statistics: `F.instance_norm(images)` on (N, C, H, W)."""
+    shape = list(input.array.shape)
+    if use_input_stats and math.prod(shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {input.shape}")
+    if not use_input_stats and (running_mean is None or running_var is None):
+        raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
+    N, C = shape[0], shape[1]
+    _check_channel_vectors(C, N, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = tuple(range(2, len(shape)))
+    if running_mean is not None or running_var is not None:
+        with no_grad():
+            count = math.prod(shape[2:])
+            for running, stat in ((running_mean, input.array.mean(axis=axes)),
+                                  (running_var, input.array.var(axis=axes) * (count / (count - 1)))):
+                if running is not None:
+                    running.array[...] = (1 - momentum) * running.array + momentum * stat.mean(axis=0)
+                    running._version[0] += 1
+    out = Normalize.apply(input, axes=axes, eps=eps)
+    channel = [1, C] + [1] * len(axes)
+    if weight is not None:
+        out = out * weight.reshape(channel)
+    if bias is not None:
+        out = out + bias.reshape(channel)
+    return out
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2) + eps) over the trailing `normalized_shape` dims, times weight; eps
+    None is the machine epsilon of the computing dtype (float32 for half precisions):
+    `F.rms_norm(x, (512,), weight)`."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    n = len(normalized_shape)
+    if input.array.ndim < n:
+        raise ValueError(f"Input tensor must have at least {n} dimensions, but got {input.array.ndim}")
+    if input.array.shape[input.array.ndim - n:] != normalized_shape:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
+                           f"[*{', '.join(map(str, normalized_shape))}], but got input of size"
+                           f"{list(input.array.shape)}")
+    if weight is not None and tuple(weight.array.shape) != normalized_shape:
+        raise RuntimeError(f"Expected weight to be of same shape as normalized_shape, but got weight of shape "
+                           f"{list(weight.array.shape)} and normalized_shape = {list(normalized_shape)}")
+    x = input.float() if input.dtype in (dtypes.float16, dtypes.bfloat16) else input
+    if eps is None:
+        eps = float(np.finfo(x.array.dtype).eps)
+    dims = tuple(range(input.array.ndim - n, input.array.ndim))
+    out = (x * (x.square().mean(dims, keepdim=True) + eps).rsqrt()).to(input.dtype)
+    return out if weight is None else out * weight
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha / size * sum of x^2 over `size` neighbouring channels)^beta (the window
+    centred, zero-padded at the edges): `F.local_response_norm(x, 5)` on (N, C, *)."""
+    dim = input.dim()
+    if dim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality                          input (got {dim} dimensions)")
+    if size <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got "
+                           f"{'kH' if dim == 3 else 'kT'}: {size} {'kW: 1' if dim == 3 else 'kH: 1 kW: 1'}")
+    if input.numel() == 0:
+        return input
+    C = input.shape[1]
+    padded = pad(input.square(), [0, 0] * (dim - 2) + [size // 2, (size - 1) // 2])
+    window = padded[:, 0:C]
+    for i in range(1, size):
+        window = window + padded[:, i:i + C]
+    return input / (window * (alpha / size) + k).pow(beta)
 
 
 # ---- activations ----
@@ -945,6 +1040,228 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
     return _reduce(loss, reduction)
+
+
+@autocast_op("float32")
+def margin_ranking_loss(input1, input2, target, margin=0, reduction="mean"):
+    """max(0, -target (input1 - input2) + margin), target +1 or -1: `F.margin_ranking_loss(s1, s2, y)`."""
+    _check_reduction(reduction)
+    if not input1.dim() == input2.dim() == target.dim():
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+                           f"input1: {input1.shape}, input2: {input2.shape}, target: {target.shape} ")
+    return _reduce((-target * (input1 - input2) + margin).clamp_min(0), reduction)
+
+
+@autocast_op("float32")
+def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
+    """input where target is 1, max(0, margin - input) where target is -1 (a value neither 1 nor
+    -1 adds both terms, as PyTorch's): `F.hinge_embedding_loss(distances, y)`."""
+    _check_reduction(reduction)
+    loss = ops.where(target != 1, (margin - input).clamp_min(0), 0.0) + ops.where(target != -1, input, 0.0)
+    return _reduce(loss, reduction)
+
+
+@autocast_op("float32")
+def soft_margin_loss(input, target, reduction="mean"):
+    """log(1 + exp(-target input)), target +1 or -1: `F.soft_margin_loss(scores, y)`."""
+    _check_reduction(reduction)
+    z = -target * input
+    return _reduce(ops.logaddexp(z, zeros_like(z)), reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
+    """Binary cross-entropy on logits of each class, averaged over the last (class) dim:
+    `F.multilabel_soft_margin_loss(logits, multi_hot)`."""
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    loss = ops.logaddexp(input, zeros_like(input)) - target * input  # -(t logsig(x) + (1 - t) logsig(-x))
+    if weight is not None:
+        loss = loss * weight
+    loss = loss.sum(input.dim() - 1) / input.shape[-1]
+    return _reduce(loss, reduction)
+
+
+@autocast_op("float32")
+def cosine_embedding_loss(input1, input2, target, margin=0, reduction="mean"):
+    """1 - cos(input1, input2) where target is 1, max(0, cos - margin) where it is -1; rows of
+    (N, D) inputs with target (N,), or (D,) inputs with a 0-d target: `F.cosine_embedding_loss(a, b, y)`."""
+    _check_reduction(reduction)
+    dim = target.dim()
+    if dim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if input1.dim() != dim + 1 or input2.dim() != dim + 1:
+        raise RuntimeError(f"{dim}D target tensor expects {dim + 1}D input tensors, but found inputs with sizes "
+                           f"{list(input1.shape)} and {list(input2.shape)}.")
+    eps = 1e-12  # PyTorch's, added to each squared magnitude
+    cos = (input1 * input2).sum(dim) / (((input1 * input1).sum(dim) + eps) * ((input2 * input2).sum(dim) + eps)).sqrt()
+    loss = ops.where(target == 1, 1 - cos, 0.0) + ops.where(target == -1, (cos - margin).clamp_min(0), 0.0)
+    return _reduce(loss, reduction)
+
+
+def _check_triplet_dims(anchor, positive, negative):
+    if not anchor.dim() == positive.dim() == negative.dim():
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                           f"dimensions, but got: anchor {anchor.dim()}D, positive {positive.dim()}D, and negative "
+                           f"{negative.dim()}D inputs")
+
+
+@autocast_op("float32")
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction="mean"):
+    """max(0, margin + d(a, p) - d(a, n)) with d the p-norm pairwise distance; `swap` uses
+    min(d(a, n), d(p, n)) as the negative distance: `F.triplet_margin_loss(a, p, n, margin=0.5)`."""
+    _check_reduction(reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    _check_triplet_dims(anchor, positive, negative)
+    return triplet_margin_with_distance_loss(
+        anchor, positive, negative, distance_function=lambda x1, x2: pairwise_distance(x1, x2, p, eps),
+        margin=margin, swap=swap, reduction=reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0, swap=False,
+                                      reduction="mean"):
+    """triplet_margin_loss with any distance (default pairwise_distance):
+    `F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - F.cosine_similarity(x, y))`."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    _check_triplet_dims(anchor, positive, negative)
+    distance = distance_function or pairwise_distance
+    dist_pos, dist_neg = distance(anchor, positive), distance(anchor, negative)
+    if swap:
+        dist_neg = ops.minimum(dist_neg, distance(positive, negative))
+    return _reduce((margin + dist_pos - dist_neg).clamp_min(0), reduction)
+
+
+def _margin_layout(name, input, target):
+    """(input as (N, C), N, C), after PyTorch's checks of multi_margin_loss and multilabel_margin_loss."""
+    shape = list(input.shape)
+    if not (input.dim() == 0 or (input.dim() in (1, 2) and shape[-1] != 0)):
+        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {shape}")
+    if target.array.dtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {_type_name(target)}")
+    N, C = (shape[0], shape[1]) if input.dim() == 2 else (1, max(input.numel(), 1))
+    if name == "multi_margin_loss" and not (target.dim() <= 1 and target.numel() == N):
+        raise RuntimeError(f"multi_margin_loss: target tensor should be 1-D with size equal to the number of input "
+                           f"samples (batch size). Expected target size [{N}], but got {list(target.shape)}. Input "
+                           f"has shape {shape}.")
+    if name == "multilabel_margin_loss" and (list(target.shape) != shape if input.dim() == 2 else
+                                             not (target.dim() <= 1 and target.numel() == C)):
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: {shape}")
+    return input.reshape(N, C), N, C
+
+
+@autocast_op("float32")
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    """Multi-class hinge loss: per sample sum over classes i != y of max(0, margin - x[y] + x[i])^p,
+    times weight[y], divided by the number of classes: `F.multi_margin_loss(scores, labels)`."""
+    _check_reduction(reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.dim() != 1:
+        raise ValueError("weight must be one-dimensional")
+    x, N, C = _margin_layout("multi_margin_loss", input, target)
+    if weight is not None and weight.numel() != C:
+        raise RuntimeError(f"inconsistent weight size, expected {C} but got {list(weight.shape)}")
+    y = target.array.reshape(N)
+    if y.size and (y.min() < 0 or y.max() >= C):
+        raise RuntimeError("target out of range")
+    xp = get_array_module(y)
+    others = Tensor((xp.arange(C)[None, :] != y[:, None]).astype(x.array.dtype))
+    z = (margin - x.gather(1, Tensor(y[:, None])) + x).clamp_min(0)
+    z = z if p == 1 else z.square()
+    if weight is not None:
+        z = z * weight[Tensor(y)].reshape(N, 1)
+    return _reduce(((z * others).sum(1) / C).reshape(target.shape), reduction)
+
+
+@autocast_op("float32")
+def multilabel_margin_loss(input, target, reduction="mean"):
+    """Multi-label hinge loss: per sample sum over target classes j and non-target classes i of
+    max(0, 1 - (x[j] - x[i])), divided by the number of classes. Each target row lists class
+    indices and ends at the first -1: `F.multilabel_margin_loss(scores, torch.tensor([[3, 0, -1, 1]]))`."""
+    _check_reduction(reduction)
+    x, N, C = _margin_layout("multilabel_margin_loss", input, target)
+    y = target.array.reshape(N, C)
+    xp = get_array_module(y)
+    if bool(((y < -1) | (y >= C)).any()):
+        raise RuntimeError("argument #2 'target' is out of range")
+    listed = xp.cumprod(y != -1, axis=1).astype(bool)  # the entries before the first -1
+    safe = xp.where(listed, y, 0)
+    is_target = ((xp.arange(C)[None, None, :] == safe[:, :, None]) & listed[:, :, None]).any(axis=1)
+    pairs = Tensor((listed[:, :, None] & ~is_target[:, None, :]).astype(x.array.dtype))
+    z = (1 - x.gather(1, Tensor(safe)).unsqueeze(2) + x.unsqueeze(1)).clamp_min(0)
+    loss = (z * pairs).sum((1, 2)) / C
+    return _reduce(loss if input.dim() == 2 else loss.reshape(()), reduction)
+
+
+def _lengths(name, lengths, xp):
+    values = lengths.array if isinstance(lengths, Tensor) else xp.asarray(lengths)
+    values = xp.atleast_1d(values).astype(np.int64)
+    if values.ndim != 1:
+        raise RuntimeError(f"{name} must be of size batch_size")
+    return values
+
+
+@autocast_op("float32")
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
+    """Connectionist temporal classification loss of log_probs (T, N, C) (or (T, C) unbatched)
+    against targets padded (N, S) or concatenated (sum(target_lengths),); 'mean' divides each
+    sample's loss by its target length, then averages:
+    `F.ctc_loss(logits.log_softmax(2), targets, input_lengths, target_lengths)`."""
+    _check_reduction(reduction)
+    if not dtypes.is_float(log_probs.array.dtype):
+        raise NotImplementedError(f"\"ctc_loss_cpu\" not implemented for '{_type_name(log_probs)}'")
+    xp = get_array_module(log_probs.array)
+    unbatched = log_probs.dim() == 2
+    lp = log_probs.unsqueeze(1) if unbatched else log_probs
+    T, N, C = lp.shape
+    target_array = targets.array.astype(np.int64)
+    if unbatched:
+        target_array = target_array.reshape(1, -1)
+    input_lengths, target_lengths = _lengths("input_lengths", input_lengths, xp), _lengths("target_lengths",
+                                                                                            target_lengths, xp)
+    if not 0 <= blank < C:
+        raise RuntimeError("blank must be in label range")
+    for name, lengths in (("input_lengths", input_lengths), ("target_lengths", target_lengths)):
+        if lengths.shape[0] != N:
+            raise RuntimeError(f"{name} must be of size batch_size")
+        if lengths.size and lengths.min() < 0:
+            raise RuntimeError(f"Expected {name} to have value at least 0, but got value {int(lengths.min())} (while "
+                               "checking arguments for ctc_loss_allocate_outputs)")
+    where = " for argument #2 'targets' (while checking arguments for ctc_loss_allocate_outputs)"
+    if target_array.ndim == 1:  # concatenated: split into padded rows
+        total = int(target_lengths.sum())
+        if target_array.shape[0] != total:
+            raise RuntimeError(f"Expected tensor to have size {total} at dimension 0, but got size "
+                               f"{target_array.shape[0]}{where}")
+        width = int(target_lengths.max(initial=0))
+        starts = xp.cumsum(target_lengths) - target_lengths
+        position = starts[:, None] + xp.arange(width)[None, :]
+        inside = xp.arange(width)[None, :] < target_lengths[:, None]
+        target_array = xp.where(inside, target_array[xp.where(inside, position, 0)] if total else 0, 0)
+    else:
+        if target_array.shape[0] != N:
+            raise RuntimeError(f"Expected tensor to have size {N} at dimension 0, but got size "
+                               f"{target_array.shape[0]}{where}")
+        longest = int(target_lengths.max(initial=0))
+        if target_array.shape[1] < longest:
+            raise RuntimeError(f"Expected tensor to have size at least {longest} at dimension 1, but got size "
+                               f"{target_array.shape[1]}{where}")
+    if input_lengths.size and input_lengths.max() > T:
+        raise RuntimeError(f"Expected input_lengths to have value at most {T}, but got value "
+                           f"{int(input_lengths.max())} (while checking arguments for ctc_loss_allocate_outputs)")
+    inside = xp.arange(target_array.shape[1])[None, :] < target_lengths[:, None]
+    if bool((inside & ((target_array < 0) | (target_array >= C))).any()):
+        raise IndexError(f"ctc_loss: target index out of range [0, {C})")  # PyTorch's CPU kernel does not check
+    loss = _loss.CTCLoss.apply(lp, target_array, input_lengths, target_lengths, blank=blank,
+                               zero_infinity=zero_infinity)
+    if reduction == "mean":
+        return (loss / Tensor(xp.maximum(target_lengths, 1).astype(loss.array.dtype))).mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss.reshape(()) if unbatched else loss
 
 
 # ---- distances, normalization, one_hot ----

@@ -1,6 +1,7 @@
 """Loss primitives whose fused gradient beats composing ops: cross-entropy on class indices
 (log-softmax + NLL + label smoothing in one `_C` pass, its gradient computed alongside),
-NLL on log-probabilities, binary cross-entropy on probabilities and on logits."""
+NLL on log-probabilities, binary cross-entropy on probabilities and on logits, and CTC (its
+alpha-beta recursions in `_C`, with an array version for other devices)."""
 import numpy as np
 
 from distml._backend import C, get_array_module
@@ -143,3 +144,126 @@ class BinaryCrossEntropyWithLogits(Primitive):
         if self.needs_input_grad[1]:
             grad_y = grad * (-x if pos_weight is None else -x + (pos_weight - 1) * self.softplus)
         return grad_x, grad_y
+
+
+def _logsumexp3(a, b, c, floor):
+    """log(exp(a) + exp(b) + exp(c)) elementwise; -inf where all three are -inf. `floor` (the
+    dtype's lowest number) stands in for a maximum of -inf; the caller silences log(0)."""
+    xp = get_array_module(a)
+    m = xp.maximum(xp.maximum(xp.maximum(a, b), c), floor)
+    return m + xp.log(xp.exp(a - m) + xp.exp(b - m) + xp.exp(c - m))
+
+
+class CTCLoss(Primitive):
+    """Per-sample negative log-likelihood of CTC on log_probs (T, N, C), targets (N, S) padded,
+    input_lengths and target_lengths (N,): the forward variable alpha by its recursion in log
+    space over the extended labels (blank, y1, blank, y2, ..., blank); backward from alpha and
+    beta. As PyTorch's, the gradient is exp(log_probs) - sum_s alpha beta / (p exp(log_probs)),
+    the gradient through a log_softmax that produced log_probs (the first term cancels there);
+    time steps past a sample's input length get zero. zero_infinity turns infinite losses
+    (impossible alignments) and their gradients into zeros. On the CPU one `_C` kernel each way
+    (kernels/ctc.h); elsewhere the array version, vectorised over the batch."""
+    saves_inputs = False
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity):
+        xp = get_array_module(log_probs)
+        self.inputs = (log_probs, targets, input_lengths, target_lengths, blank)
+        self.zero_infinity = zero_infinity
+        if isinstance(log_probs, np.ndarray):
+            self.nll, self.saved = _ctc_forward_c(*self.inputs)
+        else:
+            self.nll, self.saved = ctc_forward_xp(*self.inputs)
+        return xp.where(zero_infinity & xp.isinf(self.nll), 0, self.nll).astype(log_probs.dtype)
+
+    def backward(self, grad):
+        if isinstance(grad, np.ndarray):
+            return _ctc_backward_c(grad, *self.inputs, self.nll, self.saved, self.zero_infinity)
+        return ctc_backward_xp(grad, *self.inputs, self.nll, self.saved, self.zero_infinity)
+
+
+def _ctc_forward_c(log_probs, targets, input_lengths, target_lengths, blank):
+    T, N, C_ = log_probs.shape
+    S = targets.shape[1]
+    nll = np.empty(N, dtype=log_probs.dtype)
+    log_alpha = np.empty((N, T, 2 * S + 1))
+    C.ctc_loss_forward(np.ascontiguousarray(log_probs), np.ascontiguousarray(targets), input_lengths, target_lengths,
+                       nll, log_alpha, T, N, C_, S, blank)
+    return nll, log_alpha
+
+
+def _ctc_backward_c(grad, log_probs, targets, input_lengths, target_lengths, blank, nll, log_alpha, zero_infinity):
+    T, N, C_ = log_probs.shape
+    grad_log_probs = np.empty(log_probs.shape, dtype=log_probs.dtype)
+    C.ctc_loss_backward(np.ascontiguousarray(grad, dtype=log_probs.dtype), np.ascontiguousarray(log_probs),
+                        np.ascontiguousarray(targets), input_lengths, target_lengths, nll, log_alpha, grad_log_probs,
+                        T, N, C_, targets.shape[1], blank, zero_infinity)
+    return grad_log_probs
+
+
+def _extended_labels(xp, targets, target_lengths, blank):
+    """(labels (N, 2S + 1) with blanks around and between the targets, which of them belong to
+    each sample, the log of "position s may be reached from s - 2": 0 or -inf)."""
+    N, S = targets.shape[0], 2 * targets.shape[1] + 1
+    s = xp.arange(S)
+    labels = xp.full((N, S), blank, dtype=np.int64)
+    labels[:, 1::2] = targets
+    valid = s[None, :] < (2 * target_lengths + 1)[:, None]
+    labels = xp.where(valid, labels, blank)
+    skip = (s >= 2) & (labels != blank)
+    skip[:, 2:] &= labels[:, 2:] != labels[:, :-2]
+    return labels, valid, xp.where(skip, 0.0, -np.inf)
+
+
+def ctc_forward_xp(log_probs, targets, input_lengths, target_lengths, blank):
+    """The array version of the CTC forward: (nll (N,), what ctc_backward_xp needs)."""
+    xp = get_array_module(log_probs)
+    T, N, C_ = log_probs.shape
+    labels, valid, skip_penalty = _extended_labels(xp, targets, target_lengths, blank)
+    skip_penalty = skip_penalty.astype(log_probs.dtype)
+    lp = log_probs[:, xp.arange(N)[:, None], labels]  # (T, N, S): log p of each extended label
+    floor = xp.finfo(log_probs.dtype).min
+    # alpha[t, :, 2 + s]: two leading -inf columns stand for the positions s - 1, s - 2 before the start.
+    # Positions past a sample's 2 * target_length are filled too; they never flow back into the valid ones.
+    alpha = xp.full((T, N, labels.shape[1] + 2), -np.inf, dtype=log_probs.dtype)
+    alpha[0, :, 2:4] = lp[0, :, :2]
+    with np.errstate(divide="ignore"):
+        for t in range(1, T):
+            a = alpha[t - 1]
+            alpha[t, :, 2:] = _logsumexp3(a[:, 2:], a[:, 1:-1], a[:, :-2] + skip_penalty, floor) + lp[t]
+    rows, last = xp.arange(N), xp.maximum(input_lengths - 1, 0)
+    end = alpha[last, rows, 2 + 2 * target_lengths]
+    before_end = alpha[last, rows, 1 + 2 * target_lengths]  # the -inf column 1 when the target is empty
+    nll = -xp.logaddexp(end, before_end)
+    nll = xp.where(input_lengths > 0, nll, xp.where(target_lengths > 0, np.inf, 0.0)).astype(log_probs.dtype)
+    return nll, (labels, valid, skip_penalty, lp, alpha)
+
+
+def ctc_backward_xp(grad, log_probs, targets, input_lengths, target_lengths, blank, nll, saved, zero_infinity):
+    """The array version of the CTC backward: the gradient of log_probs from grad (N,)."""
+    xp = get_array_module(grad)
+    labels, valid, skip_penalty, lp, alpha = saved
+    T, N, C_ = log_probs.shape
+    S = labels.shape[1]
+    floor = xp.finfo(log_probs.dtype).min
+    ends = valid & (xp.arange(S)[None, :] >= 2 * target_lengths[:, None] - 1)
+    skip_from = xp.full((N, S), -np.inf, dtype=log_probs.dtype)  # may position s + 2 skip back to s
+    skip_from[:, :-2] = skip_penalty[:, 2:]
+    # beta[t, :, s]: two trailing -inf columns stand for the positions s + 1, s + 2 past the end.
+    beta = xp.full((T, N, S + 2), -np.inf, dtype=log_probs.dtype)
+    lengths = input_lengths[:, None]
+    beta[T - 1, :, :-2] = xp.where((lengths == T) & ends, lp[T - 1], -np.inf)
+    with np.errstate(divide="ignore"):
+        for t in range(T - 2, -1, -1):
+            b = beta[t + 1]
+            beta[t, :, :-2] = _logsumexp3(b[:, :-2], b[:, 1:-1], b[:, 2:] + skip_from, floor) + lp[t]
+            beta[t, :, :-2] = xp.where(t == lengths - 1, xp.where(ends, lp[t], -np.inf), beta[t, :, :-2])
+    ab = alpha[:, :, 2:] + beta[:, :, :-2]  # log(alpha beta), which counts exp(log_probs) twice
+    ab = xp.where(xp.arange(T)[:, None, None] < lengths[None], ab, -np.inf)
+    m = xp.maximum(ab.max(axis=2, keepdims=True), floor)
+    onehot = (labels[:, :, None] == xp.arange(C_)[None, None, :]).astype(log_probs.dtype)  # (N, S, C)
+    per_class = xp.matmul(xp.exp(ab - m).transpose(1, 0, 2), onehot).transpose(1, 0, 2)  # (T, N, C)
+    with np.errstate(over="ignore", invalid="ignore"):
+        grad_lp = xp.exp(log_probs) - per_class * xp.exp(m + nll[None, :, None] - log_probs)
+    keep = ~(zero_infinity & xp.isinf(nll))
+    used = (xp.arange(T)[:, None] < input_lengths[None, :]) & keep[None, :]  # (T, N)
+    return xp.where(used[:, :, None], grad_lp * grad[None, :, None], 0).astype(log_probs.dtype)

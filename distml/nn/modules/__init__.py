@@ -1,4 +1,5 @@
 """The layers: each a Module over the matching nn.functional call."""
+from distml.nn.modules.adaptive import AdaptiveLogSoftmaxWithLoss
 from distml.nn.modules.activation import ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from distml.nn.modules.activation import (CELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, LogSigmoid, Mish, PReLU,
                                           RReLU, Softmax2d, Softmin, Softshrink, Softsign, Tanhshrink, Threshold)
@@ -10,7 +11,12 @@ from distml.nn.modules.flatten import Flatten, Unflatten
 from distml.nn.modules.linear import Bilinear, Identity, Linear
 from distml.nn.modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, GaussianNLLLoss, HuberLoss,
                                     KLDivLoss, L1Loss, MSELoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss)
+from distml.nn.modules.loss import (CosineEmbeddingLoss, CTCLoss, HingeEmbeddingLoss, MarginRankingLoss,
+                                    MultiLabelMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss2d,
+                                    SoftMarginLoss, TripletMarginLoss, TripletMarginWithDistanceLoss)
 from distml.nn.modules.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from distml.nn.modules.normalization import (BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+                                             LocalResponseNorm, RMSNorm)
 from distml.nn.modules.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from distml.nn.modules.padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d,
                                        ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d,
@@ -26,7 +32,11 @@ __all__ = [
     "ModuleDict", "ModuleList", "Sequential", "Conv1d", "Conv2d", "ConvTranspose2d", "Dropout", "Flatten",
     "Unflatten", "Identity", "Linear", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss",
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "PoissonNLLLoss", "GaussianNLLLoss", "CosineSimilarity",
+    "CosineEmbeddingLoss", "CTCLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss2d", "SoftMarginLoss", "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss", "AdaptiveLogSoftmaxWithLoss",
     "PairwiseDistance", "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
+    "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "Embedding",
     "CELU", "GLU", "SELU", "Hardshrink", "Hardsigmoid", "Hardswish", "LogSigmoid", "Mish", "PReLU", "RReLU",
     "Softmax2d", "Softmin", "Softshrink", "Softsign", "Tanhshrink", "Threshold",
