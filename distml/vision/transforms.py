@@ -1,8 +1,9 @@
 """Image transforms with torchvision's names and formulas.
 
-Images come as numpy arrays laid out like PIL images (H x W or H x W x C, usually uint8)
-or as distml Tensors laid out (..., C, H, W); PIL images are accepted where Pillow is
-installed and are read as numpy arrays. Geometric transforms keep the input's kind.
+Images come as PIL images (where Pillow is installed), as distml Tensors laid out
+(..., C, H, W), or as numpy arrays laid out like PIL images (H x W or H x W x C, usually
+uint8). Transforms keep the input's kind: PIL images go through the same PIL calls
+torchvision makes, tensors through torchvision's tensor formulas.
 Random choices are drawn from distml's global RNG, so `distml.manual_seed` (and the
 per-worker seeding of DataLoader workers) makes them reproducible.
 
@@ -21,7 +22,12 @@ from distml.tensor import Tensor
 
 class InterpolationMode(enum.Enum):
     NEAREST = "nearest"
+    NEAREST_EXACT = "nearest-exact"
     BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+    BOX = "box"
+    HAMMING = "hamming"
+    LANCZOS = "lanczos"
 
 
 class Compose:
@@ -114,27 +120,58 @@ class Normalize:
         return f"{type(self).__name__}(mean={self.mean}, std={self.std})"
 
 
-# ---- geometry on either kind of image ----
+# ---- the three kinds of image: PIL images, H x W (x C) arrays laid out like them, (..., C, H, W) tensors ----
+
+def _is_pil(img):
+    return type(img).__module__.startswith("PIL.")
+
 
 def _layout(img):
-    """(array, height axis, is_tensor) for a (..., H, W) tensor or an H x W (x C) array image."""
+    """(array, height axis, kind) of an image; kind is "tensor", "pil" or "array"."""
     if isinstance(img, Tensor):
         if img.ndim < 2:
             raise ValueError(f"Expected an image tensor of size (..., H, W), got {tuple(img.shape)}")
-        return img.array, img.ndim - 2, True
+        return img.array, img.ndim - 2, "tensor"
+    kind = "pil" if _is_pil(img) else "array"
     array = _as_array(img)
     if array.ndim not in (2, 3):
         raise ValueError(f"Expected an H x W or H x W x C image array, got shape {array.shape}")
-    return array, 0, False
+    return array, 0, kind
+
+
+def _from_array(array, like):
+    """A PIL image of `like`'s mode holding array (H x W (x C)), or array itself for the other kinds."""
+    from PIL import Image
+
+    array = np.ascontiguousarray(array)
+    if array.dtype == np.uint8 and like.mode not in ("1",):
+        out = Image.frombytes(like.mode, (array.shape[1], array.shape[0]), array.tobytes())
+        if like.mode == "P":
+            out.putpalette(like.getpalette())
+        return out
+    return Image.fromarray(array)
+
+
+def _rewrap(array, kind, like=None):
+    if kind == "tensor":
+        return Tensor(array)
+    return _from_array(array, like) if kind == "pil" else array
+
+
+def get_dimensions(img):
+    """[channels, height, width] of an image."""
+    if _is_pil(img):
+        return [len(img.getbands()), img.height, img.width]
+    array, h_axis, kind = _layout(img)
+    if kind == "tensor":
+        channels = array.shape[-3] if array.ndim > 2 else 1
+    else:
+        channels = array.shape[2] if array.ndim == 3 else 1
+    return [channels, array.shape[h_axis], array.shape[h_axis + 1]]
 
 
 def _size(img):
-    array, h_axis, _ = _layout(img)
-    return array.shape[h_axis], array.shape[h_axis + 1]
-
-
-def _rewrap(array, is_tensor):
-    return Tensor(array) if is_tensor else array
+    return tuple(get_dimensions(img)[1:])
 
 
 def _pair(size, name="size"):
@@ -147,51 +184,93 @@ def _pair(size, name="size"):
     return int(size[0]), int(size[1])
 
 
-def crop(img, top, left, height, width):
-    """img[top:top + height, left:left + width] in its spatial axes."""
-    array, h_axis, is_tensor = _layout(img)
-    index = [slice(None)] * array.ndim
-    index[h_axis] = slice(top, top + height)
-    index[h_axis + 1] = slice(left, left + width)
-    return _rewrap(array[tuple(index)], is_tensor)
+# ---- geometry ----
 
-
-_PAD_MODES = {"constant": "constant", "edge": "edge", "reflect": "reflect", "symmetric": "symmetric"}
+def _ltrb(padding):
+    if isinstance(padding, numbers.Number):
+        return (int(padding),) * 4
+    if len(padding) == 1:
+        return (int(padding[0]),) * 4
+    if len(padding) == 2:
+        return int(padding[0]), int(padding[1]), int(padding[0]), int(padding[1])
+    if len(padding) == 4:
+        return tuple(int(p) for p in padding)
+    raise ValueError(f"Padding must be an int or a 1, 2, or 4 element tuple, not a {len(padding)} element tuple")
 
 
 def pad(img, padding, fill=0, padding_mode="constant"):
-    """Pad the spatial axes: padding is an int (all sides), (left/right, top/bottom) or (left, top, right, bottom)."""
-    if padding_mode not in _PAD_MODES:
+    """Pad the spatial axes: padding is an int (all sides), (left/right, top/bottom) or (left, top, right, bottom).
+
+    padding_mode: constant (with `fill`, a number or, for PIL and array images, one value per
+    channel), edge, reflect (without repeating the edge) or symmetric (repeating it).
+    """
+    if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
         raise ValueError("Padding mode should be either constant, edge, reflect or symmetric")
-    if isinstance(padding, numbers.Number):
-        left = top = right = bottom = int(padding)
-    elif len(padding) == 2:
-        left = right = int(padding[0])
-        top = bottom = int(padding[1])
-    elif len(padding) == 4:
-        left, top, right, bottom = (int(p) for p in padding)
-    else:
-        raise ValueError(f"Padding must be an int or a 1, 2, or 4 element tuple, not a {len(padding)} element tuple")
-    array, h_axis, is_tensor = _layout(img)
+    left, top, right, bottom = _ltrb(padding)
+    array, h_axis, kind = _layout(img)
+    if kind == "tensor" and not isinstance(fill, numbers.Number):
+        raise TypeError("Got inappropriate fill arg")
     xp = get_array_module(array)
     widths = [(0, 0)] * array.ndim
     widths[h_axis], widths[h_axis + 1] = (top, bottom), (left, right)
-    extra = {"constant_values": fill} if padding_mode == "constant" else {}
-    return _rewrap(xp.pad(array, widths, mode=_PAD_MODES[padding_mode], **extra), is_tensor)
+    if padding_mode != "constant":
+        return _rewrap(xp.pad(array, widths, mode=padding_mode), kind, img)
+    shape = list(array.shape)
+    shape[h_axis] += top + bottom
+    shape[h_axis + 1] += left + right
+    out = xp.empty(shape, dtype=array.dtype)
+    out[...] = xp.asarray(0 if fill is None else fill, dtype=array.dtype)  # a tuple fills channel by channel
+    index = [slice(None)] * array.ndim
+    index[h_axis] = slice(top, top + array.shape[h_axis])
+    index[h_axis + 1] = slice(left, left + array.shape[h_axis + 1])
+    out[tuple(index)] = array
+    return _rewrap(out, kind, img)
+
+
+def crop(img, top, left, height, width):
+    """The height x width region whose top-left pixel is (top, left); parts outside the image are zeros."""
+    if _is_pil(img):
+        return img.crop((left, top, left + width, top + height))
+    array, h_axis, kind = _layout(img)
+    h, w = array.shape[h_axis], array.shape[h_axis + 1]
+    right, bottom = left + width, top + height
+    index = [slice(None)] * array.ndim
+    index[h_axis] = slice(max(top, 0), max(bottom, 0))
+    index[h_axis + 1] = slice(max(left, 0), max(right, 0))
+    out = _rewrap(array[tuple(index)], kind)
+    outside = [max(-left + min(0, right), 0), max(-top + min(0, bottom), 0), max(right - max(w, left), 0),
+               max(bottom - max(h, top), 0)]
+    return pad(out, outside, fill=0) if any(outside) else out
 
 
 def hflip(img):
-    array, h_axis, is_tensor = _layout(img)
-    return _rewrap(get_array_module(array).flip(array, h_axis + 1).copy(), is_tensor)
+    """Mirror left-right."""
+    if _is_pil(img):
+        from PIL import Image
+        return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    array, h_axis, kind = _layout(img)
+    return _rewrap(get_array_module(array).flip(array, h_axis + 1).copy(), kind)
+
+
+def vflip(img):
+    """Mirror top-bottom."""
+    if _is_pil(img):
+        from PIL import Image
+        return img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    array, h_axis, kind = _layout(img)
+    return _rewrap(get_array_module(array).flip(array, h_axis).copy(), kind)
 
 
 def center_crop(img, output_size):
+    """The central output_size region; an image smaller than it is zero-padded first, as torchvision does."""
     th, tw = _pair(output_size)
     h, w = _size(img)
-    if th > h or tw > w:  # too small: pad with zeros first, as torchvision does
+    if th > h or tw > w:
         img = pad(img, [(tw - w) // 2 if tw > w else 0, (th - h) // 2 if th > h else 0,
                         (tw - w + 1) // 2 if tw > w else 0, (th - h + 1) // 2 if th > h else 0])
         h, w = _size(img)
+        if (h, w) == (th, tw):
+            return img
     return crop(img, int(round((h - th) / 2.0)), int(round((w - tw) / 2.0)), th, tw)
 
 
@@ -203,6 +282,8 @@ def _resize_weights(in_size, out_size, mode, antialias):
     rows = np.arange(out_size)
     if mode is InterpolationMode.NEAREST:
         weights[rows, np.minimum(np.floor(rows * scale).astype(int), in_size - 1)] = 1.0
+    elif mode is InterpolationMode.NEAREST_EXACT:
+        weights[rows, np.minimum(np.floor((rows + 0.5) * scale).astype(int), in_size - 1)] = 1.0
     elif antialias and scale > 1:
         center = (rows + 0.5) * scale
         j = np.arange(in_size)
@@ -239,20 +320,37 @@ def _output_size(h, w, size, max_size):
     return int(size[0]), int(size[1])
 
 
+def _mode(interpolation):
+    return InterpolationMode(interpolation.value if isinstance(interpolation, InterpolationMode) else interpolation)
+
+
+def _pil_filter(mode):
+    from PIL import Image
+
+    if mode is InterpolationMode.NEAREST_EXACT:
+        raise ValueError("InterpolationMode.NEAREST_EXACT is only supported for tensor images, not PIL images")
+    return getattr(Image.Resampling, mode.name)
+
+
 def resize(img, size, interpolation=InterpolationMode.BILINEAR, max_size=None, antialias=True):
     """Resample to `size` ((h, w), or an int for the shorter edge keeping the aspect ratio).
 
-    Bilinear follows `torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
-    antialias=antialias)`, which is what torchvision uses on tensors; integer images are
-    rounded and clamped back to their dtype.
+    PIL images go through PIL's resize, as torchvision does. On tensors and arrays, nearest,
+    nearest-exact and bilinear follow `torch.nn.functional.interpolate(align_corners=False,
+    antialias=antialias)`, which is what torchvision uses on tensors; integer images are rounded
+    and clamped back to their dtype.
     """
-    interpolation = InterpolationMode(interpolation.value if isinstance(interpolation, InterpolationMode)
-                                      else interpolation)
+    interpolation = _mode(interpolation)
     h, w = _size(img)
     oh, ow = _output_size(h, w, size, max_size)
-    array, h_axis, is_tensor = _layout(img)
     if (oh, ow) == (h, w):
         return img
+    if _is_pil(img):
+        return img.resize((ow, oh), _pil_filter(interpolation))
+    if interpolation not in (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EXACT, InterpolationMode.BILINEAR):
+        raise NotImplementedError(f"resize of tensor and array images with {interpolation}: only NEAREST, "
+                                  f"NEAREST_EXACT and BILINEAR are implemented (PIL images support every mode)")
+    array, h_axis, kind = _layout(img)
     xp = get_array_module(array)
     wh = xp.asarray(_resize_weights(h, oh, interpolation, antialias))
     ww = xp.asarray(_resize_weights(w, ow, interpolation, antialias))
@@ -264,10 +362,391 @@ def resize(img, size, interpolation=InterpolationMode.BILINEAR, max_size=None, a
         work = xp.round(work)
         if info is not None:
             work = xp.clip(work, info.min, info.max)
-    return _rewrap(xp.ascontiguousarray(work.astype(array.dtype)), is_tensor)
+    return _rewrap(xp.ascontiguousarray(work.astype(array.dtype)), kind)
+
+
+def resized_crop(img, top, left, height, width, size, interpolation=InterpolationMode.BILINEAR, antialias=True):
+    """crop, then resize to size."""
+    return resize(crop(img, top, left, height, width), size, interpolation, antialias=antialias)
+
+
+def _inverse_rotation(center, angle):
+    """torchvision's inverse affine matrix (6 numbers) of a rotation by `angle` degrees about center (pixels,
+    relative to the image centre), mapping output to input coordinates."""
+    rot = math.radians(angle)
+    a, b, c, d = math.cos(rot), -math.sin(rot), math.sin(rot), math.cos(rot)
+    cx, cy = center
+    matrix = [d, -b, 0.0, -c, a, 0.0]
+    matrix[2] += matrix[0] * -cx + matrix[1] * -cy + cx
+    matrix[5] += matrix[3] * -cx + matrix[4] * -cy + cy
+    return matrix
+
+
+def _expanded_size(matrix, w, h):
+    """(w, h) of the canvas holding the whole rotated image, with torchvision's rounding."""
+    points = np.array([[-0.5 * w, -0.5 * h, 1.0], [-0.5 * w, 0.5 * h, 1.0], [0.5 * w, 0.5 * h, 1.0],
+                       [0.5 * w, -0.5 * h, 1.0]], dtype=np.float32)
+    moved = points @ np.array(matrix, dtype=np.float32).reshape(2, 3).T
+    low, high = moved.min(0) + np.float32([w * 0.5, h * 0.5]), moved.max(0) + np.float32([w * 0.5, h * 0.5])
+    tol = np.float32(1e-4)  # so that 1e-15 above an integer does not round up
+    size = np.ceil(np.trunc(high / tol) * tol) - np.floor(np.trunc(low / tol) * tol)
+    return int(size[0]), int(size[1])
+
+
+def _sample(array, ix, iy, mode):
+    """array (..., C, H, W) sampled at pixel coordinates ix, iy (oh x ow), zero outside; plus the in-image mask
+    sampled the same way."""
+    xp = get_array_module(array)
+    h, w = array.shape[-2:]
+    ones = xp.ones((h, w), dtype=array.dtype)
+    if mode is InterpolationMode.NEAREST:
+        x, y = xp.rint(ix).astype(np.int64), xp.rint(iy).astype(np.int64)
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        xc, yc = xp.clip(x, 0, w - 1), xp.clip(y, 0, h - 1)
+        return array[..., yc, xc] * inside, ones[yc, xc] * inside
+    x0, y0 = xp.floor(ix).astype(np.int64), xp.floor(iy).astype(np.int64)
+    fx, fy = (ix - x0).astype(array.dtype), (iy - y0).astype(array.dtype)
+    out, mask = 0, 0
+    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy),
+                           (1, 1, fx * fy)):
+        x, y = x0 + dx, y0 + dy
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        xc, yc = xp.clip(x, 0, w - 1), xp.clip(y, 0, h - 1)
+        out = out + array[..., yc, xc] * (weight * inside)
+        mask = mask + ones[yc, xc] * (weight * inside)
+    return out, mask
+
+
+def _parse_fill(fill, img):
+    """A PIL image's fill colour: one value per band (a number is repeated), ints unless the mode is "F"."""
+    bands = len(img.getbands())
+    fill = 0 if fill is None else fill
+    if isinstance(fill, numbers.Number) and bands > 1:
+        fill = (fill,) * bands
+    if isinstance(fill, (list, tuple)):
+        if len(fill) == 1:
+            fill = tuple(fill) * bands
+        elif len(fill) != bands:
+            raise ValueError(f"The number of elements in 'fill' does not match the number of bands of the image "
+                             f"({len(fill)} != {bands})")
+        fill = tuple(fill)
+    if img.mode != "F":
+        fill = tuple(int(x) for x in fill) if isinstance(fill, tuple) else int(fill)
+    return fill
+
+
+def rotate(img, angle, interpolation=InterpolationMode.NEAREST, expand=False, center=None, fill=None):
+    """Rotate by `angle` degrees counter-clockwise about `center` ((x, y) pixels; default the image centre).
+
+    PIL images go through PIL's rotate, as torchvision does. Tensors follow torchvision's tensor
+    path (an inverse affine grid sampled with grid_sample's align_corners=False rules, nearest
+    or bilinear); pixels from outside the image take `fill` (default 0).
+    """
+    interpolation = _mode(interpolation)
+    if _is_pil(img):
+        return img.rotate(angle, resample=_pil_filter(interpolation), expand=expand, center=center,
+                          fillcolor=_parse_fill(fill, img))
+    if interpolation not in (InterpolationMode.NEAREST, InterpolationMode.BILINEAR):
+        raise NotImplementedError(f"rotate of tensor images with {interpolation}: only NEAREST and BILINEAR are "
+                                  f"implemented (PIL images support every mode)")
+    if not isinstance(img, Tensor):
+        raise TypeError(f"img should be PIL Image or Tensor. Got {type(img)}")
+    array = img.array
+    xp = get_array_module(array)
+    h, w = array.shape[-2:]
+    center_f = [0.0, 0.0] if center is None else [1.0 * (c - s * 0.5) for c, s in zip(center, [w, h])]
+    matrix = _inverse_rotation(center_f, -angle)  # torchvision negates: its affine and rotate disagree on direction
+    ow, oh = _expanded_size(matrix, w, h) if expand else (w, h)
+    work_dtype = array.dtype if array.dtype.kind == "f" else np.dtype(np.float32)
+    theta = xp.asarray(matrix, dtype=work_dtype).reshape(2, 3)
+    # output pixel centres relative to the output's centre, mapped through theta, then to input pixel indices
+    xs = xp.linspace(-ow * 0.5 + 0.5, ow * 0.5 - 0.5, ow, dtype=work_dtype)
+    ys = xp.linspace(-oh * 0.5 + 0.5, oh * 0.5 - 0.5, oh, dtype=work_dtype)[:, None]
+    half = xp.asarray([0.5 * w, 0.5 * h], dtype=work_dtype)
+    gx = (xs * theta[0, 0] + ys * theta[0, 1] + theta[0, 2]) / half[0]
+    gy = (xs * theta[1, 0] + ys * theta[1, 1] + theta[1, 2]) / half[1]
+    ix, iy = ((gx + 1) * w - 1) / 2, ((gy + 1) * h - 1) / 2
+    out, mask = _sample(array.astype(work_dtype), ix, iy, interpolation)
+    if fill is not None:
+        fill_values = xp.asarray(fill if isinstance(fill, (list, tuple)) else [fill], dtype=work_dtype)
+        fill_image = fill_values.reshape(-1, 1, 1) if array.ndim > 2 else fill_values.reshape(1, 1)
+        if interpolation is InterpolationMode.NEAREST:
+            out = xp.where(mask < 0.5, fill_image, out)
+        else:
+            out = out * mask + (1.0 - mask) * fill_image
+    if array.dtype.kind != "f":
+        out = xp.round(out)
+    return Tensor(xp.ascontiguousarray(out.astype(array.dtype)))
+
+
+# ---- colour ----
+
+def _tensor_only(img, name):
+    if not isinstance(img, Tensor):
+        raise TypeError(f"img should be PIL Image or Tensor. Got {type(img)}")
+    if img.ndim < 3:
+        raise TypeError(f"Input image tensor should have at least 3 dimensions, but found {img.ndim}")
+    return img.array
+
+
+def _channels(array, permitted):
+    c = array.shape[-3]
+    if c not in permitted:
+        raise TypeError(f"Input image tensor permitted channel values are {permitted}, but found {c}")
+    return c
+
+
+def _work_dtype(array):
+    """The dtype torch computes `uint8 tensor * python float` in: the tensor's own when floating, else float32."""
+    return array.dtype if array.dtype.kind == "f" else np.dtype(np.float32)
+
+
+def _grayscale_array(array):
+    r, g, b = (array[..., i, :, :].astype(_work_dtype(array)) for i in range(3))
+    dt = _work_dtype(array).type
+    return (dt(0.2989) * r + dt(0.587) * g + dt(0.114) * b).astype(array.dtype)[..., None, :, :]
+
+
+def rgb_to_grayscale(img, num_output_channels=1):
+    """Luma 0.2989 R + 0.587 G + 0.114 B (PIL's "L" conversion for PIL images), in 1 or 3 channels."""
+    if num_output_channels not in (1, 3):
+        raise ValueError("num_output_channels should be either 1 or 3")
+    if _is_pil(img):
+        gray = img.convert("L")
+        if num_output_channels == 3:
+            from PIL import Image
+            gray = Image.merge("RGB", (gray, gray, gray))
+        return gray
+    array = _tensor_only(img, "rgb_to_grayscale")
+    gray = _grayscale_array(array) if _channels(array, [1, 3]) == 3 else array.copy()
+    if num_output_channels == 3:
+        gray = get_array_module(array).broadcast_to(gray, array.shape[:-3] + (3,) + array.shape[-2:]).copy()
+    return Tensor(gray)
+
+
+to_grayscale = rgb_to_grayscale
+
+
+def _blend(image, other, ratio):
+    """ratio * image + (1 - ratio) * other, clamped to the image's range and cast back (truncating) to its dtype."""
+    xp = get_array_module(image)
+    dt = _work_dtype(image).type
+    bound = 1.0 if image.dtype.kind == "f" else 255.0
+    out = dt(ratio) * image.astype(dt) + dt(1.0 - ratio) * xp.asarray(other).astype(dt)
+    return xp.clip(out, 0, bound).astype(image.dtype)
+
+
+def adjust_brightness(img, brightness_factor):
+    """Blend with black: 0 gives black, 1 the image, 2 twice as bright."""
+    if brightness_factor < 0:
+        raise ValueError(f"brightness_factor ({brightness_factor}) is not non-negative.")
+    if _is_pil(img):
+        from PIL import ImageEnhance
+        return ImageEnhance.Brightness(img).enhance(brightness_factor)
+    array = _tensor_only(img, "adjust_brightness")
+    _channels(array, [1, 3])
+    return Tensor(_blend(array, get_array_module(array).zeros_like(array), brightness_factor))
+
+
+def adjust_contrast(img, contrast_factor):
+    """Blend with the mean grey level: 0 gives solid grey, 1 the image."""
+    if contrast_factor < 0:
+        raise ValueError(f"contrast_factor ({contrast_factor}) is not non-negative.")
+    if _is_pil(img):
+        from PIL import ImageEnhance
+        return ImageEnhance.Contrast(img).enhance(contrast_factor)
+    array = _tensor_only(img, "adjust_contrast")
+    source = _grayscale_array(array) if _channels(array, [3, 1]) == 3 else array
+    mean = source.astype(_work_dtype(array)).mean(axis=(-3, -2, -1), keepdims=True)
+    return Tensor(_blend(array, mean, contrast_factor))
+
+
+def adjust_saturation(img, saturation_factor):
+    """Blend with the greyscale image: 0 gives grey, 1 the image, 2 twice as saturated."""
+    if saturation_factor < 0:
+        raise ValueError(f"saturation_factor ({saturation_factor}) is not non-negative.")
+    if _is_pil(img):
+        from PIL import ImageEnhance
+        return ImageEnhance.Color(img).enhance(saturation_factor)
+    array = _tensor_only(img, "adjust_saturation")
+    if _channels(array, [1, 3]) == 1:
+        return img
+    return Tensor(_blend(array, _grayscale_array(array), saturation_factor))
+
+
+def _rgb2hsv(img):
+    xp = get_array_module(img)
+    r, g, b = img[..., 0, :, :], img[..., 1, :, :], img[..., 2, :, :]
+    maxc, minc = img.max(axis=-3), img.min(axis=-3)
+    eqc = maxc == minc
+    cr = maxc - minc
+    ones = xp.ones_like(maxc)
+    s = cr / xp.where(eqc, ones, maxc)
+    divisor = xp.where(eqc, ones, cr)
+    rc, gc, bc = (maxc - r) / divisor, (maxc - g) / divisor, (maxc - b) / divisor
+    hr = (maxc == r) * (bc - gc)
+    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
+    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
+    h = xp.fmod(((hr + hg + hb) / 6.0 + 1.0), 1.0).astype(img.dtype)
+    return h, s, maxc
+
+
+def _hsv2rgb(h, s, v):
+    xp = get_array_module(h)
+    i = xp.floor(h * 6.0)
+    f = h * 6.0 - i
+    i = i.astype(np.int32) % 6
+    p = xp.clip(v * (1.0 - s), 0.0, 1.0)
+    q = xp.clip(v * (1.0 - s * f), 0.0, 1.0)
+    t = xp.clip(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
+    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]  # (r, g, b) for each sector
+    channels = [sum(xp.where(i == k, rgb[c], 0) for k, rgb in enumerate(choices)) for c in range(3)]
+    return xp.stack(channels, axis=-3).astype(h.dtype)
+
+
+def adjust_hue(img, hue_factor):
+    """Shift every pixel's hue by hue_factor turns (in [-0.5, 0.5]) in HSV space."""
+    if not -0.5 <= hue_factor <= 0.5:
+        raise ValueError(f"hue_factor ({hue_factor}) is not in [-0.5, 0.5].")
+    if _is_pil(img):
+        from PIL import Image
+        if img.mode in ("L", "1", "I", "F"):
+            return img
+        h, s, v = img.convert("HSV").split()
+        np_h = np.array(h, dtype=np.uint8) + np.uint8(int(hue_factor * 255) % 256)  # wraps around, as a hue does
+        return Image.merge("HSV", (Image.fromarray(np_h), s, v)).convert(img.mode)
+    array = _tensor_only(img, "adjust_hue")
+    if _channels(array, [1, 3]) == 1:
+        return img
+    work = convert_image_dtype(img, distml.float32).array  # float64 images too, as torchvision does
+    h, s, v = _rgb2hsv(work)
+    shifted = Tensor(_hsv2rgb(((h + hue_factor) % 1.0).astype(work.dtype), s, v))
+    return convert_image_dtype(shifted, img.dtype)
+
+
+# ---- conversions ----
+
+def _max_value(np_dtype):
+    return 1.0 if np_dtype.kind == "f" else np.iinfo(np_dtype).max
+
+
+def convert_image_dtype(image, dtype=distml.float32):
+    """A tensor image in another dtype, rescaling values: floats span [0, 1], integers [0, their max]."""
+    if not isinstance(image, Tensor):
+        raise TypeError("Input img should be Tensor Image")
+    if image.dtype == dtype:
+        return image
+    source, target = image.array.dtype, dtype.np
+    if source.kind == "f":
+        if target.kind == "f":
+            return image.to(dtype)
+        if (source == np.float32 and target in (np.int32, np.int64)) or (source == np.float64 and target == np.int64):
+            raise RuntimeError(f"The cast from {image.dtype} to {dtype} cannot be performed safely.")
+        return image.mul(_max_value(target) + 1.0 - 1e-3).to(dtype)
+    input_max = float(_max_value(source))
+    if target.kind == "f":
+        return image.to(dtype) / input_max
+    output_max = float(_max_value(target))
+    if input_max > output_max:
+        return distml.div(image, int((input_max + 1) // (output_max + 1)), rounding_mode="floor").to(dtype)
+    return image.to(dtype) * int((output_max + 1) // (input_max + 1))
+
+
+def pil_to_tensor(pic):
+    """A PIL image as a (C, H, W) tensor of its own dtype (no scaling)."""
+    if not _is_pil(pic):
+        raise TypeError(f"pic should be PIL Image. Got {type(pic)}")
+    array = np.array(pic, copy=True)
+    return Tensor(np.ascontiguousarray(array.reshape(pic.height, pic.width, -1).transpose(2, 0, 1)))
+
+
+_MODES_BY_CHANNELS = {2: ["LA"], 3: ["RGB", "YCbCr", "HSV"], 4: ["RGBA", "CMYK", "RGBX"]}
+_SINGLE_CHANNEL_MODES = {np.uint8: "L", np.int16: "I;16", np.int32: "I", np.float32: "F"}
+
+
+def to_pil_image(pic, mode=None):
+    """A (C, H, W) tensor or H x W x C array as a PIL image; float tensors are scaled by 255 to uint8 first
+    (unless mode="F"). The mode follows from the channels and dtype, as in torchvision."""
+    from PIL import Image
+
+    if isinstance(pic, Tensor):
+        if pic.ndim not in (2, 3):
+            raise ValueError(f"pic should be 2/3 dimensional. Got {pic.ndim} dimensions.")
+        if pic.ndim == 2:
+            pic = pic.unsqueeze(0)
+        if pic.shape[-3] > 4:
+            raise ValueError(f"pic should not have > 4 channels. Got {pic.shape[-3]} channels.")
+        if pic.is_floating_point() and mode != "F":
+            pic = pic.mul(255).byte()
+        npimg = np.transpose(pic.cpu().numpy(), (1, 2, 0))
+    elif isinstance(pic, np.ndarray):
+        if pic.ndim not in (2, 3):
+            raise ValueError(f"pic should be 2/3 dimensional. Got {pic.ndim} dimensions.")
+        npimg = pic[:, :, None] if pic.ndim == 2 else pic
+        if npimg.shape[-1] > 4:
+            raise ValueError(f"pic should not have > 4 channels. Got {npimg.shape[-1]} channels.")
+    else:
+        raise TypeError(f"pic should be Tensor or ndarray. Got {type(pic)}.")
+    channels = npimg.shape[2]
+    if channels == 1:
+        npimg = npimg[:, :, 0]
+        expected = _SINGLE_CHANNEL_MODES.get(npimg.dtype.type)
+        if mode is not None and mode != expected:
+            raise ValueError(f"Incorrect mode ({mode}) supplied for input type {npimg.dtype}. Should be {expected}")
+        if expected is None:
+            raise TypeError(f"Input type {npimg.dtype} is not supported")
+        return Image.fromarray(np.ascontiguousarray(npimg))
+    permitted = _MODES_BY_CHANNELS[channels]
+    if mode is not None and mode not in permitted:
+        raise ValueError(f"Only modes {permitted} are supported for {channels}D inputs")
+    if npimg.dtype != np.uint8:
+        raise TypeError(f"Input type {npimg.dtype} is not supported")
+    mode = mode or permitted[0]
+    return Image.frombytes(mode, (npimg.shape[1], npimg.shape[0]), np.ascontiguousarray(npimg).tobytes())
+
+
+class ToPILImage:
+    """Tensor or array -> PIL image (see to_pil_image): `ToPILImage()(distml.rand(3, 8, 8))`."""
+
+    def __init__(self, mode=None):
+        self.mode = mode
+
+    def __call__(self, pic):
+        return to_pil_image(pic, self.mode)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(" + (f"mode={self.mode}" if self.mode is not None else "") + ")"
+
+
+class PILToTensor:
+    """PIL image -> (C, H, W) tensor of the image's dtype, values unchanged (ToTensor scales to [0, 1])."""
+
+    def __call__(self, pic):
+        return pil_to_tensor(pic)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class ConvertImageDtype:
+    """A tensor image in `dtype`, values rescaled: `ConvertImageDtype(distml.float32)` maps uint8 0..255 to 0..1."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __call__(self, image):
+        return convert_image_dtype(image, self.dtype)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
 
 
 # ---- the transform classes ----
+
+def _draw(p):
+    """Whether a uniform draw from distml's global generator falls below p."""
+    return distml.rand(1).item() < p
+
 
 class RandomHorizontalFlip:
     """Mirror left-right with probability p."""
@@ -276,10 +755,17 @@ class RandomHorizontalFlip:
         self.p = p
 
     def __call__(self, img):
-        return hflip(img) if distml.rand(1).item() < self.p else img
+        return hflip(img) if _draw(self.p) else img
 
     def __repr__(self):
         return f"{type(self).__name__}(p={self.p})"
+
+
+class RandomVerticalFlip(RandomHorizontalFlip):
+    """Mirror top-bottom with probability p."""
+
+    def __call__(self, img):
+        return vflip(img) if _draw(self.p) else img
 
 
 class CenterCrop:
@@ -293,6 +779,28 @@ class CenterCrop:
 
     def __repr__(self):
         return f"{type(self).__name__}(size={self.size})"
+
+
+class Pad:
+    """Pad every image the same way (see pad): `Pad(4, padding_mode="reflect")`, `Pad((1, 2, 3, 4), fill=255)`."""
+
+    def __init__(self, padding, fill=0, padding_mode="constant"):
+        if not isinstance(padding, (numbers.Number, tuple, list)):
+            raise TypeError("Got inappropriate padding arg")
+        if not isinstance(fill, (numbers.Number, tuple, list)):
+            raise TypeError("Got inappropriate fill arg")
+        if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
+            raise ValueError("Padding mode should be either constant, edge, reflect or symmetric")
+        if isinstance(padding, (tuple, list)) and len(padding) not in (1, 2, 4):
+            raise ValueError(f"Padding must be an int or a 1, 2, or 4 element tuple, not a {len(padding)} element "
+                             f"tuple")
+        self.padding, self.fill, self.padding_mode = padding, fill, padding_mode
+
+    def __call__(self, img):
+        return pad(img, self.padding, self.fill, self.padding_mode)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(padding={self.padding}, fill={self.fill}, padding_mode={self.padding_mode})"
 
 
 class RandomCrop:
@@ -335,19 +843,259 @@ class RandomCrop:
 
 
 class Resize:
-    """Resample to size ((h, w), or an int for the shorter edge) with bilinear (default) or nearest.
+    """Resample to size ((h, w), or an int for the shorter edge) with bilinear (default) or another mode.
 
     On tensors it equals torchvision's Resize (interpolate with align_corners=False and, by
-    default, antialias=True when shrinking). On array images torchvision would call PIL, whose
-    bilinear filter is the same antialiased triangle filter but computed in 8-bit fixed point,
-    so values can differ from PIL's by one grey level.
+    default, antialias=True when shrinking); PIL images go through PIL's resize as in
+    torchvision. On array images torchvision would call PIL, whose bilinear filter is the same
+    antialiased triangle filter but computed in 8-bit fixed point, so values can differ from
+    PIL's by one grey level.
     """
 
     def __init__(self, size, interpolation=InterpolationMode.BILINEAR, max_size=None, antialias=True):
-        self.size, self.interpolation, self.max_size, self.antialias = size, interpolation, max_size, antialias
+        self.size, self.interpolation, self.max_size, self.antialias = size, _mode(interpolation), max_size, antialias
 
     def __call__(self, img):
         return resize(img, self.size, self.interpolation, self.max_size, self.antialias)
 
     def __repr__(self):
-        return f"{type(self).__name__}(size={self.size}, interpolation={self.interpolation.value})"
+        return (f"{type(self).__name__}(size={self.size}, interpolation={self.interpolation.value}, "
+                f"max_size={self.max_size}, antialias={self.antialias})")
+
+
+class RandomResizedCrop:
+    """A crop of random area (a `scale` fraction of the image) and aspect ratio (`ratio`, w / h), resized to size.
+
+        RandomResizedCrop(224)          # the ImageNet training crop
+    """
+
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation=InterpolationMode.BILINEAR,
+                 antialias=True):
+        self.size = _pair(size)
+        if not isinstance(scale, (tuple, list)):
+            raise TypeError("Scale should be a sequence")
+        if not isinstance(ratio, (tuple, list)):
+            raise TypeError("Ratio should be a sequence")
+        self.scale, self.ratio = scale, ratio
+        self.interpolation, self.antialias = _mode(interpolation), antialias
+
+    @staticmethod
+    def get_params(img, scale, ratio):
+        """(top, left, height, width): up to 10 draws of area and log-uniform aspect ratio that fit, else the
+        largest central crop within the ratio range (torchvision's procedure)."""
+        height, width = _size(img)
+        area = height * width
+        log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+        for _ in range(10):
+            target_area = area * distml.empty(1).uniform_(scale[0], scale[1]).item()
+            aspect_ratio = math.exp(distml.empty(1).uniform_(log_ratio[0], log_ratio[1]).item())
+            w = int(round(math.sqrt(target_area * aspect_ratio)))
+            h = int(round(math.sqrt(target_area / aspect_ratio)))
+            if 0 < w <= width and 0 < h <= height:
+                top = distml.randint(0, height - h + 1, size=(1,)).item()
+                left = distml.randint(0, width - w + 1, size=(1,)).item()
+                return top, left, h, w
+        in_ratio = float(width) / float(height)
+        if in_ratio < min(ratio):
+            w, h = width, int(round(width / min(ratio)))
+        elif in_ratio > max(ratio):
+            h, w = height, int(round(height * max(ratio)))
+        else:
+            w, h = width, height
+        return (height - h) // 2, (width - w) // 2, h, w
+
+    def __call__(self, img):
+        top, left, h, w = self.get_params(img, self.scale, self.ratio)
+        return resized_crop(img, top, left, h, w, self.size, self.interpolation, antialias=self.antialias)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(size={self.size}, scale={tuple(round(s, 4) for s in self.scale)}, "
+                f"ratio={tuple(round(r, 4) for r in self.ratio)}, interpolation={self.interpolation.value}, "
+                f"antialias={self.antialias})")
+
+
+def _setup_angle(x, name):
+    if isinstance(x, numbers.Number):
+        if x < 0:
+            raise ValueError(f"If {name} is a single number, it must be positive.")
+        return [float(-x), float(x)]
+    if not isinstance(x, (tuple, list)) or len(x) != 2:
+        raise (TypeError if not isinstance(x, (tuple, list)) else ValueError)(
+            f"{name} should be a sequence of length 2.")
+    return [float(d) for d in x]
+
+
+class RandomRotation:
+    """Rotate by an angle drawn uniformly from degrees ((min, max), or d for (-d, d)); see rotate.
+
+        RandomRotation(15, interpolation=InterpolationMode.BILINEAR, fill=0)
+    """
+
+    def __init__(self, degrees, interpolation=InterpolationMode.NEAREST, expand=False, center=None, fill=0):
+        self.degrees = _setup_angle(degrees, "degrees")
+        if center is not None and (not isinstance(center, (tuple, list)) or len(center) != 2):
+            raise ValueError("center should be a sequence of length 2.")
+        if fill is None:
+            fill = 0
+        elif not isinstance(fill, (numbers.Number, tuple, list)):
+            raise TypeError("Fill should be either a sequence or a number.")
+        self.interpolation, self.expand, self.center, self.fill = _mode(interpolation), expand, center, fill
+
+    @staticmethod
+    def get_params(degrees):
+        return float(distml.empty(1).uniform_(float(degrees[0]), float(degrees[1])).item())
+
+    def __call__(self, img):
+        fill = self.fill
+        if isinstance(img, Tensor):
+            channels = get_dimensions(img)[0]
+            fill = [float(fill)] * channels if isinstance(fill, numbers.Number) else [float(f) for f in fill]
+        return rotate(img, self.get_params(self.degrees), self.interpolation, self.expand, self.center, fill)
+
+    def __repr__(self):
+        text = (f"{type(self).__name__}(degrees={self.degrees}, interpolation={self.interpolation.value}, "
+                f"expand={self.expand}")
+        if self.center is not None:
+            text += f", center={self.center}"
+        if self.fill is not None:
+            text += f", fill={self.fill}"
+        return text + ")"
+
+
+def _check_jitter(value, name, center=1.0, bound=(0, float("inf")), clip_first_on_zero=True):
+    if isinstance(value, numbers.Number):
+        if value < 0:
+            raise ValueError(f"If {name} is a single number, it must be non negative.")
+        value = [center - float(value), center + float(value)]
+        if clip_first_on_zero:
+            value[0] = max(value[0], 0.0)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        value = [float(value[0]), float(value[1])]
+    else:
+        raise TypeError(f"{name} should be a single number or a list/tuple with length 2.")
+    if not bound[0] <= value[0] <= value[1] <= bound[1]:
+        raise ValueError(f"{name} values should be between {bound}, but got {value}.")
+    return None if value[0] == value[1] == center else tuple(value)
+
+
+class ColorJitter:
+    """Random brightness, contrast, saturation and hue changes, applied in a random order.
+
+    Each factor is drawn uniformly from its range: a number b means [max(0, 1 - b), 1 + b]
+    (hue: h means [-h, h], h <= 0.5), a pair is the range itself.
+
+        ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+    """
+
+    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0):
+        self.brightness = _check_jitter(brightness, "brightness")
+        self.contrast = _check_jitter(contrast, "contrast")
+        self.saturation = _check_jitter(saturation, "saturation")
+        self.hue = _check_jitter(hue, "hue", center=0, bound=(-0.5, 0.5), clip_first_on_zero=False)
+
+    @staticmethod
+    def get_params(brightness, contrast, saturation, hue):
+        """(order of the four adjustments, brightness, contrast, saturation, hue factors or None)."""
+        fn_idx = distml.randperm(4)
+        factors = [None if r is None else float(distml.empty(1).uniform_(r[0], r[1]).item())
+                   for r in (brightness, contrast, saturation, hue)]
+        return (fn_idx, *factors)
+
+    def __call__(self, img):
+        fn_idx, *factors = self.get_params(self.brightness, self.contrast, self.saturation, self.hue)
+        adjust = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+        for fn_id in fn_idx.tolist():
+            if factors[fn_id] is not None:
+                img = adjust[fn_id](img, factors[fn_id])
+        return img
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(brightness={self.brightness}, contrast={self.contrast}, "
+                f"saturation={self.saturation}, hue={self.hue})")
+
+
+class Grayscale:
+    """To greyscale (see rgb_to_grayscale) with 1 or 3 output channels."""
+
+    def __init__(self, num_output_channels=1):
+        self.num_output_channels = num_output_channels
+
+    def __call__(self, img):
+        return rgb_to_grayscale(img, num_output_channels=self.num_output_channels)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(num_output_channels={self.num_output_channels})"
+
+
+class RandomGrayscale:
+    """To greyscale with probability p, keeping the number of channels."""
+
+    def __init__(self, p=0.1):
+        self.p = p
+
+    def __call__(self, img):
+        channels = get_dimensions(img)[0]
+        return rgb_to_grayscale(img, num_output_channels=channels) if _draw(self.p) else img
+
+    def __repr__(self):
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class RandomTransforms:
+    """The base of RandomChoice and RandomOrder: a list of transforms."""
+
+    def __init__(self, transforms):
+        if not isinstance(transforms, (list, tuple)):
+            raise TypeError("Argument transforms should be a sequence")
+        self.transforms = transforms
+
+    def __repr__(self):
+        return type(self).__name__ + "(" + "".join(f"\n    {t}" for t in self.transforms) + "\n)"
+
+
+class RandomApply(RandomTransforms):
+    """All of transforms, in order, with probability p: `RandomApply([ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8)`."""
+
+    def __init__(self, transforms, p=0.5):
+        super().__init__(transforms)
+        self.p = p
+
+    def __call__(self, img):
+        if self.p < distml.rand(1).item():
+            return img
+        for t in self.transforms:
+            img = t(img)
+        return img
+
+    def __repr__(self):
+        return (type(self).__name__ + "(" + f"\n    p={self.p}" + "".join(f"\n    {t}" for t in self.transforms)
+                + "\n)")
+
+
+class RandomChoice(RandomTransforms):
+    """One of transforms, picked with probabilities p (default: equally likely)."""
+
+    def __init__(self, transforms, p=None):
+        super().__init__(transforms)
+        if p is not None and not isinstance(p, (list, tuple)):
+            raise TypeError("Argument p should be a sequence")
+        self.p = p
+
+    def __call__(self, *args):
+        if self.p is None:
+            index = distml.randint(0, len(self.transforms), (1,)).item()
+        else:
+            index = distml.multinomial(distml.tensor(self.p, dtype=distml.float64), 1).item()
+        return self.transforms[index](*args)
+
+    def __repr__(self):
+        return f"{super().__repr__()}(p={self.p})"
+
+
+class RandomOrder(RandomTransforms):
+    """All of transforms, in a random order."""
+
+    def __call__(self, img):
+        for i in distml.randperm(len(self.transforms)).tolist():
+            img = self.transforms[i](img)
+        return img
