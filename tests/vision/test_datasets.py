@@ -1,5 +1,4 @@
 """FakeData, CIFAR10/100 (a tiny generated tarball, served over HTTP for the download) and ImageFolder/DatasetFolder."""
-import functools
 import hashlib
 import http.server
 import io

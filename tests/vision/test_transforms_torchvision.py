@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 
 import distml
+import distml.vision.transforms.functional as TF
 from distml.vision import transforms as T
 
 
@@ -144,11 +145,11 @@ def ours(x):
 def test_brightness_contrast_saturation_match_torchvision_on_tensors(pixels, rng, factor):
     floats = torch.from_numpy(rng.random((2, 3, 5, 4)))
     for x in (torch.from_numpy(pixels), floats):
-        np.testing.assert_array_equal(T.adjust_brightness(ours(x), factor).numpy(),
+        np.testing.assert_array_equal(TF.adjust_brightness(ours(x), factor).numpy(),
                                       t_blend(x, torch.zeros_like(x), factor).numpy())
-        np.testing.assert_allclose(T.adjust_saturation(ours(x), factor).numpy(),
+        np.testing.assert_allclose(TF.adjust_saturation(ours(x), factor).numpy(),
                                    t_blend(x, t_gray(x), factor).numpy(), rtol=1e-12, atol=1e-12)
-        got, expected = T.adjust_contrast(ours(x), factor).numpy(), t_contrast(x, factor).numpy()
+        got, expected = TF.adjust_contrast(ours(x), factor).numpy(), t_contrast(x, factor).numpy()
         if x.dtype == torch.uint8:  # the float32 mean can differ in its last bit, then truncate to another level
             assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
         else:
@@ -158,8 +159,8 @@ def test_brightness_contrast_saturation_match_torchvision_on_tensors(pixels, rng
 @pytest.mark.parametrize("factor", [-0.5, -0.23, 0.0, 0.1, 0.5])
 def test_hue_matches_torchvision_on_tensors(pixels, rng, factor):
     x = torch.from_numpy(rng.random((3, 5, 4)))
-    np.testing.assert_allclose(T.adjust_hue(ours(x), factor).numpy(), t_hue(x, factor).numpy(), rtol=1e-5, atol=1e-6)
-    got = T.adjust_hue(ours(torch.from_numpy(pixels)), factor).numpy()
+    np.testing.assert_allclose(TF.adjust_hue(ours(x), factor).numpy(), t_hue(x, factor).numpy(), rtol=1e-5, atol=1e-6)
+    got = TF.adjust_hue(ours(torch.from_numpy(pixels)), factor).numpy()
     expected = t_hue(torch.from_numpy(pixels), factor).numpy()
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
@@ -173,22 +174,22 @@ def test_grayscale_on_tensors_and_pil(pixels, pil):
     assert gray.mode == "L" and np.array_equal(np.asarray(gray), np.asarray(pil.convert("L")))
     assert T.Grayscale(3)(pil).mode == "RGB"
     with pytest.raises(TypeError, match=r"permitted channel values are \[1, 3\], but found 2"):
-        T.rgb_to_grayscale(distml.zeros(2, 4, 4))
+        TF.rgb_to_grayscale(distml.zeros(2, 4, 4))
     with pytest.raises(ValueError, match="num_output_channels should be either 1 or 3"):
-        T.rgb_to_grayscale(distml.zeros(3, 4, 4), 2)
+        TF.rgb_to_grayscale(distml.zeros(3, 4, 4), 2)
 
 
 def test_colour_on_pil_uses_pils_enhancers(pil):
-    for ours_fn, enhancer in ((T.adjust_brightness, ImageEnhance.Brightness), (T.adjust_contrast, ImageEnhance.Contrast),
-                              (T.adjust_saturation, ImageEnhance.Color)):
+    for ours_fn, enhancer in ((TF.adjust_brightness, ImageEnhance.Brightness),
+                              (TF.adjust_contrast, ImageEnhance.Contrast), (TF.adjust_saturation, ImageEnhance.Color)):
         np.testing.assert_array_equal(np.asarray(ours_fn(pil, 1.3)), np.asarray(enhancer(pil).enhance(1.3)))
-    shifted = T.adjust_hue(pil, 0.25)
+    shifted = TF.adjust_hue(pil, 0.25)
     h, s, v = pil.convert("HSV").split()
     expected = Image.merge("HSV", (Image.fromarray(np.asarray(h) + np.uint8(63)), s, v)).convert("RGB")
     np.testing.assert_array_equal(np.asarray(shifted), np.asarray(expected))
-    assert T.adjust_hue(pil.convert("L"), 0.3).mode == "L"
+    assert TF.adjust_hue(pil.convert("L"), 0.3).mode == "L"
     with pytest.raises(ValueError, match=r"hue_factor \(0.6\) is not in \[-0.5, 0.5\]."):
-        T.adjust_hue(pil, 0.6)
+        TF.adjust_hue(pil, 0.6)
 
 
 def test_color_jitter_ranges_order_and_errors(pixels):
@@ -206,8 +207,8 @@ def test_color_jitter_ranges_order_and_errors(pixels):
     order, b, c, _, h = T.ColorJitter.get_params(jitter.brightness, jitter.contrast, None, jitter.hue)
     expected = x
     for i in order.tolist():
-        expected = {0: lambda y: T.adjust_brightness(y, b), 1: lambda y: T.adjust_contrast(y, c), 2: lambda y: y,
-                    3: lambda y: T.adjust_hue(y, h)}[i](expected)
+        expected = {0: lambda y: TF.adjust_brightness(y, b), 1: lambda y: TF.adjust_contrast(y, c), 2: lambda y: y,
+                    3: lambda y: TF.adjust_hue(y, h)}[i](expected)
     distml.manual_seed(5)
     np.testing.assert_array_equal(jitter(x).numpy(), expected.numpy())
     assert T.ColorJitter()(x) is x
@@ -236,7 +237,7 @@ def test_random_grayscale(pixels, pil):
 def test_rotate_matches_torchvision_on_tensors(rng, angle, mode):
     x = torch.from_numpy(rng.random((2, 7, 9)))
     for expand, center, fill in ((False, None, None), (True, None, [0.3, 0.7]), (False, (2, 5), [1.0, 0.5])):
-        got = T.rotate(ours(x), angle, T.InterpolationMode(mode), expand=expand, center=center, fill=fill).numpy()
+        got = TF.rotate(ours(x), angle, T.InterpolationMode(mode), expand=expand, center=center, fill=fill).numpy()
         expected = t_rotate(x, angle, mode, expand, center, fill).numpy()
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
@@ -244,10 +245,10 @@ def test_rotate_matches_torchvision_on_tensors(rng, angle, mode):
 
 def test_rotate_uint8_tensors_and_pil(pixels, pil):
     x = torch.from_numpy(pixels)
-    got = T.rotate(ours(x), 33.0, T.InterpolationMode.BILINEAR, fill=[10.0, 20.0, 30.0]).numpy()
+    got = TF.rotate(ours(x), 33.0, T.InterpolationMode.BILINEAR, fill=[10.0, 20.0, 30.0]).numpy()
     expected = t_rotate(x, 33.0, "bilinear", fill=[10.0, 20.0, 30.0]).numpy()
     assert got.dtype == np.uint8 and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
-    np.testing.assert_array_equal(np.asarray(T.rotate(pil, 40, expand=True, fill=7)),
+    np.testing.assert_array_equal(np.asarray(TF.rotate(pil, 40, expand=True, fill=7)),
                                   np.asarray(pil.rotate(40, resample=Image.Resampling.NEAREST, expand=True,
                                                         fillcolor=(7, 7, 7))))
 
@@ -262,7 +263,7 @@ def test_random_rotation(pixels):
     distml.manual_seed(4)
     angle = T.RandomRotation.get_params(t.degrees)
     distml.manual_seed(4)
-    np.testing.assert_array_equal(t(x).numpy(), T.rotate(x, angle, T.InterpolationMode.BILINEAR,
+    np.testing.assert_array_equal(t(x).numpy(), TF.rotate(x, angle, T.InterpolationMode.BILINEAR,
                                                          fill=[1.0, 1.0, 1.0]).numpy())
     assert T.RandomRotation(5).degrees == [-5.0, 5.0]
     with pytest.raises(ValueError, match="If degrees is a single number, it must be positive."):
@@ -282,7 +283,7 @@ def test_pad_matches_torch_on_tensors(rng, mode, torch_mode):
 
 def test_pad_symmetric_pil_and_errors(pixels, pil):
     x = distml.tensor(pixels)
-    sym = T.pad(x, [2, 1], padding_mode="symmetric").numpy()
+    sym = TF.pad(x, [2, 1], padding_mode="symmetric").numpy()
     np.testing.assert_array_equal(sym, np.pad(pixels, ((0, 0), (1, 1), (2, 2)), mode="symmetric"))
     padded = T.Pad(2, fill=(10, 20, 30))(pil)
     assert padded.size == (12, 10) and padded.mode == "RGB"
@@ -291,25 +292,25 @@ def test_pad_symmetric_pil_and_errors(pixels, pil):
     np.testing.assert_array_equal(np.asarray(T.Pad([3], padding_mode="reflect")(pil)),
                                   np.pad(np.asarray(pil), ((3, 3), (3, 3), (0, 0)), mode="reflect"))
     palette = pil.convert("P")
-    assert T.pad(palette, 1).mode == "P" and T.pad(palette, 1).getpalette() == palette.getpalette()
+    assert TF.pad(palette, 1).mode == "P" and TF.pad(palette, 1).getpalette() == palette.getpalette()
     assert repr(T.Pad(1)) == "Pad(padding=1, fill=0, padding_mode=constant)"
     with pytest.raises(ValueError, match="Padding must be an int or a 1, 2, or 4 element tuple, not a 3 element"):
         T.Pad((1, 2, 3))
     with pytest.raises(TypeError, match="Got inappropriate padding arg"):
         T.Pad("1")
     with pytest.raises(TypeError, match="Got inappropriate fill arg"):
-        T.pad(x, 1, fill=(1, 2, 3))
+        TF.pad(x, 1, fill=(1, 2, 3))
 
 
 def test_flips_crop_and_center_crop_on_pil(pixels, pil):
     array = np.asarray(pil)
     np.testing.assert_array_equal(np.asarray(T.RandomVerticalFlip(p=1.0)(pil)), array[::-1])
     np.testing.assert_array_equal(np.asarray(T.RandomHorizontalFlip(p=1.0)(pil)), array[:, ::-1])
-    np.testing.assert_array_equal(T.vflip(distml.tensor(pixels)).numpy(), pixels[:, ::-1])
+    np.testing.assert_array_equal(TF.vflip(distml.tensor(pixels)).numpy(), pixels[:, ::-1])
     assert isinstance(T.CenterCrop(4)(pil), Image.Image)
     np.testing.assert_array_equal(np.asarray(T.CenterCrop((4, 5))(pil)), array[1:5, 2:7])
     # crops reaching outside the image are zero-filled, for tensors as for PIL
-    np.testing.assert_array_equal(T.crop(distml.tensor(pixels), -1, 6, 3, 4).numpy(),
+    np.testing.assert_array_equal(TF.crop(distml.tensor(pixels), -1, 6, 3, 4).numpy(),
                                   np.asarray(pil.crop((6, -1, 10, 2))).transpose(2, 0, 1))
     distml.manual_seed(0)
     assert T.RandomCrop(3, padding=1)(pil).size == (3, 3)
@@ -354,6 +355,13 @@ def test_random_resized_crop(rng):
 
 # ---- conversions ----
 
+def test_functional_is_torchvisions_module_layout():
+    import distml.vision.transforms.functional as functional
+    assert T.functional is functional and T.InterpolationMode is TF.InterpolationMode
+    assert TF.get_dimensions(distml.zeros(3, 4, 5)) == [3, 4, 5]
+    assert TF.get_dimensions(Image.new("RGBA", (5, 4))) == [4, 4, 5]
+
+
 def test_to_pil_image_and_pil_to_tensor(rng):
     floats = rng.random((3, 4, 5)).astype(np.float32)
     image = T.ToPILImage()(distml.tensor(floats))
@@ -363,20 +371,20 @@ def test_to_pil_image_and_pil_to_tensor(rng):
     back = T.PILToTensor()(image)
     assert back.dtype == distml.uint8 and back.shape == (3, 4, 5)
     np.testing.assert_array_equal(back.numpy(), expected.transpose(2, 0, 1))
-    assert T.to_pil_image(distml.tensor(floats[0])).mode == "L"
-    assert T.to_pil_image(distml.tensor(floats[:1]), mode="F").mode == "F"
-    assert T.to_pil_image(distml.zeros(4, 2, 2)).mode == "RGBA" and T.to_pil_image(distml.zeros(2, 2, 2)).mode == "LA"
-    assert T.to_pil_image(np.zeros((2, 2, 3), np.uint8), mode="HSV").mode == "HSV"
-    assert T.to_pil_image(np.zeros((2, 2), np.int32)).mode == "I"
+    assert TF.to_pil_image(distml.tensor(floats[0])).mode == "L"
+    assert TF.to_pil_image(distml.tensor(floats[:1]), mode="F").mode == "F"
+    assert TF.to_pil_image(distml.zeros(4, 2, 2)).mode == "RGBA" and TF.to_pil_image(distml.zeros(2, 2, 2)).mode == "LA"
+    assert TF.to_pil_image(np.zeros((2, 2, 3), np.uint8), mode="HSV").mode == "HSV"
+    assert TF.to_pil_image(np.zeros((2, 2), np.int32)).mode == "I"
     assert repr(T.ToPILImage()) == "ToPILImage()" and repr(T.ToPILImage("RGB")) == "ToPILImage(mode=RGB)"
     with pytest.raises(ValueError, match=r"Incorrect mode \(RGB\) supplied for input type uint8. Should be L"):
-        T.to_pil_image(np.zeros((2, 2), np.uint8), mode="RGB")
+        TF.to_pil_image(np.zeros((2, 2), np.uint8), mode="RGB")
     with pytest.raises(ValueError, match="pic should not have > 4 channels. Got 5 channels."):
-        T.to_pil_image(distml.zeros(5, 2, 2))
+        TF.to_pil_image(distml.zeros(5, 2, 2))
     with pytest.raises(ValueError, match="pic should be 2/3 dimensional. Got 1 dimensions."):
-        T.to_pil_image(distml.zeros(5))
+        TF.to_pil_image(distml.zeros(5))
     with pytest.raises(TypeError, match="pic should be PIL Image"):
-        T.pil_to_tensor(np.zeros((2, 2)))
+        TF.pil_to_tensor(np.zeros((2, 2)))
 
 
 @pytest.mark.parametrize("source, target", [("uint8", "float32"), ("uint8", "float64"), ("float32", "uint8"),
@@ -396,11 +404,11 @@ def test_convert_image_dtype_matches_torchvision(rng, source, target):
 
 def test_convert_image_dtype_errors():
     x = distml.zeros(1, 2, 2)
-    assert T.convert_image_dtype(x, distml.float32) is x
+    assert TF.convert_image_dtype(x, distml.float32) is x
     with pytest.raises(RuntimeError, match="The cast from distml.float32 to distml.int64 cannot be performed safely."):
-        T.convert_image_dtype(x, distml.int64)
+        TF.convert_image_dtype(x, distml.int64)
     with pytest.raises(TypeError, match="Input img should be Tensor Image"):
-        T.convert_image_dtype(np.zeros((2, 2)), distml.float32)
+        TF.convert_image_dtype(np.zeros((2, 2)), distml.float32)
 
 
 # ---- random containers ----
@@ -427,7 +435,8 @@ def test_random_apply_choice_order():
 
 def test_pipeline_reproducible_under_manual_seed(pil):
     t = T.Compose([T.RandomResizedCrop(4), T.RandomRotation(30), T.ColorJitter(0.4, 0.4, 0.4, 0.1),
-                   T.RandomGrayscale(0.5), T.RandomVerticalFlip(), T.PILToTensor(), T.ConvertImageDtype(distml.float32)])
+                   T.RandomGrayscale(0.5), T.RandomVerticalFlip(), T.PILToTensor(),
+                   T.ConvertImageDtype(distml.float32)])
     distml.manual_seed(7)
     first = [t(pil).numpy() for _ in range(6)]
     distml.manual_seed(7)

@@ -60,7 +60,8 @@ def make_dataset(directory, class_to_idx=None, extensions=None, is_valid_file=No
     if empty_classes and not allow_empty:
         message = f"Found no valid file for the classes {', '.join(sorted(empty_classes))}. "
         if extensions is not None:
-            message += f"Supported extensions are: {extensions if isinstance(extensions, str) else ', '.join(extensions)}"
+            listed = extensions if isinstance(extensions, str) else ", ".join(extensions)
+            message += f"Supported extensions are: {listed}"
         raise FileNotFoundError(message)
     return instances
 

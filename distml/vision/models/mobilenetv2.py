@@ -20,7 +20,8 @@ def _make_divisible(v, divisor, min_value=None):
 
 
 class InvertedResidual(nn.Module):
-    """1x1 expand (when expand_ratio != 1) -> 3x3 depthwise -> 1x1 linear projection, plus the input when shapes allow."""
+    """1x1 expand (when expand_ratio != 1) -> 3x3 depthwise -> 1x1 linear projection, plus the input when the
+    shapes allow."""
 
     def __init__(self, inp, oup, stride, expand_ratio, norm_layer=None):
         super().__init__()

@@ -37,7 +37,8 @@ class VGG(nn.Module):
 
 
 def make_layers(cfg, batch_norm=False):
-    """3x3 convolutions (padding 1) of the widths in cfg, each followed by [BatchNorm and] ReLU; "M" is a 2x2 max-pool."""
+    """3x3 convolutions (padding 1) of the widths in cfg, each followed by [BatchNorm and] ReLU; "M" is a 2x2
+    max-pool."""
     layers = []
     in_channels = 3
     for v in cfg:

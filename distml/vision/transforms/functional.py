@@ -1,13 +1,13 @@
-"""Image transforms with torchvision's names and formulas.
+"""The functions behind the transforms, with torchvision.transforms.functional's names and formulas.
 
 Images come as PIL images (where Pillow is installed), as distml Tensors laid out
 (..., C, H, W), or as numpy arrays laid out like PIL images (H x W or H x W x C, usually
-uint8). Transforms keep the input's kind: PIL images go through the same PIL calls
-torchvision makes, tensors through torchvision's tensor formulas.
-Random choices are drawn from distml's global RNG, so `distml.manual_seed` (and the
-per-worker seeding of DataLoader workers) makes them reproducible.
+uint8). Each function keeps the input's kind: PIL images go through the PIL calls torchvision
+makes, tensors through torchvision's tensor formulas (on their arrays: transforms prepare data
+and record no gradient).
 
-    transform = Compose([RandomCrop(28, padding=2), ToTensor(), Normalize((0.1307,), (0.3081,))])
+    import distml.vision.transforms.functional as TF
+    TF.rotate(TF.pad(img, 4, padding_mode="reflect"), 30.0)
 """
 import enum
 import math
@@ -19,7 +19,6 @@ import distml
 from distml._backend import get_array_module
 from distml.tensor import Tensor
 
-
 class InterpolationMode(enum.Enum):
     NEAREST = "nearest"
     NEAREST_EXACT = "nearest-exact"
@@ -30,36 +29,6 @@ class InterpolationMode(enum.Enum):
     LANCZOS = "lanczos"
 
 
-class Compose:
-    """Apply transforms one after another: `Compose([ToTensor(), Normalize(mean, std)])`."""
-
-    def __init__(self, transforms):
-        self.transforms = transforms
-
-    def __call__(self, img):
-        for t in self.transforms:
-            img = t(img)
-        return img
-
-    def __repr__(self):
-        return type(self).__name__ + "(" + "".join(f"\n    {t}" for t in self.transforms) + "\n)"
-
-
-class Lambda:
-    """A user function as a transform: `Lambda(lambda x: x * 2)`."""
-
-    def __init__(self, lambd):
-        if not callable(lambd):
-            raise TypeError(f"Argument lambd should be callable, got {type(lambd).__name__!r}")
-        self.lambd = lambd
-
-    def __call__(self, img):
-        return self.lambd(img)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
-
 def _as_array(pic):
     """numpy array of an image given as a numpy array or (when Pillow is installed) a PIL image."""
     if isinstance(pic, np.ndarray):
@@ -68,56 +37,39 @@ def _as_array(pic):
         return np.asarray(pic)
     raise TypeError(f"pic should be PIL Image or ndarray. Got {type(pic)}")
 
-
-class ToTensor:
+def to_tensor(pic):
     """H x W x C (or H x W) image -> C x H x W float tensor; uint8 values are scaled to [0, 1].
 
     Other dtypes are only transposed (torchvision's rule), e.g. a float image keeps its values.
     """
-
-    def __call__(self, pic):
-        array = _as_array(pic)
-        if array.ndim not in (2, 3):
-            raise ValueError(f"pic should be 2/3 dimensional. Got {array.ndim} dimensions.")
-        if array.ndim == 2:
-            array = array[:, :, None]
-        chw = np.ascontiguousarray(array.transpose(2, 0, 1))
-        if chw.dtype == np.uint8:
-            dtype = distml.get_default_dtype().np
-            return Tensor(chw.astype(dtype) / dtype.type(255))
-        return Tensor(chw)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
+    array = _as_array(pic)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"pic should be 2/3 dimensional. Got {array.ndim} dimensions.")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    chw = np.ascontiguousarray(array.transpose(2, 0, 1))
+    if chw.dtype == np.uint8:
+        dtype = distml.get_default_dtype().np
+        return Tensor(chw.astype(dtype) / dtype.type(255))
+    return Tensor(chw)
 
 
-class Normalize:
-    """(x - mean[c]) / std[c] for each channel c of a (..., C, H, W) float tensor.
-
-        Normalize((0.1307,), (0.3081,))
-    """
-
-    def __init__(self, mean, std, inplace=False):
-        self.mean, self.std, self.inplace = mean, std, inplace
-
-    def __call__(self, tensor):
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"Input tensor should be a distml tensor. Got {type(tensor)}.")
-        if not tensor.is_floating_point():
-            raise TypeError(f"Input tensor should be a float tensor. Got {tensor.dtype}.")
-        if tensor.ndim < 3:
-            raise ValueError(f"Expected tensor to be a tensor image of size (..., C, H, W). Got tensor.size() = "
-                             f"{tuple(tensor.shape)}.")
-        xp = get_array_module(tensor.array)
-        mean = Tensor(xp.asarray(self.mean, dtype=tensor.array.dtype).reshape(-1, 1, 1))
-        std = Tensor(xp.asarray(self.std, dtype=tensor.array.dtype).reshape(-1, 1, 1))
-        if (std.array == 0).any():
-            raise ValueError(f"std evaluated to zero after conversion to {tensor.dtype}, leading to division by zero.")
-        out = (tensor - mean) / std
-        return tensor.copy_(out) if self.inplace else out
-
-    def __repr__(self):
-        return f"{type(self).__name__}(mean={self.mean}, std={self.std})"
+def normalize(tensor, mean, std, inplace=False):
+    """(x - mean[c]) / std[c] for each channel c of a (..., C, H, W) float tensor."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"Input tensor should be a distml tensor. Got {type(tensor)}.")
+    if not tensor.is_floating_point():
+        raise TypeError(f"Input tensor should be a float tensor. Got {tensor.dtype}.")
+    if tensor.ndim < 3:
+        raise ValueError(f"Expected tensor to be a tensor image of size (..., C, H, W). Got tensor.size() = "
+                         f"{tuple(tensor.shape)}.")
+    xp = get_array_module(tensor.array)
+    mean = Tensor(xp.asarray(mean, dtype=tensor.array.dtype).reshape(-1, 1, 1))
+    std = Tensor(xp.asarray(std, dtype=tensor.array.dtype).reshape(-1, 1, 1))
+    if (std.array == 0).any():
+        raise ValueError(f"std evaluated to zero after conversion to {tensor.dtype}, leading to division by zero.")
+    out = (tensor - mean) / std
+    return tensor.copy_(out) if inplace else out
 
 
 # ---- the three kinds of image: PIL images, H x W (x C) arrays laid out like them, (..., C, H, W) tensors ----
@@ -481,7 +433,7 @@ def rotate(img, angle, interpolation=InterpolationMode.NEAREST, expand=False, ce
 
 # ---- colour ----
 
-def _tensor_only(img, name):
+def _tensor_only(img):
     if not isinstance(img, Tensor):
         raise TypeError(f"img should be PIL Image or Tensor. Got {type(img)}")
     if img.ndim < 3:
@@ -517,7 +469,7 @@ def rgb_to_grayscale(img, num_output_channels=1):
             from PIL import Image
             gray = Image.merge("RGB", (gray, gray, gray))
         return gray
-    array = _tensor_only(img, "rgb_to_grayscale")
+    array = _tensor_only(img)
     gray = _grayscale_array(array) if _channels(array, [1, 3]) == 3 else array.copy()
     if num_output_channels == 3:
         gray = get_array_module(array).broadcast_to(gray, array.shape[:-3] + (3,) + array.shape[-2:]).copy()
@@ -543,7 +495,7 @@ def adjust_brightness(img, brightness_factor):
     if _is_pil(img):
         from PIL import ImageEnhance
         return ImageEnhance.Brightness(img).enhance(brightness_factor)
-    array = _tensor_only(img, "adjust_brightness")
+    array = _tensor_only(img)
     _channels(array, [1, 3])
     return Tensor(_blend(array, get_array_module(array).zeros_like(array), brightness_factor))
 
@@ -555,7 +507,7 @@ def adjust_contrast(img, contrast_factor):
     if _is_pil(img):
         from PIL import ImageEnhance
         return ImageEnhance.Contrast(img).enhance(contrast_factor)
-    array = _tensor_only(img, "adjust_contrast")
+    array = _tensor_only(img)
     source = _grayscale_array(array) if _channels(array, [3, 1]) == 3 else array
     mean = source.astype(_work_dtype(array)).mean(axis=(-3, -2, -1), keepdims=True)
     return Tensor(_blend(array, mean, contrast_factor))
@@ -568,7 +520,7 @@ def adjust_saturation(img, saturation_factor):
     if _is_pil(img):
         from PIL import ImageEnhance
         return ImageEnhance.Color(img).enhance(saturation_factor)
-    array = _tensor_only(img, "adjust_saturation")
+    array = _tensor_only(img)
     if _channels(array, [1, 3]) == 1:
         return img
     return Tensor(_blend(array, _grayscale_array(array), saturation_factor))
@@ -615,7 +567,7 @@ def adjust_hue(img, hue_factor):
         h, s, v = img.convert("HSV").split()
         np_h = np.array(h, dtype=np.uint8) + np.uint8(int(hue_factor * 255) % 256)  # wraps around, as a hue does
         return Image.merge("HSV", (Image.fromarray(np_h), s, v)).convert(img.mode)
-    array = _tensor_only(img, "adjust_hue")
+    array = _tensor_only(img)
     if _channels(array, [1, 3]) == 1:
         return img
     work = convert_image_dtype(img, distml.float32).array  # float64 images too, as torchvision does
@@ -703,399 +655,3 @@ def to_pil_image(pic, mode=None):
         raise TypeError(f"Input type {npimg.dtype} is not supported")
     mode = mode or permitted[0]
     return Image.frombytes(mode, (npimg.shape[1], npimg.shape[0]), np.ascontiguousarray(npimg).tobytes())
-
-
-class ToPILImage:
-    """Tensor or array -> PIL image (see to_pil_image): `ToPILImage()(distml.rand(3, 8, 8))`."""
-
-    def __init__(self, mode=None):
-        self.mode = mode
-
-    def __call__(self, pic):
-        return to_pil_image(pic, self.mode)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(" + (f"mode={self.mode}" if self.mode is not None else "") + ")"
-
-
-class PILToTensor:
-    """PIL image -> (C, H, W) tensor of the image's dtype, values unchanged (ToTensor scales to [0, 1])."""
-
-    def __call__(self, pic):
-        return pil_to_tensor(pic)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
-
-class ConvertImageDtype:
-    """A tensor image in `dtype`, values rescaled: `ConvertImageDtype(distml.float32)` maps uint8 0..255 to 0..1."""
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def __call__(self, image):
-        return convert_image_dtype(image, self.dtype)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
-
-# ---- the transform classes ----
-
-def _draw(p):
-    """Whether a uniform draw from distml's global generator falls below p."""
-    return distml.rand(1).item() < p
-
-
-class RandomHorizontalFlip:
-    """Mirror left-right with probability p."""
-
-    def __init__(self, p=0.5):
-        self.p = p
-
-    def __call__(self, img):
-        return hflip(img) if _draw(self.p) else img
-
-    def __repr__(self):
-        return f"{type(self).__name__}(p={self.p})"
-
-
-class RandomVerticalFlip(RandomHorizontalFlip):
-    """Mirror top-bottom with probability p."""
-
-    def __call__(self, img):
-        return vflip(img) if _draw(self.p) else img
-
-
-class CenterCrop:
-    """The central size (h, w) region (int: square); smaller images are zero-padded first."""
-
-    def __init__(self, size):
-        self.size = _pair(size)
-
-    def __call__(self, img):
-        return center_crop(img, self.size)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(size={self.size})"
-
-
-class Pad:
-    """Pad every image the same way (see pad): `Pad(4, padding_mode="reflect")`, `Pad((1, 2, 3, 4), fill=255)`."""
-
-    def __init__(self, padding, fill=0, padding_mode="constant"):
-        if not isinstance(padding, (numbers.Number, tuple, list)):
-            raise TypeError("Got inappropriate padding arg")
-        if not isinstance(fill, (numbers.Number, tuple, list)):
-            raise TypeError("Got inappropriate fill arg")
-        if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
-            raise ValueError("Padding mode should be either constant, edge, reflect or symmetric")
-        if isinstance(padding, (tuple, list)) and len(padding) not in (1, 2, 4):
-            raise ValueError(f"Padding must be an int or a 1, 2, or 4 element tuple, not a {len(padding)} element "
-                             f"tuple")
-        self.padding, self.fill, self.padding_mode = padding, fill, padding_mode
-
-    def __call__(self, img):
-        return pad(img, self.padding, self.fill, self.padding_mode)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(padding={self.padding}, fill={self.fill}, padding_mode={self.padding_mode})"
-
-
-class RandomCrop:
-    """A random size (h, w) region, after optional padding.
-
-        RandomCrop(32, padding=4)                      # CIFAR-style
-        RandomCrop(28, pad_if_needed=True, padding_mode="reflect")
-    """
-
-    def __init__(self, size, padding=None, pad_if_needed=False, fill=0, padding_mode="constant"):
-        self.size = _pair(size)
-        self.padding, self.pad_if_needed, self.fill, self.padding_mode = padding, pad_if_needed, fill, padding_mode
-
-    @staticmethod
-    def get_params(img, output_size):
-        """(top, left, height, width) of a random crop of output_size."""
-        h, w = _size(img)
-        th, tw = output_size
-        if h < th or w < tw:
-            raise ValueError(f"Required crop size {(th, tw)} is larger than input image size {(h, w)}")
-        if (h, w) == (th, tw):
-            return 0, 0, h, w
-        top = distml.randint(0, h - th + 1, (1,)).item()
-        left = distml.randint(0, w - tw + 1, (1,)).item()
-        return top, left, th, tw
-
-    def __call__(self, img):
-        if self.padding is not None:
-            img = pad(img, self.padding, self.fill, self.padding_mode)
-        h, w = _size(img)
-        th, tw = self.size
-        if self.pad_if_needed and w < tw:
-            img = pad(img, [tw - w, 0], self.fill, self.padding_mode)
-        if self.pad_if_needed and h < th:
-            img = pad(img, [0, th - h], self.fill, self.padding_mode)
-        return crop(img, *self.get_params(img, self.size))
-
-    def __repr__(self):
-        return f"{type(self).__name__}(size={self.size}, padding={self.padding})"
-
-
-class Resize:
-    """Resample to size ((h, w), or an int for the shorter edge) with bilinear (default) or another mode.
-
-    On tensors it equals torchvision's Resize (interpolate with align_corners=False and, by
-    default, antialias=True when shrinking); PIL images go through PIL's resize as in
-    torchvision. On array images torchvision would call PIL, whose bilinear filter is the same
-    antialiased triangle filter but computed in 8-bit fixed point, so values can differ from
-    PIL's by one grey level.
-    """
-
-    def __init__(self, size, interpolation=InterpolationMode.BILINEAR, max_size=None, antialias=True):
-        self.size, self.interpolation, self.max_size, self.antialias = size, _mode(interpolation), max_size, antialias
-
-    def __call__(self, img):
-        return resize(img, self.size, self.interpolation, self.max_size, self.antialias)
-
-    def __repr__(self):
-        return (f"{type(self).__name__}(size={self.size}, interpolation={self.interpolation.value}, "
-                f"max_size={self.max_size}, antialias={self.antialias})")
-
-
-class RandomResizedCrop:
-    """A crop of random area (a `scale` fraction of the image) and aspect ratio (`ratio`, w / h), resized to size.
-
-        RandomResizedCrop(224)          # the ImageNet training crop
-    """
-
-    def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation=InterpolationMode.BILINEAR,
-                 antialias=True):
-        self.size = _pair(size)
-        if not isinstance(scale, (tuple, list)):
-            raise TypeError("Scale should be a sequence")
-        if not isinstance(ratio, (tuple, list)):
-            raise TypeError("Ratio should be a sequence")
-        self.scale, self.ratio = scale, ratio
-        self.interpolation, self.antialias = _mode(interpolation), antialias
-
-    @staticmethod
-    def get_params(img, scale, ratio):
-        """(top, left, height, width): up to 10 draws of area and log-uniform aspect ratio that fit, else the
-        largest central crop within the ratio range (torchvision's procedure)."""
-        height, width = _size(img)
-        area = height * width
-        log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-        for _ in range(10):
-            target_area = area * distml.empty(1).uniform_(scale[0], scale[1]).item()
-            aspect_ratio = math.exp(distml.empty(1).uniform_(log_ratio[0], log_ratio[1]).item())
-            w = int(round(math.sqrt(target_area * aspect_ratio)))
-            h = int(round(math.sqrt(target_area / aspect_ratio)))
-            if 0 < w <= width and 0 < h <= height:
-                top = distml.randint(0, height - h + 1, size=(1,)).item()
-                left = distml.randint(0, width - w + 1, size=(1,)).item()
-                return top, left, h, w
-        in_ratio = float(width) / float(height)
-        if in_ratio < min(ratio):
-            w, h = width, int(round(width / min(ratio)))
-        elif in_ratio > max(ratio):
-            h, w = height, int(round(height * max(ratio)))
-        else:
-            w, h = width, height
-        return (height - h) // 2, (width - w) // 2, h, w
-
-    def __call__(self, img):
-        top, left, h, w = self.get_params(img, self.scale, self.ratio)
-        return resized_crop(img, top, left, h, w, self.size, self.interpolation, antialias=self.antialias)
-
-    def __repr__(self):
-        return (f"{type(self).__name__}(size={self.size}, scale={tuple(round(s, 4) for s in self.scale)}, "
-                f"ratio={tuple(round(r, 4) for r in self.ratio)}, interpolation={self.interpolation.value}, "
-                f"antialias={self.antialias})")
-
-
-def _setup_angle(x, name):
-    if isinstance(x, numbers.Number):
-        if x < 0:
-            raise ValueError(f"If {name} is a single number, it must be positive.")
-        return [float(-x), float(x)]
-    if not isinstance(x, (tuple, list)) or len(x) != 2:
-        raise (TypeError if not isinstance(x, (tuple, list)) else ValueError)(
-            f"{name} should be a sequence of length 2.")
-    return [float(d) for d in x]
-
-
-class RandomRotation:
-    """Rotate by an angle drawn uniformly from degrees ((min, max), or d for (-d, d)); see rotate.
-
-        RandomRotation(15, interpolation=InterpolationMode.BILINEAR, fill=0)
-    """
-
-    def __init__(self, degrees, interpolation=InterpolationMode.NEAREST, expand=False, center=None, fill=0):
-        self.degrees = _setup_angle(degrees, "degrees")
-        if center is not None and (not isinstance(center, (tuple, list)) or len(center) != 2):
-            raise ValueError("center should be a sequence of length 2.")
-        if fill is None:
-            fill = 0
-        elif not isinstance(fill, (numbers.Number, tuple, list)):
-            raise TypeError("Fill should be either a sequence or a number.")
-        self.interpolation, self.expand, self.center, self.fill = _mode(interpolation), expand, center, fill
-
-    @staticmethod
-    def get_params(degrees):
-        return float(distml.empty(1).uniform_(float(degrees[0]), float(degrees[1])).item())
-
-    def __call__(self, img):
-        fill = self.fill
-        if isinstance(img, Tensor):
-            channels = get_dimensions(img)[0]
-            fill = [float(fill)] * channels if isinstance(fill, numbers.Number) else [float(f) for f in fill]
-        return rotate(img, self.get_params(self.degrees), self.interpolation, self.expand, self.center, fill)
-
-    def __repr__(self):
-        text = (f"{type(self).__name__}(degrees={self.degrees}, interpolation={self.interpolation.value}, "
-                f"expand={self.expand}")
-        if self.center is not None:
-            text += f", center={self.center}"
-        if self.fill is not None:
-            text += f", fill={self.fill}"
-        return text + ")"
-
-
-def _check_jitter(value, name, center=1.0, bound=(0, float("inf")), clip_first_on_zero=True):
-    if isinstance(value, numbers.Number):
-        if value < 0:
-            raise ValueError(f"If {name} is a single number, it must be non negative.")
-        value = [center - float(value), center + float(value)]
-        if clip_first_on_zero:
-            value[0] = max(value[0], 0.0)
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
-        value = [float(value[0]), float(value[1])]
-    else:
-        raise TypeError(f"{name} should be a single number or a list/tuple with length 2.")
-    if not bound[0] <= value[0] <= value[1] <= bound[1]:
-        raise ValueError(f"{name} values should be between {bound}, but got {value}.")
-    return None if value[0] == value[1] == center else tuple(value)
-
-
-class ColorJitter:
-    """Random brightness, contrast, saturation and hue changes, applied in a random order.
-
-    Each factor is drawn uniformly from its range: a number b means [max(0, 1 - b), 1 + b]
-    (hue: h means [-h, h], h <= 0.5), a pair is the range itself.
-
-        ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
-    """
-
-    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0):
-        self.brightness = _check_jitter(brightness, "brightness")
-        self.contrast = _check_jitter(contrast, "contrast")
-        self.saturation = _check_jitter(saturation, "saturation")
-        self.hue = _check_jitter(hue, "hue", center=0, bound=(-0.5, 0.5), clip_first_on_zero=False)
-
-    @staticmethod
-    def get_params(brightness, contrast, saturation, hue):
-        """(order of the four adjustments, brightness, contrast, saturation, hue factors or None)."""
-        fn_idx = distml.randperm(4)
-        factors = [None if r is None else float(distml.empty(1).uniform_(r[0], r[1]).item())
-                   for r in (brightness, contrast, saturation, hue)]
-        return (fn_idx, *factors)
-
-    def __call__(self, img):
-        fn_idx, *factors = self.get_params(self.brightness, self.contrast, self.saturation, self.hue)
-        adjust = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
-        for fn_id in fn_idx.tolist():
-            if factors[fn_id] is not None:
-                img = adjust[fn_id](img, factors[fn_id])
-        return img
-
-    def __repr__(self):
-        return (f"{type(self).__name__}(brightness={self.brightness}, contrast={self.contrast}, "
-                f"saturation={self.saturation}, hue={self.hue})")
-
-
-class Grayscale:
-    """To greyscale (see rgb_to_grayscale) with 1 or 3 output channels."""
-
-    def __init__(self, num_output_channels=1):
-        self.num_output_channels = num_output_channels
-
-    def __call__(self, img):
-        return rgb_to_grayscale(img, num_output_channels=self.num_output_channels)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(num_output_channels={self.num_output_channels})"
-
-
-class RandomGrayscale:
-    """To greyscale with probability p, keeping the number of channels."""
-
-    def __init__(self, p=0.1):
-        self.p = p
-
-    def __call__(self, img):
-        channels = get_dimensions(img)[0]
-        return rgb_to_grayscale(img, num_output_channels=channels) if _draw(self.p) else img
-
-    def __repr__(self):
-        return f"{type(self).__name__}(p={self.p})"
-
-
-class RandomTransforms:
-    """The base of RandomChoice and RandomOrder: a list of transforms."""
-
-    def __init__(self, transforms):
-        if not isinstance(transforms, (list, tuple)):
-            raise TypeError("Argument transforms should be a sequence")
-        self.transforms = transforms
-
-    def __repr__(self):
-        return type(self).__name__ + "(" + "".join(f"\n    {t}" for t in self.transforms) + "\n)"
-
-
-class RandomApply(RandomTransforms):
-    """All of transforms, in order, with probability p: `RandomApply([ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8)`."""
-
-    def __init__(self, transforms, p=0.5):
-        super().__init__(transforms)
-        self.p = p
-
-    def __call__(self, img):
-        if self.p < distml.rand(1).item():
-            return img
-        for t in self.transforms:
-            img = t(img)
-        return img
-
-    def __repr__(self):
-        return (type(self).__name__ + "(" + f"\n    p={self.p}" + "".join(f"\n    {t}" for t in self.transforms)
-                + "\n)")
-
-
-class RandomChoice(RandomTransforms):
-    """One of transforms, picked with probabilities p (default: equally likely)."""
-
-    def __init__(self, transforms, p=None):
-        super().__init__(transforms)
-        if p is not None and not isinstance(p, (list, tuple)):
-            raise TypeError("Argument p should be a sequence")
-        self.p = p
-
-    def __call__(self, *args):
-        if self.p is None:
-            index = distml.randint(0, len(self.transforms), (1,)).item()
-        else:
-            index = distml.multinomial(distml.tensor(self.p, dtype=distml.float64), 1).item()
-        return self.transforms[index](*args)
-
-    def __repr__(self):
-        return f"{super().__repr__()}(p={self.p})"
-
-
-class RandomOrder(RandomTransforms):
-    """All of transforms, in a random order."""
-
-    def __call__(self, img):
-        for i in distml.randperm(len(self.transforms)).tolist():
-            img = self.transforms[i](img)
-        return img
