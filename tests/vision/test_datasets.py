@@ -6,6 +6,7 @@ import os
 import pickle
 import tarfile
 import threading
+import zipfile
 
 import numpy as np
 import pytest
@@ -205,6 +206,17 @@ def test_extract_archive_refuses_paths_outside(tmp_path):
     with pytest.raises(Exception, match="outside"):
         extract_archive(str(tar_path), str(tmp_path / "into"))
     assert not (tmp_path / "outside.txt").exists()
+    zip_path = tmp_path / "evil.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("fine/inside.txt", "ok")
+        archive.writestr("../outside.txt", "x")
+    with pytest.raises(RuntimeError, match="member '../outside.txt' would be extracted outside"):
+        extract_archive(str(zip_path), str(tmp_path / "into"))
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "into" / "fine").exists()
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("fine/inside.txt", "ok")
+    assert extract_archive(str(zip_path), str(tmp_path / "into")) == str(tmp_path / "into")
+    assert (tmp_path / "into" / "fine" / "inside.txt").read_text() == "ok"
 
 
 # ---- ImageFolder / DatasetFolder ----

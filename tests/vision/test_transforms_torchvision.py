@@ -329,6 +329,10 @@ def test_resize_pil_uses_pil_filters(pil):
     with pytest.raises(NotImplementedError, match="InterpolationMode.BICUBIC"):
         T.Resize((4, 4), interpolation=T.InterpolationMode.BICUBIC)(ours(x))
     assert repr(T.Resize(3)) == "Resize(size=3, interpolation=bilinear, max_size=None, antialias=True)"
+    with pytest.raises(TypeError, match="Size should be int or sequence. Got <class 'float'>"):
+        T.Resize(3.5)
+    with pytest.raises(ValueError, match="If size is a sequence, it should have 1 or 2 values"):
+        T.Resize((1, 2, 3))
 
 
 def test_random_resized_crop(rng):

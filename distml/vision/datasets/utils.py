@@ -67,7 +67,8 @@ def extract_archive(from_path, to_path=None, remove_finished=False):
         with zipfile.ZipFile(from_path) as archive:
             root = os.path.realpath(to_path)
             for name in archive.namelist():
-                if not os.path.realpath(os.path.join(root, name)).startswith(root + os.sep):
+                target = os.path.realpath(os.path.join(root, name))
+                if target != root and not target.startswith(root + os.sep):
                     raise RuntimeError(f"{from_path}: member {name!r} would be extracted outside {to_path}")
             archive.extractall(to_path)
     else:

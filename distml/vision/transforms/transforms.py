@@ -218,6 +218,10 @@ class Resize:
     """
 
     def __init__(self, size, interpolation=F.InterpolationMode.BILINEAR, max_size=None, antialias=True):
+        if not isinstance(size, (int, list, tuple)):
+            raise TypeError(f"Size should be int or sequence. Got {type(size)}")
+        if isinstance(size, (list, tuple)) and len(size) not in (1, 2):
+            raise ValueError("If size is a sequence, it should have 1 or 2 values")
         self.size, self.interpolation, self.max_size, self.antialias = size, F._mode(interpolation), max_size, antialias
 
     def __call__(self, img):
