@@ -173,6 +173,7 @@ def test_grayscale_on_tensors_and_pil(pixels, pil):
     gray = T.Grayscale()(pil)
     assert gray.mode == "L" and np.array_equal(np.asarray(gray), np.asarray(pil.convert("L")))
     assert T.Grayscale(3)(pil).mode == "RGB"
+    assert TF.rgb_to_grayscale(distml.ones(1, 2, 2), 3).shape == (1, 2, 2)  # torchvision expands to the input's shape
     with pytest.raises(TypeError, match=r"permitted channel values are \[1, 3\], but found 2"):
         TF.rgb_to_grayscale(distml.zeros(2, 4, 4))
     with pytest.raises(ValueError, match="num_output_channels should be either 1 or 3"):

@@ -471,8 +471,8 @@ def rgb_to_grayscale(img, num_output_channels=1):
         return gray
     array = _tensor_only(img)
     gray = _grayscale_array(array) if _channels(array, [1, 3]) == 3 else array.copy()
-    if num_output_channels == 3:
-        gray = get_array_module(array).broadcast_to(gray, array.shape[:-3] + (3,) + array.shape[-2:]).copy()
+    if num_output_channels == 3:  # to the input's shape: a one-channel image stays one channel, as in torchvision
+        gray = get_array_module(array).broadcast_to(gray, array.shape).copy()
     return Tensor(gray)
 
 
