@@ -196,7 +196,10 @@ def test_cifar_batches_cannot_run_code(tmp_path, rng, monkeypatch):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_extract_archive_refuses_paths_outside(tmp_path):
+@pytest.mark.parametrize("filters", [True, False], ids=["tarfile-filters", "older-python"])
+def test_extract_archive_refuses_paths_outside(tmp_path, monkeypatch, filters):
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter")
     tar_path = tmp_path / "evil.tar"
     with tarfile.open(tar_path, "w") as tar:
         info = tarfile.TarInfo("../outside.txt")

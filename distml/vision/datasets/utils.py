@@ -74,7 +74,17 @@ def extract_archive(from_path, to_path=None, remove_finished=False):
     else:
         try:
             with tarfile.open(from_path) as archive:
-                archive.extractall(to_path, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    archive.extractall(to_path, filter="data")
+                else:  # Pythons before the extraction filters: plain files and folders inside to_path only
+                    root = os.path.realpath(to_path)
+                    for member in archive.getmembers():
+                        target = os.path.realpath(os.path.join(root, member.name))
+                        if not (member.isfile() or member.isdir()) or (
+                                target != root and not target.startswith(root + os.sep)):
+                            raise RuntimeError(f"{from_path}: member {member.name!r} would be extracted outside "
+                                               f"{to_path} or is not a plain file")
+                    archive.extractall(to_path)
         except tarfile.TarError as error:
             raise RuntimeError(f"{from_path} is not a readable archive: {error}") from None
     if remove_finished:
