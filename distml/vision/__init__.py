@@ -1,2 +1,3 @@
-"""Vision: datasets, transforms and models with torchvision's names (`distml.vision` ~ `torchvision`)."""
-from distml.vision import datasets, models, transforms
+"""Vision: datasets, transforms, models and image utilities with torchvision's names
+(`distml.vision` ~ `torchvision`)."""
+from distml.vision import datasets, models, ops, transforms, utils

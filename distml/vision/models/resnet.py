@@ -1,13 +1,11 @@
-"""ResNet-18/34/50 with torchvision's module names, so state_dict keys and shapes line up.
+"""ResNet, ResNeXt and Wide ResNet with torchvision's module names, so state_dict keys and shapes line up.
 
     model = resnet18(num_classes=10)
     model = resnet50(weights="resnet50.pth")   # a torch.save / distml.save / safetensors state_dict
 """
-import os
-from collections.abc import Mapping
-
 import distml
 from distml import nn
+from distml.vision.models._utils import _build, _ovewrite_named_param
 
 
 def conv3x3(in_planes, out_planes, stride=1, groups=1, dilation=1):
@@ -137,32 +135,61 @@ class ResNet(nn.Module):
         return self.fc(distml.flatten(self.avgpool(x), 1))
 
 
-def _resnet(block, layers, weights, **kwargs):
-    model = ResNet(block, layers, **kwargs)
-    if weights is None:
-        return model
-    if isinstance(weights, Mapping):
-        state = weights
-    elif isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
-        state = distml.load(weights, map_location="cpu")
-    else:
-        raise ValueError(f"weights={weights!r}: pass the path of a checkpoint file holding this model's state_dict "
-                         f"(written by distml.save or torch.save, or a .safetensors file) or the state_dict itself; "
-                         f"torchvision's named pretrained weights cannot be downloaded by distml")
-    model.load_state_dict(state)
-    return model
+def _resnet(block, layers, weights, pretrained, **kwargs):
+    return _build(ResNet, weights, pretrained, block, layers, **kwargs)
 
 
-def resnet18(weights=None, **kwargs):
-    """ResNet-18: BasicBlocks [2, 2, 2, 2]. `weights`: a checkpoint path or a state_dict."""
-    return _resnet(BasicBlock, [2, 2, 2, 2], weights, **kwargs)
+def resnet18(*, weights=None, pretrained=False, **kwargs):
+    """ResNet-18: BasicBlocks [2, 2, 2, 2]. `weights`: None, a checkpoint path or a state_dict."""
+    return _resnet(BasicBlock, [2, 2, 2, 2], weights, pretrained, **kwargs)
 
 
-def resnet34(weights=None, **kwargs):
-    """ResNet-34: BasicBlocks [3, 4, 6, 3]. `weights`: a checkpoint path or a state_dict."""
-    return _resnet(BasicBlock, [3, 4, 6, 3], weights, **kwargs)
+def resnet34(*, weights=None, pretrained=False, **kwargs):
+    """ResNet-34: BasicBlocks [3, 4, 6, 3]. `weights`: None, a checkpoint path or a state_dict."""
+    return _resnet(BasicBlock, [3, 4, 6, 3], weights, pretrained, **kwargs)
 
 
-def resnet50(weights=None, **kwargs):
-    """ResNet-50: Bottlenecks [3, 4, 6, 3]. `weights`: a checkpoint path or a state_dict."""
-    return _resnet(Bottleneck, [3, 4, 6, 3], weights, **kwargs)
+def resnet50(*, weights=None, pretrained=False, **kwargs):
+    """ResNet-50: Bottlenecks [3, 4, 6, 3]. `weights`: None, a checkpoint path or a state_dict."""
+    return _resnet(Bottleneck, [3, 4, 6, 3], weights, pretrained, **kwargs)
+
+
+def resnet101(*, weights=None, pretrained=False, **kwargs):
+    """ResNet-101: Bottlenecks [3, 4, 23, 3]."""
+    return _resnet(Bottleneck, [3, 4, 23, 3], weights, pretrained, **kwargs)
+
+
+def resnet152(*, weights=None, pretrained=False, **kwargs):
+    """ResNet-152: Bottlenecks [3, 8, 36, 3]."""
+    return _resnet(Bottleneck, [3, 8, 36, 3], weights, pretrained, **kwargs)
+
+
+def _grouped(layers, groups, width_per_group, weights, pretrained, kwargs):
+    _ovewrite_named_param(kwargs, "groups", groups)
+    _ovewrite_named_param(kwargs, "width_per_group", width_per_group)
+    return _resnet(Bottleneck, layers, weights, pretrained, **kwargs)
+
+
+def resnext50_32x4d(*, weights=None, pretrained=False, **kwargs):
+    """ResNeXt-50 32x4d: ResNet-50 with 32 groups of width 4 in each 3x3 convolution."""
+    return _grouped([3, 4, 6, 3], 32, 4, weights, pretrained, kwargs)
+
+
+def resnext101_32x8d(*, weights=None, pretrained=False, **kwargs):
+    """ResNeXt-101 32x8d."""
+    return _grouped([3, 4, 23, 3], 32, 8, weights, pretrained, kwargs)
+
+
+def resnext101_64x4d(*, weights=None, pretrained=False, **kwargs):
+    """ResNeXt-101 64x4d."""
+    return _grouped([3, 4, 23, 3], 64, 4, weights, pretrained, kwargs)
+
+
+def wide_resnet50_2(*, weights=None, pretrained=False, **kwargs):
+    """Wide ResNet-50-2: ResNet-50 with the bottleneck's inner width doubled."""
+    return _grouped([3, 4, 6, 3], 1, 128, weights, pretrained, kwargs)
+
+
+def wide_resnet101_2(*, weights=None, pretrained=False, **kwargs):
+    """Wide ResNet-101-2."""
+    return _grouped([3, 4, 23, 3], 1, 128, weights, pretrained, kwargs)
