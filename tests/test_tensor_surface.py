@@ -929,3 +929,20 @@ def test_layouts_and_memory_formats_pickle_as_their_singletons():
                      distml.channels_last, distml.channels_last_3d):
         assert pickle.loads(pickle.dumps(constant)) is constant
         assert repr(constant) == repr(getattr(torch, constant.name)).replace("torch.", "distml.")
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, t: lib.flip(t, dims=[1]), lambda lib, t: t.flip(dims=(0, 1)), lambda lib, t: t.flip(1),
+    lambda lib, t: lib.permute(t, dims=(1, 0)), lambda lib, t: t.permute(dims=[1, 0]),
+    lambda lib, t: lib.reshape(t, shape=(3, 2)), lambda lib, t: t.reshape(shape=(-1,)), lambda lib, t: t.reshape(6),
+    lambda lib, t: t.view(size=(3, 2)), lambda lib, t: t.repeat(repeats=(2, 1)),
+    lambda lib, t: t[:1].expand(size=(4, 3)), lambda lib, t: t[:1].expand((4, 3)),
+])
+def test_size_and_dims_lists_by_keyword_as_torch(call):
+    ours, theirs = call(distml, distml.arange(6.0).reshape(2, 3)), call(torch, torch.arange(6.0).reshape(2, 3))
+    assert ours.tolist() == theirs.tolist()
+
+
+def test_size_list_given_twice_raises_type_error():
+    with pytest.raises(TypeError):
+        distml.arange(6.0).reshape(2, 3, shape=(3, 2))

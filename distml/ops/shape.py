@@ -63,16 +63,16 @@ def _infer_shape(shape, numel):
 
 
 @register(method=True)
-def reshape(x, *shape):
-    """x with a new shape (a view when possible): `x.reshape(2, -1)`."""
-    shape = _infer_shape(shape, x.array.size)
+def reshape(x, *sizes, shape=None):
+    """x with a new shape (a view when possible): `x.reshape(2, -1)`, `x.reshape(shape=(2, -1))`."""
+    shape = _infer_shape(_sizes_arg(sizes, shape, "shape"), x.array.size)
     return x if shape == x.array.shape else Reshape.apply(x, shape=shape)
 
 
 @register(method=True, function=False)
-def view(x, *shape):
+def view(x, *sizes, size=None):
     """Like reshape, but only ever a view: non-contiguous inputs raise as in PyTorch."""
-    shape = _infer_shape(shape, x.array.size)
+    shape = _infer_shape(_sizes_arg(sizes, size, "size"), x.array.size)
     try:
         x.array.view().shape = shape  # numpy refuses exactly when no view exists
     except AttributeError:
@@ -82,8 +82,8 @@ def view(x, *shape):
 
 
 @register(method=True)
-def permute(x, *dims):
-    dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+def permute(x, *order, dims=None):
+    dims = _sizes_arg(order, dims, "dims")
     if len(dims) != x.array.ndim:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
                            f"length of the desired ordering of dimensions i.e. input.dim() = {x.array.ndim} is not "
@@ -103,8 +103,8 @@ def transpose(x, dim0, dim1):
 
 
 @register(method=True, function=False)
-def expand(x, *sizes):
-    sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+def expand(x, *sizes, size=None):
+    sizes = _sizes_arg(sizes, size, "size")
     if len(sizes) < x.array.ndim:
         raise RuntimeError(f"expand(distml.{x.dtype.name}{{{list(x.array.shape)}}}, size={list(sizes)}): the number "
                            "of sizes provided must be greater or equal to the number of dimensions in the tensor")
@@ -150,6 +150,15 @@ class Cat(Primitive):
 
 def _dims_arg(dims):
     return dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+
+
+def _sizes_arg(positional, keyword, name):
+    """PyTorch's spellings of a size or dim list: `x.f(2, 3)`, `x.f((2, 3))` or `x.f(name=(2, 3))`."""
+    if keyword is None:
+        return tuple(_dims_arg(positional))
+    if positional:
+        raise TypeError(f"got multiple values for argument '{name}'")
+    return tuple(keyword) if isinstance(keyword, (tuple, list)) else (keyword,)
 
 
 @register(method=True, function=False)
@@ -247,9 +256,9 @@ def narrow(x, dim, start, length):
 
 
 @register(method=True)
-def flip(x, *dims):
-    """x reversed along dims (a copy, as in PyTorch)."""
-    return Flip.apply(x, dims=normalize_dims(_dims_arg(dims), x.array.ndim))
+def flip(x, *order, dims=None):
+    """x reversed along dims (a copy, as in PyTorch): `distml.flip(x, dims=[1])`, `x.flip(1)`."""
+    return Flip.apply(x, dims=normalize_dims(_sizes_arg(order, dims, "dims"), x.array.ndim))
 
 
 @register(method=True)
@@ -295,9 +304,9 @@ def triu(x, diagonal=0):
 
 
 @register(method=True, function=False)
-def repeat(x, *repeats):
+def repeat(x, *counts, repeats=None):
     """x tiled `repeats` times along each dim: `x.repeat(2, 1)`."""
-    repeats = tuple(_dims_arg(repeats))
+    repeats = _sizes_arg(counts, repeats, "repeats")
     if len(repeats) < x.array.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
     shape = (1,) * (len(repeats) - x.array.ndim) + x.array.shape
