@@ -250,67 +250,317 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # ---- pooling ----
 
+_COUNT = {1: "one", 2: "two", 3: "three"}
+
+
+def _pool_tuple(name, arg, value, n):
+    """An int, or n ints (a single one broadcasts), for a pooling argument."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * n
+    if len(value) != n:
+        raise RuntimeError(f"{name}: {arg} must either be a single int, or a tuple of {_COUNT[n]} ints")
+    return value
+
+
 def _pool_size(size, k, s, p, d, ceil_mode):
     out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= size + p:
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left padding
         out -= 1
     return out
 
 
-def _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode):
-    k = _tuple(kernel_size, 2, "kernel_size")
-    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _tuple(stride, 2, "stride")
-    p, d = _tuple(padding, 2, "padding"), _tuple(dilation, 2, "dilation")
-    N, C, H, W = input.array.shape
-    OH, OW = _pool_size(H, k[0], s[0], p[0], d[0], ceil_mode), _pool_size(W, k[1], s[1], p[1], d[1], ceil_mode)
-    if OH < 1 or OW < 1:
-        raise RuntimeError(f"Given input size: ({C}x{H}x{W}). Calculated output size: ({C}x{OH}x{OW}). "
-                           "Output size is too small")
-    return (N, C, H, W, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], OH, OW)
+def _check_pool_input(name, nd, input):
+    shape = input.array.shape
+    if input.array.ndim not in (nd + 1, nd + 2):
+        if name == "max_pool1d":
+            raise RuntimeError(f"max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for "
+                               f"input, but got:{list(shape)}")
+        if nd == 1:
+            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.array.ndim}-dimensional tensor for "
+                               f"argument #1 'self' (while checking arguments for {name})")
+        raise RuntimeError(f"non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor expected for input, but got "
+                           f"{list(shape)}")
+    if 0 in shape[-nd - 1:]:
+        raise RuntimeError(f"{name}: Expected input to have non-zero size for non-batch dimensions, but got "
+                           f"{list(shape)}")
 
 
-def _batched_planes(name, input):
-    if input.array.ndim not in (3, 4):
-        raise RuntimeError(f"{name}: Expected 3D or 4D (batch mode) tensor for input, but got: "
-                           f"{list(input.array.shape)}")
-    return (input.unsqueeze(0), True) if input.array.ndim == 3 else (input, False)
+def _pool_geometry(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checks the arguments of a max / average pooling as PyTorch does; returns the kernel geometry."""
+    _check_pool_input(name, nd, input)
+    k = _pool_tuple(name, "kernel_size", kernel_size, nd)
+    empty = stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0)
+    s = k if empty else _pool_tuple(name, "stride", stride, nd)
+    p, d = _pool_tuple(name, "padding", padding, nd), _pool_tuple(name, "dilation", dilation, nd)
+    if min(s) <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got stride={list(s)}" if min(s) < 0 else
+                           "stride should not be zero")
+    if min(k) <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kernel_size={list(k)}")
+    if min(d) <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation={list(d)}")
+    if min(p) < 0:
+        raise RuntimeError(f"pad must be non-negative, but got pad: {min(p)}")
+    for pad, kern, dil in zip(p, k, d):
+        if pad > (dil * (kern - 1) + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pad}, "
+                               f"kernel_size={kern} and dilation={dil}")
+    shape = input.array.shape
+    out = tuple(_pool_size(n, *args, ceil_mode) for n, *args in zip(shape[-nd:], k, s, p, d))
+    if min(out) < 1:
+        channels = shape[-nd - 1]
+        raise RuntimeError(f"Given input size: ({'x'.join(map(str, shape[-nd - 1:]))}). Calculated output size: "
+                           f"({'x'.join(map(str, (channels,) + out))}). Output size is too small")
+    return _pool.pool_geometry(shape, k, s, p, d, out)
+
+
+def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode):
+    geometry = _pool_geometry(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _pool.MaxPool.apply(input, geometry=geometry, dims=nd)
 
 
 @float32_kernel
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    """Window maxima over (N, C, L) and each maximum's index along L: `out, idx = F.max_pool1d_with_indices(x, 2)`."""
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@float32_kernel
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    """Window maxima over (N, C, H, W) and each maximum's flat index in its H*W plane."""
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@float32_kernel
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    """Window maxima over (N, C, D, H, W) and each maximum's flat index in its D*H*W volume."""
+    return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Window maxima over (N, C, L) or (C, L): `F.max_pool1d(x, 3, stride=2, padding=1)`."""
+    out = max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return out if return_indices else out[0]
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """Window maxima over (N, C, H, W); with return_indices also each maximum's flat H*W index."""
-    x, unbatched = _batched_planes("max_pool2d", input)
-    geometry = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
-    k, p, d = geometry[4:6], geometry[8:10], geometry[10:12]
-    if any(pad > (dil * (kern - 1) + 1) // 2 for pad, kern, dil in zip(p, k, d)):
-        raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p[0]}, "
-                           f"kernel_size={k[0]} and dilation={d[0]}")
-    out, indices = _pool.MaxPool2d.apply(x, geometry=geometry)
-    if unbatched:
-        out, indices = out.squeeze(0), indices.squeeze(0)
-    return (out, indices) if return_indices else out
+    """Window maxima over (N, C, H, W) or (C, H, W); with return_indices also each maximum's flat H*W index."""
+    out = max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return out if return_indices else out[0]
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Window maxima over (N, C, D, H, W) or (C, D, H, W): `F.max_pool3d(x, 2)`."""
+    out = max_pool3d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return out if return_indices else out[0]
+
+
+def _avg_pool(name, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    if divisor_override is not None and not isinstance(divisor_override, (int, np.integer)):
+        raise TypeError(f"{name}(): argument 'divisor_override' must be int, not {type(divisor_override).__name__}")
+    if divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    geometry = _pool_geometry(name, nd, input, kernel_size, stride, padding, 1, ceil_mode)
+    return _pool.AvgPool.apply(input, geometry=geometry, dims=nd, count_include_pad=bool(count_include_pad),
+                               divisor_override=int(divisor_override or 0))
 
 
 @float32_kernel
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    """Window averages over (N, C, H, W), PyTorch's divisor rules."""
-    x, unbatched = _batched_planes("avg_pool2d", input)
-    geometry = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode)
-    k, p = geometry[4:6], geometry[8:10]
-    if any(pad > kern // 2 for pad, kern in zip(p, k)):
-        raise RuntimeError(f"pad should be at most half of kernel size, but got pad={p[0]} and kernel_size={k[0]}")
-    out = _pool.AvgPool2d.apply(x, geometry=geometry, count_include_pad=count_include_pad)
-    return out.squeeze(0) if unbatched else out
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Window averages over (N, C, L) or (C, L): `F.avg_pool1d(x, 3, stride=2)`."""
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+
+
+@float32_kernel
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Window averages over (N, C, H, W) or (C, H, W), PyTorch's divisor rules: `F.avg_pool2d(x, 2)`."""
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+@float32_kernel
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Window averages over (N, C, D, H, W) or (C, D, H, W): `F.avg_pool3d(x, (1, 2, 2))`."""
+    return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _adaptive_sizes(name, nd, input, output_size, kind):
+    """output_size as nd ints (None keeps that input dim), after PyTorch's checks."""
+    shape = input.array.shape
+    if input.array.ndim not in (nd + 1, nd + 2):
+        if nd == 1:
+            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.array.ndim}-dimensional tensor for "
+                               f"argument #1 'self' (while checking arguments for {name})")
+        raise RuntimeError(f"{name}(): Expected {nd + 1}D or {nd + 2}D tensor, but got{':' if kind == 'max' else ''} "
+                           f"{list(shape)}")
+    sizes = (output_size,) * nd if isinstance(output_size, (int, np.integer)) or output_size is None else tuple(output_size)
+    if len(sizes) != nd:
+        if nd == 1:
+            raise RuntimeError(f"{name}() argument 'output_size' should contain one int (got {len(sizes)})")
+        raise RuntimeError(f"{name}: output_size must be {nd}")
+    sizes = tuple(shape[-nd + i] if s is None else int(s) for i, s in enumerate(sizes))
+    if min(sizes) < 0:
+        raise RuntimeError(f"{name}: elements of output_size must be greater than or equal to 0 but received "
+                           f"{{{', '.join(map(str, sizes))}}}")
+    for d in range(input.array.ndim - nd - 1, input.array.ndim):
+        if shape[d] == 0:
+            raise RuntimeError(f"{name}(): Expected input to have non-zero size for non-batch dimensions, but input "
+                               f"has sizes {list(shape)} with dimension {d} being empty")
+    return sizes
+
+
+@float32_kernel
+def adaptive_avg_pool1d(input, output_size):
+    """Average pooling of (N, C, L) to a fixed length: `F.adaptive_avg_pool1d(x, 4)`."""
+    return _pool.AdaptiveAvgPool.apply(input, output_size=_adaptive_sizes("adaptive_avg_pool1d", 1, input,
+                                                                         output_size, "avg"))
 
 
 @float32_kernel
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size (None keeps that input dim): `F.adaptive_avg_pool2d(x, 1)`."""
-    if input.array.ndim not in (3, 4):
-        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.array.shape)}")
-    sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
-    sizes = tuple(input.array.shape[-2 + i] if s is None else int(s) for i, s in enumerate(sizes))
-    return _pool.AdaptiveAvgPool2d.apply(input, output_size=sizes)
+    return _pool.AdaptiveAvgPool.apply(input, output_size=_adaptive_sizes("adaptive_avg_pool2d", 2, input,
+                                                                         output_size, "avg"))
+
+
+@float32_kernel
+def adaptive_avg_pool3d(input, output_size):
+    """Average pooling of (N, C, D, H, W) to a fixed size: `F.adaptive_avg_pool3d(x, (1, 2, 2))`."""
+    return _pool.AdaptiveAvgPool.apply(input, output_size=_adaptive_sizes("adaptive_avg_pool3d", 3, input,
+                                                                         output_size, "avg"))
+
+
+@float32_kernel
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):
+    """Maxima over PyTorch's adaptive windows of (N, C, L) and their indices along L."""
+    return _pool.AdaptiveMaxPool.apply(input, output_size=_adaptive_sizes("adaptive_max_pool1d", 1, input,
+                                                                         output_size, "max"))
+
+
+@float32_kernel
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False):
+    """Maxima over PyTorch's adaptive windows of (N, C, H, W) and their flat H*W indices."""
+    return _pool.AdaptiveMaxPool.apply(input, output_size=_adaptive_sizes("adaptive_max_pool2d", 2, input,
+                                                                         output_size, "max"))
+
+
+@float32_kernel
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):
+    """Maxima over PyTorch's adaptive windows of (N, C, D, H, W) and their flat D*H*W indices."""
+    return _pool.AdaptiveMaxPool.apply(input, output_size=_adaptive_sizes("adaptive_max_pool3d", 3, input,
+                                                                         output_size, "max"))
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, L) to a fixed length: `F.adaptive_max_pool1d(x, 4)`."""
+    out = adaptive_max_pool1d_with_indices(input, output_size)
+    return out if return_indices else out[0]
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a fixed output size (None keeps that input dim): `F.adaptive_max_pool2d(x, (2, 2))`."""
+    out = adaptive_max_pool2d_with_indices(input, output_size)
+    return out if return_indices else out[0]
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, D, H, W) to a fixed size: `F.adaptive_max_pool3d(x, 2)`."""
+    out = adaptive_max_pool3d_with_indices(input, output_size)
+    return out if return_indices else out[0]
+
+
+def _unpool_output_size(input, kernel_size, stride, padding, output_size):
+    n = len(kernel_size)
+    default = [(input.array.shape[-n + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(n)]
+    if output_size is None:
+        return default
+    if len(output_size) == n + 2:
+        output_size = output_size[2:]
+    if len(output_size) != n:
+        raise ValueError(f"output_size should be a sequence containing {n} or {n + 2} elements, but it has a "
+                         f"length of '{len(output_size)}'")
+    for d in range(n):
+        low, high = default[d] - stride[d], default[d] + stride[d]
+        if not low < int(output_size[d]) < high:
+            raise ValueError(f'invalid output_size "{output_size}" (dim {d} must be between {low} and {high})')
+    return [int(s) for s in output_size]
+
+
+def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size):
+    name = f"max_unpooling{nd}d"
+    if input.array.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Input to {name} should be a {nd + 1}d or {nd + 2}d Tensor, but got a tensor with "
+                           f"{input.array.ndim} dimensions.")
+    if indices.array.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: {indices.dtype.legacy_name}")
+    if indices.array.shape != input.array.shape:
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(input.array.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.array.shape)}")
+    k = _pool_tuple(name, "kernel_size", kernel_size, nd)
+    s = k if stride is None else _pool_tuple(name, "stride", stride, nd)
+    size = _unpool_output_size(input, k, s, _pool_tuple(name, "padding", padding, nd), output_size)
+    for d, value in enumerate(size):
+        if value < 0:
+            raise ValueError(f"max_unpooling: output_size must contain non-negative spatial dimensions, but got "
+                             f"output_size[{d}]={value}")
+    volume = int(np.prod(size))
+    if indices.array.size and (int(indices.array.min()) < 0 or int(indices.array.max()) >= volume):
+        bad = int(indices.array.max()) if int(indices.array.max()) >= volume else int(indices.array.min())
+        shown = size + [1] if nd == 1 else size  # PyTorch unpools 1-d as 2-d with a trailing 1
+        raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
+                           f"{'x'.join(map(str, shown))})")
+    return _pool.MaxUnpool.apply(input, indices, output_size=tuple(size))
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool1d: values written back at their indices, zeros elsewhere."""
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool2d: `F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2)`."""
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool3d: values written back at their indices, zeros elsewhere."""
+    return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):
+    max_pool, avg_pool = {1: (max_pool1d, avg_pool1d), 2: (max_pool2d, avg_pool2d), 3: (max_pool3d, avg_pool3d)}[nd]
+    if norm_type == math.inf:
+        return max_pool(input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    if norm_type == -math.inf:
+        return -max_pool(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    out = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    window = int(np.prod(_pool_tuple(f"lp_pool{nd}d", "kernel_size", kernel_size, nd)))
+    return (out.sign() * relu(out.abs())).mul(window).pow(1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum over each window of x^p)^(1/p) over (N, C, L): `F.lp_pool1d(x, 2, 3)`."""
+    return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum over each window of x^p)^(1/p) over (N, C, H, W): `F.lp_pool2d(x, 2, 3, stride=2)`."""
+    return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum over each window of x^p)^(1/p) over (N, C, D, H, W): `F.lp_pool3d(x, 2, 2)`."""
+    return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode)
 
 
 # ---- normalisation ----
