@@ -5,6 +5,7 @@ signatures and argument checks. Each calls one primitive from distml/ops or comp
     loss = F.cross_entropy(F.linear(x, w, b), target)
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from distml.ops import conv as _conv
 from distml.ops import linear as _linear
 from distml.ops import loss as _loss
 from distml.ops import pool as _pool
+from distml.ops import resample as _resample
 from distml.ops.norm import Normalize
 from distml.tensor import Tensor
 
@@ -561,6 +563,182 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
 def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     """(sum over each window of x^p)^(1/p) over (N, C, D, H, W): `F.lp_pool3d(x, 2, 2)`."""
     return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+# ---- upsampling, pixel and channel shuffle ----
+
+_INTERPOLATE_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+_INTERPOLATE_TAPS = {"nearest": "nearest", "nearest-exact": "nearest-exact", "linear": "linear",
+                     "bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}
+
+
+@float32_kernel
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize the spatial dims of (N, C, *spatial) to `size` or by `scale_factor`:
+    `F.interpolate(x, scale_factor=2, mode="bilinear")`. Modes nearest, nearest-exact,
+    linear / bilinear / trilinear, bicubic and area; antialias=True is not implemented."""
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                             "bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    ndim = input.array.ndim
+    dim = ndim - 2
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    scales = None
+    if size is not None:
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
+                                 f"with spatial dimensions of {list(input.array.shape[2:])} and output size of {size}. "
+                                 "Please provide input tensor in (N, C, d1, d2, ...,dK) format and output size in "
+                                 "(o1, o2, ...,oK) format.")
+            if not all(isinstance(s, (int, np.integer)) for s in size):
+                raise TypeError("expected size to be one of int or Tuple[int] or Tuple[int, int] or "
+                                f"Tuple[int, int, int], but got size with types {[type(s) for s in size]}")
+            out_size = [int(s) for s in size]
+        else:
+            out_size = [int(size)] * dim
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got "
+                                 f"input with spatial dimensions of {list(input.array.shape[2:])} and scale_factor of "
+                                 f"shape {scale_factor}. Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                                 "and scale_factor in (s1, s2, ...,sK) format.")
+            scales = [float(s) for s in scale_factor]
+        else:
+            scales = [float(scale_factor)] * dim
+        out_size = [int(n * s) for n, s in zip(input.array.shape[2:], scales)]
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if recompute_scale_factor or mode == "area":
+        scales = None  # the kernels use in / out, from the integer output size
+    if antialias:
+        if not (mode in ("bilinear", "bicubic", "lanczos") and ndim == 4):
+            raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos modes and requires a "
+                             "4-D tensor as input")
+        raise NotImplementedError(f"interpolate: antialias=True (mode '{mode}') is not implemented in distml")
+    if mode == "lanczos" and ndim == 4:
+        raise ValueError("Lanczos mode does not support align_corners=True" if align_corners else
+                         "Lanczos mode requires antialias=True")
+    if ndim not in (3, 4, 5) or mode not in _INTERPOLATE_TAPS and mode != "area" or mode == "bicubic" and dim != 2:
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {ndim}D) for the "
+                                  "modes: nearest | linear | bilinear | bicubic | trilinear | lanczos | area | "
+                                  f"nearest-exact (got {mode})")
+    needed = _INTERPOLATE_DIMS.get(mode)
+    if needed is not None and needed != dim:
+        raise NotImplementedError(f"Got {ndim}D input, but {mode} mode needs {needed + 2}D input")
+    if not dtypes.is_float(input.array.dtype):
+        raise NotImplementedError(f'"upsample_{mode}{dim}d" not implemented for \'{_type_name(input)}\'')
+    if mode == "area":
+        return {1: adaptive_avg_pool1d, 2: adaptive_avg_pool2d, 3: adaptive_avg_pool3d}[dim](input, out_size)
+    in_size = input.array.shape[2:]
+    if input.array.shape[1] == 0:
+        raise RuntimeError(f"Non-empty {ndim}D data tensor expected but got a tensor with sizes "
+                           f"{list(input.array.shape)}")
+    if min(in_size) <= 0 or min(out_size) <= 0:
+        names = "DHW"[3 - dim:]
+        shown = ", ".join(f"{n}: {s}" for n, s in zip(names, in_size))
+        wanted = ", ".join(f"{n}: {s}" for n, s in zip(names, out_size))
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input ({shown}) and output "
+                           f"({wanted})")
+    out = input
+    for d in reversed(range(dim)):
+        index, weights = _resample.taps(_INTERPOLATE_TAPS[mode], in_size[d], out_size[d],
+                                        None if scales is None else scales[d], align_corners, input.array.dtype,
+                                        nearest_2d=mode == "nearest" and dim == 2)
+        out = _resample.Resample.apply(out, axis=2 + d, index=index, weights=weights)
+    return out
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Deprecated alias of interpolate, kept as PyTorch keeps it."""
+    warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Deprecated: interpolate(input, size, scale_factor, mode="nearest")."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Deprecated: interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def _check_factor(name, what, factor):
+    if not isinstance(factor, (int, np.integer)) or isinstance(factor, bool):
+        raise TypeError(f"{name}(): argument '{what}' (position 2) must be int, not {type(factor).__name__}")
+    if factor <= 0:
+        raise RuntimeError(f"{name} expects a positive {what}, but got {factor}")
+
+
+def pixel_shuffle(input, upscale_factor):
+    """(*, C*r*r, H, W) -> (*, C, H*r, W*r): `F.pixel_shuffle(x, 2)`."""
+    _check_factor("pixel_shuffle", "upscale_factor", upscale_factor)
+    shape = input.array.shape
+    if len(shape) < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{len(shape)} dimension(s)")
+    r = int(upscale_factor)
+    if shape[-3] % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                           f"upscale_factor, but input.size(-3)={shape[-3]} is not divisible by {r * r}")
+    lead, (c, h, w) = shape[:-3], shape[-3:]
+    n = len(lead)
+    x = input.reshape(lead + (c // (r * r), r, r, h, w))
+    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return x.reshape(lead + (c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H*r, W*r) -> (*, C*r*r, H, W), pixel_shuffle's inverse: `F.pixel_unshuffle(x, 2)`."""
+    _check_factor("pixel_unshuffle", "downscale_factor", downscale_factor)
+    shape = input.array.shape
+    if len(shape) < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{len(shape)} dimension(s)")
+    r = int(downscale_factor)
+    for d, what in ((-2, "height"), (-1, "width")):
+        if shape[d] % r:
+            raise RuntimeError(f"pixel_unshuffle expects {what} to be divisible by downscale_factor, but "
+                               f"input.size({d})={shape[d]} is not divisible by {r}")
+    lead, (c, h, w) = shape[:-3], shape[-3:]
+    n = len(lead)
+    x = input.reshape(lead + (c, h // r, r, w // r, r))
+    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return x.reshape(lead + (c * r * r, h // r, w // r))
+
+
+def channel_shuffle(input, groups):
+    """(N, g*k, *) -> (N, k*g, *): channel c*g + i of the output is channel i*k + c of the input
+    (ShuffleNet): `F.channel_shuffle(x, 2)`."""
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"channel_shuffle(): argument 'groups' (position 2) must be int, not {type(groups).__name__}")
+    shape = input.array.shape
+    if len(shape) <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    if shape[1] % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {shape[1]} channels and {groups} "
+                           "groups.")
+    x = input.reshape((shape[0], int(groups), shape[1] // groups) + shape[2:])
+    return x.transpose(1, 2).reshape(shape)
+
+
+native_channel_shuffle = channel_shuffle
 
 
 # ---- normalisation ----

@@ -14,6 +14,9 @@ from distml.nn.modules.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, Ada
                                        LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d, MaxUnpool2d,
                                        MaxUnpool3d)
 from distml.nn.modules.sparse import Embedding
+from distml.nn.modules.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+from distml.nn.modules.pixelshuffle import PixelShuffle, PixelUnshuffle
+from distml.nn.modules.channelshuffle import ChannelShuffle
 
 __all__ = [
     "ELU", "GELU", "Hardtanh", "LeakyReLU", "ReLU6", "LogSoftmax", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
@@ -24,5 +27,6 @@ __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d", "Embedding",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
     "AvgPool1d", "AvgPool3d", "LPPool1d", "LPPool2d", "LPPool3d", "MaxPool1d", "MaxPool3d", "MaxUnpool1d",
-    "MaxUnpool2d", "MaxUnpool3d",
+    "MaxUnpool2d", "MaxUnpool3d", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d", "PixelShuffle",
+    "PixelUnshuffle", "ChannelShuffle",
 ]
