@@ -16,6 +16,7 @@ from distml.autograd.grad_mode import is_grad_enabled, no_grad
 from distml.creation import ones_like
 from distml.ops import activation as _act
 from distml.ops import conv as _conv
+from distml.ops import embedding_bag as _embedding_bag
 from distml.ops import linear as _linear
 from distml.ops import loss as _loss
 from distml.ops import pool as _pool
@@ -71,6 +72,90 @@ def embedding(input, weight, padding_idx=None):
     if padding_idx is not None and padding_idx < 0:
         padding_idx += rows
     return _linear.Embedding.apply(weight, input, padding_idx=padding_idx)
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+                  sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums, means or maxima of bags of embedding rows, without materialising the picked rows
+    as a tensor: `F.embedding_bag(idx, weight, offsets, mode="sum")` with bag b =
+    idx[offsets[b]:offsets[b + 1]]; a 2-D input is one bag per row. Rows at padding_idx are
+    left out of their bags (and of a mean's count)."""
+    if per_sample_weights is not None and input.array.shape != per_sample_weights.array.shape:
+        raise ValueError(f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) is not None, then it "
+                         f"must have the same shape as the input ({input.shape})")
+    if weight.array.ndim != 2:
+        raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.array.ndim}")
+    indices = input.array
+    psw = per_sample_weights
+    if indices.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch of "
+                             f"fixed length sequences. However, found offsets of type {type(offsets)}")
+        starts = np.arange(indices.shape[0]) * indices.shape[1]
+        include_last_offset = False
+        indices = indices.reshape(-1)
+        psw = None if psw is None else psw.reshape(-1)
+    elif indices.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        if offsets.array.ndim != 1:
+            raise ValueError("offsets has to be a 1D Tensor")
+        starts = offsets.array
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {indices.ndim}")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError("mode has to be one of sum, mean or max")
+    if mode == "max" and scale_grad_by_freq:
+        raise ValueError("max mode does not support scaling the gradient by the frequency")
+    if mode == "max" and sparse:
+        raise ValueError("max mode does not support sparse weights")
+    for name, unsupported in (("max_norm", max_norm is not None), ("scale_grad_by_freq", scale_grad_by_freq),
+                              ("sparse", sparse)):
+        if unsupported:
+            raise NotImplementedError(f"embedding_bag: {name} is not implemented in distml")
+    if psw is not None and mode != "sum":
+        raise NotImplementedError("embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on "
+                                  "GitHub.")
+    for name, t in (("indices", input), ("offsets", offsets)):
+        if t is not None and t.array.dtype.kind not in "iu":
+            raise RuntimeError(f"Expected tensor for argument #1 '{name}' to have one of the following scalar types: "
+                               f"Long, Int; but got distml.{_type_name(t)}Tensor instead (while checking arguments "
+                               "for embedding_bag)")
+    if psw is not None and psw.array.dtype != weight.array.dtype:
+        raise RuntimeError("Expected tensor for argument #1 'weight' to have the same type as tensor for argument #1 "
+                           f"'per_sample_weights'; but type distml.{_type_name(weight)}Tensor does not equal "
+                           f"distml.{_type_name(psw)}Tensor (while checking arguments for embedding_bag)")
+    rows = weight.array.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise RuntimeError(f"padding_idx must be within the number of embeddings, -{rows} through {rows - 1}, "
+                               f"but got {padding_idx}")
+        padding_idx %= rows
+    xp = get_array_module(indices)
+    starts = xp.asarray(starts, dtype=np.int64)
+    if starts.size:
+        if int(starts[0]) != 0:
+            raise RuntimeError("offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
+                               f"position 0. However, got {int(starts[0])}")
+        if int(starts[-1]) > indices.size:
+            raise RuntimeError(f"offsets[-1] can not be greater than input's length {indices.size} but got "
+                               f"offsets[-1] of {int(starts[-1])}")
+        if starts.size > 1 and int(xp.diff(starts).min()) < 0:
+            raise RuntimeError(f"embedding_bag: offsets must be non-decreasing, but got {starts.tolist()}")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= rows):
+        bad = int(indices.max()) if int(indices.max()) >= rows else int(indices.min())
+        raise RuntimeError(f"embedding_bag: index {bad} is out of range for a weight of {rows} rows")
+    ends = indices.size
+    if include_last_offset:
+        starts, ends = starts[:-1], int(starts[-1]) if starts.size else 0
+    n_bags = int(starts.size)
+    bags = xp.searchsorted(starts, xp.arange(ends), side="right") - 1  # each index's bag
+    keep = xp.arange(ends) if padding_idx is None else xp.nonzero(indices[:ends] != padding_idx)[0]
+    if psw is not None:
+        psw = psw[Tensor(keep)]
+    return _embedding_bag.EmbeddingBag.apply(weight, psw, indices=indices[keep].astype(np.int64), bags=bags[keep],
+                                             n_bags=n_bags, mode=mode)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

@@ -13,7 +13,7 @@ from distml.nn.modules.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, Ada
                                        AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, LPPool1d,
                                        LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d, MaxUnpool2d,
                                        MaxUnpool3d)
-from distml.nn.modules.sparse import Embedding
+from distml.nn.modules.sparse import Embedding, EmbeddingBag
 from distml.nn.modules.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from distml.nn.modules.pixelshuffle import PixelShuffle, PixelUnshuffle
 from distml.nn.modules.channelshuffle import ChannelShuffle
@@ -28,5 +28,5 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
     "AvgPool1d", "AvgPool3d", "LPPool1d", "LPPool2d", "LPPool3d", "MaxPool1d", "MaxPool3d", "MaxUnpool1d",
     "MaxUnpool2d", "MaxUnpool3d", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d", "PixelShuffle",
-    "PixelUnshuffle", "ChannelShuffle",
+    "PixelUnshuffle", "ChannelShuffle", "EmbeddingBag",
 ]
