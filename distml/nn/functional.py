@@ -826,6 +826,122 @@ def channel_shuffle(input, groups):
 native_channel_shuffle = channel_shuffle
 
 
+# ---- grid sampling ----
+
+_GRID_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. Please "
+                 "specify align_corners=True if the old behavior is desired. See the documentation of grid_sample for "
+                 "details.")
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) of the affine maps theta (N, 2, 3)
+    (or (N, 3, 4)) over [-1, 1] output coordinates, for grid_sample: `F.affine_grid(theta, x.size())`."""
+    if align_corners is None:
+        warnings.warn(_GRID_WARNING, stacklevel=2)
+        align_corners = False
+    if not dtypes.is_float(theta.array.dtype):
+        raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
+    size = [int(s) for s in size]
+    if len(size) in (4, 5):
+        rows = len(size) - 2
+        if theta.array.ndim != 3 or theta.array.shape[-2:] != (rows, rows + 1):
+            kind = "2D affine matrices of shape Nx2x3" if rows == 2 else "3D affine matrices of shape Nx3x4"
+            raise ValueError(f"Expected a batch of {kind} for size {size}. Got {theta.shape}.")
+    else:
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+                                  f"respectively. Got size {size}.")
+    spatial = size[2:]
+    if align_corners and min(spatial) == 1:
+        warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+                      "align_corners=True. This is not an intended use case of affine_grid. See the documentation of "
+                      "affine_grid for details.", stacklevel=2)
+    elif min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+    if theta.array.shape[0] != size[0]:
+        raise RuntimeError(f"affine_grid: expected {size[0]} affine matrices for size {size}, but theta has "
+                           f"{theta.array.shape[0]}")
+    xp = get_array_module(theta.array)
+    axes = []
+    for n in reversed(spatial):  # x runs along the last dim, then y, then z
+        line = np.linspace(-1, 1, n) if n > 1 else np.zeros(1)
+        axes.append(line if align_corners else line * (n - 1) / n)
+    coords = list(np.meshgrid(*axes[::-1], indexing="ij"))[::-1] + [np.ones(spatial)]
+    base = xp.asarray(np.stack(coords, axis=-1).reshape(1, -1, len(spatial) + 1), dtype=theta.array.dtype)
+    grid = ops.matmul(Tensor(base), theta.transpose(1, 2))
+    return grid.reshape([size[0]] + spatial + [len(spatial)])
+
+
+def _grid_source(coord, size, padding_mode, align_corners):
+    """Input positions of normalised grid coordinates, after PyTorch's border / reflection rules."""
+    coord = (coord + 1) / 2 * (size - 1) if align_corners else ((coord + 1) * size - 1) / 2
+    if padding_mode == "border":
+        return coord.clamp(0, size - 1)
+    if padding_mode == "reflection":
+        low, high = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
+        if low == high:
+            return coord * 0
+        start, span = low / 2, (high - low) / 2
+        distance = (coord - start).abs()
+        flips = np.floor(distance.array / span)
+        extra = distance - Tensor((flips * span).astype(distance.array.dtype))
+        coord = ops.where(Tensor(flips % 2 == 0), extra + start, span - extra + start)
+        return coord.clamp(0, size - 1)
+    return coord
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+    """Sample input (N, C, H, W) at grid (N, Ho, Wo, 2) (x, y in [-1, 1]): (N, C, Ho, Wo);
+    modes bilinear and nearest, padding zeros, border or reflection: `F.grid_sample(x, grid, align_corners=False)`.
+    Gradients flow to input and (bilinear) grid."""
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but "
+                         f"got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError("nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+                         f"'reflection', but got: '{padding_mode}'")
+    if align_corners is None:
+        warnings.warn(_GRID_WARNING, stacklevel=2)
+        align_corners = False
+    if mode == "bicubic":
+        raise NotImplementedError("grid_sample: mode='bicubic' is not implemented in distml")
+    if input.array.ndim == 5:
+        raise NotImplementedError("grid_sample: 5-D (volumetric) input is not implemented in distml")
+    if input.array.ndim != 4 or grid.array.ndim != 4:
+        raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, but got "
+                           f"input with sizes {list(input.array.shape)} and grid with sizes {list(grid.array.shape)}")
+    N, C, H, W = input.array.shape
+    if grid.array.shape[0] != N or grid.array.shape[-1] != 2:
+        raise RuntimeError(f"grid_sampler(): expected grid to have size 2 in last dimension and the same batch size "
+                           f"as input, but got input with sizes {list(input.array.shape)} and grid with sizes "
+                           f"{list(grid.array.shape)}")
+    if input.array.dtype != grid.array.dtype:
+        raise RuntimeError(f"grid_sampler(): expected input and grid to have same dtype, but input has "
+                           f"{input.dtype} and grid has {grid.dtype}")
+    xp = get_array_module(input.array)
+    x = _grid_source(grid[..., 0], W, padding_mode, align_corners)
+    y = _grid_source(grid[..., 1], H, padding_mode, align_corners)
+    batch = xp.arange(N).reshape(N, 1, 1)
+
+    def tap(rows, columns):
+        """input at integer (rows, columns) per grid point, 0 outside: (N, Ho, Wo, C)."""
+        inside = (rows >= 0) & (rows < H) & (columns >= 0) & (columns < W)
+        values = input[batch, :, xp.clip(rows, 0, H - 1), xp.clip(columns, 0, W - 1)]
+        return ops.where(Tensor(inside[..., None]), values, 0.0)
+
+    if mode == "nearest":  # rint rounds halves to even, as PyTorch's nearbyint
+        out = tap(xp.rint(y.array).astype(np.int64), xp.rint(x.array).astype(np.int64))
+    else:
+        x0, y0 = xp.floor(x.array), xp.floor(y.array)
+        dx, dy = x - Tensor(x0), y - Tensor(y0)
+        x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+        out = None
+        for rows, columns, weight in ((y0, x0, (1 - dx) * (1 - dy)), (y0, x0 + 1, dx * (1 - dy)),
+                                      (y0 + 1, x0, (1 - dx) * dy), (y0 + 1, x0 + 1, dx * dy)):
+            term = tap(rows, columns) * weight.unsqueeze(-1)
+            out = term if out is None else out + term
+    return out.permute(0, 3, 1, 2)
+
+
 # ---- normalisation ----
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):

@@ -173,3 +173,74 @@ def test_errors_match_torch(case):
 def test_antialias_not_implemented():
     with pytest.raises(NotImplementedError, match="antialias=True"):
         F.interpolate(distml.randn(1, 1, 8, 8), scale_factor=0.5, mode="bilinear", antialias=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_matches_torch(rng, dtype, mode, padding_mode, align_corners):
+    x = rng.standard_normal((2, 3, 5, 7)).astype(dtype)
+    grid = (rng.standard_normal((2, 4, 6, 2)) * 1.5).astype(dtype)  # many points outside [-1, 1]
+    results = []
+    for m in (distml, torch):
+        xm, gm = m.tensor(x, requires_grad=True), m.tensor(grid, requires_grad=True)
+        out = m.nn.functional.grid_sample(xm, gm, mode, padding_mode, align_corners)
+        out.backward(m.tensor(np.linspace(-1, 1, out.numel()).reshape(tuple(out.shape)).astype(dtype)))
+        results.append([out.detach().numpy(), xm.grad.numpy(),
+                        np.zeros(grid.shape, dtype) if gm.grad is None else gm.grad.numpy()])
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == np.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size", [(2, 3, 4, 5), (2, 1, 1, 6), (2, 1, 3, 4, 5)])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid_matches_torch(rng, dtype, size, align_corners):
+    theta = rng.standard_normal((2, len(size) - 2, len(size) - 1)).astype(dtype)
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch's note on unit-size grids with align_corners
+        for m in (distml, torch):
+            t = m.tensor(theta, requires_grad=True)
+            grid = m.nn.functional.affine_grid(t, list(size), align_corners)
+            grid.backward(m.tensor(np.cos(np.arange(grid.numel())).reshape(tuple(grid.shape)).astype(dtype)))
+            results.append([grid.detach().numpy(), t.grad.numpy()])
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
+
+
+GRID_ERRORS = [
+    (lambda m: m.nn.functional.grid_sample(_input(m, 1, 1, 4, 4), m.zeros(1, 2, 2, 2), "cubic", align_corners=False),
+     ValueError, "expected mode to be 'bilinear', 'nearest' or 'bicubic', but got: 'cubic'"),
+    (lambda m: m.nn.functional.grid_sample(_input(m, 1, 1, 4, 4), m.zeros(1, 2, 2, 2), padding_mode="wrap",
+                                           align_corners=False),
+     ValueError, "expected padding_mode to be 'zeros', 'border', or 'reflection', but got: 'wrap'"),
+    (lambda m: m.nn.functional.affine_grid(m.zeros(1, 2, 3), [1, 1, 4], align_corners=False), NotImplementedError,
+     "affine_grid only supports 4D and 5D sizes"),
+    (lambda m: m.nn.functional.affine_grid(m.zeros(1, 3, 4), [1, 1, 4, 4], align_corners=False), ValueError,
+     "Expected a batch of 2D affine matrices of shape Nx2x3 for size"),
+    (lambda m: m.nn.functional.affine_grid(m.zeros(1, 2, 3, dtype=m.int64), [1, 1, 4, 4], align_corners=False),
+     ValueError, "Expected theta to have floating point type"),
+    (lambda m: m.nn.functional.affine_grid(m.zeros(1, 2, 3), [1, 1, 0, 4], align_corners=False), ValueError,
+     r"Expected non-zero, positive output size. Got \[1, 1, 0, 4\]"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(GRID_ERRORS)))
+def test_grid_errors_match_torch(case):
+    fn, error, message = GRID_ERRORS[case]
+    for m in (torch, distml):
+        with pytest.raises(error, match=message):
+            fn(m)
+
+
+def test_grid_sample_left_out_and_default_warning():
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        F.grid_sample(distml.randn(1, 1, 4, 4), distml.zeros(1, 2, 2, 2), "bicubic", align_corners=False)
+    with pytest.raises(NotImplementedError, match="5-D"):
+        F.grid_sample(distml.randn(1, 1, 2, 4, 4), distml.zeros(1, 2, 2, 2, 3), align_corners=False)
+    with pytest.warns(UserWarning, match="align_corners=False since 1.3.0"):
+        F.grid_sample(distml.randn(1, 1, 4, 4), distml.zeros(1, 2, 2, 2))
