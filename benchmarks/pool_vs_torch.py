@@ -2,9 +2,10 @@
 
     python benchmarks/pool_vs_torch.py
 
-The cases are ResNet-18's MaxPool2d(3, 2, 1) (stem at 112x112, and a 16x16 map) plus a few
-other geometries. Prints ms per call for both and the ratio PyTorch time / distml time
-(above 1: distml is faster).
+The cases are ResNet-18's MaxPool2d(3, 2, 1) (stem at 112x112, and a 16x16 map) and its
+AdaptiveAvgPool2d(1) head, plus a few other geometries. Prints ms per call for both and the
+ratio PyTorch time / distml time (above 1: distml is faster). Run it from the repository root
+(or with PYTHONPATH=.) to measure this checkout.
 """
 import timeit
 
@@ -17,6 +18,7 @@ CASES = [
     ("MaxPool2d(3, 2, 1)", (16, 64, 16, 16), lambda nn: nn.MaxPool2d(3, 2, 1)),
     ("MaxPool2d(3, 2, 1)", (4, 64, 112, 112), lambda nn: nn.MaxPool2d(3, 2, 1)),
     ("MaxPool2d(2)", (16, 64, 32, 32), lambda nn: nn.MaxPool2d(2)),
+    ("AdaptiveAvgPool2d(1)", (16, 512, 7, 7), lambda nn: nn.AdaptiveAvgPool2d(1)),
     ("AvgPool2d(3, 2, 1)", (16, 64, 32, 32), lambda nn: nn.AvgPool2d(3, 2, 1)),
     ("MaxPool3d(3, 2, 1)", (2, 16, 16, 32, 32), lambda nn: nn.MaxPool3d(3, 2, 1)),
     ("AvgPool1d(4, 2, 1)", (16, 64, 1024), lambda nn: nn.AvgPool1d(4, 2, 1)),

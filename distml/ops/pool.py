@@ -49,7 +49,9 @@ class MaxPool(Primitive):
 
 def max_pool_backward(grad, indices, shape, planes):
     """grad_x of any max pooling: each output's gradient added at its plane's flat `indices`."""
-    if isinstance(grad, np.ndarray) and planes:
+    if not planes:
+        return get_array_module(grad).zeros(shape, dtype=grad.dtype)
+    if isinstance(grad, np.ndarray):
         grad_x = np.empty(shape, dtype=grad.dtype)
         C.max_pool_backward(np.ascontiguousarray(grad), np.ascontiguousarray(indices), grad_x, planes)
         return grad_x
@@ -58,7 +60,7 @@ def max_pool_backward(grad, indices, shape, planes):
 
 def _max_pool_backward_xp(grad, indices, shape, planes):
     xp = get_array_module(grad)
-    grad_x = xp.zeros((planes, int(np.prod(shape, dtype=np.int64)) // max(planes, 1)), dtype=grad.dtype)
+    grad_x = xp.zeros((planes, int(np.prod(shape, dtype=np.int64)) // planes), dtype=grad.dtype)
     positions = indices.reshape(planes, -1) + (xp.arange(planes) * grad_x.shape[1])[:, None]
     xp.add.at(grad_x.reshape(-1), positions.reshape(-1), grad.reshape(-1))
     return grad_x.reshape(shape)
@@ -166,14 +168,20 @@ def _along_last_dims(xp, x, matrices):
 
 
 class AdaptiveAvgPool(Primitive):
-    """Averages over PyTorch's adaptive windows of the last len(output_size) dims, one
+    """Averages over PyTorch's adaptive windows of the last len(output_size) dims. When every
+    size divides evenly the windows tile the input (a reshape and a mean); otherwise one
     averaging matrix per dim (a window is a product of intervals, so the mean separates)."""
     saves_inputs = False
 
     def forward(self, x, output_size):
         xp = get_array_module(x)
-        self.matrices = []
-        for size, out in zip(x.shape[x.ndim - len(output_size):], output_size):
+        n = len(output_size)
+        self.shape, spatial = x.shape, x.shape[x.ndim - n:]
+        if all(out and size % out == 0 for size, out in zip(spatial, output_size)):
+            self.tiles = x.shape[:x.ndim - n] + sum(((out, size // out) for size, out in zip(spatial, output_size)), ())
+            return x.reshape(self.tiles).mean(axis=tuple(range(x.ndim - n + 1, x.ndim + n, 2)))
+        self.tiles, self.matrices = None, []
+        for size, out in zip(spatial, output_size):
             matrix = np.zeros((size, out))
             for i, (start, end) in enumerate(adaptive_ranges(size, out)):
                 matrix[start:end, i] = 1 / (end - start)
@@ -181,7 +189,14 @@ class AdaptiveAvgPool(Primitive):
         return _along_last_dims(xp, x, self.matrices)
 
     def backward(self, grad):
-        return _along_last_dims(get_array_module(grad), grad, [m.T for m in self.matrices])
+        xp = get_array_module(grad)
+        if self.tiles is None:
+            return _along_last_dims(xp, grad, [m.T for m in self.matrices])
+        n = len(self.tiles) - len(self.shape)
+        lead = len(self.tiles) - 2 * n
+        window = int(np.prod(self.tiles[lead + 1::2]))
+        spread = grad.reshape(self.tiles[:lead] + sum(((out, 1) for out in self.tiles[lead::2]), ())) / window
+        return xp.ascontiguousarray(xp.broadcast_to(spread, self.tiles)).reshape(self.shape)
 
 
 class AdaptiveMaxPool(Primitive):
@@ -204,7 +219,8 @@ class AdaptiveMaxPool(Primitive):
         for d, table in enumerate(tables):
             windows = xp.take(windows, table, axis=len(lead) + 2 * d)  # (..., out_d, k_d, ...)
         order = [len(lead) + 2 * d for d in range(n)] + [len(lead) + 2 * d + 1 for d in range(n)]
-        windows = windows.transpose(list(range(len(lead))) + order).reshape(lead + tuple(output_size) + (-1,))
+        window = int(np.prod([t.shape[1] for t in tables], dtype=np.int64))
+        windows = windows.transpose(list(range(len(lead))) + order).reshape(lead + tuple(output_size) + (window,))
         best = _argmax_last_nan(xp, windows, axis=-1)
         out = xp.take_along_axis(windows, best[..., None], axis=-1)[..., 0]
         flat = 0
