@@ -1,11 +1,11 @@
 """Pooling, distml against PyTorch, single-threaded, forward and forward + backward.
 
-    python benchmarks/pool_vs_torch.py
+    PYTHONPATH=. python benchmarks/pool_vs_torch.py
 
 The cases are ResNet-18's MaxPool2d(3, 2, 1) (stem at 112x112, and a 16x16 map) and its
 AdaptiveAvgPool2d(1) head, plus a few other geometries. Prints ms per call for both and the
-ratio PyTorch time / distml time (above 1: distml is faster). Run it from the repository root
-(or with PYTHONPATH=.) to measure this checkout.
+ratio PyTorch time / distml time (above 1: distml is faster). PYTHONPATH=. measures this
+checkout rather than an installed distml.
 """
 import timeit
 

@@ -5,6 +5,7 @@ average, adaptive max and max-unpooling in xp.
 `geometry` is csrc/kernels/pool.h's tuple (P, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW,
 DD, DH, DW, OD, OH, OW); `pool_geometry` builds it, filling missing leading dims with 1.
 """
+import functools
 import itertools
 
 import numpy as np
@@ -154,49 +155,61 @@ class AvgPool(Primitive):
         return xp.ascontiguousarray(inside).reshape(self.shape)
 
 
+_KRONECKER_LIMIT = 1 << 16  # entries of the one-matrix form of adaptive average pooling
+
+
 def adaptive_ranges(size, out_size):
     """PyTorch's adaptive windows: output i covers floor(i*size/out) to ceil((i+1)*size/out)."""
     return [((i * size) // out_size, -((-(i + 1) * size) // out_size)) for i in range(out_size)]
 
 
-def _along_last_dims(xp, x, matrices):
-    """x with each of its last len(matrices) dims mapped by one matrix: (..., n) @ (n, m)."""
-    first = x.ndim - len(matrices)
-    for axis, matrix in enumerate(matrices, start=first):
-        x = xp.moveaxis(xp.matmul(xp.moveaxis(x, axis, -1), matrix), -1, axis)
-    return xp.ascontiguousarray(x)
-
-
 class AdaptiveAvgPool(Primitive):
-    """Averages over PyTorch's adaptive windows of the last len(output_size) dims. When every
-    size divides evenly the windows tile the input (a reshape and a mean); otherwise one
-    averaging matrix per dim (a window is a product of intervals, so the mean separates)."""
+    """Averages over PyTorch's adaptive windows of the last len(output_size) dims. Finite
+    inputs with a small window table (global pooling) take one matrix product with the
+    Kronecker product of the per-dim averaging matrices (BLAS beats numpy's strided means);
+    other inputs a mean per output slab, one dim at a time (a window is a product of
+    intervals, so the mean separates, and a NaN or inf stays inside its own windows)."""
     saves_inputs = False
 
     def forward(self, x, output_size):
         xp = get_array_module(x)
         n = len(output_size)
-        self.shape, spatial = x.shape, x.shape[x.ndim - n:]
-        if all(out and size % out == 0 for size, out in zip(spatial, output_size)):
-            self.tiles = x.shape[:x.ndim - n] + sum(((out, size // out) for size, out in zip(spatial, output_size)), ())
-            return x.reshape(self.tiles).mean(axis=tuple(range(x.ndim - n + 1, x.ndim + n, 2)))
-        self.tiles, self.matrices = None, []
-        for size, out in zip(spatial, output_size):
-            matrix = np.zeros((size, out))
-            for i, (start, end) in enumerate(adaptive_ranges(size, out)):
-                matrix[start:end, i] = 1 / (end - start)
-            self.matrices.append(xp.asarray(matrix, dtype=x.dtype))
-        return _along_last_dims(xp, x, self.matrices)
+        self.shape, self.lead, spatial = x.shape, x.shape[:x.ndim - n], x.shape[x.ndim - n:]
+        self.ranges = [adaptive_ranges(size, out) for size, out in zip(spatial, output_size)]
+        self.kron = None
+        if 0 in output_size:
+            return xp.zeros(self.lead + tuple(output_size), dtype=x.dtype)
+        volume, out_volume = int(np.prod(spatial)), int(np.prod(output_size))
+        if volume * out_volume <= _KRONECKER_LIMIT and bool(xp.isfinite(x).all()):
+            matrices = []
+            for size, ranges in zip(spatial, self.ranges):
+                matrix = np.zeros((size, len(ranges)))
+                for i, (start, end) in enumerate(ranges):
+                    matrix[start:end, i] = 1 / (end - start)
+                matrices.append(matrix)
+            self.kron = xp.asarray(functools.reduce(np.kron, matrices), dtype=x.dtype)
+            return xp.matmul(x.reshape(self.lead + (volume,)), self.kron).reshape(self.lead + tuple(output_size))
+        for axis, ranges in enumerate(self.ranges, start=len(self.lead)):
+            before = (slice(None),) * axis
+            x = xp.stack([x[before + (slice(start, end),)].mean(axis=axis) for start, end in ranges], axis=axis)
+        return x
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        if self.tiles is None:
-            return _along_last_dims(xp, grad, [m.T for m in self.matrices])
-        n = len(self.tiles) - len(self.shape)
-        lead = len(self.tiles) - 2 * n
-        window = int(np.prod(self.tiles[lead + 1::2]))
-        spread = grad.reshape(self.tiles[:lead] + sum(((out, 1) for out in self.tiles[lead::2]), ())) / window
-        return xp.ascontiguousarray(xp.broadcast_to(spread, self.tiles)).reshape(self.shape)
+        if self.kron is not None:
+            flat = grad.reshape(self.lead + (self.kron.shape[1],))
+            if self.kron.shape[1] == 1:  # global pooling: an outer product, faster broadcast than through BLAS
+                return (flat * self.kron[:, 0]).reshape(self.shape)
+            return xp.matmul(flat, self.kron.T).reshape(self.shape)
+        if not grad.size:
+            return xp.zeros(self.shape, dtype=grad.dtype)
+        for axis, ranges in enumerate(self.ranges, start=len(self.lead)):
+            before = (slice(None),) * axis
+            spread = xp.zeros(grad.shape[:axis] + (self.shape[axis],) + grad.shape[axis + 1:], dtype=grad.dtype)
+            for i, (start, end) in enumerate(ranges):
+                spread[before + (slice(start, end),)] += grad[before + (slice(i, i + 1),)] / (end - start)
+            grad = spread
+        return grad
 
 
 class AdaptiveMaxPool(Primitive):

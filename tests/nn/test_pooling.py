@@ -111,6 +111,14 @@ def test_adaptive_max_indices(rng):
         torch.tensor(x[0, 0]), 3, return_indices=True)[1].numpy())
 
 
+@pytest.mark.parametrize("size", [(1, 1), (3, 4), (7, 3)])
+def test_adaptive_avg_keeps_inf_and_nan_in_their_windows(rng, size):
+    x = rng.standard_normal((2, 3, 7, 9))
+    x[0, 0, 1, 1], x[1, 2, 5, 5] = np.inf, np.nan
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(distml.tensor(x), size).numpy(),
+                               torch.nn.functional.adaptive_avg_pool2d(torch.tensor(x), size).numpy(), rtol=1e-12)
+
+
 def test_functional_forms_match_torch(rng):
     x = rng.standard_normal((2, 3, 6, 7))
     xt, xd = torch.tensor(x), distml.tensor(x)
