@@ -139,40 +139,51 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     col2im(cols.data(), out, g, dtype);
   }, "x = the sum of cols (N, C*KH*KW, OH*OW) folded back onto (N, C, H, W): im2col's adjoint.");
-  m.def("max_pool2d", [](py::array x, py::array out, py::array_t<int64_t, py::array::c_style> indices,
-                         std::vector<int64_t> geometry) {
-    ConvGeometry g = conv_geometry(geometry);
-    DType dtype = check_arrays("max_pool2d", {{&x, g.N * g.H * g.W}, {&out, g.N * g.OH * g.OW}});
-    if (indices.size() != out.size()) throw py::value_error("max_pool2d: indices and out sizes differ");
+  // Pooling windows: `geometry` is (P, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW)
+  // (kernels/pool.h).
+  static auto pool_geometry = [](const std::vector<int64_t>& v) {
+    if (v.size() != 19) throw py::value_error("geometry: expected 19 values, got " + std::to_string(v.size()));
+    return PoolGeometry{v[0], v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8], v[9],
+                        v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18]};
+  };
+  m.def("max_pool", [](py::array x, py::array out, py::array_t<int64_t, py::array::c_style> indices,
+                       std::vector<int64_t> geometry) {
+    PoolGeometry g = pool_geometry(geometry);
+    DType dtype = check_arrays("max_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}});
+    if (indices.size() != out.size()) throw py::value_error("max_pool: indices and out sizes differ");
     void* y = out.mutable_data();
     int64_t* index = indices.mutable_data();
     py::gil_scoped_release release;
-    max_pool2d(x.data(), y, index, g, dtype);
-  }, "Window maxima of the planes x (P, H, W) and the flat index of each maximum (geometry N = P, C = 1).");
-  m.def("max_pool2d_backward", [](py::array grad_out, py::array_t<int64_t, py::array::c_style> indices,
-                                  py::array grad_x, std::vector<int64_t> geometry) {
-    ConvGeometry g = conv_geometry(geometry);
-    DType dtype = check_arrays("max_pool2d_backward", {{&grad_out, g.N * g.OH * g.OW}, {&grad_x, g.N * g.H * g.W}});
-    if (indices.size() != grad_out.size()) throw py::value_error("max_pool2d_backward: indices and grad sizes differ");
+    max_pool(x.data(), y, index, g, dtype);
+  }, "Window maxima of the planes x (P, D, H, W) and the flat index of each maximum within its plane.");
+  m.def("max_pool_backward", [](py::array grad_out, py::array_t<int64_t, py::array::c_style> indices,
+                                py::array grad_x, int64_t planes) {
+    if (planes <= 0 || grad_out.size() % planes || grad_x.size() % planes)
+      throw py::value_error("max_pool_backward: sizes are not a multiple of the number of planes");
+    DType dtype = check_arrays("max_pool_backward", {{&grad_out, grad_out.size()}, {&grad_x, grad_x.size()}});
+    if (indices.size() != grad_out.size()) throw py::value_error("max_pool_backward: indices and grad sizes differ");
     void* gx = grad_x.mutable_data();
+    const int64_t in_size = grad_x.size() / planes, out_size = grad_out.size() / planes;
     py::gil_scoped_release release;
-    max_pool2d_backward(grad_out.data(), indices.data(), gx, g, dtype);
-  }, "grad_x of max_pool2d: each output's gradient added at its maximum's index.");
-  m.def("avg_pool2d", [](py::array x, py::array out, std::vector<int64_t> geometry, bool count_include_pad) {
-    ConvGeometry g = conv_geometry(geometry);
-    DType dtype = check_arrays("avg_pool2d", {{&x, g.N * g.H * g.W}, {&out, g.N * g.OH * g.OW}});
+    max_pool_backward(grad_out.data(), indices.data(), gx, planes, in_size, out_size, dtype);
+  }, "grad_x (planes, in) of a max pooling: each output's gradient added at its maximum's index in its plane.");
+  m.def("avg_pool", [](py::array x, py::array out, std::vector<int64_t> geometry, bool count_include_pad,
+                       int64_t divisor_override) {
+    PoolGeometry g = pool_geometry(geometry);
+    DType dtype = check_arrays("avg_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}});
     void* y = out.mutable_data();
     py::gil_scoped_release release;
-    avg_pool2d(x.data(), y, g, count_include_pad, dtype);
-  }, "Window averages of the planes x (P, H, W) with PyTorch's divisor rules.");
-  m.def("avg_pool2d_backward", [](py::array grad_out, py::array grad_x, std::vector<int64_t> geometry,
-                                  bool count_include_pad) {
-    ConvGeometry g = conv_geometry(geometry);
-    DType dtype = check_arrays("avg_pool2d_backward", {{&grad_out, g.N * g.OH * g.OW}, {&grad_x, g.N * g.H * g.W}});
+    avg_pool(x.data(), y, g, count_include_pad, divisor_override, dtype);
+  }, "Window averages of the planes x (P, D, H, W) with PyTorch's divisor rules (divisor_override 0: none).");
+  m.def("avg_pool_backward", [](py::array grad_out, py::array grad_x, std::vector<int64_t> geometry,
+                                bool count_include_pad, int64_t divisor_override) {
+    PoolGeometry g = pool_geometry(geometry);
+    DType dtype = check_arrays("avg_pool_backward",
+                               {{&grad_out, g.P * g.OD * g.OH * g.OW}, {&grad_x, g.P * g.D * g.H * g.W}});
     void* gx = grad_x.mutable_data();
     py::gil_scoped_release release;
-    avg_pool2d_backward(grad_out.data(), gx, g, count_include_pad, dtype);
-  }, "grad_x of avg_pool2d.");
+    avg_pool_backward(grad_out.data(), gx, g, count_include_pad, divisor_override, dtype);
+  }, "grad_x of avg_pool.");
   m.def("cross_entropy", [](py::array logits, py::array_t<int64_t, py::array::c_style> target,
                             std::optional<py::array> weight, py::array loss, py::array target_weight,
                             std::optional<py::array> grad, int64_t N, int64_t C, int64_t L, int64_t ignore_index,

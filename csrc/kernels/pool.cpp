@@ -7,66 +7,66 @@
 
 namespace distml {
 
-// The common case: a K x K window that always lies inside the input (no padding, no
-// dilation, no ceil_mode overhang), with K known at compile time so the window loops unroll.
-template <typename T, int K>
-static void max_pool2d_inside(const T* x, T* out, int64_t* indices, const ConvGeometry& g) {
-  const int64_t HW = g.H * g.W, L = g.OH * g.OW;
-#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
-  for (int64_t p = 0; p < g.N; ++p) {
-    const T* plane = x + p * HW;
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const int64_t first = oh * g.SH * g.W + ow * g.SW;
-        T best = plane[first];
-        int64_t best_index = first;
-        for (int i = 0; i < K; ++i) {
-          for (int j = 0; j < K; ++j) {
-            const int64_t q = first + i * g.W + j;
-            const T v = plane[q];
-            const bool take = (v > best) | (v != v);
-            best = take ? v : best;
-            best_index = take ? q : best_index;
-          }
-        }
-        out[p * L + oh * g.OW + ow] = best;
-        indices[p * L + oh * g.OW + ow] = best_index;
-      }
-    }
-  }
+// Keep v when it beats best (branch-free: random data mispredicts a branch half the time).
+// NaN always wins, so the last NaN of a window is the maximum, as in PyTorch.
+template <typename T>
+static inline void take_max(T v, int64_t q, T& best, int64_t& best_index) {
+  const bool take = (v > best) | (v != v);
+  best = take ? v : best;
+  best_index = take ? q : best_index;
 }
 
+// Max over the window rows [h0, h1) x columns [w0, w1) of one depth slice range, clipped to
+// the input, with dilation; `best` starts at -inf so padding never wins.
 template <typename T>
-static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeometry& geometry) {
-  const ConvGeometry g = geometry;  // a local copy: the int64 index writes cannot alias it
-  const bool inside = g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 && g.KH == g.KW &&
-                      (g.OH - 1) * g.SH + g.KH <= g.H && (g.OW - 1) * g.SW + g.KW <= g.W;
-  if (inside && g.KH == 2) return max_pool2d_inside<T, 2>(x, out, indices, g);
-  if (inside && g.KH == 3) return max_pool2d_inside<T, 3>(x, out, indices, g);
+static inline void clipped_window_max(const T* plane, const PoolGeometry& g, int64_t d0, int64_t d1, int64_t h0,
+                                      int64_t h1, int64_t w0, int64_t w1, T& best, int64_t& best_index) {
+  best = -std::numeric_limits<T>::infinity();
+  best_index = (d0 * g.H + h0) * g.W + w0;
+  for (int64_t d = d0; d < d1; d += g.DD)
+    for (int64_t h = h0; h < h1; h += g.DH)
+      for (int64_t w = w0; w < w1; w += g.DW) {
+        const int64_t q = (d * g.H + h) * g.W + w;
+        take_max(plane[q], q, best, best_index);
+      }
+}
+
+// The first in-range window position of a dimension: start, stepped past the padding by
+// whole dilations, and the clipped end.
+static inline void clip_start(int64_t& start, int64_t& end, int64_t k, int64_t dilation, int64_t size) {
+  end = std::min(start + (k - 1) * dilation + 1, size);
+  while (start < 0) start += dilation;
+}
+
+// 2-D planes with a K x K window and no dilation (ResNet's 3x3 stride 2 and the common 2x2):
+// windows that lie inside the input take a loop unrolled at compile time, the border ones
+// (padding, ceil_mode overhang) the clipped loop.
+template <typename T, int K>
+static void max_pool2d_fixed(const T* x, T* out, int64_t* indices, const PoolGeometry& g) {
   const int64_t HW = g.H * g.W, L = g.OH * g.OW;
-#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
-  for (int64_t p = 0; p < g.N; ++p) {
+#pragma omp parallel for schedule(static) if (g.P * L > kParallelWork)
+  for (int64_t p = 0; p < g.P; ++p) {
     const T* plane = x + p * HW;
     T* out_plane = out + p * L;
     int64_t* index_plane = indices + p * L;
     for (int64_t oh = 0; oh < g.OH; ++oh) {
-      int64_t h0 = oh * g.SH - g.PH;
-      const int64_t h1 = std::min(h0 + (g.KH - 1) * g.DH + 1, g.H);
-      while (h0 < 0) h0 += g.DH;
+      const int64_t top = oh * g.SH - g.PH;
+      const bool rows_inside = top >= 0 && top + K <= g.H;
       for (int64_t ow = 0; ow < g.OW; ++ow) {
-        int64_t w0 = ow * g.SW - g.PW;
-        const int64_t w1 = std::min(w0 + (g.KW - 1) * g.DW + 1, g.W);
-        while (w0 < 0) w0 += g.DW;
-        int64_t best_index = h0 * g.W + w0;
-        T best = -std::numeric_limits<T>::infinity();
-        for (int64_t h = h0; h < h1; h += g.DH) {
-          for (int64_t w = w0; w < w1; w += g.DW) {
-            const T v = plane[h * g.W + w];
-            // branch-free select (random data mispredicts a branch half the time); NaN wins
-            const bool take = (v > best) | (v != v);
-            best = take ? v : best;
-            best_index = take ? h * g.W + w : best_index;
-          }
+        const int64_t left = ow * g.SW - g.PW;
+        T best;
+        int64_t best_index;
+        if (rows_inside && left >= 0 && left + K <= g.W) {
+          const int64_t first = top * g.W + left;
+          best = plane[first];
+          best_index = first;
+          for (int i = 0; i < K; ++i)
+            for (int j = 0; j < K; ++j) take_max(plane[first + i * g.W + j], first + i * g.W + j, best, best_index);
+        } else {
+          int64_t h0 = top, h1, w0 = left, w1;
+          clip_start(h0, h1, K, 1, g.H);
+          clip_start(w0, w1, K, 1, g.W);
+          clipped_window_max(plane, g, 0, 1, h0, h1, w0, w1, best, best_index);
         }
         out_plane[oh * g.OW + ow] = best;
         index_plane[oh * g.OW + ow] = best_index;
@@ -76,106 +76,161 @@ static void max_pool2d_typed(const T* x, T* out, int64_t* indices, const ConvGeo
 }
 
 template <typename T>
-static void max_pool2d_backward_typed(const T* grad_out, const int64_t* indices, T* grad_x, const ConvGeometry& g) {
-  const int64_t L = g.OH * g.OW, HW = g.H * g.W;
-#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
-  for (int64_t p = 0; p < g.N; ++p) {
-    T* plane = grad_x + p * HW;
-    std::memset(plane, 0, sizeof(T) * HW);
-    for (int64_t o = 0; o < L; ++o) plane[indices[p * L + o]] += grad_out[p * L + o];
+static void max_pool_typed(const T* x, T* out, int64_t* indices, const PoolGeometry& geometry) {
+  const PoolGeometry g = geometry;  // a local copy: the int64 index writes cannot alias it
+  const bool square = g.D == 1 && g.KD == 1 && g.DH == 1 && g.DW == 1 && g.KH == g.KW;
+  if (square && g.KH == 2) return max_pool2d_fixed<T, 2>(x, out, indices, g);
+  if (square && g.KH == 3) return max_pool2d_fixed<T, 3>(x, out, indices, g);
+  const int64_t plane_size = g.D * g.H * g.W, L = g.OD * g.OH * g.OW;
+#pragma omp parallel for schedule(static) if (g.P * L > kParallelWork)
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* plane = x + p * plane_size;
+    T* o = out + p * L;
+    int64_t* index = indices + p * L;
+    for (int64_t od = 0; od < g.OD; ++od) {
+      int64_t d0 = od * g.SD - g.PD, d1;
+      clip_start(d0, d1, g.KD, g.DD, g.D);
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        int64_t h0 = oh * g.SH - g.PH, h1;
+        clip_start(h0, h1, g.KH, g.DH, g.H);
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          int64_t w0 = ow * g.SW - g.PW, w1;
+          clip_start(w0, w1, g.KW, g.DW, g.W);
+          T best;
+          int64_t best_index;
+          clipped_window_max(plane, g, d0, d1, h0, h1, w0, w1, best, best_index);
+          *o++ = best;
+          *index++ = best_index;
+        }
+      }
+    }
   }
 }
 
-// The window of output (oh, ow) clipped to the input, and the divisor PyTorch uses for it.
-struct Window {
-  int64_t h0, h1, w0, w1, divisor;
+template <typename T>
+static void max_pool_backward_typed(const T* grad_out, const int64_t* indices, T* grad_x, int64_t P,
+                                    int64_t in_size, int64_t out_size) {
+#pragma omp parallel for schedule(static) if (P * out_size > kParallelWork)
+  for (int64_t p = 0; p < P; ++p) {
+    T* plane = grad_x + p * in_size;
+    std::memset(plane, 0, sizeof(T) * in_size);
+    for (int64_t o = 0; o < out_size; ++o) plane[indices[p * out_size + o]] += grad_out[p * out_size + o];
+  }
+}
+
+// One dimension of an average window: [begin, end) clipped to the input, and the length of
+// the window clipped to the padded input (PyTorch's count_include_pad extent).
+struct Extent {
+  int64_t begin, end, padded;
 };
 
-static Window avg_window(const ConvGeometry& g, int64_t oh, int64_t ow, bool count_include_pad) {
-  int64_t h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
-  int64_t h1 = std::min(h0 + g.KH, g.H + g.PH), w1 = std::min(w0 + g.KW, g.W + g.PW);
-  const int64_t padded_size = (h1 - h0) * (w1 - w0);
-  h0 = std::max<int64_t>(h0, 0);
-  w0 = std::max<int64_t>(w0, 0);
-  h1 = std::min(h1, g.H);
-  w1 = std::min(w1, g.W);
-  return {h0, h1, w0, w1, count_include_pad ? padded_size : (h1 - h0) * (w1 - w0)};
+static inline Extent avg_extent(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t size) {
+  const int64_t begin = o * stride - pad, end = std::min(begin + k, size + pad);
+  return {std::max<int64_t>(begin, 0), std::min(end, size), end - begin};
 }
 
-template <typename T>
-static void avg_pool2d_typed(const T* x, T* out, const ConvGeometry& g, bool count_include_pad) {
-#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
-  for (int64_t p = 0; p < g.N; ++p) {
-    const T* plane = x + p * g.H * g.W;
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const Window win = avg_window(g, oh, ow, count_include_pad);
-        T sum = 0;
-        for (int64_t h = win.h0; h < win.h1; ++h)
-          for (int64_t w = win.w0; w < win.w1; ++w) sum += plane[h * g.W + w];
-        out[(p * g.OH + oh) * g.OW + ow] = win.divisor ? sum / static_cast<T>(win.divisor) : sum;
+static inline int64_t avg_divisor(const Extent& d, const Extent& h, const Extent& w, bool count_include_pad,
+                                  int64_t divisor_override) {
+  if (divisor_override) return divisor_override;
+  if (count_include_pad) return d.padded * h.padded * w.padded;
+  return (d.end - d.begin) * (h.end - h.begin) * (w.end - w.begin);
+}
+
+// Calls body(plane, output offset, d, h, w extents, divisor) for every window.
+template <typename Body>
+static void for_each_avg_window(const PoolGeometry& g, bool count_include_pad, int64_t divisor_override, Body body) {
+  const int64_t L = g.OD * g.OH * g.OW;
+#pragma omp parallel for schedule(static) if (g.P * L > kParallelWork)
+  for (int64_t p = 0; p < g.P; ++p) {
+    int64_t o = p * L;
+    for (int64_t od = 0; od < g.OD; ++od) {
+      const Extent d = avg_extent(od, g.SD, g.PD, g.KD, g.D);
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const Extent h = avg_extent(oh, g.SH, g.PH, g.KH, g.H);
+        for (int64_t ow = 0; ow < g.OW; ++ow, ++o) {
+          const Extent w = avg_extent(ow, g.SW, g.PW, g.KW, g.W);
+          body(p, o, d, h, w, avg_divisor(d, h, w, count_include_pad, divisor_override));
+        }
       }
     }
   }
 }
 
 template <typename T>
-static void avg_pool2d_backward_typed(const T* grad_out, T* grad_x, const ConvGeometry& g, bool count_include_pad) {
-#pragma omp parallel for schedule(static) if (g.N * g.OH * g.OW > kParallelWork)
-  for (int64_t p = 0; p < g.N; ++p) {
-    T* plane = grad_x + p * g.H * g.W;
-    std::memset(plane, 0, sizeof(T) * g.H * g.W);
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const Window win = avg_window(g, oh, ow, count_include_pad);
-        if (!win.divisor) continue;
-        const T share = grad_out[(p * g.OH + oh) * g.OW + ow] / static_cast<T>(win.divisor);
-        for (int64_t h = win.h0; h < win.h1; ++h)
-          for (int64_t w = win.w0; w < win.w1; ++w) plane[h * g.W + w] += share;
-      }
-    }
-  }
+static void avg_pool_typed(const T* x, T* out, const PoolGeometry& g, bool count_include_pad,
+                           int64_t divisor_override) {
+  const int64_t plane_size = g.D * g.H * g.W;
+  for_each_avg_window(g, count_include_pad, divisor_override,
+                      [&](int64_t p, int64_t o, const Extent& d, const Extent& h, const Extent& w, int64_t divisor) {
+                        const T* plane = x + p * plane_size;
+                        T sum = 0;
+                        for (int64_t i = d.begin; i < d.end; ++i)
+                          for (int64_t j = h.begin; j < h.end; ++j)
+                            for (int64_t k = w.begin; k < w.end; ++k) sum += plane[(i * g.H + j) * g.W + k];
+                        out[o] = divisor ? sum / static_cast<T>(divisor) : sum;
+                      });
 }
 
-void max_pool2d(const void* x, void* out, int64_t* indices, const ConvGeometry& g, DType dtype) {
+template <typename T>
+static void avg_pool_backward_typed(const T* grad_out, T* grad_x, const PoolGeometry& g, bool count_include_pad,
+                                    int64_t divisor_override) {
+  const int64_t plane_size = g.D * g.H * g.W;
+  std::memset(grad_x, 0, sizeof(T) * g.P * plane_size);
+  for_each_avg_window(g, count_include_pad, divisor_override,
+                      [&](int64_t p, int64_t o, const Extent& d, const Extent& h, const Extent& w, int64_t divisor) {
+                        if (!divisor) return;
+                        T* plane = grad_x + p * plane_size;  // each thread owns whole planes
+                        const T share = grad_out[o] / static_cast<T>(divisor);
+                        for (int64_t i = d.begin; i < d.end; ++i)
+                          for (int64_t j = h.begin; j < h.end; ++j)
+                            for (int64_t k = w.begin; k < w.end; ++k) plane[(i * g.H + j) * g.W + k] += share;
+                      });
+}
+
+void max_pool(const void* x, void* out, int64_t* indices, const PoolGeometry& g, DType dtype) {
   switch (dtype) {
-    case DType::f32: return max_pool2d_typed(static_cast<const float*>(x), static_cast<float*>(out), indices, g);
-    case DType::f64: return max_pool2d_typed(static_cast<const double*>(x), static_cast<double*>(out), indices, g);
-    default: unsupported_dtype("max_pool2d", dtype);
+    case DType::f32: return max_pool_typed(static_cast<const float*>(x), static_cast<float*>(out), indices, g);
+    case DType::f64: return max_pool_typed(static_cast<const double*>(x), static_cast<double*>(out), indices, g);
+    default: unsupported_dtype("max_pool", dtype);
   }
 }
 
-void max_pool2d_backward(const void* grad_out, const int64_t* indices, void* grad_x, const ConvGeometry& g,
-                         DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return max_pool2d_backward_typed(static_cast<const float*>(grad_out), indices, static_cast<float*>(grad_x), g);
-    case DType::f64:
-      return max_pool2d_backward_typed(static_cast<const double*>(grad_out), indices, static_cast<double*>(grad_x), g);
-    default: unsupported_dtype("max_pool2d_backward", dtype);
-  }
-}
-
-void avg_pool2d(const void* x, void* out, const ConvGeometry& g, bool count_include_pad, DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return avg_pool2d_typed(static_cast<const float*>(x), static_cast<float*>(out), g, count_include_pad);
-    case DType::f64:
-      return avg_pool2d_typed(static_cast<const double*>(x), static_cast<double*>(out), g, count_include_pad);
-    default: unsupported_dtype("avg_pool2d", dtype);
-  }
-}
-
-void avg_pool2d_backward(const void* grad_out, void* grad_x, const ConvGeometry& g, bool count_include_pad,
-                         DType dtype) {
+void max_pool_backward(const void* grad_out, const int64_t* indices, void* grad_x, int64_t P, int64_t in_size,
+                       int64_t out_size, DType dtype) {
   switch (dtype) {
     case DType::f32:
-      return avg_pool2d_backward_typed(static_cast<const float*>(grad_out), static_cast<float*>(grad_x), g,
-                                       count_include_pad);
+      return max_pool_backward_typed(static_cast<const float*>(grad_out), indices, static_cast<float*>(grad_x), P,
+                                     in_size, out_size);
     case DType::f64:
-      return avg_pool2d_backward_typed(static_cast<const double*>(grad_out), static_cast<double*>(grad_x), g,
-                                       count_include_pad);
-    default: unsupported_dtype("avg_pool2d_backward", dtype);
+      return max_pool_backward_typed(static_cast<const double*>(grad_out), indices, static_cast<double*>(grad_x), P,
+                                     in_size, out_size);
+    default: unsupported_dtype("max_pool_backward", dtype);
+  }
+}
+
+void avg_pool(const void* x, void* out, const PoolGeometry& g, bool count_include_pad, int64_t divisor_override,
+              DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return avg_pool_typed(static_cast<const float*>(x), static_cast<float*>(out), g, count_include_pad,
+                            divisor_override);
+    case DType::f64:
+      return avg_pool_typed(static_cast<const double*>(x), static_cast<double*>(out), g, count_include_pad,
+                            divisor_override);
+    default: unsupported_dtype("avg_pool", dtype);
+  }
+}
+
+void avg_pool_backward(const void* grad_out, void* grad_x, const PoolGeometry& g, bool count_include_pad,
+                       int64_t divisor_override, DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return avg_pool_backward_typed(static_cast<const float*>(grad_out), static_cast<float*>(grad_x), g,
+                                     count_include_pad, divisor_override);
+    case DType::f64:
+      return avg_pool_backward_typed(static_cast<const double*>(grad_out), static_cast<double*>(grad_x), g,
+                                     count_include_pad, divisor_override);
+    default: unsupported_dtype("avg_pool_backward", dtype);
   }
 }
 

@@ -16,9 +16,11 @@ from distml.autograd.grad_mode import is_grad_enabled, no_grad
 from distml.creation import ones_like, zeros_like
 from distml.ops import activation as _act
 from distml.ops import conv as _conv
+from distml.ops import embedding_bag as _embedding_bag
 from distml.ops import linear as _linear
 from distml.ops import loss as _loss
 from distml.ops import pool as _pool
+from distml.ops import resample as _resample
 from distml.ops.norm import Normalize
 from distml.tensor import Tensor
 
@@ -94,6 +96,90 @@ def embedding(input, weight, padding_idx=None):
     if padding_idx is not None and padding_idx < 0:
         padding_idx += rows
     return _linear.Embedding.apply(weight, input, padding_idx=padding_idx)
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+                  sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums, means or maxima of bags of embedding rows, without materialising the picked rows
+    as a tensor: `F.embedding_bag(idx, weight, offsets, mode="sum")` with bag b =
+    idx[offsets[b]:offsets[b + 1]]; a 2-D input is one bag per row. Rows at padding_idx are
+    left out of their bags (and of a mean's count)."""
+    if per_sample_weights is not None and input.array.shape != per_sample_weights.array.shape:
+        raise ValueError(f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) is not None, then it "
+                         f"must have the same shape as the input ({input.shape})")
+    if weight.array.ndim != 2:
+        raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.array.ndim}")
+    indices = input.array
+    psw = per_sample_weights
+    if indices.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch of "
+                             f"fixed length sequences. However, found offsets of type {type(offsets)}")
+        starts = np.arange(indices.shape[0]) * indices.shape[1]
+        include_last_offset = False
+        indices = indices.reshape(-1)
+        psw = None if psw is None else psw.reshape(-1)
+    elif indices.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        if offsets.array.ndim != 1:
+            raise ValueError("offsets has to be a 1D Tensor")
+        starts = offsets.array
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {indices.ndim}")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError("mode has to be one of sum, mean or max")
+    if mode == "max" and scale_grad_by_freq:
+        raise ValueError("max mode does not support scaling the gradient by the frequency")
+    if mode == "max" and sparse:
+        raise ValueError("max mode does not support sparse weights")
+    for name, unsupported in (("max_norm", max_norm is not None), ("scale_grad_by_freq", scale_grad_by_freq),
+                              ("sparse", sparse)):
+        if unsupported:
+            raise NotImplementedError(f"embedding_bag: {name} is not implemented in distml")
+    if psw is not None and mode != "sum":
+        raise NotImplementedError("embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on "
+                                  "GitHub.")
+    for name, t in (("indices", input), ("offsets", offsets)):
+        if t is not None and t.array.dtype.kind not in "iu":
+            raise RuntimeError(f"Expected tensor for argument #1 '{name}' to have one of the following scalar types: "
+                               f"Long, Int; but got distml.{_type_name(t)}Tensor instead (while checking arguments "
+                               "for embedding_bag)")
+    if psw is not None and psw.array.dtype != weight.array.dtype:
+        raise RuntimeError("Expected tensor for argument #1 'weight' to have the same type as tensor for argument #1 "
+                           f"'per_sample_weights'; but type distml.{_type_name(weight)}Tensor does not equal "
+                           f"distml.{_type_name(psw)}Tensor (while checking arguments for embedding_bag)")
+    rows = weight.array.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise RuntimeError(f"padding_idx must be within the number of embeddings, -{rows} through {rows - 1}, "
+                               f"but got {padding_idx}")
+        padding_idx %= rows
+    xp = get_array_module(indices)
+    starts = xp.asarray(starts, dtype=np.int64)
+    if starts.size:
+        if int(starts[0]) != 0:
+            raise RuntimeError("offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
+                               f"position 0. However, got {int(starts[0])}")
+        if int(starts[-1]) > indices.size:
+            raise RuntimeError(f"offsets[-1] can not be greater than input's length {indices.size} but got "
+                               f"offsets[-1] of {int(starts[-1])}")
+        if starts.size > 1 and int(xp.diff(starts).min()) < 0:
+            raise RuntimeError(f"embedding_bag: offsets must be non-decreasing, but got {starts.tolist()}")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= rows):
+        bad = int(indices.max()) if int(indices.max()) >= rows else int(indices.min())
+        raise RuntimeError(f"embedding_bag: index {bad} is out of range for a weight of {rows} rows")
+    ends = indices.size
+    if include_last_offset:
+        starts, ends = starts[:-1], int(starts[-1]) if starts.size else 0
+    n_bags = int(starts.size)
+    bags = xp.searchsorted(starts, xp.arange(ends), side="right") - 1  # each index's bag
+    keep = xp.arange(ends) if padding_idx is None else xp.nonzero(indices[:ends] != padding_idx)[0]
+    if psw is not None:
+        psw = psw[Tensor(keep)]
+    return _embedding_bag.EmbeddingBag.apply(weight, psw, indices=indices[keep].astype(np.int64), bags=bags[keep],
+                                             n_bags=n_bags, mode=mode)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -386,67 +472,609 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # ---- pooling ----
 
+_COUNT = {1: "one", 2: "two", 3: "three"}
+
+
+def _pool_tuple(name, arg, value, n):
+    """An int, or n ints (a single one broadcasts), for a pooling argument."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * n
+    if len(value) != n:
+        raise RuntimeError(f"{name}: {arg} must either be a single int, or a tuple of {_COUNT[n]} ints")
+    return value
+
+
 def _pool_size(size, k, s, p, d, ceil_mode):
     out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= size + p:
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left padding
         out -= 1
     return out
 
 
-def _pool_geometry(input, kernel_size, stride, padding, dilation, ceil_mode):
-    k = _tuple(kernel_size, 2, "kernel_size")
-    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _tuple(stride, 2, "stride")
-    p, d = _tuple(padding, 2, "padding"), _tuple(dilation, 2, "dilation")
-    N, C, H, W = input.array.shape
-    OH, OW = _pool_size(H, k[0], s[0], p[0], d[0], ceil_mode), _pool_size(W, k[1], s[1], p[1], d[1], ceil_mode)
-    if OH < 1 or OW < 1:
-        raise RuntimeError(f"Given input size: ({C}x{H}x{W}). Calculated output size: ({C}x{OH}x{OW}). "
-                           "Output size is too small")
-    return (N, C, H, W, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], OH, OW)
+def _check_pool_input(name, nd, input):
+    shape = input.array.shape
+    if input.array.ndim not in (nd + 1, nd + 2):
+        if name == "max_pool1d":
+            raise RuntimeError(f"max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for "
+                               f"input, but got:{list(shape)}")
+        if nd == 1:
+            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.array.ndim}-dimensional tensor for "
+                               f"argument #1 'self' (while checking arguments for {name})")
+        raise RuntimeError(f"non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor expected for input, but got "
+                           f"{list(shape)}")
+    if 0 in shape[-nd - 1:]:
+        raise RuntimeError(f"{name}: Expected input to have non-zero size for non-batch dimensions, but got "
+                           f"{list(shape)}")
 
 
-def _batched_planes(name, input):
-    if input.array.ndim not in (3, 4):
-        raise RuntimeError(f"{name}: Expected 3D or 4D (batch mode) tensor for input, but got: "
-                           f"{list(input.array.shape)}")
-    return (input.unsqueeze(0), True) if input.array.ndim == 3 else (input, False)
+def _pool_geometry(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checks the arguments of a max / average pooling as PyTorch does; returns the kernel geometry."""
+    _check_pool_input(name, nd, input)
+    k = _pool_tuple(name, "kernel_size", kernel_size, nd)
+    empty = stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0)
+    s = k if empty else _pool_tuple(name, "stride", stride, nd)
+    p, d = _pool_tuple(name, "padding", padding, nd), _pool_tuple(name, "dilation", dilation, nd)
+    if min(s) <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got stride={list(s)}" if min(s) < 0 else
+                           "stride should not be zero")
+    if min(k) <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kernel_size={list(k)}")
+    if min(d) <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation={list(d)}")
+    if min(p) < 0:
+        raise RuntimeError(f"pad must be non-negative, but got pad: {min(p)}")
+    for pad, kern, dil in zip(p, k, d):
+        if pad > (dil * (kern - 1) + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pad}, "
+                               f"kernel_size={kern} and dilation={dil}")
+    shape = input.array.shape
+    out = tuple(_pool_size(n, *args, ceil_mode) for n, *args in zip(shape[-nd:], k, s, p, d))
+    if min(out) < 1:
+        channels = shape[-nd - 1]
+        raise RuntimeError(f"Given input size: ({'x'.join(map(str, shape[-nd - 1:]))}). Calculated output size: "
+                           f"({'x'.join(map(str, (channels,) + out))}). Output size is too small")
+    return _pool.pool_geometry(shape, k, s, p, d, out)
+
+
+def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode):
+    geometry = _pool_geometry(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _pool.MaxPool.apply(input, geometry=geometry, dims=nd)
 
 
 @float32_kernel
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    """Window maxima over (N, C, L) and each maximum's index along L: `out, idx = F.max_pool1d_with_indices(x, 2)`."""
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@float32_kernel
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    """Window maxima over (N, C, H, W) and each maximum's flat index in its H*W plane."""
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@float32_kernel
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    """Window maxima over (N, C, D, H, W) and each maximum's flat index in its D*H*W volume."""
+    return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Window maxima over (N, C, L) or (C, L): `F.max_pool1d(x, 3, stride=2, padding=1)`."""
+    out = max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return out if return_indices else out[0]
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """Window maxima over (N, C, H, W); with return_indices also each maximum's flat H*W index."""
-    x, unbatched = _batched_planes("max_pool2d", input)
-    geometry = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode)
-    k, p, d = geometry[4:6], geometry[8:10], geometry[10:12]
-    if any(pad > (dil * (kern - 1) + 1) // 2 for pad, kern, dil in zip(p, k, d)):
-        raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={p[0]}, "
-                           f"kernel_size={k[0]} and dilation={d[0]}")
-    out, indices = _pool.MaxPool2d.apply(x, geometry=geometry)
-    if unbatched:
-        out, indices = out.squeeze(0), indices.squeeze(0)
-    return (out, indices) if return_indices else out
+    """Window maxima over (N, C, H, W) or (C, H, W); with return_indices also each maximum's flat H*W index."""
+    out = max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return out if return_indices else out[0]
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Window maxima over (N, C, D, H, W) or (C, D, H, W): `F.max_pool3d(x, 2)`."""
+    out = max_pool3d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return out if return_indices else out[0]
+
+
+def _avg_pool(name, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    if divisor_override is not None and not isinstance(divisor_override, (int, np.integer)):
+        raise TypeError(f"{name}(): argument 'divisor_override' must be int, not {type(divisor_override).__name__}")
+    if divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    geometry = _pool_geometry(name, nd, input, kernel_size, stride, padding, 1, ceil_mode)
+    return _pool.AvgPool.apply(input, geometry=geometry, dims=nd, count_include_pad=bool(count_include_pad),
+                               divisor_override=int(divisor_override or 0))
 
 
 @float32_kernel
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    """Window averages over (N, C, H, W), PyTorch's divisor rules."""
-    x, unbatched = _batched_planes("avg_pool2d", input)
-    geometry = _pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode)
-    k, p = geometry[4:6], geometry[8:10]
-    if any(pad > kern // 2 for pad, kern in zip(p, k)):
-        raise RuntimeError(f"pad should be at most half of kernel size, but got pad={p[0]} and kernel_size={k[0]}")
-    out = _pool.AvgPool2d.apply(x, geometry=geometry, count_include_pad=count_include_pad)
-    return out.squeeze(0) if unbatched else out
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Window averages over (N, C, L) or (C, L): `F.avg_pool1d(x, 3, stride=2)`."""
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+
+
+@float32_kernel
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Window averages over (N, C, H, W) or (C, H, W), PyTorch's divisor rules: `F.avg_pool2d(x, 2)`."""
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+@float32_kernel
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Window averages over (N, C, D, H, W) or (C, D, H, W): `F.avg_pool3d(x, (1, 2, 2))`."""
+    return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _adaptive_sizes(name, nd, input, output_size, kind):
+    """output_size as nd ints (None keeps that input dim), after PyTorch's checks."""
+    shape = input.array.shape
+    if input.array.ndim not in (nd + 1, nd + 2):
+        if nd == 1:
+            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {input.array.ndim}-dimensional tensor for "
+                               f"argument #1 'self' (while checking arguments for {name})")
+        raise RuntimeError(f"{name}(): Expected {nd + 1}D or {nd + 2}D tensor, but got{':' if kind == 'max' else ''} "
+                           f"{list(shape)}")
+    sizes = (output_size,) * nd if isinstance(output_size, (int, np.integer)) or output_size is None else tuple(output_size)
+    if len(sizes) != nd:
+        if nd == 1:
+            raise RuntimeError(f"{name}() argument 'output_size' should contain one int (got {len(sizes)})")
+        raise RuntimeError(f"{name}: output_size must be {nd}")
+    sizes = tuple(shape[-nd + i] if s is None else int(s) for i, s in enumerate(sizes))
+    if min(sizes) < 0:
+        raise RuntimeError(f"{name}: elements of output_size must be greater than or equal to 0 but received "
+                           f"{{{', '.join(map(str, sizes))}}}")
+    for d in range(input.array.ndim - nd - 1, input.array.ndim):
+        if shape[d] == 0:
+            raise RuntimeError(f"{name}(): Expected input to have non-zero size for non-batch dimensions, but input "
+                               f"has sizes {list(shape)} with dimension {d} being empty")
+    return sizes
+
+
+@float32_kernel
+def adaptive_avg_pool1d(input, output_size):
+    """Average pooling of (N, C, L) to a fixed length: `F.adaptive_avg_pool1d(x, 4)`."""
+    return _pool.AdaptiveAvgPool.apply(input, output_size=_adaptive_sizes("adaptive_avg_pool1d", 1, input,
+                                                                         output_size, "avg"))
 
 
 @float32_kernel
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size (None keeps that input dim): `F.adaptive_avg_pool2d(x, 1)`."""
-    if input.array.ndim not in (3, 4):
-        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.array.shape)}")
-    sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
-    sizes = tuple(input.array.shape[-2 + i] if s is None else int(s) for i, s in enumerate(sizes))
-    return _pool.AdaptiveAvgPool2d.apply(input, output_size=sizes)
+    return _pool.AdaptiveAvgPool.apply(input, output_size=_adaptive_sizes("adaptive_avg_pool2d", 2, input,
+                                                                         output_size, "avg"))
+
+
+@float32_kernel
+def adaptive_avg_pool3d(input, output_size):
+    """Average pooling of (N, C, D, H, W) to a fixed size: `F.adaptive_avg_pool3d(x, (1, 2, 2))`."""
+    return _pool.AdaptiveAvgPool.apply(input, output_size=_adaptive_sizes("adaptive_avg_pool3d", 3, input,
+                                                                         output_size, "avg"))
+
+
+@float32_kernel
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):
+    """Maxima over PyTorch's adaptive windows of (N, C, L) and their indices along L."""
+    return _pool.AdaptiveMaxPool.apply(input, output_size=_adaptive_sizes("adaptive_max_pool1d", 1, input,
+                                                                         output_size, "max"))
+
+
+@float32_kernel
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False):
+    """Maxima over PyTorch's adaptive windows of (N, C, H, W) and their flat H*W indices."""
+    return _pool.AdaptiveMaxPool.apply(input, output_size=_adaptive_sizes("adaptive_max_pool2d", 2, input,
+                                                                         output_size, "max"))
+
+
+@float32_kernel
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):
+    """Maxima over PyTorch's adaptive windows of (N, C, D, H, W) and their flat D*H*W indices."""
+    return _pool.AdaptiveMaxPool.apply(input, output_size=_adaptive_sizes("adaptive_max_pool3d", 3, input,
+                                                                         output_size, "max"))
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, L) to a fixed length: `F.adaptive_max_pool1d(x, 4)`."""
+    out = adaptive_max_pool1d_with_indices(input, output_size)
+    return out if return_indices else out[0]
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a fixed output size (None keeps that input dim): `F.adaptive_max_pool2d(x, (2, 2))`."""
+    out = adaptive_max_pool2d_with_indices(input, output_size)
+    return out if return_indices else out[0]
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, D, H, W) to a fixed size: `F.adaptive_max_pool3d(x, 2)`."""
+    out = adaptive_max_pool3d_with_indices(input, output_size)
+    return out if return_indices else out[0]
+
+
+def _unpool_output_size(input, kernel_size, stride, padding, output_size):
+    n = len(kernel_size)
+    default = [(input.array.shape[-n + d] - 1) * stride[d] + kernel_size[d] - 2 * padding[d] for d in range(n)]
+    if output_size is None:
+        return default
+    if len(output_size) == n + 2:
+        output_size = output_size[2:]
+    if len(output_size) != n:
+        raise ValueError(f"output_size should be a sequence containing {n} or {n + 2} elements, but it has a "
+                         f"length of '{len(output_size)}'")
+    for d in range(n):
+        low, high = default[d] - stride[d], default[d] + stride[d]
+        if not low < int(output_size[d]) < high:
+            raise ValueError(f'invalid output_size "{output_size}" (dim {d} must be between {low} and {high})')
+    return [int(s) for s in output_size]
+
+
+def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size):
+    name = f"max_unpooling{nd}d"
+    if input.array.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Input to {name} should be a {nd + 1}d or {nd + 2}d Tensor, but got a tensor with "
+                           f"{input.array.ndim} dimensions.")
+    if indices.array.dtype != np.int64:
+        raise RuntimeError(f"elements in indices should be type int64 but got: {indices.dtype.legacy_name}")
+    if indices.array.shape != input.array.shape:
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(input.array.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.array.shape)}")
+    k = _pool_tuple(name, "kernel_size", kernel_size, nd)
+    s = k if stride is None else _pool_tuple(name, "stride", stride, nd)
+    size = _unpool_output_size(input, k, s, _pool_tuple(name, "padding", padding, nd), output_size)
+    for d, value in enumerate(size):
+        if value < 0:
+            raise ValueError(f"max_unpooling: output_size must contain non-negative spatial dimensions, but got "
+                             f"output_size[{d}]={value}")
+    volume = int(np.prod(size))
+    if indices.array.size and (int(indices.array.min()) < 0 or int(indices.array.max()) >= volume):
+        bad = int(indices.array.max()) if int(indices.array.max()) >= volume else int(indices.array.min())
+        shown = size + [1] if nd == 1 else size  # PyTorch unpools 1-d as 2-d with a trailing 1
+        raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
+                           f"{'x'.join(map(str, shown))})")
+    return _pool.MaxUnpool.apply(input, indices, output_size=tuple(size))
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool1d: values written back at their indices, zeros elsewhere."""
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool2d: `F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2)`."""
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool3d: values written back at their indices, zeros elsewhere."""
+    return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):
+    max_pool, avg_pool = {1: (max_pool1d, avg_pool1d), 2: (max_pool2d, avg_pool2d), 3: (max_pool3d, avg_pool3d)}[nd]
+    if norm_type == math.inf:
+        return max_pool(input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    if norm_type == -math.inf:
+        return -max_pool(-input.abs(), kernel_size, stride, 0, 1, ceil_mode)
+    out = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode)
+    window = int(np.prod(_pool_tuple(f"lp_pool{nd}d", "kernel_size", kernel_size, nd)))
+    return (out.sign() * relu(out.abs())).mul(window).pow(1.0 / norm_type)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum over each window of x^p)^(1/p) over (N, C, L): `F.lp_pool1d(x, 2, 3)`."""
+    return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum over each window of x^p)^(1/p) over (N, C, H, W): `F.lp_pool2d(x, 2, 3, stride=2)`."""
+    return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """(sum over each window of x^p)^(1/p) over (N, C, D, H, W): `F.lp_pool3d(x, 2, 2)`."""
+    return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+# ---- upsampling, pixel and channel shuffle ----
+
+_INTERPOLATE_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+_INTERPOLATE_TAPS = {"nearest": "nearest", "nearest-exact": "nearest-exact", "linear": "linear",
+                     "bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}
+
+
+@float32_kernel
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize the spatial dims of (N, C, *spatial) to `size` or by `scale_factor`:
+    `F.interpolate(x, scale_factor=2, mode="bilinear")`. Modes nearest, nearest-exact,
+    linear / bilinear / trilinear, bicubic and area; antialias=True is not implemented."""
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                             "bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    ndim = input.array.ndim
+    dim = ndim - 2
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    scales = None
+    if size is not None:
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input "
+                                 f"with spatial dimensions of {list(input.array.shape[2:])} and output size of {size}. "
+                                 "Please provide input tensor in (N, C, d1, d2, ...,dK) format and output size in "
+                                 "(o1, o2, ...,oK) format.")
+            if not all(isinstance(s, (int, np.integer)) for s in size):
+                raise TypeError("expected size to be one of int or Tuple[int] or Tuple[int, int] or "
+                                f"Tuple[int, int, int], but got size with types {[type(s) for s in size]}")
+            out_size = [int(s) for s in size]
+        else:
+            out_size = [int(size)] * dim
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got "
+                                 f"input with spatial dimensions of {list(input.array.shape[2:])} and scale_factor of "
+                                 f"shape {scale_factor}. Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                                 "and scale_factor in (s1, s2, ...,sK) format.")
+            scales = [float(s) for s in scale_factor]
+        else:
+            scales = [float(scale_factor)] * dim
+        out_size = [int(n * s) for n, s in zip(input.array.shape[2:], scales)]
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if recompute_scale_factor or mode == "area":
+        scales = None  # the kernels use in / out, from the integer output size
+    if antialias:
+        if not (mode in ("bilinear", "bicubic", "lanczos") and ndim == 4):
+            raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos modes and requires a "
+                             "4-D tensor as input")
+        raise NotImplementedError(f"interpolate: antialias=True (mode '{mode}') is not implemented in distml")
+    if mode == "lanczos" and ndim == 4:
+        raise ValueError("Lanczos mode does not support align_corners=True" if align_corners else
+                         "Lanczos mode requires antialias=True")
+    if ndim not in (3, 4, 5) or mode not in _INTERPOLATE_TAPS and mode != "area" or mode == "bicubic" and dim != 2:
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {ndim}D) for the "
+                                  "modes: nearest | linear | bilinear | bicubic | trilinear | lanczos | area | "
+                                  f"nearest-exact (got {mode})")
+    needed = _INTERPOLATE_DIMS.get(mode)
+    if needed is not None and needed != dim:
+        raise NotImplementedError(f"Got {ndim}D input, but {mode} mode needs {needed + 2}D input")
+    if not dtypes.is_float(input.array.dtype):
+        raise NotImplementedError(f'"upsample_{mode}{dim}d" not implemented for \'{_type_name(input)}\'')
+    if mode == "area":
+        return {1: adaptive_avg_pool1d, 2: adaptive_avg_pool2d, 3: adaptive_avg_pool3d}[dim](input, out_size)
+    in_size = input.array.shape[2:]
+    if input.array.shape[1] == 0:
+        raise RuntimeError(f"Non-empty {ndim}D data tensor expected but got a tensor with sizes "
+                           f"{list(input.array.shape)}")
+    if min(in_size) <= 0 or min(out_size) <= 0:
+        names = "DHW"[3 - dim:]
+        shown = ", ".join(f"{n}: {s}" for n, s in zip(names, in_size))
+        wanted = ", ".join(f"{n}: {s}" for n, s in zip(names, out_size))
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input ({shown}) and output "
+                           f"({wanted})")
+    out = input
+    for d in reversed(range(dim)):
+        index, weights = _resample.taps(_INTERPOLATE_TAPS[mode], in_size[d], out_size[d],
+                                        None if scales is None else scales[d], align_corners, input.array.dtype,
+                                        nearest_2d=mode == "nearest" and dim == 2)
+        out = _resample.Resample.apply(out, axis=2 + d, index=index, weights=weights)
+    return out
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Deprecated alias of interpolate, kept as PyTorch keeps it."""
+    warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Deprecated: interpolate(input, size, scale_factor, mode="nearest")."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Deprecated: interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def _check_factor(name, what, factor):
+    if not isinstance(factor, (int, np.integer)) or isinstance(factor, bool):
+        raise TypeError(f"{name}(): argument '{what}' (position 2) must be int, not {type(factor).__name__}")
+    if factor <= 0:
+        raise RuntimeError(f"{name} expects a positive {what}, but got {factor}")
+
+
+def pixel_shuffle(input, upscale_factor):
+    """(*, C*r*r, H, W) -> (*, C, H*r, W*r): `F.pixel_shuffle(x, 2)`."""
+    _check_factor("pixel_shuffle", "upscale_factor", upscale_factor)
+    shape = input.array.shape
+    if len(shape) < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{len(shape)} dimension(s)")
+    r = int(upscale_factor)
+    if shape[-3] % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                           f"upscale_factor, but input.size(-3)={shape[-3]} is not divisible by {r * r}")
+    lead, (c, h, w) = shape[:-3], shape[-3:]
+    n = len(lead)
+    x = input.reshape(lead + (c // (r * r), r, r, h, w))
+    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)
+    return x.reshape(lead + (c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H*r, W*r) -> (*, C*r*r, H, W), pixel_shuffle's inverse: `F.pixel_unshuffle(x, 2)`."""
+    _check_factor("pixel_unshuffle", "downscale_factor", downscale_factor)
+    shape = input.array.shape
+    if len(shape) < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{len(shape)} dimension(s)")
+    r = int(downscale_factor)
+    for d, what in ((-2, "height"), (-1, "width")):
+        if shape[d] % r:
+            raise RuntimeError(f"pixel_unshuffle expects {what} to be divisible by downscale_factor, but "
+                               f"input.size({d})={shape[d]} is not divisible by {r}")
+    lead, (c, h, w) = shape[:-3], shape[-3:]
+    n = len(lead)
+    x = input.reshape(lead + (c, h // r, r, w // r, r))
+    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)
+    return x.reshape(lead + (c * r * r, h // r, w // r))
+
+
+def channel_shuffle(input, groups):
+    """(N, g*k, *) -> (N, k*g, *): channel c*g + i of the output is channel i*k + c of the input
+    (ShuffleNet): `F.channel_shuffle(x, 2)`."""
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"channel_shuffle(): argument 'groups' (position 2) must be int, not {type(groups).__name__}")
+    shape = input.array.shape
+    if len(shape) <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with sizes {list(shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of groups:{groups}")
+    if shape[1] % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {shape[1]} channels and {groups} "
+                           "groups.")
+    x = input.reshape((shape[0], int(groups), shape[1] // groups) + shape[2:])
+    return x.transpose(1, 2).reshape(shape)
+
+
+native_channel_shuffle = channel_shuffle
+
+
+# ---- grid sampling ----
+
+_GRID_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. Please "
+                 "specify align_corners=True if the old behavior is desired. See the documentation of grid_sample for "
+                 "details.")
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) of the affine maps theta (N, 2, 3)
+    (or (N, 3, 4)) over [-1, 1] output coordinates, for grid_sample: `F.affine_grid(theta, x.size())`."""
+    if align_corners is None:
+        warnings.warn(_GRID_WARNING, stacklevel=2)
+        align_corners = False
+    if not dtypes.is_float(theta.array.dtype):
+        raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
+    size = [int(s) for s in size]
+    if len(size) in (4, 5):
+        rows = len(size) - 2
+        if theta.array.ndim != 3 or theta.array.shape[-2:] != (rows, rows + 1):
+            kind = "2D affine matrices of shape Nx2x3" if rows == 2 else "3D affine matrices of shape Nx3x4"
+            raise ValueError(f"Expected a batch of {kind} for size {size}. Got {theta.shape}.")
+    else:
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+                                  f"respectively. Got size {size}.")
+    spatial = size[2:]
+    if align_corners and min(spatial) == 1:
+        warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+                      "align_corners=True. This is not an intended use case of affine_grid. See the documentation of "
+                      "affine_grid for details.", stacklevel=2)
+    elif min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+    if theta.array.shape[0] != size[0]:
+        raise RuntimeError(f"affine_grid: expected {size[0]} affine matrices for size {size}, but theta has "
+                           f"{theta.array.shape[0]}")
+    xp = get_array_module(theta.array)
+    axes = []
+    for n in reversed(spatial):  # x runs along the last dim, then y, then z
+        line = np.linspace(-1, 1, n) if n > 1 else np.zeros(1)
+        axes.append(line if align_corners else line * (n - 1) / n)
+    coords = list(np.meshgrid(*axes[::-1], indexing="ij"))[::-1] + [np.ones(spatial)]
+    base = xp.asarray(np.stack(coords, axis=-1).reshape(1, -1, len(spatial) + 1), dtype=theta.array.dtype)
+    grid = ops.matmul(Tensor(base), theta.transpose(1, 2))
+    return grid.reshape([size[0]] + spatial + [len(spatial)])
+
+
+def _grid_source(coord, size, padding_mode, align_corners):
+    """Input positions of normalised grid coordinates, after PyTorch's border / reflection rules."""
+    coord = (coord + 1) / 2 * (size - 1) if align_corners else ((coord + 1) * size - 1) / 2
+    if padding_mode == "border":
+        return coord.clamp(0, size - 1)
+    if padding_mode == "reflection":
+        low, high = (0, 2 * (size - 1)) if align_corners else (-1, 2 * size - 1)
+        if low == high:
+            return coord * 0
+        start, span = low / 2, (high - low) / 2
+        distance = (coord - start).abs()
+        flips = np.floor(distance.array / span)
+        extra = distance - Tensor((flips * span).astype(distance.array.dtype))
+        coord = ops.where(Tensor(flips % 2 == 0), extra + start, span - extra + start)
+        return coord.clamp(0, size - 1)
+    return coord
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
+    """Sample input (N, C, H, W) at grid (N, Ho, Wo, 2) (x, y in [-1, 1]): (N, C, Ho, Wo);
+    modes bilinear and nearest, padding zeros, border or reflection: `F.grid_sample(x, grid, align_corners=False)`.
+    Gradients flow to input and (bilinear) grid."""
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but "
+                         f"got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError("nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or "
+                         f"'reflection', but got: '{padding_mode}'")
+    if align_corners is None:
+        warnings.warn(_GRID_WARNING, stacklevel=2)
+        align_corners = False
+    if mode == "bicubic":
+        raise NotImplementedError("grid_sample: mode='bicubic' is not implemented in distml")
+    if input.array.ndim == 5:
+        raise NotImplementedError("grid_sample: 5-D (volumetric) input is not implemented in distml")
+    if input.array.ndim != 4 or grid.array.ndim != 4:
+        raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of dimensions, but got "
+                           f"input with sizes {list(input.array.shape)} and grid with sizes {list(grid.array.shape)}")
+    N, C, H, W = input.array.shape
+    if grid.array.shape[0] != N or grid.array.shape[-1] != 2:
+        raise RuntimeError(f"grid_sampler(): expected grid to have size 2 in last dimension and the same batch size "
+                           f"as input, but got input with sizes {list(input.array.shape)} and grid with sizes "
+                           f"{list(grid.array.shape)}")
+    if input.array.dtype != grid.array.dtype:
+        raise RuntimeError(f"grid_sampler(): expected input and grid to have same dtype, but input has "
+                           f"{input.dtype} and grid has {grid.dtype}")
+    xp = get_array_module(input.array)
+    x = _grid_source(grid[..., 0], W, padding_mode, align_corners)
+    y = _grid_source(grid[..., 1], H, padding_mode, align_corners)
+    batch = xp.arange(N).reshape(N, 1, 1)
+
+    def tap(rows, columns):
+        """input at integer (rows, columns) per grid point, 0 outside: (N, Ho, Wo, C)."""
+        inside = (rows >= 0) & (rows < H) & (columns >= 0) & (columns < W)
+        values = input[batch, :, xp.clip(rows, 0, H - 1), xp.clip(columns, 0, W - 1)]
+        return ops.where(Tensor(inside[..., None]), values, 0.0)
+
+    if mode == "nearest":  # rint rounds halves to even, as PyTorch's nearbyint
+        out = tap(xp.rint(y.array).astype(np.int64), xp.rint(x.array).astype(np.int64))
+    else:
+        x0, y0 = xp.floor(x.array), xp.floor(y.array)
+        dx, dy = x - Tensor(x0), y - Tensor(y0)
+        x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+        out = None
+        for rows, columns, weight in ((y0, x0, (1 - dx) * (1 - dy)), (y0, x0 + 1, dx * (1 - dy)),
+                                      (y0 + 1, x0, (1 - dx) * dy), (y0 + 1, x0 + 1, dx * dy)):
+            term = tap(rows, columns) * weight.unsqueeze(-1)
+            out = term if out is None else out + term
+    return out.permute(0, 3, 1, 2)
 
 
 # ---- normalisation ----

@@ -23,7 +23,7 @@ from distml.ops.linalg import Einsum, MatMul
 from distml.ops.linear import Embedding, Linear
 from distml.ops.math import Binary, Rounding, Unary
 from distml.ops.norm import Normalize
-from distml.ops.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from distml.ops.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from distml.ops.reduce import AMax, CumSum, Prod, Sum
 from distml.ops.rnn import MODES, RecurrentLayer
 from distml.ops.shape import Cat, Expand, Flip, Permute, Reshape, Split
@@ -554,41 +554,86 @@ def _conv_transpose2d(c):
     return c.node("ConvTranspose", *inputs, group=int(c.params["groups"]), **_conv_transpose_attributes(c.call))
 
 
-@converts(MaxPool2d, key=lambda call: (call.inputs, _window_attributes(call.params["geometry"])))
-def _max_pool2d(c):
-    return [c.node("MaxPool", c.input(0), **_window_attributes(c.params["geometry"])), UNAVAILABLE]
+def _pool_window(call):
+    """The last `dims` entries of each part of a pool geometry (csrc/kernels/pool.h's tuple):
+    sizes, kernel, stride, padding, dilation and output sizes."""
+    g, n = call.params["geometry"], call.params["dims"]
+    return [list(g[1 + 3 * part:4 + 3 * part][3 - n:]) for part in range(6)]
 
 
-def _avg_pool_attributes(call):
-    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = call.params["geometry"]
-    floor = (OH == (H + 2 * PH - KH) // SH + 1) and (OW == (W + 2 * PW - KW) // SW + 1)
-    return {"kernel_shape": [KH, KW], "strides": [SH, SW], "pads": [PH, PW, PH, PW], "ceil_mode": int(not floor),
-            "count_include_pad": int(bool(call.params["count_include_pad"]))}
+def _pool_attributes(call, dilations=True):
+    size, kernel, stride, pad, dilation, out = _pool_window(call)
+    floor = all(o == (s + 2 * p - d * (k - 1) - 1) // st + 1
+                for s, k, st, p, d, o in zip(size, kernel, stride, pad, dilation, out))
+    attributes = {"kernel_shape": kernel, "strides": stride, "pads": pad + pad, "ceil_mode": int(not floor)}
+    if dilations:
+        attributes["dilations"] = dilation
+    elif any(d != 1 for d in dilation):
+        raise OnnxExporterError("average pooling with dilation has no ONNX form")
+    return attributes
 
 
-@converts(AvgPool2d, key=lambda call: (call.inputs, _avg_pool_attributes(call)))
-def _avg_pool2d(c):
-    return c.node("AveragePool", c.input(0), **_avg_pool_attributes(c.call))
+def _batched(c, n, pool):
+    """pool(name) on input 0 with the (N, C, *spatial) layout ONNX's pools want: an unbatched
+    (C, *spatial) input gets a batch dim of 1 around it."""
+    rank = len(c.shape(0))
+    if rank == n + 2:
+        return pool(c.input(0))
+    if rank != n + 1:
+        raise c.unsupported(f"pooling a {rank}-d input over its last {n} dims (ONNX wants (N, C, *spatial))")
+    outputs = pool(c.node("Unsqueeze", c.input(0), c.ints([0])))
+    first = outputs[0] if isinstance(outputs, list) else outputs
+    squeezed = c.node("Squeeze", first, c.ints([0]))
+    return [squeezed] + outputs[1:] if isinstance(outputs, list) else squeezed
+
+
+@converts(MaxPool, key=lambda call: (call.inputs, _pool_attributes(call)))
+def _max_pool(c):
+    attributes = _pool_attributes(c.call)
+    return _batched(c, c.params["dims"], lambda x: [c.node("MaxPool", x, **attributes), UNAVAILABLE])
+
+
+@converts(AvgPool, key=lambda call: (call.inputs, _pool_attributes(call, dilations=False),
+                                      call.params["count_include_pad"], call.params["divisor_override"]))
+def _avg_pool(c):
+    if c.params["divisor_override"]:
+        raise c.unsupported("divisor_override (ONNX's AveragePool divides by the window or its valid part)")
+    attributes = dict(_pool_attributes(c.call, dilations=False), count_include_pad=int(c.params["count_include_pad"]))
+    return _batched(c, c.params["dims"], lambda x: c.node("AveragePool", x, **attributes))
 
 
 def _adaptive_kernel(call):
-    (H, W), (OH, OW) = call.inputs[0].shape[-2:], call.params["output_size"]
-    if (OH, OW) == (1, 1):
+    """None for global pooling, the kernel when the output size divides the input's, else "uneven"."""
+    out = list(call.params["output_size"])
+    size = list(call.inputs[0].shape[-len(out):])
+    if all(o == 1 for o in out):
         return None
-    if H % OH or W % OW:
+    if any(s % o for s, o in zip(size, out)):
         return "uneven"
-    return [H // OH, W // OW]
+    return [s // o for s, o in zip(size, out)]
 
 
-@converts(AdaptiveAvgPool2d, key=lambda call: (call.inputs, _adaptive_kernel(call)))
-def _adaptive_avg_pool2d(c):
-    kernel = _adaptive_kernel(c.call)
-    if kernel is None:
-        return c.node("GlobalAveragePool", c.input(0))
+def _adaptive(c, op_type, n_outputs):
+    kernel, n = _adaptive_kernel(c.call), len(c.params["output_size"])
     if kernel == "uneven":
         raise c.unsupported(f"output size {list(c.params['output_size'])} does not divide the input size "
-                            f"{list(c.shape(0)[-2:])}")
-    return c.node("AveragePool", c.input(0), kernel_shape=kernel, strides=kernel)
+                            f"{list(c.shape(0)[-n:])}")
+
+    def pool(x):
+        out = c.node(f"Global{op_type}", x) if kernel is None else c.node(op_type, x, kernel_shape=kernel,
+                                                                            strides=kernel)
+        return [out, UNAVAILABLE] if n_outputs == 2 else out
+    return _batched(c, n, pool)
+
+
+@converts(AdaptiveAvgPool, key=lambda call: (call.inputs, _adaptive_kernel(call)))
+def _adaptive_avg_pool(c):
+    return _adaptive(c, "AveragePool", 1)
+
+
+@converts(AdaptiveMaxPool, key=lambda call: (call.inputs, _adaptive_kernel(call)))
+def _adaptive_max_pool(c):
+    return _adaptive(c, "MaxPool", 2)
 
 
 # ---- normalisation ----

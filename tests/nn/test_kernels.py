@@ -1,9 +1,9 @@
-"""The _C kernels behind conv, pooling and cross-entropy against their xp twins (the path
+"""The _C kernels behind conv and cross-entropy against their xp twins (the path
 cupy arrays take), run here on numpy arrays; and float32 against float64."""
 import numpy as np
 import pytest
 
-from distml.ops import conv, loss, pool
+from distml.ops import conv, loss
 
 GEOMETRIES = [
     (2, 3, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 7, 6),
@@ -20,25 +20,6 @@ def test_im2col_col2im_match_xp(rng, g, dtype):
     cols = conv.im2col(x, g)
     np.testing.assert_array_equal(cols, conv._im2col_xp(x, g))
     np.testing.assert_allclose(conv.col2im(cols, g), conv._col2im_xp(cols, g), rtol=1e-6)
-
-
-@pytest.mark.parametrize("g", GEOMETRIES)
-def test_pooling_matches_xp(rng, g):
-    x = rng.standard_normal(g[:4])
-    planes = (g[0] * g[1], 1) + g[2:]
-    node = pool.MaxPool2d()
-    out, indices = node.forward(x, g)
-    out_xp, idx_xp = pool._max_pool_xp(x, planes)
-    np.testing.assert_array_equal(out, out_xp)
-    np.testing.assert_array_equal(indices, idx_xp)
-    grad = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(node.backward(grad, None), pool._max_pool_backward_xp(grad, indices, x.shape))
-    for include in (True, False) if g[10:12] == (1, 1) else ():  # average pooling has no dilation
-        node = pool.AvgPool2d()
-        out = node.forward(x, g, include)
-        windows, divisor = pool._avg_windows_xp(x, planes, include)
-        np.testing.assert_allclose(out, (windows.sum(axis=0) / divisor).reshape(out.shape))
-        np.testing.assert_allclose(node.backward(grad), pool._avg_pool_backward_xp(grad, planes, x.shape, include))
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -387,3 +387,18 @@ def test_elu_family(tmp_path, activation):
     model = nn.Sequential(nn.Linear(4, 4), activation).eval()
     _, session = export(model, (distml.randn(3, 4),), tmp_path, input_names=["x"])
     assert_runs_like(session, model, distml.randn(3, 4))
+
+
+class Pools(nn.Module):
+    """Pools in 1 and 3 dims, unbatched input, adaptive max, as ONNX pools."""
+
+    def forward(self, x1, x3, unbatched):
+        return (F.max_pool1d(x1, 3, 2, padding=1, dilation=2), F.avg_pool1d(x1, 2, ceil_mode=True),
+                F.avg_pool3d(x3, 2), F.max_pool3d(x3, 2, stride=1), F.adaptive_max_pool2d(unbatched, 2),
+                F.adaptive_avg_pool3d(x3, 1), F.max_pool2d(unbatched, 2))
+
+
+def test_pools_in_one_to_three_dims(tmp_path):
+    args = (distml.randn(2, 3, 9), distml.randn(2, 2, 4, 4, 6), distml.randn(3, 6, 8))
+    _, session = export(Pools(), args, tmp_path)
+    assert_runs_like(session, Pools(), *args)
