@@ -946,3 +946,19 @@ def test_size_and_dims_lists_by_keyword_as_torch(call):
 def test_size_list_given_twice_raises_type_error():
     with pytest.raises(TypeError):
         distml.arange(6.0).reshape(2, 3, shape=(3, 2))
+
+
+@pytest.mark.parametrize("shape,repeats", [((2, 3), (2, 1)), ((3,), (2, 2, 1)), ((2, 1, 3), (1, 4, 2)),
+                                           ((0, 2), (3, 1))])
+def test_repeat_is_a_writable_copy_with_torchs_gradient(shape, repeats):
+    values = np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
+    ours, theirs = distml.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    out_ours, out_theirs = ours.repeat(*repeats), theirs.repeat(*repeats)
+    assert out_ours.tolist() == out_theirs.tolist()
+    weights = np.random.default_rng(0).standard_normal(tuple(out_theirs.shape))
+    (out_ours * distml.tensor(weights)).sum().backward()
+    (out_theirs * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy())
+    copy = out_ours.detach()
+    copy[...] = 1.0  # a new array, not a read-only expanded view
+    assert ours.detach().tolist() == values.tolist()

@@ -35,6 +35,20 @@ class Permute(Primitive):
         return grad.transpose(np.argsort(self.dims))
 
 
+class Repeat(Primitive):
+    """x tiled: a new array (writable, unlike an expanded view), as PyTorch's repeat."""
+    saves_inputs = False
+
+    def forward(self, x, repeats):
+        self.shape = x.shape
+        return get_array_module(x).tile(x, repeats)
+
+    def backward(self, grad):
+        shape = (1,) * (grad.ndim - len(self.shape)) + self.shape
+        tiles = grad.reshape([v for r, s in zip(grad.shape, shape) for v in (r // s if s else 0, s)])
+        return tiles.sum(axis=tuple(range(0, tiles.ndim, 2))).reshape(self.shape)
+
+
 class Expand(Primitive):
     saves_inputs = False
     is_view = True
@@ -309,10 +323,7 @@ def repeat(x, *counts, repeats=None):
     repeats = _sizes_arg(counts, repeats, "repeats")
     if len(repeats) < x.array.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
-    shape = (1,) * (len(repeats) - x.array.ndim) + x.array.shape
-    interleaved = reshape(x, tuple(v for s in shape for v in (1, s)))
-    expanded = expand(interleaved, tuple(v for r, s in zip(repeats, shape) for v in (r, s)))
-    return reshape(expanded, tuple(r * s for r, s in zip(repeats, shape)))
+    return Repeat.apply(x, repeats=tuple(int(r) for r in repeats))
 
 
 @register(method=True)
