@@ -5,19 +5,27 @@
 
 namespace distml {
 
-// The geometry of a 2-D convolution window over an (N, C, H, W) input: kernel KH x KW,
-// stride, top/left padding (the bottom/right padding is implied by OH/OW), dilation.
+// The geometry of a 2-D window over an (N, C, H, W) input: kernel KH x KW, stride, top/left
+// padding (the bottom/right padding is implied by OH/OW), dilation. The pooling kernels use it.
 struct ConvGeometry {
   int64_t N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW;
 };
 
-// Unfold x (N, C, H, W) into cols (N, C*KH*KW, OH*OW): cols[n, (c*KH + i)*KW + j, oh*OW + ow]
-// holds x[n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW] (0 in the padding), so that a convolution
-// is one batched matrix product weight (O, C*KH*KW) @ cols[n]. Parallel over n.
-void im2col(const void* x, void* cols, const ConvGeometry& g, DType dtype);
+// The same for a convolution over (N, C, D, H, W): 1-D and 2-D convolutions are the case
+// D = KD = SD = DD = OD = 1, PD = 0 (and H likewise for 1-D).
+struct ConvGeometry3d {
+  int64_t N, C, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW;
+};
 
-// The adjoint of im2col: x = 0, then every cols entry is added back to the x position it
-// came from (overlapping windows accumulate; padding entries are dropped). Parallel over n.
-void col2im(const void* cols, void* x, const ConvGeometry& g, DType dtype);
+// Unfold x (N, C, D, H, W) into columns: row r = ((c*KD + a)*KH + i)*KW + j, sample n, output
+// position l = (od*OH + oh)*OW + ow holds x[n, c, od*SD - PD + a*DD, oh*SH - PH + i*DH,
+// ow*SW - PW + j*DW] (0 in the padding). With batch_major the columns are (N, rows, L)
+// (F.unfold's layout); otherwise (rows, N, L), so that a convolution over the whole batch is the
+// one matrix product weight (O, rows) @ cols (rows, N*L). Parallel over rows.
+void im2col(const void* x, void* cols, const ConvGeometry3d& g, bool batch_major, DType dtype);
+
+// The adjoint of im2col: x = 0, then every column entry is added back to the x position it
+// came from (overlapping windows accumulate; padding entries are dropped). Parallel over (n, c).
+void col2im(const void* cols, void* x, const ConvGeometry3d& g, bool batch_major, DType dtype);
 
 }  // namespace distml

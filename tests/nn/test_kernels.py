@@ -12,14 +12,21 @@ GEOMETRIES = [
     (3, 1, 5, 5, 2, 2, 2, 2, 0, 0, 1, 1, 2, 2),
 ]
 
+WINDOWS = [conv.Window(g[0], g[1], g[2:4], g[4:6], g[6:8], g[8:10], g[10:12], g[12:14]) for g in GEOMETRIES] + [
+    conv.Window(2, 3, (5, 4, 6), (2, 3, 2), (2, 1, 2), (1, 1, 0), (1, 1, 2), (3, 4, 2)),
+    conv.Window(3, 2, (9,), (3,), (2,), (2,), (2,), (5,)),
+]
 
-@pytest.mark.parametrize("g", GEOMETRIES)
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("batch_major", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_im2col_col2im_match_xp(rng, g, dtype):
-    x = rng.standard_normal(g[:4]).astype(dtype)
-    cols = conv.im2col(x, g)
-    np.testing.assert_array_equal(cols, conv._im2col_xp(x, g))
-    np.testing.assert_allclose(conv.col2im(cols, g), conv._col2im_xp(cols, g), rtol=1e-6)
+def test_im2col_col2im_match_xp(rng, window, batch_major, dtype):
+    x = rng.standard_normal((window.N, window.C) + window.size).astype(dtype)
+    cols = conv.im2col(x, window, batch_major)
+    np.testing.assert_array_equal(cols, conv._im2col_xp(x, window, batch_major).reshape(cols.shape))
+    np.testing.assert_allclose(conv.col2im(cols, window, batch_major), conv._col2im_xp(cols, window, batch_major),
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("g", GEOMETRIES)

@@ -197,21 +197,3 @@ def test_lenet_end_to_end(same, rng):
                                  lib.nn.Linear(400, 120), lib.nn.ReLU(), lib.nn.Linear(120, 84), lib.nn.ReLU(),
                                  lib.nn.Linear(84, 10))
     same(lenet(distml), lenet(torch), [rng.standard_normal((4, 1, 28, 28))], np.float32)
-
-
-@pytest.mark.parametrize("row_unfold_min", [1, 10 ** 9])
-@pytest.mark.parametrize("args,kwargs,shape", [
-    ((3, 4, 3), {}, (2, 3, 7, 6)),
-    ((4, 6, (3, 2)), {"groups": 2, "padding": 1, "dilation": (2, 1)}, (2, 4, 8, 7)),
-    ((2, 3, 4), {"padding": "same"}, (2, 2, 6, 7)),
-    ((2, 3, 3), {"stride": (1, 2), "padding": (0, 1)}, (2, 2, 6, 7)),
-    ((2, 3, 3), {"stride": (2, 1), "bias": False}, (2, 2, 7, 6)),
-])
-def test_conv_row_unfolding(same, rng, monkeypatch, row_unfold_min, args, kwargs, shape):
-    """Both ways of splitting a convolution into products (full im2col, or width-only
-    unfolding with one product per kernel row) agree with torch."""
-    from distml.ops import conv
-    monkeypatch.setattr(conv, "ROW_UNFOLD_MIN", row_unfold_min)
-    dm, tm = both("Conv2d", *args, **kwargs)
-    same(dm, tm, [rng.standard_normal(shape)])
-    same(dm, tm, [rng.standard_normal(shape)], np.float32)
