@@ -13,14 +13,16 @@ same thread count (torch.set_num_threads, threadpoolctl for BLAS and OpenMP); th
 """
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-import distml
-from distml.vision.models import resnet18
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's distml
+import distml  # noqa: E402
+from distml.vision.models import resnet18  # noqa: E402
 
 # (name, batch, in_channels, out_channels, kernel, stride, padding, size, groups)
 SHAPES = [

@@ -24,33 +24,58 @@ inline int64_t row_start(const ConvGeometry3d& g, int64_t r, int64_t n, int64_t 
   return (batch_major ? n * rows + r : r * g.N + n) * L;
 }
 
+// The valid output ranges of one kernel offset (a, i, j) along D, H and W.
+struct Spans {
+  Span d, h, w;
+};
+
+Spans spans(const ConvGeometry3d& g, int64_t a, int64_t i, int64_t j) {
+  return {inside(g.OD, g.SD, a * g.DD - g.PD, g.D), inside(g.OH, g.SH, i * g.DH - g.PH, g.H),
+          inside(g.OW, g.SW, j * g.DW - g.PW, g.W)};
+}
+
 template <typename T>
 void im2col_typed(const T* x, T* cols, const ConvGeometry3d& g, bool batch_major) {
-  const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W;
-#pragma omp parallel for schedule(static) if (rows * g.N * g.OD * g.OH * g.OW > kParallelWork)
+  const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W, area = g.OH * g.OW;
+  // Output rows follow each other in x too (stride 1 and as wide as x, as in 'same' convolutions):
+  // a kernel offset's whole (OH, OW) block is then one run of x.
+  const bool contiguous = g.SW == 1 && g.SH == 1 && g.W == g.OW;
+#pragma omp parallel for schedule(static) if (rows * g.N * g.OD * area > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / K, a = r % K / (g.KH * g.KW), i = r % (g.KH * g.KW) / g.KW, j = r % g.KW;
-    const int64_t w_offset = j * g.DW - g.PW;
-    const Span span = inside(g.OW, g.SW, w_offset, g.W);
+    const Spans s = spans(g, a, i, j);
+    // x's element for output (od, oh, ow) is at start + od*SD*H*W + oh*SH*W + ow*SW
+    const int64_t start = ((a * g.DD - g.PD) * g.H + i * g.DH - g.PH) * g.W + j * g.DW - g.PW;
     for (int64_t n = 0; n < g.N; ++n) {
-      const T* in_plane = x + (n * g.C + c) * plane;
+      const T* in_plane = x + (n * g.C + c) * plane + start;
       T* out = cols + row_start(g, r, n, rows, batch_major);
-      for (int64_t od = 0; od < g.OD; ++od) {
-        const int64_t id = od * g.SD - g.PD + a * g.DD;
-        for (int64_t oh = 0; oh < g.OH; ++oh, out += g.OW) {
-          const int64_t ih = oh * g.SH - g.PH + i * g.DH;
-          if (id < 0 || id >= g.D || ih < 0 || ih >= g.H) {
-            std::memset(out, 0, sizeof(T) * g.OW);
-            continue;
+      for (int64_t od = 0; od < g.OD; ++od, out += area) {
+        if (od < s.d.lo || od >= s.d.hi) {
+          std::memset(out, 0, sizeof(T) * area);
+          continue;
+        }
+        std::memset(out, 0, sizeof(T) * s.h.lo * g.OW);
+        std::memset(out + s.h.hi * g.OW, 0, sizeof(T) * (g.OH - s.h.hi) * g.OW);
+        if (contiguous && s.h.lo < s.h.hi && s.w.lo < s.w.hi) {
+          // one copy from the first valid entry to the last, then zeros over the row ends that lie in the padding
+          const int64_t first = s.h.lo * g.OW + s.w.lo, last = (s.h.hi - 1) * g.OW + s.w.hi;
+          std::memcpy(out + first, in_plane + od * g.SD * g.H * g.W + first, sizeof(T) * (last - first));
+          for (int64_t oh = s.h.lo; oh < s.h.hi; ++oh) {
+            for (int64_t ow = 0; ow < s.w.lo; ++ow) out[oh * g.OW + ow] = 0;
+            for (int64_t ow = s.w.hi; ow < g.OW; ++ow) out[oh * g.OW + ow] = 0;
           }
-          const T* in = in_plane + (id * g.H + ih) * g.W + w_offset;
-          for (int64_t ow = 0; ow < span.lo; ++ow) out[ow] = 0;
+          continue;
+        }
+        for (int64_t oh = s.h.lo; oh < s.h.hi; ++oh) {
+          T* __restrict row = out + oh * g.OW;
+          const T* __restrict in = in_plane + od * g.SD * g.H * g.W + oh * g.SH * g.W;
+          for (int64_t ow = 0; ow < s.w.lo; ++ow) row[ow] = 0;
           if (g.SW == 1) {
-            std::memcpy(out + span.lo, in + span.lo, sizeof(T) * (span.hi - span.lo));
+            for (int64_t ow = s.w.lo; ow < s.w.hi; ++ow) row[ow] = in[ow];
           } else {
-            for (int64_t ow = span.lo; ow < span.hi; ++ow) out[ow] = in[ow * g.SW];
+            for (int64_t ow = s.w.lo; ow < s.w.hi; ++ow) row[ow] = in[ow * g.SW];
           }
-          for (int64_t ow = span.hi; ow < g.OW; ++ow) out[ow] = 0;
+          for (int64_t ow = s.w.hi; ow < g.OW; ++ow) row[ow] = 0;
         }
       }
     }
@@ -59,28 +84,25 @@ void im2col_typed(const T* x, T* cols, const ConvGeometry3d& g, bool batch_major
 
 template <typename T>
 void col2im_typed(const T* cols, T* x, const ConvGeometry3d& g, bool batch_major) {
-  const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W;
-#pragma omp parallel for schedule(static) if (rows * g.N * g.OD * g.OH * g.OW > kParallelWork)
-  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
-    const int64_t n = nc / g.C, c = nc % g.C;
-    T* out_plane = x + nc * plane;
-    std::memset(out_plane, 0, sizeof(T) * plane);
+  const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W, area = g.OH * g.OW;
+#pragma omp parallel for schedule(static) if (rows * g.N * g.OD * area > kParallelWork)
+  for (int64_t cn = 0; cn < g.C * g.N; ++cn) {  // c-major: consecutive n read consecutive column runs
+    const int64_t c = cn / g.N, n = cn % g.N, nc = n * g.C + c;
+    std::memset(x + nc * plane, 0, sizeof(T) * plane);
     for (int64_t k = 0; k < K; ++k) {
       const int64_t a = k / (g.KH * g.KW), i = k % (g.KH * g.KW) / g.KW, j = k % g.KW;
-      const int64_t w_offset = j * g.DW - g.PW;
-      const Span span = inside(g.OW, g.SW, w_offset, g.W);
+      const Spans s = spans(g, a, i, j);
+      const int64_t start = ((a * g.DD - g.PD) * g.H + i * g.DH - g.PH) * g.W + j * g.DW - g.PW;
+      T* out_plane = x + nc * plane + start;
       const T* in = cols + row_start(g, c * K + k, n, rows, batch_major);
-      for (int64_t od = 0; od < g.OD; ++od) {
-        const int64_t id = od * g.SD - g.PD + a * g.DD;
-        for (int64_t oh = 0; oh < g.OH; ++oh, in += g.OW) {
-          const int64_t ih = oh * g.SH - g.PH + i * g.DH;
-          if (id < 0 || id >= g.D || ih < 0 || ih >= g.H) continue;
-          T* __restrict out = out_plane + (id * g.H + ih) * g.W + w_offset;
-          const T* __restrict row = in;
+      for (int64_t od = s.d.lo; od < s.d.hi; ++od) {
+        for (int64_t oh = s.h.lo; oh < s.h.hi; ++oh) {
+          const T* __restrict row = in + od * area + oh * g.OW;
+          T* __restrict out = out_plane + od * g.SD * g.H * g.W + oh * g.SH * g.W;
           if (g.SW == 1) {
-            for (int64_t ow = span.lo; ow < span.hi; ++ow) out[ow] += row[ow];
+            for (int64_t ow = s.w.lo; ow < s.w.hi; ++ow) out[ow] += row[ow];
           } else {
-            for (int64_t ow = span.lo; ow < span.hi; ++ow) out[ow * g.SW] += row[ow];
+            for (int64_t ow = s.w.lo; ow < s.w.hi; ++ow) out[ow * g.SW] += row[ow];
           }
         }
       }

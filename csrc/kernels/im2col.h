@@ -25,7 +25,7 @@ struct ConvGeometry3d {
 void im2col(const void* x, void* cols, const ConvGeometry3d& g, bool batch_major, DType dtype);
 
 // The adjoint of im2col: x = 0, then every column entry is added back to the x position it
-// came from (overlapping windows accumulate; padding entries are dropped). Parallel over (n, c).
+// came from (overlapping windows accumulate; padding entries are dropped). Parallel over (c, n).
 void col2im(const void* cols, void* x, const ConvGeometry3d& g, bool batch_major, DType dtype);
 
 }  // namespace distml

@@ -145,6 +145,13 @@ def _grouped(a, groups):
     return a.reshape(groups, -1, a.shape[-1])
 
 
+def _matmul(a, b):
+    """a (G, m, k) @ b (G, k, n); with k = 1 (depthwise gradients) an outer product, which
+    BLAS does poorly."""
+    xp = get_array_module(a)
+    return a * b if a.shape[-1] == 1 else xp.matmul(a, b)
+
+
 def _channels_first(a):
     """(N, C, *spatial) -> (C, N*L), one transposed copy."""
     xp = get_array_module(a)
@@ -169,22 +176,20 @@ class Conv(Primitive):
     *kernel), `window` the Window over x: `Conv.apply(x, w, b, window=window, groups=1)`."""
 
     def forward(self, x, weight, bias, window, groups):
-        xp = get_array_module(x)
         self.window, self.groups, self.weight = window, groups, weight
         self.cols = _columns(x, window)
-        out = xp.matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), _grouped(self.cols, groups))
+        out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), _grouped(self.cols, groups))
         return _batch_first(out.reshape(weight.shape[0], -1), window.N, window.out, bias)
 
     def backward(self, grad):
-        xp = get_array_module(grad)
         weight, groups, needs = self.weight, self.groups, self.needs_input_grad
         grad = _grouped(_channels_first(grad), groups)
         grad_x = grad_w = grad_b = None
         if needs[0]:
             w = _grouped(weight.reshape(weight.shape[0], -1), groups)
-            grad_x = _fold(xp.matmul(w.transpose(0, 2, 1), grad).reshape(self.cols.shape), self.window)
+            grad_x = _fold(_matmul(w.transpose(0, 2, 1), grad).reshape(self.cols.shape), self.window)
         if needs[1]:
-            grad_w = xp.matmul(grad, _grouped(self.cols, groups).transpose(0, 2, 1)).reshape(weight.shape)
+            grad_w = _matmul(grad, _grouped(self.cols, groups).transpose(0, 2, 1)).reshape(weight.shape)
         if needs[2]:
             grad_b = grad.sum(axis=2).reshape(-1)
         return grad_x, grad_w, grad_b
@@ -196,25 +201,23 @@ class ConvTranspose(Primitive):
     size are y's, its out is x's spatial size)."""
 
     def forward(self, x, weight, bias, window, groups):
-        xp = get_array_module(x)
         self.window, self.groups, self.weight = window, groups, weight
         self.x = _grouped(_channels_first(x), groups)
         w = _grouped(weight.reshape(weight.shape[0], -1), groups)
-        out = _fold(xp.matmul(w.transpose(0, 2, 1), self.x).reshape(_rows(window), -1), window)
+        out = _fold(_matmul(w.transpose(0, 2, 1), self.x).reshape(_rows(window), -1), window)
         if bias is not None:
             out += bias.reshape((-1,) + (1,) * len(window.size))
         return out
 
     def backward(self, grad):
-        xp = get_array_module(grad)
         weight, groups, needs = self.weight, self.groups, self.needs_input_grad
         cols = _grouped(_columns(grad, self.window), groups)
         grad_x = grad_w = grad_b = None
         if needs[0]:
-            out = xp.matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), cols)
+            out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), cols)
             grad_x = _batch_first(out.reshape(weight.shape[0], -1), self.window.N, self.window.out)
         if needs[1]:
-            grad_w = xp.matmul(self.x, cols.transpose(0, 2, 1)).reshape(weight.shape)
+            grad_w = _matmul(self.x, cols.transpose(0, 2, 1)).reshape(weight.shape)
         if needs[2]:
             grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
         return grad_x, grad_w, grad_b
