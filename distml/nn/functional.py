@@ -147,7 +147,7 @@ def pad(input, pad, mode="constant", value=None):
 
 # ---- convolution ----
 
-def _conv_arguments(name, nd, stride, padding, dilation):
+def _conv_arguments(nd, stride, padding, dilation):
     """stride, padding (a tuple or 'same' / 'valid') and dilation as nd-tuples, checked as PyTorch does."""
     stride, dilation = _tuple(stride, nd, "stride"), _tuple(dilation, nd, "dilation")
     if isinstance(padding, str):
@@ -201,7 +201,7 @@ def _check_conv(name, nd, input, weight, bias, groups, transposed):
 def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
     """A convolution over the last nd dims of input (N, C, *size) or (C, *size)."""
     _check_conv(name, nd, input, weight, bias, groups, transposed=False)
-    stride, padding, dilation = _conv_arguments(name, nd, stride, padding, dilation)
+    stride, padding, dilation = _conv_arguments(nd, stride, padding, dilation)
     kernel = weight.array.shape[2:]
     if isinstance(padding, str):  # 'same' pads the odd extra at the end, as PyTorch does
         totals = [d * (k - 1) if padding == "same" else 0 for k, d in zip(kernel, dilation)]
@@ -251,7 +251,7 @@ def _conv_transpose_nd(name, nd, input, weight, bias, stride, padding, output_pa
     _check_conv(name, nd, input, weight, bias, groups, transposed=True)
     if isinstance(padding, str):
         raise TypeError(f"{name}(): argument 'padding' must be tuple of ints, not str")
-    stride, padding, dilation = _conv_arguments(name, nd, stride, padding, dilation)
+    stride, padding, dilation = _conv_arguments(nd, stride, padding, dilation)
     output_padding = _tuple(output_padding, nd, "output_padding")
     if any(op >= max(s, d) or op < 0 for op, s, d in zip(output_padding, stride, dilation)):
         raise RuntimeError("output padding must be smaller than either stride or dilation, but got output_padding="
@@ -314,9 +314,11 @@ def _block_arguments(kernel_size, dilation, padding, stride):
 
 
 def _blocks(size, kernel, dilation, padding, stride):
-    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, d, p, s in zip(size, kernel, dilation, padding, stride))
+    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
+                 for n, k, d, p, s in zip(size, kernel, dilation, padding, stride))
 
 
+@float32_kernel
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """Sliding blocks of (N, C, H, W) as columns (N, C*KH*KW, L) (im2col): `F.unfold(x, 3, padding=1)`."""
     if input.array.ndim not in (3, 4) or 0 in input.array.shape[-3:]:
@@ -336,6 +338,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     return out.squeeze(0) if unbatched else out
 
 
+@float32_kernel
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """Sum columns (N, C*KH*KW, L) into (N, C, *output_size), unfold's adjoint (col2im):
     `F.fold(cols, (4, 5), 2)`."""

@@ -142,7 +142,7 @@ def _fold(cols, window):
 
 def _grouped(a, groups):
     """(G*m, k) -> (G, m, k): the operand of one product per group."""
-    return a.reshape(groups, -1, a.shape[-1])
+    return a.reshape(groups, a.shape[0] // groups, a.shape[1])
 
 
 def _matmul(a, b):
@@ -155,14 +155,15 @@ def _matmul(a, b):
 def _channels_first(a):
     """(N, C, *spatial) -> (C, N*L), one transposed copy."""
     xp = get_array_module(a)
-    a = a.reshape(a.shape[0], a.shape[1], -1)
-    return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)).reshape(a.shape[1], -1)
+    N, C_ = a.shape[:2]
+    a = a.reshape(N, C_, int(np.prod(a.shape[2:])))
+    return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)).reshape(C_, -1)
 
 
 def _batch_first(a, N, spatial, bias=None):
     """(C, N*L) -> (N, C, *spatial) (+ bias per channel), one transposed copy."""
     xp = get_array_module(a)
-    view = xp.swapaxes(a.reshape(a.shape[0], N, -1), 0, 1)
+    view = xp.swapaxes(a.reshape(a.shape[0], N, int(np.prod(spatial))), 0, 1)
     out = xp.empty(view.shape, dtype=a.dtype)
     if bias is None:
         out[...] = view

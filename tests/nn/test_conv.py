@@ -240,3 +240,10 @@ def test_module_errors_match_torch():
 def test_unfold_fold_errors_match_torch(call):
     x = np.zeros((2, 3, 8, 8))
     raises_like_torch(lambda: call(F, distml.tensor(x)), lambda: call(torch.nn.functional, torch.tensor(x)))
+
+
+@pytest.mark.parametrize("fn,w_shape", [("conv2d", (3, 4, 2, 2)), ("conv2d", (3, 4, 1, 1)),
+                                        ("conv_transpose2d", (4, 3, 2, 2))])
+def test_empty_batch(rng, fn, w_shape):
+    arrays = [np.zeros((0, 4, 5, 5)), rng.standard_normal(w_shape)]
+    grads_match(getattr(F, fn), getattr(torch.nn.functional, fn), arrays)
