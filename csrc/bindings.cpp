@@ -12,6 +12,7 @@
 #include "kernels/optim.h"
 #include "kernels/softmax.h"
 #include "kernels/im2col.h"
+#include "kernels/depthwise.h"
 #include "kernels/pool.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/activation.h"
@@ -148,6 +149,36 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     col2im(cols.data(), out, g, batch_major, dtype);
   }, "x (N, C, D, H, W) = the sum of the columns folded back onto it: im2col's adjoint.");
+  // Depthwise convolutions: x (N, C, D, H, W), weight (C*M, K), out (N, C*M, OD, OH, OW) (kernels/depthwise.h).
+  static auto depthwise_sizes = [](const ConvGeometry3d& g, int64_t M) {
+    return std::tuple{g.N * g.C * g.D * g.H * g.W, g.C * M * g.KD * g.KH * g.KW, g.N * g.C * M * g.OD * g.OH * g.OW};
+  };
+  m.def("depthwise_conv", [](py::array x, py::array w, py::array out, std::vector<int64_t> geometry, int64_t M) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
+    DType dtype = check_arrays("depthwise_conv", {{&x, x_size}, {&w, w_size}, {&out, out_size}});
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    depthwise_conv(x.data(), w.data(), y, g, M, dtype);
+  }, "out = the depthwise convolution of x by weight (each output channel c*M + m reads channel c).");
+  m.def("depthwise_conv_input_grad", [](py::array grad_out, py::array w, py::array grad_x,
+                                        std::vector<int64_t> geometry, int64_t M) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
+    DType dtype = check_arrays("depthwise_conv_input_grad", {{&grad_out, out_size}, {&w, w_size}, {&grad_x, x_size}});
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    depthwise_conv_input_grad(grad_out.data(), w.data(), gx, g, M, dtype);
+  }, "grad_x of depthwise_conv.");
+  m.def("depthwise_conv_weight_grad", [](py::array grad_out, py::array x, py::array grad_w,
+                                         std::vector<int64_t> geometry, int64_t M) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
+    DType dtype = check_arrays("depthwise_conv_weight_grad", {{&grad_out, out_size}, {&x, x_size}, {&grad_w, w_size}});
+    void* gw = grad_w.mutable_data();
+    py::gil_scoped_release release;
+    depthwise_conv_weight_grad(grad_out.data(), x.data(), gw, g, M, dtype);
+  }, "grad_w of depthwise_conv: summed over the batch and the output positions.");
   m.def("max_pool2d", [](py::array x, py::array out, py::array_t<int64_t, py::array::c_style> indices,
                          std::vector<int64_t> geometry) {
     ConvGeometry g = conv_geometry(geometry);

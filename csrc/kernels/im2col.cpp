@@ -6,32 +6,10 @@ namespace distml {
 
 namespace {
 
-// The output columns [lo, hi) whose input column ow*S + offset lies inside [0, size).
-struct Span {
-  int64_t lo, hi;
-};
-
-Span inside(int64_t out, int64_t stride, int64_t offset, int64_t size) {
-  int64_t lo = 0, hi = out;
-  while (lo < out && lo * stride + offset < 0) ++lo;
-  while (hi > lo && (hi - 1) * stride + offset >= size) --hi;
-  return {lo, hi};
-}
-
 // Where row r of sample n starts in the columns.
 inline int64_t row_start(const ConvGeometry3d& g, int64_t r, int64_t n, int64_t rows, bool batch_major) {
   const int64_t L = g.OD * g.OH * g.OW;
   return (batch_major ? n * rows + r : r * g.N + n) * L;
-}
-
-// The valid output ranges of one kernel offset (a, i, j) along D, H and W.
-struct Spans {
-  Span d, h, w;
-};
-
-Spans spans(const ConvGeometry3d& g, int64_t a, int64_t i, int64_t j) {
-  return {inside(g.OD, g.SD, a * g.DD - g.PD, g.D), inside(g.OH, g.SH, i * g.DH - g.PH, g.H),
-          inside(g.OW, g.SW, j * g.DW - g.PW, g.W)};
 }
 
 template <typename T>

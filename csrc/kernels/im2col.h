@@ -17,6 +17,29 @@ struct ConvGeometry3d {
   int64_t N, C, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW;
 };
 
+// The output positions [lo, hi) of one kernel offset whose input position lo*stride + offset
+// lies inside [0, size).
+struct Span {
+  int64_t lo, hi;
+};
+
+inline Span inside(int64_t out, int64_t stride, int64_t offset, int64_t size) {
+  int64_t lo = 0, hi = out;
+  while (lo < out && lo * stride + offset < 0) ++lo;
+  while (hi > lo && (hi - 1) * stride + offset >= size) --hi;
+  return {lo, hi};
+}
+
+// Those ranges along D, H and W for kernel offset (a, i, j).
+struct Spans {
+  Span d, h, w;
+};
+
+inline Spans spans(const ConvGeometry3d& g, int64_t a, int64_t i, int64_t j) {
+  return {inside(g.OD, g.SD, a * g.DD - g.PD, g.D), inside(g.OH, g.SH, i * g.DH - g.PH, g.H),
+          inside(g.OW, g.SW, j * g.DW - g.PW, g.W)};
+}
+
 // Unfold x (N, C, D, H, W) into columns: row r = ((c*KD + a)*KH + i)*KW + j, sample n, output
 // position l = (od*OH + oh)*OW + ow holds x[n, c, od*SD - PD + a*DD, oh*SH - PH + i*DH,
 // ow*SW - PW + j*DW] (0 in the padding). With batch_major the columns are (N, rows, L)

@@ -10,7 +10,8 @@ position), K the kernel's size and L the number of output positions. Then, per g
     weight grad  weight_grad     = grad @ cols.T          (one product over the whole batch)
 
 and (O, N*L) <-> (N, O, L) is one transposed copy each way. A 1x1 kernel without padding
-needs no general unfolding: its columns are x, strided and transposed.
+needs no general unfolding: its columns are x, strided and transposed. Depthwise convolutions
+(one input channel per group) skip the columns on the CPU: `_C` computes them directly.
 
 A `Window` says how the kernel slides over an input: N, C, the input's spatial size, kernel,
 stride, padding (before each dim; the padding after is implied by `out`), dilation and the
@@ -146,8 +147,8 @@ def _grouped(a, groups):
 
 
 def _matmul(a, b):
-    """a (G, m, k) @ b (G, k, n); with k = 1 (depthwise gradients) an outer product, which
-    BLAS does poorly."""
+    """a (G, m, k) @ b (G, k, n); with k = 1 (a depthwise input gradient) an outer product,
+    which BLAS does poorly."""
     xp = get_array_module(a)
     return a * b if a.shape[-1] == 1 else xp.matmul(a, b)
 
@@ -172,17 +173,34 @@ def _batch_first(a, N, spatial, bias=None):
     return out.reshape((N, a.shape[0]) + tuple(spatial))
 
 
+def _direct_depthwise(x, weight, window, groups):
+    """Whether `_C`'s depthwise kernels take this convolution (one input channel per group, on
+    the CPU): they read x directly, where columns would be K times its size for a GEMM per group
+    too small to pay."""
+    return groups > 1 and weight.shape[1] == 1 and not _pointwise(window) and isinstance(x, np.ndarray)
+
+
 class Conv(Primitive):
     """y = conv(x, weight) + bias over 1-3 spatial dims: x (N, C, *size), weight (O, C / groups,
     *kernel), `window` the Window over x: `Conv.apply(x, w, b, window=window, groups=1)`."""
 
     def forward(self, x, weight, bias, window, groups):
         self.window, self.groups, self.weight = window, groups, weight
+        self.direct = _direct_depthwise(x, weight, window, groups)
+        if self.direct:
+            self.x, self.weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+            out = np.empty((window.N, weight.shape[0]) + tuple(window.out), dtype=x.dtype)
+            C.depthwise_conv(self.x, self.weight, out, _geometry(window), weight.shape[0] // groups)
+            if bias is not None:
+                out += bias.reshape((-1,) + (1,) * len(window.out))
+            return out
         self.cols = _columns(x, window)
         out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), _grouped(self.cols, groups))
         return _batch_first(out.reshape(weight.shape[0], -1), window.N, window.out, bias)
 
     def backward(self, grad):
+        if self.direct:
+            return self._depthwise_backward(np.ascontiguousarray(grad))
         weight, groups, needs = self.weight, self.groups, self.needs_input_grad
         grad = _grouped(_channels_first(grad), groups)
         grad_x = grad_w = grad_b = None
@@ -193,6 +211,20 @@ class Conv(Primitive):
             grad_w = _matmul(grad, _grouped(self.cols, groups).transpose(0, 2, 1)).reshape(weight.shape)
         if needs[2]:
             grad_b = grad.sum(axis=2).reshape(-1)
+        return grad_x, grad_w, grad_b
+
+    def _depthwise_backward(self, grad):
+        window, weight, needs = self.window, self.weight, self.needs_input_grad
+        geometry, multiplier = _geometry(window), weight.shape[0] // self.groups
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            grad_x = np.empty(self.x.shape, dtype=grad.dtype)
+            C.depthwise_conv_input_grad(grad, weight, grad_x, geometry, multiplier)
+        if needs[1]:
+            grad_w = np.empty(weight.shape, dtype=grad.dtype)
+            C.depthwise_conv_weight_grad(grad, self.x, grad_w, geometry, multiplier)
+        if needs[2]:
+            grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
         return grad_x, grad_w, grad_b
 
 
@@ -212,7 +244,7 @@ class ConvTranspose(Primitive):
 
     def backward(self, grad):
         weight, groups, needs = self.weight, self.groups, self.needs_input_grad
-        cols = _grouped(_columns(grad, self.window), groups)
+        cols = _grouped(_columns(grad, self.window), groups) if needs[0] or needs[1] else None
         grad_x = grad_w = grad_b = None
         if needs[0]:
             out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), cols)

@@ -61,3 +61,25 @@ def test_cross_entropy_matches_xp(rng, weighted, dtype):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(node.dlogits, ref_grad, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("window,multiplier", [
+    (conv.Window(2, 3, (7, 6), (3, 3), (1, 1), (1, 1), (1, 1), (7, 6)), 1),
+    (conv.Window(2, 4, (9, 8), (3, 2), (2, 1), (1, 0), (2, 1), (3, 7)), 2),
+    (conv.Window(1, 2, (5, 4, 6), (2, 3, 2), (2, 1, 2), (1, 1, 0), (1, 1, 2), (3, 4, 2)), 3),
+    (conv.Window(3, 2, (9,), (3,), (2,), (2,), (2,), (5,)), 1),
+])
+def test_depthwise_kernels_match_gemm_path(rng, monkeypatch, window, multiplier):
+    """The direct depthwise kernels against im2col + one product per group."""
+    x = rng.standard_normal((window.N, window.C) + window.size)
+    w = rng.standard_normal((window.C * multiplier, 1) + window.kernel)
+    grad = rng.standard_normal((window.N, window.C * multiplier) + window.out)
+    results = []
+    for direct in (True, False):
+        monkeypatch.setattr(conv, "_direct_depthwise", lambda *args, direct=direct: direct)
+        node = conv.Conv()
+        node.needs_input_grad = (True, True, False)
+        out = node.forward(x, w, None, window, window.C)
+        results.append((out,) + node.backward(grad)[:2])
+    for direct, gemm in zip(*results):
+        np.testing.assert_allclose(direct, gemm, rtol=1e-12, atol=1e-12)
