@@ -1,6 +1,7 @@
 #include "kernels/im2col.h"
 
 #include <cstring>
+#include <vector>
 
 namespace distml {
 
@@ -12,8 +13,69 @@ inline int64_t row_start(const ConvGeometry3d& g, int64_t r, int64_t n, int64_t 
   return (batch_major ? n * rows + r : r * g.N + n) * L;
 }
 
+// Output planes up to this size are gathered through a table (below) instead of row by row.
+constexpr int64_t kSmallPlane = 64;
+
+// For each kernel offset k and output position l: the offset in an input plane that l reads, or -1
+// in the padding. With small output planes the set-up of each row's copy costs more than the copy;
+// the table is built once and serves every (channel, sample).
+std::vector<int64_t> gather_table(const ConvGeometry3d& g) {
+  const int64_t K = g.KD * g.KH * g.KW, L = g.OD * g.OH * g.OW;
+  std::vector<int64_t> table(K * L);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t a = k / (g.KH * g.KW), i = k % (g.KH * g.KW) / g.KW, j = k % g.KW;
+    int64_t* t = table.data() + k * L;
+    for (int64_t od = 0; od < g.OD; ++od) {
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        for (int64_t ow = 0; ow < g.OW; ++ow, ++t) {
+          const int64_t id = od * g.SD - g.PD + a * g.DD, ih = oh * g.SH - g.PH + i * g.DH,
+                        iw = ow * g.SW - g.PW + j * g.DW;
+          const bool in = id >= 0 && id < g.D && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+          *t = in ? (id * g.H + ih) * g.W + iw : -1;
+        }
+      }
+    }
+  }
+  return table;
+}
+
+template <typename T>
+void im2col_small(const T* x, T* cols, const ConvGeometry3d& g, bool batch_major) {
+  const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W, L = g.OD * g.OH * g.OW;
+  const std::vector<int64_t> table = gather_table(g);
+#pragma omp parallel for schedule(static) if (rows * g.N * L > kParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t* t = table.data() + r % K * L;
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* in = x + (n * g.C + r / K) * plane;
+      T* out = cols + row_start(g, r, n, rows, batch_major);
+      for (int64_t l = 0; l < L; ++l) out[l] = t[l] >= 0 ? in[t[l]] : T(0);
+    }
+  }
+}
+
+template <typename T>
+void col2im_small(const T* cols, T* x, const ConvGeometry3d& g, bool batch_major) {
+  const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W, L = g.OD * g.OH * g.OW;
+  const std::vector<int64_t> table = gather_table(g);
+#pragma omp parallel for schedule(static) if (rows * g.N * L > kParallelWork)
+  for (int64_t cn = 0; cn < g.C * g.N; ++cn) {
+    const int64_t c = cn / g.N, n = cn % g.N;
+    T* out = x + (n * g.C + c) * plane;
+    std::memset(out, 0, sizeof(T) * plane);
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t* t = table.data() + k * L;
+      const T* in = cols + row_start(g, c * K + k, n, rows, batch_major);
+      for (int64_t l = 0; l < L; ++l) {
+        if (t[l] >= 0) out[t[l]] += in[l];
+      }
+    }
+  }
+}
+
 template <typename T>
 void im2col_typed(const T* x, T* cols, const ConvGeometry3d& g, bool batch_major) {
+  if (g.OD * g.OH * g.OW <= kSmallPlane) return im2col_small(x, cols, g, batch_major);
   const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W, area = g.OH * g.OW;
   // Output rows follow each other in x too (stride 1 and as wide as x, as in 'same' convolutions):
   // a kernel offset's whole (OH, OW) block is then one run of x.
@@ -62,6 +124,7 @@ void im2col_typed(const T* x, T* cols, const ConvGeometry3d& g, bool batch_major
 
 template <typename T>
 void col2im_typed(const T* cols, T* x, const ConvGeometry3d& g, bool batch_major) {
+  if (g.OD * g.OH * g.OW <= kSmallPlane) return col2im_small(cols, x, g, batch_major);
   const int64_t K = g.KD * g.KH * g.KW, rows = g.C * K, plane = g.D * g.H * g.W, area = g.OH * g.OW;
 #pragma omp parallel for schedule(static) if (rows * g.N * g.OD * area > kParallelWork)
   for (int64_t cn = 0; cn < g.C * g.N; ++cn) {  // c-major: consecutive n read consecutive column runs

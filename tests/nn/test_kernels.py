@@ -15,6 +15,11 @@ GEOMETRIES = [
 WINDOWS = [conv.Window(g[0], g[1], g[2:4], g[4:6], g[6:8], g[8:10], g[10:12], g[12:14]) for g in GEOMETRIES] + [
     conv.Window(2, 3, (5, 4, 6), (2, 3, 2), (2, 1, 2), (1, 1, 0), (1, 1, 2), (3, 4, 2)),
     conv.Window(3, 2, (9,), (3,), (2,), (2,), (2,), (5,)),
+    # output planes over 64 positions: copied row by row rather than through the gather table
+    conv.Window(2, 3, (12, 11), (3, 3), (1, 1), (1, 1), (1, 1), (12, 11)),
+    conv.Window(2, 2, (20, 17), (3, 2), (2, 1), (1, 0), (2, 1), (9, 16)),
+    conv.Window(2, 2, (5, 6, 7), (2, 3, 2), (1, 1, 2), (1, 1, 0), (1, 1, 2), (6, 6, 3)),
+    conv.Window(1, 2, (70,), (5,), (1,), (2,), (1,), (70,)),
 ]
 
 
