@@ -12,6 +12,7 @@
 #include "kernels/optim.h"
 #include "kernels/softmax.h"
 #include "kernels/im2col.h"
+#include "kernels/depthwise.h"
 #include "kernels/pool.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/ctc.h"
@@ -109,11 +110,6 @@ PYBIND11_MODULE(_C, m) {
     softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype);
   }, "grad_x of softmax (or log_softmax) from grad of its output and the output itself.");
 
-  // Convolution windows: `geometry` is (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW) (kernels/im2col.h).
-  static auto conv_geometry = [](const std::vector<int64_t>& v) {
-    if (v.size() != 14) throw py::value_error("geometry: expected 14 values, got " + std::to_string(v.size()));
-    return ConvGeometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
-  };
   static auto check_arrays = [](const char* what, std::initializer_list<std::pair<const py::array*, int64_t>> arrays) {
     const py::array& first = *arrays.begin()->first;
     for (const auto& [a, size] : arrays) {
@@ -125,20 +121,61 @@ PYBIND11_MODULE(_C, m) {
     }
     return dtype_of(first);
   };
-  m.def("im2col", [](py::array x, py::array cols, std::vector<int64_t> geometry) {
-    ConvGeometry g = conv_geometry(geometry);
-    DType dtype = check_arrays("im2col", {{&x, g.N * g.C * g.H * g.W}, {&cols, g.C * g.KH * g.KW * g.N * g.OH * g.OW}});
+  // Convolution columns: `geometry` is (N, C, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW).
+  static auto conv_geometry3d = [](const std::vector<int64_t>& v) {
+    if (v.size() != 20) throw py::value_error("geometry: expected 20 values, got " + std::to_string(v.size()));
+    return ConvGeometry3d{v[0],  v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8],  v[9],
+                          v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19]};
+  };
+  static auto column_sizes = [](const ConvGeometry3d& g) {
+    return std::pair{g.N * g.C * g.D * g.H * g.W, g.N * g.C * g.KD * g.KH * g.KW * g.OD * g.OH * g.OW};
+  };
+  m.def("im2col", [](py::array x, py::array cols, std::vector<int64_t> geometry, bool batch_major) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, cols_size] = column_sizes(g);
+    DType dtype = check_arrays("im2col", {{&x, x_size}, {&cols, cols_size}});
     void* out = cols.mutable_data();
     py::gil_scoped_release release;
-    im2col(x.data(), out, g, dtype);
-  }, "Unfold x (N, C, H, W) into cols (N, C*KH*KW, OH*OW) for a batched convolution GEMM.");
-  m.def("col2im", [](py::array cols, py::array x, std::vector<int64_t> geometry) {
-    ConvGeometry g = conv_geometry(geometry);
-    DType dtype = check_arrays("col2im", {{&x, g.N * g.C * g.H * g.W}, {&cols, g.C * g.KH * g.KW * g.N * g.OH * g.OW}});
+    im2col(x.data(), out, g, batch_major, dtype);
+  }, "Unfold x (N, C, D, H, W) into columns (C*KD*KH*KW, N, L), or (N, C*KD*KH*KW, L) when batch_major.");
+  m.def("col2im", [](py::array cols, py::array x, std::vector<int64_t> geometry, bool batch_major) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, cols_size] = column_sizes(g);
+    DType dtype = check_arrays("col2im", {{&x, x_size}, {&cols, cols_size}});
     void* out = x.mutable_data();
     py::gil_scoped_release release;
-    col2im(cols.data(), out, g, dtype);
-  }, "x = the sum of cols (N, C*KH*KW, OH*OW) folded back onto (N, C, H, W): im2col's adjoint.");
+    col2im(cols.data(), out, g, batch_major, dtype);
+  }, "x (N, C, D, H, W) = the sum of the columns folded back onto it: im2col's adjoint.");
+  // Depthwise convolutions: x (N, C, D, H, W), weight (C*M, K), out (N, C*M, OD, OH, OW) (kernels/depthwise.h).
+  static auto depthwise_sizes = [](const ConvGeometry3d& g, int64_t M) {
+    return std::tuple{g.N * g.C * g.D * g.H * g.W, g.C * M * g.KD * g.KH * g.KW, g.N * g.C * M * g.OD * g.OH * g.OW};
+  };
+  m.def("depthwise_conv", [](py::array x, py::array w, py::array out, std::vector<int64_t> geometry, int64_t M) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
+    DType dtype = check_arrays("depthwise_conv", {{&x, x_size}, {&w, w_size}, {&out, out_size}});
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    depthwise_conv(x.data(), w.data(), y, g, M, dtype);
+  }, "out = the depthwise convolution of x by weight (each output channel c*M + m reads channel c).");
+  m.def("depthwise_conv_input_grad", [](py::array grad_out, py::array w, py::array grad_x,
+                                        std::vector<int64_t> geometry, int64_t M) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
+    DType dtype = check_arrays("depthwise_conv_input_grad", {{&grad_out, out_size}, {&w, w_size}, {&grad_x, x_size}});
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    depthwise_conv_input_grad(grad_out.data(), w.data(), gx, g, M, dtype);
+  }, "grad_x of depthwise_conv.");
+  m.def("depthwise_conv_weight_grad", [](py::array grad_out, py::array x, py::array grad_w,
+                                         std::vector<int64_t> geometry, int64_t M) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
+    DType dtype = check_arrays("depthwise_conv_weight_grad", {{&grad_out, out_size}, {&x, x_size}, {&grad_w, w_size}});
+    void* gw = grad_w.mutable_data();
+    py::gil_scoped_release release;
+    depthwise_conv_weight_grad(grad_out.data(), x.data(), gw, g, M, dtype);
+  }, "grad_w of depthwise_conv: summed over the batch and the output positions.");
   // Pooling windows: `geometry` is (P, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW)
   // (kernels/pool.h).
   static auto pool_geometry = [](const std::vector<int64_t>& v) {

@@ -369,104 +369,222 @@ def _pad_too_small(mode, shape, sizes):
 
 # ---- convolution ----
 
-def _conv_padding(padding, kernel, stride, dilation):
-    """((top, bottom), (left, right)) for an int/tuple padding or 'valid' / 'same'."""
+def _conv_arguments(nd, stride, padding, dilation):
+    """stride, padding (a tuple or 'same' / 'valid') and dilation as nd-tuples, checked as PyTorch does."""
+    stride, dilation = _tuple(stride, nd, "stride"), _tuple(dilation, nd, "dilation")
     if isinstance(padding, str):
-        if padding == "valid":
-            return ((0, 0), (0, 0))
-        if padding != "same":
-            raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
-        if any(s != 1 for s in stride):
-            raise ValueError("padding='same' is not supported for strided convolutions")
-        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        return tuple((t // 2, t - t // 2) for t in totals)
-    return tuple((p, p) for p in _tuple(padding, 2, "padding"))
+        if padding not in ("same", "valid"):
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+        if padding == "same" and any(s != 1 for s in stride):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+    else:
+        padding = _tuple(padding, nd, "padding")
+        if any(p < 0 for p in padding):
+            raise RuntimeError("negative padding is not supported")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("non-positive dilation is not supported")
+    return stride, padding, dilation
 
 
-def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
+def _check_conv(name, nd, input, weight, bias, groups, transposed):
+    """PyTorch's shape, groups and dtype checks of a convolution's operands."""
     if input.array.ndim not in (nd + 1, nd + 2):
         raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, but got input "
                            f"of size: {list(input.array.shape)}")
+    w_shape = list(weight.array.shape)
     if weight.array.ndim != nd + 2:
-        raise RuntimeError("weight should have at least three dimensions" if nd == 1 else
-                           f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input, but got "
-                           f"{weight.array.ndim}-dimensional weight of size {list(weight.array.shape)}")
-    channels = input.array.shape[-nd - 1]
-    if channels != weight.array.shape[1] * groups:
-        shape = list(input.array.shape) if input.array.ndim == nd + 2 else [1] + list(input.array.shape)
-        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.array.shape)}, expected input{shape} "
-                           f"to have {weight.array.shape[1] * groups} channels, but got {channels} channels instead")
-    if weight.array.shape[0] % groups:
-        raise RuntimeError("out_channels must be divisible by groups")
+        raise RuntimeError("weight should have at least three dimensions" if weight.array.ndim < 3 else
+                           f"expected stride to be a single integer value or a list of {weight.array.ndim - 2} "
+                           f"values to match the convolution dimensions, but got stride={[1] * nd}")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if w_shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but "
+                           f"got weight of size [{w_shape}] instead")
+    shape = list(input.array.shape) if input.array.ndim == nd + 2 else [1] + list(input.array.shape)
+    expected = w_shape[0] if transposed else w_shape[1] * groups
+    if shape[1] != expected:
+        given = "transposed=1" if transposed else f"groups={groups}"
+        raise RuntimeError(f"Given {given}, weight of size {w_shape}, expected input{shape} to have {expected} "
+                           f"channels, but got {shape[1]} channels instead")
+    out_channels = w_shape[1] * groups if transposed else w_shape[0]
+    if bias is not None and (bias.array.ndim != 1 or bias.array.shape[0] != out_channels):
+        given = "transposed=1, " if transposed else ""
+        raise RuntimeError(f"Given {given}weight of size {w_shape}, expected bias to be 1-dimensional with "
+                           f"{out_channels} elements, but got bias of size {list(bias.array.shape)} instead")
     if input.array.dtype != weight.array.dtype or (bias is not None and bias.array.dtype != input.array.dtype):
         other = weight if input.array.dtype != weight.array.dtype else bias
         raise RuntimeError(f"Input type ({_type_name(input)}) and {'weight' if other is weight else 'bias'} type "
                            f"({_type_name(other)}) should be the same")
+
+
+def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
+    """A convolution over the last nd dims of input (N, C, *size) or (C, *size)."""
+    _check_conv(name, nd, input, weight, bias, groups, transposed=False)
+    stride, padding, dilation = _conv_arguments(nd, stride, padding, dilation)
+    kernel = weight.array.shape[2:]
+    if isinstance(padding, str):  # 'same' pads the odd extra at the end, as PyTorch does
+        totals = [d * (k - 1) if padding == "same" else 0 for k, d in zip(kernel, dilation)]
+        before, after = [t // 2 for t in totals], [t - t // 2 for t in totals]
+    else:
+        before = after = padding
     unbatched = input.array.ndim == nd + 1
     x = input.unsqueeze(0) if unbatched else input
-    if nd == 1:
-        x, weight = x.unsqueeze(2), weight.unsqueeze(2)
-        stride, dilation = (1,) + _tuple(stride, 1), (1,) + _tuple(dilation, 1)
-        padding = padding if isinstance(padding, str) else (0,) + _tuple(padding, 1)
-    stride, dilation = _tuple(stride, 2, "stride"), _tuple(dilation, 2, "dilation")
-    kernel = weight.array.shape[2:]
-    (top, bottom), (left, right) = _conv_padding(padding, kernel, stride, dilation)
-    N, C, H, W = x.array.shape
-    OH = (H + top + bottom - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
-    OW = (W + left + right - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
-    if OH <= 0 or OW <= 0:
-        padded = f"{H + top + bottom} x {W + left + right}" if nd == 2 else f"{W + left + right}"
-        size = " x ".join(str(d * (k - 1) + 1) for k, d in zip(kernel[2 - nd:], dilation[2 - nd:]))
-        raise RuntimeError(f"Calculated padded input size per channel: ({padded}). Kernel size: ({size}). "
+    size = x.array.shape[2:]
+    out = [(n + b + a - d * (k - 1) - 1) // s + 1
+           for n, b, a, k, s, d in zip(size, before, after, kernel, stride, dilation)]
+    if min(out) <= 0:
+        padded = " x ".join(str(n + b + a) for n, b, a in zip(size, before, after))
+        extent = " x ".join(str(d * (k - 1) + 1) for k, d in zip(kernel, dilation))
+        raise RuntimeError(f"Calculated padded input size per channel: ({padded}). Kernel size: ({extent}). "
                            "Kernel size can't be greater than actual input size")
-    geometry = (N, C, H, W, kernel[0], kernel[1], stride[0], stride[1], top, left, dilation[0], dilation[1], OH, OW)
-    out = _conv.Conv2d.apply(x, weight, bias, geometry=geometry, groups=groups)
-    if nd == 1:
-        out = out.squeeze(2)
+    window = _conv.Window(x.array.shape[0], x.array.shape[1], size, kernel, stride, tuple(before), dilation,
+                          tuple(out))
+    out = _conv.Conv.apply(x, weight, bias, window=window, groups=groups)
     return out.squeeze(0) if unbatched else out
 
 
 @autocast_op("lower")
 @float32_kernel
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D convolution of (N, C, L) by weight (O, C / groups, K); padding int, 'valid' or 'same'."""
+    """1-D convolution of (N, C, L) by weight (O, C / groups, K); padding int, 'valid' or 'same':
+    `F.conv1d(x, w, b, stride=2)`."""
     return _conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
 @autocast_op("lower")
 @float32_kernel
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution of (N, C, H, W) by weight (O, C / groups, KH, KW) as im2col + one GEMM."""
+    """2-D convolution of (N, C, H, W) by weight (O, C / groups, KH, KW): `F.conv2d(x, w, b, padding=1)`."""
     return _conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
 @autocast_op("lower")
 @float32_kernel
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D convolution of (N, C, D, H, W) by weight (O, C / groups, KD, KH, KW): `F.conv3d(x, w, padding='same')`."""
+    return _conv_nd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_transpose_nd(name, nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    """The transpose (the gradient in x) of a convolution over the last nd dims."""
+    _check_conv(name, nd, input, weight, bias, groups, transposed=True)
+    if isinstance(padding, str):
+        raise TypeError(f"{name}(): argument 'padding' must be tuple of ints, not str")
+    stride, padding, dilation = _conv_arguments(nd, stride, padding, dilation)
+    output_padding = _tuple(output_padding, nd, "output_padding")
+    if any(op >= max(s, d) or op < 0 for op, s, d in zip(output_padding, stride, dilation)):
+        raise RuntimeError("output padding must be smaller than either stride or dilation, but got output_padding="
+                           f"{list(output_padding)}, stride={list(stride)}, dilation={list(dilation)}")
+    unbatched = input.array.ndim == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    size, kernel = x.array.shape[2:], weight.array.shape[2:]
+    out = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1
+           for n, s, p, d, k, op in zip(size, stride, padding, dilation, kernel, output_padding)]
+    if min(out) <= 0:
+        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, size))}). Calculated output size "
+                           f"per channel: ({' x '.join(map(str, out))}). Output size is too small")
+    window = _conv.Window(x.array.shape[0], weight.array.shape[1] * groups, tuple(out), kernel, stride, padding,
+                          dilation, tuple(size))
+    out = _conv.ConvTranspose.apply(x, weight, bias, window=window, groups=groups)
+    return out.squeeze(0) if unbatched else out
+
+
+@autocast_op("lower")
+@float32_kernel
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transpose of conv1d, weight (C_in, C_out / groups, K): `F.conv_transpose1d(x, w, stride=2)`."""
+    return _conv_transpose_nd("conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding, groups,
+                              dilation)
+
+
+@autocast_op("lower")
+@float32_kernel
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """The transpose (gradient) of conv2d: weight (C_in, C_out / groups, KH, KW)."""
-    if input.array.ndim not in (3, 4):
-        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of "
-                           f"size: {list(input.array.shape)}")
+    """The transpose of conv2d, weight (C_in, C_out / groups, KH, KW): `F.conv_transpose2d(x, w, stride=2)`."""
+    return _conv_transpose_nd("conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding, groups,
+                              dilation)
+
+
+@autocast_op("lower")
+@float32_kernel
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transpose of conv3d, weight (C_in, C_out / groups, KD, KH, KW): `F.conv_transpose3d(x, w, stride=2)`."""
+    return _conv_transpose_nd("conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding, groups,
+                              dilation)
+
+
+def _block_arguments(kernel_size, dilation, padding, stride):
+    """F.unfold / F.fold's 2-tuples, checked as PyTorch does."""
+    values = {}
+    for name, value in (("kernel_size", kernel_size), ("dilation", dilation), ("padding", padding),
+                        ("stride", stride)):
+        value = (int(value),) * 2 if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+        if len(value) != 2:
+            raise RuntimeError(f"It is expected {name} equals to 2, but got size {len(value)}")
+        values[name] = value
+    for name, label, least in (("kernel_size", "kernel", 1), ("stride", "stride", 1), ("padding", "pad", 0),
+                               ("dilation", "dilation", 1)):
+        h, w = values[name]
+        if min(h, w) < least:
+            what = "non-negative" if least == 0 else "greater than zero"
+            noun = "kernel size" if name == "kernel_size" else name
+            raise RuntimeError(f"{noun} should be {what}, but got {label}_height: {h} {label}_width: {w}")
+    return values["kernel_size"], values["dilation"], values["padding"], values["stride"]
+
+
+def _blocks(size, kernel, dilation, padding, stride):
+    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
+                 for n, k, d, p, s in zip(size, kernel, dilation, padding, stride))
+
+
+@float32_kernel
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Sliding blocks of (N, C, H, W) as columns (N, C*KH*KW, L) (im2col): `F.unfold(x, 3, padding=1)`."""
+    if input.array.ndim not in (3, 4) or 0 in input.array.shape[-3:]:
+        raise RuntimeError("Expected 3D or 4D (batch mode) tensor with possibly 0 batch size and other non-zero "
+                           f"dimensions for input, but got: {list(input.array.shape)}")
+    kernel, dilation, padding, stride = _block_arguments(kernel_size, dilation, padding, stride)
     unbatched = input.array.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
-    if x.array.shape[1] != weight.array.shape[0]:
-        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.array.shape)}, expected input"
-                           f"{list(x.array.shape)} to have {weight.array.shape[0]} channels, but got "
-                           f"{x.array.shape[1]} channels instead")
-    stride, padding = _tuple(stride, 2, "stride"), _tuple(padding, 2, "padding")
-    output_padding, dilation = _tuple(output_padding, 2, "output_padding"), _tuple(dilation, 2, "dilation")
-    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
-        raise RuntimeError("output padding must be smaller than either stride or dilation")
-    N, _, H, W = x.array.shape
-    KH, KW = weight.array.shape[2:]
-    OH = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (KH - 1) + output_padding[0] + 1
-    OW = (W - 1) * stride[1] - 2 * padding[1] + dilation[1] * (KW - 1) + output_padding[1] + 1
-    if OH <= 0 or OW <= 0:
-        raise RuntimeError(f"Given input size per channel: ({H} x {W}). Calculated output size per channel: "
-                           f"({OH} x {OW}). Output size is too small")
-    geometry = (N, weight.array.shape[1] * groups, OH, OW, KH, KW, stride[0], stride[1], padding[0], padding[1],
-                dilation[0], dilation[1], H, W)
-    out = _conv.ConvTranspose2d.apply(x, weight, bias, geometry=geometry, groups=groups)
+    size = x.array.shape[2:]
+    blocks = _blocks(size, kernel, dilation, padding, stride)
+    if min(blocks) < 1:
+        raise RuntimeError(f"Given input with spatial size {tuple(size)}, kernel_size={kernel}, dilation={dilation}, "
+                           f"padding={padding}, calculated shape of the array of sliding blocks as {blocks}, but its "
+                           "components must be at least one.")
+    window = _conv.Window(x.array.shape[0], x.array.shape[1], size, kernel, stride, padding, dilation, blocks)
+    out = _conv.Unfold.apply(x, window=window)
+    return out.squeeze(0) if unbatched else out
+
+
+@float32_kernel
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum columns (N, C*KH*KW, L) into (N, C, *output_size), unfold's adjoint (col2im):
+    `F.fold(cols, (4, 5), 2)`."""
+    if input.array.ndim not in (2, 3) or 0 in input.array.shape[-2:]:
+        raise RuntimeError("Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero "
+                           f"dimensions for input, but got: {list(input.array.shape)}")
+    size = (int(output_size),) * 2 if isinstance(output_size, (int, np.integer)) else tuple(int(v) for v in output_size)
+    if len(size) != 2:
+        raise RuntimeError(f"It is expected output_size equals to 2, but got size {len(size)}")
+    kernel, dilation, padding, stride = _block_arguments(kernel_size, dilation, padding, stride)
+    unbatched = input.array.ndim == 2
+    cols = input.unsqueeze(0) if unbatched else input
+    N, rows, L = cols.array.shape
+    if rows % (kernel[0] * kernel[1]):
+        raise RuntimeError("Expected size of input's dimension 1 to be divisible by the product of kernel_size, but "
+                           f"got input.size(1)={rows} and kernel_size={kernel}.")
+    blocks = _blocks(size, kernel, dilation, padding, stride)
+    if min(blocks) < 1 or blocks[0] * blocks[1] != L:
+        raise RuntimeError(f"Given output_size={size}, kernel_size={kernel}, dilation={dilation}, padding={padding}, "
+                           f"stride={stride}, expected size of input's dimension 2 to match the calculated number of "
+                           f"sliding blocks {blocks[0]} * {blocks[1]} = {blocks[0] * blocks[1]}, but got "
+                           f"input.size(2)={L}.")
+    window = _conv.Window(N, rows // (kernel[0] * kernel[1]), size, kernel, stride, padding, dilation, blocks)
+    out = _conv.Fold.apply(cols, window=window)
     return out.squeeze(0) if unbatched else out
 
 

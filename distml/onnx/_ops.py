@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from distml.ops.activation import Elu, Gelu, Hardtanh, LeakyRelu, Silu, Softplus
-from distml.ops.conv import Conv2d, ConvTranspose2d
+from distml.ops.conv import Conv, ConvTranspose
 from distml.ops.convert import Cast, Clone, ToDevice
 from distml.ops.elementwise import (Abs, Add, Clamp, Cos, Div, Exp, Log, Log1p, Maximum, Mul, Neg, Pow, Relu, Scale,
                                     Sigmoid, Sign, Sin, Sqrt, Tanh, Where)
@@ -521,37 +521,40 @@ def _window_pads(size, k, s, p, d, out):
     return p, max(0, (out - 1) * s + d * (k - 1) + 1 - size - p)
 
 
-def _window_attributes(g):
-    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = g
-    top, bottom = _window_pads(H, KH, SH, PH, DH, OH)
-    left, right = _window_pads(W, KW, SW, PW, DW, OW)
-    return {"kernel_shape": [KH, KW], "strides": [SH, SW], "pads": [top, left, bottom, right], "dilations": [DH, DW]}
+def _window_attributes(window):
+    """Conv's attributes for a distml.ops.conv.Window, in 1 to 3 spatial dims."""
+    begin, end = zip(*(_window_pads(*dims) for dims in zip(window.size, window.kernel, window.stride, window.padding,
+                                                               window.dilation, window.out)))
+    return {"kernel_shape": list(window.kernel), "strides": list(window.stride), "pads": list(begin) + list(end),
+            "dilations": list(window.dilation)}
 
 
 def _conv_key(call):
-    return call.inputs, _window_attributes(call.params["geometry"]), call.params["groups"]
+    return call.inputs, _window_attributes(call.params["window"]), call.params["groups"]
 
 
-@converts(Conv2d, key=_conv_key)
-def _conv2d(c):
+def _with_bias(c):
     bias = c.input(2)
-    inputs = [c.input(0), c.input(1)] + ([bias] if bias else [])
-    return c.node("Conv", *inputs, group=int(c.params["groups"]), **_window_attributes(c.params["geometry"]))
+    return [c.input(0), c.input(1)] + ([bias] if bias else [])
+
+
+@converts(Conv, key=_conv_key)
+def _conv(c):
+    return c.node("Conv", *_with_bias(c), group=int(c.params["groups"]), **_window_attributes(c.params["window"]))
 
 
 def _conv_transpose_attributes(call):
-    # geometry describes the convolution mapping the output (N, C, H, W) back to x (OH, OW)
-    N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = call.params["geometry"]
-    extra = [H - ((OH - 1) * SH - 2 * PH + DH * (KH - 1) + 1), W - ((OW - 1) * SW - 2 * PW + DW * (KW - 1) + 1)]
-    return {"kernel_shape": [KH, KW], "strides": [SH, SW], "pads": [PH, PW, PH, PW], "dilations": [DH, DW],
-            "output_padding": extra}
+    """The window is the convolution mapping the output (its `size`) back to x (its `out`)."""
+    w = call.params["window"]
+    extra = [size - ((out - 1) * s - 2 * p + d * (k - 1) + 1)
+             for size, out, s, p, d, k in zip(w.size, w.out, w.stride, w.padding, w.dilation, w.kernel)]
+    return {"kernel_shape": list(w.kernel), "strides": list(w.stride), "pads": list(w.padding) * 2,
+            "dilations": list(w.dilation), "output_padding": extra}
 
 
-@converts(ConvTranspose2d, key=lambda call: (call.inputs, _conv_transpose_attributes(call), call.params["groups"]))
-def _conv_transpose2d(c):
-    bias = c.input(2)
-    inputs = [c.input(0), c.input(1)] + ([bias] if bias else [])
-    return c.node("ConvTranspose", *inputs, group=int(c.params["groups"]), **_conv_transpose_attributes(c.call))
+@converts(ConvTranspose, key=lambda call: (call.inputs, _conv_transpose_attributes(call), call.params["groups"]))
+def _conv_transpose(c):
+    return c.node("ConvTranspose", *_with_bias(c), group=int(c.params["groups"]), **_conv_transpose_attributes(c.call))
 
 
 def _pool_window(call):

@@ -121,7 +121,8 @@ class Tracer:
             entry = self.arrays.get(id(v))
             return entry[1] if entry is not None else Ref("const", None, v, False, host(v).copy())
         if isinstance(v, (tuple, list)):
-            return type(v)(self.resolve(x) for x in v)
+            resolved = [self.resolve(x) for x in v]
+            return type(v)(*resolved) if hasattr(v, "_fields") else type(v)(resolved)  # namedtuples too
         return v
 
     def record(self, cls, inputs, params, outputs):

@@ -1,192 +1,269 @@
-"""Convolutions as im2col + one batched matrix product (BLAS through numpy, cuBLAS through
-cupy); the backward pass is the same product transposed, and col2im.
+"""Convolutions over 1, 2 or 3 spatial dims, and their transposes, as a few large matrix
+products (BLAS through numpy, cuBLAS through cupy) with the batch folded into the products'
+column dimension.
 
-The columns are laid out (N, C*KH*KW, OH*OW), so the product weight (O, C*KH*KW) @ cols[n]
-lands directly in the output's (N, O, OH*OW) layout: no transposed copies either way.
-`geometry` is the tuple (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW) of
-csrc/kernels/im2col.h: PH/PW pad the top/left, OH/OW fix the bottom/right.
+The input is unfolded into columns (C*K, N*L): row (c, kernel offset), column (sample, output
+position), K the kernel's size and L the number of output positions. Then, per group,
+
+    forward      out (O, N*L)    = weight (O, C*K) @ cols
+    input grad   cols_grad       = weight.T @ grad (O, N*L), folded back onto x (col2im)
+    weight grad  weight_grad     = grad @ cols.T          (one product over the whole batch)
+
+and (O, N*L) <-> (N, O, L) is one transposed copy each way. A 1x1 kernel without padding
+needs no general unfolding: its columns are x, strided and transposed. Depthwise convolutions
+(one input channel per group) skip the columns on the CPU: `_C` computes them directly.
+
+A `Window` says how the kernel slides over an input: N, C, the input's spatial size, kernel,
+stride, padding (before each dim; the padding after is implied by `out`), dilation and the
+output's spatial size, each a tuple with one entry per spatial dim.
 """
+import itertools
+from collections import namedtuple
+
 import numpy as np
 
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 
+Window = namedtuple("Window", "N C size kernel stride padding dilation out")
 
-def im2col(x, geometry):
-    """Unfold x (N, C, H, W) into columns (N, C*KH*KW, OH*OW): `_C` on the CPU, xp otherwise."""
-    N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
+
+def _geometry(window):
+    """csrc/kernels/im2col.h's 3-D geometry: missing leading spatial dims have size 1."""
+    fill = 3 - len(window.size)
+    spatial = [(1,) * fill + tuple(window.size), (1,) * fill + tuple(window.kernel), (1,) * fill + tuple(window.stride),
+               (0,) * fill + tuple(window.padding), (1,) * fill + tuple(window.dilation),
+               (1,) * fill + tuple(window.out)]
+    return (window.N, window.C) + sum(spatial, ())
+
+
+def _positions(window):
+    return int(np.prod(window.out))
+
+
+def _rows(window):
+    return window.C * int(np.prod(window.kernel))
+
+
+def im2col(x, window, batch_major=False):
+    """Unfold x (N, C, *size) into columns (C*K, N, L), or (N, C*K, L) with batch_major (F.unfold):
+    `_C` on the CPU, xp otherwise."""
+    shape = (window.N, _rows(window), _positions(window)) if batch_major else \
+        (_rows(window), window.N, _positions(window))
     if isinstance(x, np.ndarray):
-        cols = np.empty((N, C_ * KH * KW, OH * OW), dtype=x.dtype)
-        C.im2col(np.ascontiguousarray(x), cols, geometry)
+        cols = np.empty(shape, dtype=x.dtype)
+        C.im2col(np.ascontiguousarray(x), cols, _geometry(window), batch_major)
         return cols
-    return _im2col_xp(x, geometry)
+    return _im2col_xp(x, window, batch_major).reshape(shape)
 
 
-def col2im(cols, geometry):
-    """im2col's adjoint: columns summed back onto an (N, C, H, W) array."""
-    N, C_, H, W = geometry[:4]
+def col2im(cols, window, batch_major=False):
+    """im2col's adjoint: columns summed back onto an (N, C, *size) array."""
     if isinstance(cols, np.ndarray):
-        x = np.empty((N, C_, H, W), dtype=cols.dtype)
-        C.col2im(np.ascontiguousarray(cols), x, geometry)
+        x = np.empty((window.N, window.C) + tuple(window.size), dtype=cols.dtype)
+        C.col2im(np.ascontiguousarray(cols), x, _geometry(window), batch_major)
         return x
-    return _col2im_xp(cols, geometry)
+    return _col2im_xp(cols, window, batch_major)
 
 
-def _padded_windows(geometry):
-    """Bottom/right padding that makes every window fit, and each kernel offset's slices."""
-    N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
-    bottom = max(0, (OH - 1) * SH + (KH - 1) * DH + 1 - H - PH)
-    right = max(0, (OW - 1) * SW + (KW - 1) * DW + 1 - W - PW)
-    slices = [(i, j, slice(i * DH, i * DH + (OH - 1) * SH + 1, SH), slice(j * DW, j * DW + (OW - 1) * SW + 1, SW))
-              for i in range(KH) for j in range(KW)]
-    return bottom, right, slices
+def _offsets(window):
+    """For each kernel offset: its index and the strided slices of the padded input it reads."""
+    ranges = [range(k) for k in window.kernel]
+    for offset in itertools.product(*ranges):
+        yield offset, tuple(slice(o * d, o * d + (n - 1) * s + 1, s) for o, d, n, s in
+                            zip(offset, window.dilation, window.out, window.stride))
 
 
-def _im2col_xp(x, geometry):
+def _padding_after(window):
+    return [max(0, (n - 1) * s + (k - 1) * d + 1 - size - p) for size, k, s, p, d, n in
+            zip(window.size, window.kernel, window.stride, window.padding, window.dilation, window.out)]
+
+
+def _im2col_xp(x, window, batch_major):
     xp = get_array_module(x)
-    N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
-    bottom, right, slices = _padded_windows(geometry)
-    padded = xp.pad(x, ((0, 0), (0, 0), (PH, bottom), (PW, right)))
-    cols = xp.empty((N, C_, KH, KW, OH, OW), dtype=x.dtype)
-    for i, j, rows, columns in slices:
-        cols[:, :, i, j] = padded[:, :, rows, columns]
-    return cols.reshape(N, C_ * KH * KW, OH * OW)
+    pads = ((0, 0), (0, 0)) + tuple(zip(window.padding, _padding_after(window)))
+    padded = xp.pad(x, pads)
+    cols = xp.empty((window.N, window.C) + tuple(window.kernel) + tuple(window.out), dtype=x.dtype)
+    for offset, slices in _offsets(window):
+        cols[(slice(None), slice(None)) + offset] = padded[(slice(None), slice(None)) + slices]
+    cols = cols.reshape(window.N, _rows(window), _positions(window))
+    return cols if batch_major else xp.ascontiguousarray(cols.transpose(1, 0, 2))
 
 
-def _col2im_xp(cols, geometry):
+def _col2im_xp(cols, window, batch_major):
     xp = get_array_module(cols)
-    N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
-    bottom, right, slices = _padded_windows(geometry)
-    padded = xp.zeros((N, C_, PH + H + bottom, PW + W + right), dtype=cols.dtype)
-    cols = cols.reshape(N, C_, KH, KW, OH, OW)
-    for i, j, rows, columns in slices:
-        padded[:, :, rows, columns] += cols[:, :, i, j]
-    return xp.ascontiguousarray(padded[:, :, PH:PH + H, PW:PW + W])
+    after = _padding_after(window)
+    padded = xp.zeros((window.N, window.C) + tuple(p + n + a for p, n, a in zip(window.padding, window.size, after)),
+                      dtype=cols.dtype)
+    if not batch_major:
+        cols = cols.reshape(_rows(window), window.N, -1).transpose(1, 0, 2)
+    cols = cols.reshape((window.N, window.C) + tuple(window.kernel) + tuple(window.out))
+    for offset, slices in _offsets(window):
+        padded[(slice(None), slice(None)) + slices] += cols[(slice(None), slice(None)) + offset]
+    inside = tuple(slice(p, p + n) for p, n in zip(window.padding, window.size))
+    return xp.ascontiguousarray(padded[(slice(None), slice(None)) + inside])
+
+
+def _pointwise(window):
+    return all(k == 1 for k in window.kernel) and not any(window.padding)
+
+
+def _columns(x, window):
+    """The (C*K, N*L) columns of x; for a 1x1 kernel without padding, x strided and transposed."""
+    xp = get_array_module(x)
+    if _pointwise(window):
+        strided = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in window.stride)]
+        return xp.ascontiguousarray(xp.swapaxes(strided, 0, 1)).reshape(window.C, -1)
+    return im2col(x, window).reshape(_rows(window), -1)
+
+
+def _fold(cols, window):
+    """_columns' adjoint: (C*K, N*L) columns summed back onto an (N, C, *size) array."""
+    xp = get_array_module(cols)
+    if _pointwise(window):
+        cols = xp.swapaxes(cols.reshape((window.C, window.N) + tuple(window.out)), 0, 1)
+        if all(s == 1 for s in window.stride):
+            return xp.ascontiguousarray(cols)
+        x = xp.zeros((window.N, window.C) + tuple(window.size), dtype=cols.dtype)
+        x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in window.stride)] = cols
+        return x
+    return col2im(cols, window)
 
 
 def _grouped(a, groups):
-    """(..., G*m, k) -> (..., G, m, k): the operand of a per-group product."""
-    return a.reshape(a.shape[:-2] + (groups, a.shape[-2] // groups, a.shape[-1]))
+    """(G*m, k) -> (G, m, k): the operand of one product per group."""
+    return a.reshape(groups, a.shape[0] // groups, a.shape[1])
 
 
-def _product(xp, w, cols, groups):
-    """w (O, CKK) @ cols[n] (CKK, L) -> (N, O, L), per group when groups > 1."""
-    if groups == 1:
-        return xp.matmul(w, cols)
-    out = xp.matmul(_grouped(w, groups), _grouped(cols, groups))
-    return out.reshape(out.shape[0], -1, out.shape[-1])
+def _matmul(a, b):
+    """a (G, m, k) @ b (G, k, n); with k = 1 (a depthwise input gradient) an outer product,
+    which BLAS does poorly."""
+    xp = get_array_module(a)
+    return a * b if a.shape[-1] == 1 else xp.matmul(a, b)
 
 
-def _weight_grad(xp, grad, cols, groups):
-    """sum over n of grad[n] (O, L) @ cols[n].T (L, CKK), per group."""
-    if groups == 1:
-        return xp.matmul(grad, cols.transpose(0, 2, 1)).sum(axis=0)
-    out = xp.matmul(_grouped(grad, groups), _grouped(cols, groups).transpose(0, 1, 3, 2)).sum(axis=0)
-    return out.reshape(-1, out.shape[-1])
+def _channels_first(a):
+    """(N, C, *spatial) -> (C, N*L), one transposed copy."""
+    xp = get_array_module(a)
+    N, C_ = a.shape[:2]
+    a = a.reshape(N, C_, int(np.prod(a.shape[2:])))
+    return xp.ascontiguousarray(xp.swapaxes(a, 0, 1)).reshape(C_, -1)
 
 
-ROW_UNFOLD_MIN = 16
+def _batch_first(a, N, spatial, bias=None):
+    """(C, N*L) -> (N, C, *spatial) (+ bias per channel), one transposed copy."""
+    xp = get_array_module(a)
+    view = xp.swapaxes(a.reshape(a.shape[0], N, int(np.prod(spatial))), 0, 1)
+    out = xp.empty(view.shape, dtype=a.dtype)
+    if bias is None:
+        out[...] = view
+    else:
+        xp.add(view, bias[:, None], out=out)
+    return out.reshape((N, a.shape[0]) + tuple(spatial))
 
 
-def _taps(weight, geometry):
-    """How a convolution splits into products: the geometry to unfold x with, and one
-    (kernel row or None, column slice) per product.
-
-    With a height stride of 1, unfolding only along the width (a 1 x KW kernel over every
-    padded row) writes KH times fewer columns; kernel row i then multiplies the contiguous
-    column range of rows i*DH .. i*DH + OH - 1. That pays once C*KW is wide enough for an
-    efficient GEMM (ROW_UNFOLD_MIN); otherwise one full im2col and one product."""
-    N, C_, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geometry
-    if SH == 1 and KH > 1 and weight.shape[1] * KW >= ROW_UNFOLD_MIN:
-        unfold = (N, C_, H, W, 1, KW, 1, SW, PH, PW, 1, DW, OH + (KH - 1) * DH, OW)
-        return unfold, [(i, slice(i * DH * OW, (i * DH + OH) * OW)) for i in range(KH)]
-    return geometry, [(None, slice(None))]
+def _direct_depthwise(x, weight, window, groups):
+    """Whether `_C`'s depthwise kernels take this convolution (one input channel per group, on
+    the CPU): they read x directly, where columns would be K times its size for a GEMM per group
+    too small to pay."""
+    return groups > 1 and weight.shape[1] == 1 and not _pointwise(window) and isinstance(x, np.ndarray)
 
 
-def _tap_weight(weight, row):
-    return weight.reshape(weight.shape[0], -1) if row is None else weight[:, :, row, :].reshape(weight.shape[0], -1)
+class Conv(Primitive):
+    """y = conv(x, weight) + bias over 1-3 spatial dims: x (N, C, *size), weight (O, C / groups,
+    *kernel), `window` the Window over x: `Conv.apply(x, w, b, window=window, groups=1)`."""
 
-
-class Conv2d(Primitive):
-    """y = conv2d(x, weight) + bias, with `geometry` fixing stride, padding and dilation."""
-
-    def forward(self, x, weight, bias, geometry, groups):
-        xp = get_array_module(x)
-        N, O, OH, OW = geometry[0], weight.shape[0], geometry[12], geometry[13]
-        self.unfold, self.taps = _taps(weight, geometry)
-        self.groups, self.weight = groups, weight
-        self.cols = im2col(x, self.unfold)
-        out = None
-        for row, columns in self.taps:
-            product = _product(xp, _tap_weight(weight, row), self.cols[:, :, columns], groups)
-            if out is None:
-                out = product
-            else:
-                out += product
-        if bias is not None:
-            out += bias[:, None]
-        return out.reshape(N, O, OH, OW)
+    def forward(self, x, weight, bias, window, groups):
+        self.window, self.groups, self.weight = window, groups, weight
+        self.direct = _direct_depthwise(x, weight, window, groups)
+        if self.direct:
+            self.x, self.weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+            out = np.empty((window.N, weight.shape[0]) + tuple(window.out), dtype=x.dtype)
+            C.depthwise_conv(self.x, self.weight, out, _geometry(window), weight.shape[0] // groups)
+            if bias is not None:
+                out += bias.reshape((-1,) + (1,) * len(window.out))
+            return out
+        self.cols = _columns(x, window)
+        out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), _grouped(self.cols, groups))
+        return _batch_first(out.reshape(weight.shape[0], -1), window.N, window.out, bias)
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        weight, groups, cols = self.weight, self.groups, self.cols
-        grad = grad.reshape(grad.shape[0], grad.shape[1], -1)
-        needs = self.needs_input_grad
-        grad_cols = (xp.zeros(cols.shape, dtype=cols.dtype) if len(self.taps) > 1 else None) if needs[0] else None
-        grad_w = xp.empty(weight.shape, dtype=weight.dtype) if needs[1] else None
-        for row, columns in self.taps:
-            if needs[0]:
-                w = _tap_weight(weight, row)
-                w_t = _grouped(w, groups).transpose(0, 2, 1) if groups > 1 else w.T
-                part = _transposed_product(xp, w_t, grad, groups)
-                if grad_cols is None:
-                    grad_cols = part
-                else:
-                    grad_cols[:, :, columns] += part
-            if needs[1]:
-                part = _weight_grad(xp, grad, cols[:, :, columns], groups)
-                if row is None:
-                    grad_w = part.reshape(weight.shape)
-                else:
-                    grad_w[:, :, row, :] = part.reshape(weight.shape[0], weight.shape[1], -1)
-        grad_x = col2im(grad_cols, self.unfold) if needs[0] else None
-        grad_b = grad.sum(axis=(0, 2)) if needs[2] else None
+        if self.direct:
+            return self._depthwise_backward(np.ascontiguousarray(grad))
+        weight, groups, needs = self.weight, self.groups, self.needs_input_grad
+        grad = _grouped(_channels_first(grad), groups)
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            w = _grouped(weight.reshape(weight.shape[0], -1), groups)
+            grad_x = _fold(_matmul(w.transpose(0, 2, 1), grad).reshape(self.cols.shape), self.window)
+        if needs[1]:
+            grad_w = _matmul(grad, _grouped(self.cols, groups).transpose(0, 2, 1)).reshape(weight.shape)
+        if needs[2]:
+            grad_b = grad.sum(axis=2).reshape(-1)
+        return grad_x, grad_w, grad_b
+
+    def _depthwise_backward(self, grad):
+        window, weight, needs = self.window, self.weight, self.needs_input_grad
+        geometry, multiplier = _geometry(window), weight.shape[0] // self.groups
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            grad_x = np.empty(self.x.shape, dtype=grad.dtype)
+            C.depthwise_conv_input_grad(grad, weight, grad_x, geometry, multiplier)
+        if needs[1]:
+            grad_w = np.empty(weight.shape, dtype=grad.dtype)
+            C.depthwise_conv_weight_grad(grad, self.x, grad_w, geometry, multiplier)
+        if needs[2]:
+            grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
         return grad_x, grad_w, grad_b
 
 
-def _transposed_product(xp, w_t, x, groups):
-    """w_t (CKK, O) (or per group (G, CgKK, Og)) @ x[n] (O, L) -> (N, CKK, L)."""
-    if groups == 1:
-        return xp.matmul(w_t, x)
-    out = xp.matmul(w_t, _grouped(x, groups))
-    return out.reshape(out.shape[0], -1, out.shape[-1])
+class ConvTranspose(Primitive):
+    """The adjoint of Conv in x: y = fold(weight^T @ x) + bias. weight is (C_in, C_out / groups,
+    *kernel); `window` is the Window of the convolution that maps y back to x (its N, C and
+    size are y's, its out is x's spatial size)."""
 
-
-class ConvTranspose2d(Primitive):
-    """The adjoint of Conv2d in x: y = col2im(weight^T @ x) + bias. weight is (C_in, C_out/groups, KH, KW);
-    `geometry` describes the convolution that maps y back to x (its N, C, H, W are y's)."""
-
-    def forward(self, x, weight, bias, geometry, groups):
-        xp = get_array_module(x)
-        self.geometry, self.groups, self.weight = geometry, groups, weight
-        self.x = x.reshape(x.shape[0], x.shape[1], -1)
-        w = weight.reshape(weight.shape[0], -1)
-        w_t = _grouped(w, groups).transpose(0, 2, 1) if groups > 1 else w.T
-        out = col2im(_transposed_product(xp, w_t, self.x, groups), geometry)
+    def forward(self, x, weight, bias, window, groups):
+        self.window, self.groups, self.weight = window, groups, weight
+        self.x = _grouped(_channels_first(x), groups)
+        w = _grouped(weight.reshape(weight.shape[0], -1), groups)
+        out = _fold(_matmul(w.transpose(0, 2, 1), self.x).reshape(_rows(window), -1), window)
         if bias is not None:
-            out += bias[:, None, None]
+            out += bias.reshape((-1,) + (1,) * len(window.size))
         return out
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        weight, groups = self.weight, self.groups
-        cols = im2col(grad, self.geometry)
+        weight, groups, needs = self.weight, self.groups, self.needs_input_grad
+        cols = _grouped(_columns(grad, self.window), groups) if needs[0] or needs[1] else None
         grad_x = grad_w = grad_b = None
-        if self.needs_input_grad[0]:
-            out = _product(xp, weight.reshape(weight.shape[0], -1), cols, groups)
-            grad_x = out.reshape(grad.shape[0], weight.shape[0], self.geometry[12], self.geometry[13])
-        if self.needs_input_grad[1]:
-            grad_w = _weight_grad(xp, self.x, cols, groups).reshape(weight.shape)
-        if self.needs_input_grad[2]:
-            grad_b = grad.sum(axis=(0, 2, 3))
+        if needs[0]:
+            out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), cols)
+            grad_x = _batch_first(out.reshape(weight.shape[0], -1), self.window.N, self.window.out)
+        if needs[1]:
+            grad_w = _matmul(self.x, cols.transpose(0, 2, 1)).reshape(weight.shape)
+        if needs[2]:
+            grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
         return grad_x, grad_w, grad_b
+
+
+class Unfold(Primitive):
+    """F.unfold: x (N, C, *size) -> sliding blocks (N, C*K, L); its gradient folds them back."""
+    saves_inputs = False
+
+    def forward(self, x, window):
+        self.window = window
+        return im2col(x, window, batch_major=True)
+
+    def backward(self, grad):
+        return col2im(grad, self.window, batch_major=True)
+
+
+class Fold(Primitive):
+    """F.fold: blocks (N, C*K, L) summed into (N, C, *size); the adjoint of Unfold."""
+    saves_inputs = False
+
+    def forward(self, cols, window):
+        self.window = window
+        return col2im(cols, window, batch_major=True)
+
+    def backward(self, grad):
+        return im2col(grad, self.window, batch_major=True)

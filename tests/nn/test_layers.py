@@ -234,31 +234,10 @@ def test_lenet_end_to_end(same, rng):
     same(lenet(distml), lenet(torch), [rng.standard_normal((4, 1, 28, 28))], np.float32)
 
 
-@pytest.mark.parametrize("row_unfold_min", [1, 10 ** 9])
-@pytest.mark.parametrize("args,kwargs,shape", [
-    ((3, 4, 3), {}, (2, 3, 7, 6)),
-    ((4, 6, (3, 2)), {"groups": 2, "padding": 1, "dilation": (2, 1)}, (2, 4, 8, 7)),
-    ((2, 3, 4), {"padding": "same"}, (2, 2, 6, 7)),
-    ((2, 3, 3), {"stride": (1, 2), "padding": (0, 1)}, (2, 2, 6, 7)),
-    ((2, 3, 3), {"stride": (2, 1), "bias": False}, (2, 2, 7, 6)),
-])
-def test_conv_row_unfolding(same, rng, monkeypatch, row_unfold_min, args, kwargs, shape):
-    """Both ways of splitting a convolution into products (full im2col, or width-only
-    unfolding with one product per kernel row) agree with torch."""
-    from distml.ops import conv
-    monkeypatch.setattr(conv, "ROW_UNFOLD_MIN", row_unfold_min)
-    dm, tm = both("Conv2d", *args, **kwargs)
-    same(dm, tm, [rng.standard_normal(shape)])
-    same(dm, tm, [rng.standard_normal(shape)], np.float32)
-
-
-@pytest.mark.parametrize("name", [
-    "Threshold", "RReLU", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid", "PReLU", "GLU", "LogSigmoid", "Softsign",
-    "Tanhshrink", "Softshrink", "Hardshrink", "Softmin", "Softmax2d", "MultiheadAttention", "Dropout1d", "Dropout2d",
-    "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Bilinear", "ParameterList", "ParameterDict", "ConstantPad1d",
-    "ZeroPad2d", "ReflectionPad3d", "ReplicationPad1d", "CircularPad2d", "TransformerEncoderLayer", "Transformer",
-    "TransformerDecoder",
-])
+@pytest.mark.parametrize("name", sorted(
+    name for name, value in vars(torch.nn).items()
+    if isinstance(value, type) and issubclass(value, torch.nn.Module) and value is not torch.nn.Module
+    and hasattr(nn, name)))
 def test_class_paths_mirror_torch(name):
     """`torch.nn.modules.<file>.<name>` has a twin `distml.nn.modules.<file>.<name>` (pickles name classes so)."""
     import importlib

@@ -402,3 +402,27 @@ def test_pools_in_one_to_three_dims(tmp_path):
     args = (distml.randn(2, 3, 9), distml.randn(2, 2, 4, 4, 6), distml.randn(3, 6, 8))
     _, session = export(Pools(), args, tmp_path)
     assert_runs_like(session, Pools(), *args)
+
+
+class Convolutions(nn.Module):
+    """Convolutions in 1 and 3 dims and their transposes, depthwise and 1x1 ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1d = nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2)
+        self.up1d = nn.ConvTranspose1d(4, 2, 3, stride=2, output_padding=1)
+        self.conv3d = nn.Conv3d(2, 4, (2, 3, 3), padding=(0, 1, 1))
+        self.up3d = nn.ConvTranspose3d(4, 2, 2, stride=2, groups=2)
+        self.depthwise = nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.pointwise = nn.Conv2d(8, 3, 1, stride=2, bias=False)
+
+    def forward(self, x1, x3, x2):
+        return self.up1d(self.conv1d(x1)), self.up3d(self.conv3d(x3)), self.pointwise(self.depthwise(x2))
+
+
+def test_convolutions_in_one_to_three_dims(tmp_path):
+    distml.manual_seed(0)
+    model = Convolutions().eval()
+    args = (distml.randn(2, 3, 11), distml.randn(2, 2, 3, 5, 6), distml.randn(2, 4, 7, 7))
+    _, session = export(model, args, tmp_path)
+    assert_runs_like(session, model, *args)

@@ -7,18 +7,20 @@ from distml.nn.modules.activation import (CELU, ELU, GELU, GLU, SELU, Hardshrink
 from distml.nn.modules.adaptive import AdaptiveLogSoftmaxWithLoss
 from distml.nn.modules.channelshuffle import ChannelShuffle
 from distml.nn.modules.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from distml.nn.modules.conv import Conv1d, Conv2d, ConvTranspose2d
+from distml.nn.modules.conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from distml.nn.modules.distance import CosineSimilarity, PairwiseDistance
 from distml.nn.modules.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from distml.nn.modules.flatten import Flatten, Unflatten
+from distml.nn.modules.fold import Fold, Unfold
 from distml.nn.modules.linear import Bilinear, Identity, Linear
 from distml.nn.modules.loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, CTCLoss,
                                     GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss,
                                     MarginRankingLoss, MSELoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss,
                                     MultiMarginLoss, NLLLoss, NLLLoss2d, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss,
                                     TripletMarginLoss, TripletMarginWithDistanceLoss)
-from distml.nn.modules.normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d,
-                                             InstanceNorm2d, InstanceNorm3d, LayerNorm, LocalResponseNorm, RMSNorm)
+from distml.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
+from distml.nn.modules.instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
+from distml.nn.modules.normalization import GroupNorm, LayerNorm, LocalResponseNorm, RMSNorm
 from distml.nn.modules.padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d,
                                        ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d,
                                        ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
