@@ -37,8 +37,9 @@ class ASGD(Optimizer):
                     [group["lambd"], group["weight_decay"], group["maximize"]])
         lr, lambd = group["lr"], group["lambd"]
         for state, step in zip(states, steps):
-            state["eta"].array[...] = lr / ((1 + lambd * lr * step) ** group["alpha"])
-            state["mu"].array[...] = 1 / max(1, step - group["t0"])
+            # Rounded to the default scalar dtype even where a loaded state holds float64, as PyTorch.
+            state["eta"].array[...] = _step_tensor(lr / ((1 + lambd * lr * step) ** group["alpha"])).array
+            state["mu"].array[...] = _step_tensor(1 / max(1, step - group["t0"])).array
 
 
 def asgd_xp(params, grads, axs, etas, mus, lambd, weight_decay, maximize):
