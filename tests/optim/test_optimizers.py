@@ -102,8 +102,12 @@ def tolerance(dtype):
     return dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
 
 
+# The optimizers with a fused _C kernel; the others need no large tensor (their arrays have no threaded path).
+KERNEL_OPTIMIZERS = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"}
+
+
 def check_against_torch(rng, name, options, dtype, steps=20):
-    arrays = make_params(rng, dtype)
+    arrays = make_params(rng, dtype, SHAPES if name in KERNEL_OPTIMIZERS else SHAPES[:3] + [(50,)])
     noises = [rng.standard_normal((steps,) + a.shape) for a in arrays]
     ours = [distml.tensor(a, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
@@ -517,3 +521,12 @@ def test_sparse_and_dense_gradient_errors():
         with pytest.raises(ValueError, match=r"Complex params at indices \[\[0, 0\]\]: SparseAdam does not "
                                              "support complex parameters"):
             module.optim.SparseAdam([tensor([1 + 1j], requires_grad=True)])
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "NAdam", "RAdam", "Adamax",
+                                  "ASGD", "Rprop", "SparseAdam", "Adafactor", "LBFGS"])
+def test_repr_and_defaults_as_torch(name):
+    ours = getattr(optim, name)([distml.tensor([1.0], requires_grad=True)], lr=0.1)
+    theirs = getattr(torch.optim, name)([torch.tensor([1.0], requires_grad=True)], lr=0.1)
+    assert repr(ours) == repr(theirs)
+    assert ours.defaults == theirs.defaults
