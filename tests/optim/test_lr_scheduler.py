@@ -312,3 +312,12 @@ def test_cyclic_needs_momentum():
     scheduler = lr_scheduler.CyclicLR(adagrad, 0.01, 0.1, step_size_up=2, cycle_momentum=False)
     scheduler.step()
     assert scheduler.get_last_lr() == [0.01 + (0.1 - 0.01) * 0.5]
+
+
+@pytest.mark.parametrize("name", ["StepLR", "ExponentialLR", "CosineAnnealingLR", "PolynomialLR", "ConstantLR",
+                                  "ReduceLROnPlateau"])
+def test_no_verbose_argument_as_in_torch_2_13(name):
+    options = {"StepLR": dict(step_size=3), "ExponentialLR": dict(gamma=0.9), "CosineAnnealingLR": dict(T_max=3)}
+    for module, opt in zip((lr_scheduler, torch.optim.lr_scheduler), optimizers()):
+        with pytest.raises(TypeError, match="unexpected keyword argument 'verbose'"):
+            getattr(module, name)(opt, verbose=True, **options.get(name, {}))
