@@ -6,7 +6,11 @@ from distml.optim.optimizer import Optimizer, _next_steps, _step_tensor, _zeros_
 class Adadelta(Optimizer):
     """Adadelta: `Adadelta(model.parameters(), lr=1.0, rho=0.9, eps=1e-6)`."""
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, *, maximize=False):
+    _capturable_error = ("If capturable=True, params and state_steps must be on supported devices: "
+                         "['cuda', 'xpu', 'hpu', 'privateuseone'].")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
+                 maximize=False, differentiable=False):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= rho <= 1.0:
@@ -15,7 +19,8 @@ class Adadelta(Optimizer):
             raise ValueError(f"Invalid epsilon value: {eps}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                      capturable=capturable, foreach=foreach, differentiable=differentiable))
 
     def _update_group(self, group, params):
         states = [self.state[p] for p in params]
@@ -25,7 +30,7 @@ class Adadelta(Optimizer):
                 state["square_avg"] = _zeros_like(p)
                 state["acc_delta"] = _zeros_like(p)
         _next_steps(states)
-        self._fused(C.adadelta_step, adadelta_xp, params,
+        self._fused(self._kernel(group, C.adadelta_step, adadelta_xp), adadelta_xp, params,
                     [[s["square_avg"].array for s in states], [s["acc_delta"].array for s in states]], [],
                     [group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"]])
 

@@ -1,13 +1,13 @@
 """Adagrad with learning-rate decay, weight decay and maximize (torch.optim.Adagrad)."""
 from distml._backend import C
-from distml.optim.optimizer import Optimizer, _next_steps, _step_tensor, _zeros_like
+from distml.optim.optimizer import Optimizer, _check_fused, _next_steps, _step_tensor, _zeros_like
 
 
 class Adagrad(Optimizer):
     """Adagrad: `Adagrad(model.parameters(), lr=1e-2, lr_decay=0, initial_accumulator_value=0)`."""
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
-                 maximize=False):
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+                 foreach=None, *, maximize=False, differentiable=False, fused=None):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= lr_decay:
@@ -19,7 +19,9 @@ class Adagrad(Optimizer):
         if not 0.0 <= eps:
             raise ValueError(f"Invalid epsilon value: {eps}")
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
+                                      initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable, fused=fused))
+        _check_fused(self.defaults)
         # Like PyTorch, the state exists from construction on.
         for group in self.param_groups:
             for p in group["params"]:
@@ -28,7 +30,7 @@ class Adagrad(Optimizer):
 
     def _update_group(self, group, params):
         states = [self.state[p] for p in params]
-        self._fused(C.adagrad_step, adagrad_xp, params, [[s["sum"].array for s in states]], [_next_steps(states)],
+        self._fused(self._kernel(group, C.adagrad_step, adagrad_xp), adagrad_xp, params, [[s["sum"].array for s in states]], [_next_steps(states)],
                     [group["lr"], group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"]])
 
 

@@ -1,6 +1,6 @@
 """Adam and AdamW, with amsgrad and maximize (torch.optim.Adam / AdamW)."""
 from distml._backend import C, get_array_module
-from distml.optim.optimizer import Optimizer, _next_steps, _step_tensor, _zeros_like
+from distml.optim.optimizer import Optimizer, _check_fused, _next_steps, _step_tensor, _zeros_like
 
 
 class Adam(Optimizer):
@@ -9,8 +9,11 @@ class Adam(Optimizer):
     `decoupled_weight_decay=True` is AdamW (weight decay applied to the parameter, not the gradient).
     """
 
+    _sparse_grad_error = "Adam does not support sparse gradients, please consider SparseAdam instead"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
-                 maximize=False, decoupled_weight_decay=False):
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -22,7 +25,10 @@ class Adam(Optimizer):
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
+                                      maximize=maximize, foreach=foreach, capturable=capturable,
+                                      differentiable=differentiable, fused=fused,
+                                      decoupled_weight_decay=decoupled_weight_decay))
+        _check_fused(self.defaults)
 
     def _update_group(self, group, params):
         states = [self.state[p] for p in params]
@@ -37,7 +43,7 @@ class Adam(Optimizer):
         exp_avg_sqs = [s["exp_avg_sq"].array for s in states]
         max_exp_avg_sqs = [s["max_exp_avg_sq"].array for s in states] if group["amsgrad"] else []
         beta1, beta2 = group["betas"]
-        self._fused(C.adam_step, adam_xp, params, [exp_avgs, exp_avg_sqs, max_exp_avg_sqs], [_next_steps(states)],
+        self._fused(self._kernel(group, C.adam_step, adam_xp), adam_xp, params, [exp_avgs, exp_avg_sqs, max_exp_avg_sqs], [_next_steps(states)],
                     [group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
                      group["maximize"], group["decoupled_weight_decay"]])
 
@@ -46,8 +52,9 @@ class AdamW(Adam):
     """Adam with decoupled weight decay: `AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)`."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
 
 

@@ -16,9 +16,21 @@ from distml.tensor import Tensor
 
 
 class Optimizer:
-    """Base class: `Optimizer(params, defaults)`; `params` is an iterable of Tensors or of dicts
+    """Base class: `Optimizer(params, defaults)`; `params` is an iterable of Tensors, of (name, Tensor)
+    pairs (`model.named_parameters()`: the names are kept in the group's "param_names") or of dicts
     (parameter groups with their own options), e.g. `[{"params": w}, {"params": b, "lr": 0.1}]`.
+
+    Options that choose an implementation, as torch's: where an optimizer has a fused `_C` kernel,
+    `foreach=False` runs the per-tensor array loop instead (torch's for-loop implementation) and
+    `foreach=True`, `fused=True` or neither run the kernel; the results agree to rounding.
     """
+
+    # torch's error for capturable=True on a CPU parameter.
+    _capturable_error = ("If capturable=True, params and state_steps must be on supported devices: "
+                         "['cuda', 'xpu', 'hpu', 'privateuseone', 'xla'].")
+    _sparse_grad_error = None
+    # Whether "step" is a tensor in the state (a number in a loaded state dict is converted).
+    _tensor_step = True
 
     def __init__(self, params, defaults):
         if isinstance(params, Tensor):
@@ -54,7 +66,13 @@ class Optimizer:
         elif isinstance(params, set):
             raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
                             "of tensors in sets will change between runs. Please use a list instead.")
-        param_group["params"] = params = list(params)
+        params = list(params)
+        if any(isinstance(p, tuple) for p in params):
+            if not all(isinstance(p, tuple) for p in params):
+                raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+            param_group["param_names"] = [name for name, _ in params]
+            params = [p for _, p in params]
+        param_group["params"] = params
         for param in params:
             if not isinstance(param, Tensor):
                 raise TypeError("optimizer can only optimize Tensors, but one of the params is "
@@ -66,6 +84,11 @@ class Optimizer:
         if len(params) != len({id(p) for p in params}):
             warnings.warn("optimizer contains a parameter group with duplicate parameters; "
                           "in future, this will cause an error", stacklevel=3)
+        for group in self.param_groups:
+            if ("param_names" in param_group) != ("param_names" in group):
+                named = "with names" if "param_names" in param_group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {named} to the optimizer")
         seen = {id(p) for group in self.param_groups for p in group["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -92,8 +115,22 @@ class Optimizer:
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if params:
+                self._check_group(group, params)
                 self._update_group(group, params)
         return loss
+
+    def _check_group(self, group, params):
+        """Refuse what this step cannot do: sparse gradients, differentiable and capturable steps."""
+        name = type(self).__name__
+        if any(p.grad.is_sparse for p in params):
+            raise RuntimeError(self._sparse_grad_error or f"{name} does not support sparse gradients")
+        if group.get("differentiable"):
+            raise NotImplementedError(f"{name}: differentiable=True (autograd through the optimizer step) is not "
+                                      "supported by distml")
+        if group.get("capturable"):
+            if all(p.is_cuda for p in params):
+                raise NotImplementedError(f"{name}: capturable=True (CUDA graph capture) is not supported by distml")
+            raise AssertionError(self._capturable_error)
 
     def _update_group(self, group, params):
         """Update `params` (those of `group` with a gradient) in place; subclasses implement it."""
@@ -124,6 +161,11 @@ class Optimizer:
                     params[i].array[...] = array
                 params[i]._version[0] += 1
 
+    @staticmethod
+    def _kernel(group, kernel, xp_update):
+        """The implementation `group`'s foreach / fused options choose: `kernel` unless foreach=False."""
+        return xp_update if group.get("foreach") is False and not group.get("fused") else kernel
+
     # ---- state ----
     def state_dict(self):
         """`{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`, PyTorch's layout.
@@ -144,7 +186,8 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Load a `state_dict()` (ours or one in PyTorch's layout with distml tensors).
 
-        State tensors are copied and cast to their parameter's dtype and device ("step" keeps its dtype).
+        State tensors are copied and cast to their parameter's dtype and device ("step" keeps its dtype;
+        a number becomes a tensor); options the saved groups lack take this optimizer's defaults.
         """
         saved_groups = copy.deepcopy(state_dict["param_groups"])
         if len(self.param_groups) != len(saved_groups):
@@ -157,16 +200,31 @@ class Optimizer:
         for key, value in state_dict["state"].items():
             if key in param_of:
                 param = param_of[key]
-                state[param] = {name: _cast_state(param, name, v) for name, v in value.items()}
+                state[param] = {name: _cast_state(param, name, v, self._tensor_step) for name, v in value.items()}
             else:
                 state[key] = value
         for group, saved in zip(self.param_groups, saved_groups):
             saved["params"] = group["params"]
+            if "param_names" in group:
+                saved.setdefault("param_names", group["param_names"])
+            for name, default in self.defaults.items():
+                saved.setdefault(name, default)
         self.state = state
         self.param_groups = saved_groups
 
 
-def _cast_state(param, name, value):
+def _check_fused(defaults):
+    """torch's errors for fused=True with options it cannot combine with."""
+    if defaults["fused"]:
+        if defaults["differentiable"]:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if defaults["foreach"]:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def _cast_state(param, name, value, tensor_step):
+    if name == "step" and tensor_step and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _step_tensor(value)
     if not isinstance(value, Tensor):
         return copy.deepcopy(value)
     out = value.detach().to(device=param.device)
@@ -175,10 +233,10 @@ def _cast_state(param, name, value):
     return Tensor(out.array.copy())
 
 
-def _step_tensor():
-    """A fresh step counter, a 0-d float tensor on the CPU as in PyTorch."""
+def _step_tensor(value=0.0):
+    """A fresh step counter (or other scalar state), a 0-d float tensor on the CPU as in PyTorch."""
     dtype = dtypes.float64 if dtypes.get_default_dtype() is dtypes.float64 else dtypes.float32
-    return Tensor(np.zeros((), dtype=dtype.np))
+    return Tensor(np.full((), value, dtype=dtype.np))
 
 
 def _zeros_like(param, fill=0):
@@ -193,3 +251,11 @@ def _next_steps(states):
         state["step"].array += 1
         steps.append(float(state["step"].array))
     return steps
+
+
+def _lerp_(start, end, weight):
+    """`start.lerp_(end, weight)` in place, torch's two-sided form (exact at both ends)."""
+    if weight < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)

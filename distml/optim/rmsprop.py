@@ -6,8 +6,8 @@ from distml.optim.optimizer import Optimizer, _next_steps, _step_tensor, _zeros_
 class RMSprop(Optimizer):
     """RMSprop: `RMSprop(model.parameters(), lr=1e-2, alpha=0.99, momentum=0.9, centered=True)`."""
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
-                 maximize=False):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -19,7 +19,8 @@ class RMSprop(Optimizer):
         if not 0.0 <= alpha:
             raise ValueError(f"Invalid alpha value: {alpha}")
         super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                                      weight_decay=weight_decay, maximize=maximize))
+                                      weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable))
 
     def _update_group(self, group, params):
         states = [self.state[p] for p in params]
@@ -35,7 +36,7 @@ class RMSprop(Optimizer):
         square_avgs = [s["square_avg"].array for s in states]
         grad_avgs = [s["grad_avg"].array for s in states] if group["centered"] else []
         buffers = [s["momentum_buffer"].array for s in states] if group["momentum"] > 0 else []
-        self._fused(C.rmsprop_step, rmsprop_xp, params, [square_avgs, grad_avgs, buffers], [],
+        self._fused(self._kernel(group, C.rmsprop_step, rmsprop_xp), rmsprop_xp, params, [square_avgs, grad_avgs, buffers], [],
                     [group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
                      group["centered"], group["maximize"]])
 

@@ -1,13 +1,13 @@
 """SGD with momentum, dampening, Nesterov momentum, weight decay and maximize (torch.optim.SGD)."""
 from distml._backend import C
-from distml.optim.optimizer import Optimizer, _zeros_like
+from distml.optim.optimizer import Optimizer, _check_fused, _zeros_like
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent: `SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)`."""
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False):
+                 maximize=False, foreach=None, differentiable=False, fused=None):
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -17,7 +17,9 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov, maximize=maximize))
+                                      nesterov=nesterov, maximize=maximize, foreach=foreach,
+                                      differentiable=differentiable, fused=fused))
+        _check_fused(self.defaults)
 
     def _update_group(self, group, params):
         buffers, fresh = [], []
@@ -28,7 +30,7 @@ class SGD(Optimizer):
                 if fresh[-1]:
                     state["momentum_buffer"] = _zeros_like(p)
                 buffers.append(state["momentum_buffer"].array)
-        self._fused(C.sgd_step, sgd_xp, params, [buffers], [fresh],
+        self._fused(self._kernel(group, C.sgd_step, sgd_xp), sgd_xp, params, [buffers], [fresh],
                     [group["lr"], group["momentum"], group["dampening"], group["weight_decay"], group["nesterov"],
                      group["maximize"]])
 

@@ -81,6 +81,8 @@ CASES = [
     ("regression", dict(history_size=3, max_iter=6), 3),
     ("regression", dict(line_search_fn="strong_wolfe", history_size=3), 2),
     ("regression", dict(lr=0.5, line_search_fn="strong_wolfe", tolerance_change=1e-4), 2),
+    ("regression", dict(tolerance_grad=1e-2, max_iter=50), 2),  # stops once the gradient is small
+    ("regression", dict(line_search_fn="strong_wolfe", tolerance_grad=1e-3, max_iter=50, max_eval=80), 2),
     ("mlp", dict(lr=0.8, max_iter=10), 3),
     ("mlp", dict(history_size=4, max_iter=8), 3),
     ("mlp", dict(line_search_fn="strong_wolfe", history_size=5, max_iter=10), 3),
