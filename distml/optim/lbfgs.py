@@ -115,7 +115,9 @@ class LBFGS(Optimizer):
                     old_stps.append(s)
                     ro.append(1.0 / ys)
                     H_diag = ys / y.dot(y)  # scale of the initial inverse Hessian
-                d = _two_loop(-flat_grad, old_dirs, old_stps, ro, H_diag)
+                al = [_unpack(v) for v in state.setdefault("al", [None] * history_size)]
+                d = _two_loop(-flat_grad, old_dirs, old_stps, ro, H_diag, al)
+                state["al"] = [_pack(v) for v in al]  # kept in the state as PyTorch's (its two-loop scratch)
             prev_flat_grad = flat_grad  # never changed in place: each gather makes a new vector
             prev_loss = loss
 
@@ -159,9 +161,9 @@ class LBFGS(Optimizer):
         return orig_loss
 
 
-def _two_loop(q, old_dirs, old_stps, ro, H_diag):
-    """The L-BFGS inverse-Hessian approximation times `q` (updated in place and returned scaled)."""
-    al = [None] * len(old_dirs)
+def _two_loop(q, old_dirs, old_stps, ro, H_diag, al):
+    """The L-BFGS inverse-Hessian approximation times `q` (updated in place and returned scaled);
+    `al` (history_size long) receives the first loop's coefficients."""
     for i in range(len(old_dirs) - 1, -1, -1):
         al[i] = old_stps[i].dot(q) * ro[i]
         q -= al[i] * old_dirs[i]
