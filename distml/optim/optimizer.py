@@ -213,6 +213,21 @@ class Optimizer:
         self.param_groups = saved_groups
 
 
+_VALUE_NAMES = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def check_hyperparameters(betas=None, **values):
+    """PyTorch's ValueErrors for negative hyperparameters, checked in the order given, and for betas
+    outside [0, 1): `check_hyperparameters(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)`."""
+    for name, value in values.items():
+        if not 0.0 <= value:
+            raise ValueError(f"Invalid {_VALUE_NAMES.get(name, name + ' value')}: {value}")
+        if name == "eps" and betas is not None:
+            for index, beta in enumerate(betas):
+                if not 0.0 <= beta < 1.0:
+                    raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+
+
 def _check_fused(defaults):
     """torch's errors for fused=True with options it cannot combine with."""
     if defaults["fused"]:
