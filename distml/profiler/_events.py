@@ -60,7 +60,7 @@ class FunctionEventAvg:
         self.key, self.input_shapes = key, input_shapes
         self.count = 0
         self.cpu_time_total = self.self_cpu_time_total = 0.0
-        self.cpu_parent = None  # set when some event of the key is top-level (for top_level_events_only)
+        self.cpu_parent = None
         self.is_async = False
 
     def add(self, event):
@@ -100,9 +100,7 @@ class EventList(list):
             key = (event.key, str(event.input_shapes)) if group_by_input_shape else event.key
             if key not in groups:
                 groups[key] = FunctionEventAvg(event.key, event.input_shapes if group_by_input_shape else [])
-                groups[key].cpu_parent = True
-            if event.cpu_parent is None:
-                groups[key].cpu_parent = None
+                groups[key].cpu_parent = event.cpu_parent  # as torch: the first event's
             groups[key].add(event)
         return EventList(groups.values(), self._trace)
 

@@ -327,6 +327,10 @@ def test_two_ranks_under_distmlrun(tmp_path):
         assert all(step["ts"] <= e["ts"] <= step["ts"] + step["dur"] for e in inside)
     merged = merge_chrome_traces(paths, str(tmp_path / "merged.json"))
     trace = json.loads(open(merged).read())
+    cli = subprocess.run([sys.executable, "-m", "distml.profiler", "merge", "-o", "cli.json", *paths], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads((tmp_path / "cli.json").read_text()) == trace
     assert {e["pid"] for e in trace["traceEvents"]} == {0, 1}
     names = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"}
     assert names == {0: "rank 0", 1: "rank 1"}
