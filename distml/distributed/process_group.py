@@ -27,6 +27,7 @@ import sys
 import numpy as np
 
 from distml._backend import C
+from distml.profiler import _recorder
 from distml.profiler._recorder import collective, ranged
 
 DistBackendError = C.DistBackendError
@@ -289,15 +290,19 @@ def _launch(work, async_op, keep, *finishers):
     return handle
 
 
-@collective("mpi:all_reduce")
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor across the group, in place on every rank."""
-    if group is None and op == 0 and not async_op and _state.world is not None:
+    if group is None and op == 0 and not async_op and _state.world is not None and _recorder.active is None:
         # The common case (a contiguous SUM on the world) is kept lean for latency-bound tensors.
         array = tensor if type(tensor) is np.ndarray else getattr(tensor, "array", None)
         if type(array) is np.ndarray and array.flags.c_contiguous:
             _state.world._pg.allreduce(array, 0, False)
             return None
+    return _all_reduce(tensor, op, group, async_op)
+
+
+@collective("mpi:all_reduce")
+def _all_reduce(tensor, op, group, async_op):
     group = _group(group)
     if group._pg is None:
         return None

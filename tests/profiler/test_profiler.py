@@ -85,6 +85,15 @@ def _plain_apply():
     return profiler._PLAIN_APPLY
 
 
+def test_worker_dataloader_waits():
+    data = DataLoader(TensorDataset(distml.arange(6.0)), batch_size=2, num_workers=1)
+    with profile() as prof:
+        batches = [batch for batch, in data]
+    assert len(batches) == 3
+    names = [e.name for e in prof.events()]
+    assert names.count("enumerate(DataLoader)#_MultiProcessingDataLoaderIter.__next__") == 4
+
+
 def test_one_event_per_backward_node():
     model = small_model()
     loss = nn.functional.cross_entropy(model(distml.randn(2, 1, 4, 4)), distml.tensor([0, 2]))
@@ -327,6 +336,8 @@ def test_two_ranks_under_distmlrun(tmp_path):
         assert all(step["ts"] <= e["ts"] <= step["ts"] + step["dur"] for e in inside)
     merged = merge_chrome_traces(paths, str(tmp_path / "merged.json"))
     trace = json.loads(open(merged).read())
+    with pytest.raises(ValueError, match="same pid"):
+        merge_chrome_traces([paths[0], paths[0]], str(tmp_path / "twice.json"))
     cli = subprocess.run([sys.executable, "-m", "distml.profiler", "merge", "-o", "cli.json", *paths], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
