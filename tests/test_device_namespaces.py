@@ -417,3 +417,9 @@ def test_deterministic_algorithms_bad_arguments_match_torch(args, kwargs, restor
     assert ours[:2] == theirs[:2] == ("raise", TypeError)
     assert ours[2] == theirs[2].replace("_set_deterministic_algorithms", "use_deterministic_algorithms")
     assert distml.are_deterministic_algorithms_enabled() is False
+
+
+def test_nn_parallel_is_reachable_from_nn_as_in_torch():
+    import distml.nn as nn
+    from distml.distributed.ddp import DistributedDataParallel
+    assert nn.parallel.DistributedDataParallel is DistributedDataParallel

@@ -4,6 +4,10 @@ import itertools
 from distml._backend import get_array_module
 from distml.tensor import Tensor
 
+# The profiler's per-node wrapper, `node_profiler(node) -> node.backward timed`: None except while
+# distml.profiler.profile records.
+node_profiler = None
+
 
 def _children(node):
     """What `node` sends gradients to: other nodes first, then leaves, so that in the reversed
@@ -114,10 +118,11 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
                 "backward through the graph a second time or if you need to access saved tensors after "
                 "calling backward.")
         node.check_versions()
+        backward = node.backward if node_profiler is None else node_profiler(node)
         if node.n_outputs > 1:
-            input_grads = node.backward(*_zeros_for_missing(output_grads, node.output_specs))
+            input_grads = backward(*_zeros_for_missing(output_grads, node.output_specs))
         else:
-            input_grads = node.backward(output_grads[0])
+            input_grads = backward(output_grads[0])
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:

@@ -6,7 +6,8 @@ from distml.autograd.grad_mode import _State, no_grad
 from distml.tensor import Tensor
 
 # The ONNX exporter's recorder, `tracer(cls, inputs, params, outputs)`: None except while
-# distml.onnx.export runs a model (so the hot path below pays one global lookup).
+# distml.onnx.export runs a model (so the hot path below pays one global lookup). The profiler
+# adds no check here: while it records, it replaces Primitive.apply by a timed wrapper of it.
 tracer = None
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from distml import distributed as dist
 from distml.autograd.grad_mode import is_grad_enabled
 from distml.nn import Module
+from distml.profiler import _recorder
 from distml.tensor import Tensor
 
 _FIRST_BUCKET_BYTES = 1 << 20  # small, so the first allreduce starts early in backward
@@ -32,8 +33,8 @@ def _bucket_parameters(params, cap_bytes):
 
 
 class _Bucket:
-    def __init__(self, params):
-        self.params = params
+    def __init__(self, params, index):
+        self.params, self.index = params, index
         self.buffer = np.empty(sum(p.array.size for p in params), dtype=np.result_type(*[p.array for p in params]))
         self.pending = len(params)
         self.work = None
@@ -48,7 +49,8 @@ class _Bucket:
             else:
                 self.buffer[offset:offset + n] = p.grad.array.reshape(-1)
             offset += n
-        self.work = dist.all_reduce(Tensor(self.buffer), op=dist.ReduceOp.AVG, group=group, async_op=True)
+        with _recorder.comm_args(bucket_index=self.index):
+            self.work = dist.all_reduce(Tensor(self.buffer), op=dist.ReduceOp.AVG, group=group, async_op=True)
 
     def finish(self):
         """Wait for the allreduce and write the averages back into each `.grad`."""
@@ -72,7 +74,8 @@ class _Reducer:
         self.group = group
         self.names = {id(p): name for name, p in named_params}
         params = [p for _, p in named_params]
-        self.buckets = [_Bucket(b) for b in _bucket_parameters(params, int(bucket_cap_mb * (1 << 20)))]
+        groups = _bucket_parameters(params, int(bucket_cap_mb * (1 << 20)))
+        self.buckets = [_Bucket(b, i) for i, b in enumerate(groups)]
         self.bucket_of = {id(p): bucket for bucket in self.buckets for p in bucket.params}
         self.ready = set()
         self.active = False

@@ -27,6 +27,8 @@ import sys
 import numpy as np
 
 from distml._backend import C
+from distml.profiler import _recorder
+from distml.profiler._recorder import collective, ranged
 
 DistBackendError = C.DistBackendError
 
@@ -66,6 +68,7 @@ class Work:
     def __init__(self, work, keep, finish=None):
         self._work, self._keep, self._finish = work, keep, finish
 
+    @ranged("mpi:wait")
     def wait(self):
         self._work.wait()
         if self._finish is not None:
@@ -289,12 +292,17 @@ def _launch(work, async_op, keep, *finishers):
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor across the group, in place on every rank."""
-    if group is None and op == 0 and not async_op and _state.world is not None:
+    if group is None and op == 0 and not async_op and _state.world is not None and _recorder.active is None:
         # The common case (a contiguous SUM on the world) is kept lean for latency-bound tensors.
         array = tensor if type(tensor) is np.ndarray else getattr(tensor, "array", None)
         if type(array) is np.ndarray and array.flags.c_contiguous:
             _state.world._pg.allreduce(array, 0, False)
             return None
+    return _all_reduce(tensor, op, group, async_op)
+
+
+@collective("mpi:all_reduce")
+def _all_reduce(tensor, op, group, async_op):
     group = _group(group)
     if group._pg is None:
         return None
@@ -306,6 +314,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     return _launch(work, async_op, (array, buf), divide, copy_back)
 
 
+@collective("mpi:broadcast")
 def broadcast(tensor, src, group=None, async_op=False):
     """Copy tensor from global rank src to every rank of the group."""
     group = _group(group)
@@ -317,6 +326,7 @@ def broadcast(tensor, src, group=None, async_op=False):
     return _launch(work, async_op, (array, buf), copy_back)
 
 
+@collective("mpi:reduce")
 def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor onto global rank dst; other ranks' tensors are left unchanged."""
     group = _group(group)
@@ -350,6 +360,7 @@ def _copy_out(gathered, tensors):
     return lambda: [np.copyto(_array(t), gathered[i]) for i, t in enumerate(tensors)]
 
 
+@collective("mpi:all_gather")
 def all_gather(tensor_list, tensor, group=None, async_op=False):
     """tensor_list[i] = rank i's tensor, on every rank."""
     group = _group(group)
@@ -363,6 +374,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     return _launch(work, async_op, (array, gathered), _copy_out(gathered, tensor_list))
 
 
+@collective("mpi:all_gather_into_tensor")
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
     """output = every rank's input concatenated in rank order (output has size() x its elements)."""
     group = _group(group)
@@ -375,6 +387,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     return _launch(work, async_op, (array, out, buf), copy_back)
 
 
+@collective("mpi:reduce_scatter")
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
     """output = input_list[rank] reduced over all ranks."""
     group = _group(group)
@@ -387,6 +400,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     return _reduce_scatter(group, out, stacked, op, async_op)
 
 
+@collective("mpi:reduce_scatter_tensor")
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
     """output = this rank's slice (in rank order) of input reduced over all ranks."""
     group = _group(group)
@@ -404,6 +418,7 @@ def _reduce_scatter(group, out, stacked, op, async_op):
     return _launch(work, async_op, (out, buf, stacked), divide, copy_back)
 
 
+@collective("mpi:gather")
 def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     """On global rank dst, gather_list[i] = rank i's tensor; other ranks pass no list."""
     group = _group(group)
@@ -424,6 +439,7 @@ def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     return _launch(work, async_op, (array, gathered), finish)
 
 
+@collective("mpi:scatter")
 def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
     """tensor = scatter_list[rank] from global rank src; other ranks pass no list."""
     group = _group(group)
@@ -444,6 +460,7 @@ def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
     return _launch(work, async_op, (out, buf, stacked), copy_back)
 
 
+@collective("mpi:barrier")
 def barrier(group=None, async_op=False):
     group = _group(group)
     if group._pg is None:
@@ -451,11 +468,13 @@ def barrier(group=None, async_op=False):
     return _launch(group._pg.barrier(async_op), async_op, None)
 
 
+@collective("mpi:isend")
 def isend(tensor, dst, group=None, tag=0):
     """Send tensor to global rank dst; returns a Work. The receiver must expect the same shape and dtype."""
     return _send(tensor, dst, group, tag, True)
 
 
+@collective("mpi:send")
 def send(tensor, dst, group=None, tag=0):
     _send(tensor, dst, group, tag, False)
 
@@ -469,11 +488,13 @@ def _send(tensor, dst, group, tag, async_op):
     return _launch(work, async_op, array)
 
 
+@collective("mpi:irecv")
 def irecv(tensor, src=None, group=None, tag=0):
     """Receive into tensor from global rank src (any rank when None); returns a Work."""
     return _recv(tensor, src, group, tag, True)[0]
 
 
+@collective("mpi:recv")
 def recv(tensor, src=None, group=None, tag=0):
     """Receive into tensor; returns the global rank it came from."""
     return _recv(tensor, src, group, tag, False)[1]
@@ -491,6 +512,7 @@ def _recv(tensor, src, group, tag, async_op):
     return handle, (None if async_op else group.ranks[source()])
 
 
+@collective("mpi:all_gather_object")
 def all_gather_object(object_list, obj, group=None):
     """object_list[i] = rank i's obj (pickled; only for trusted peers, as in torch)."""
     group = _group(group)
@@ -509,6 +531,7 @@ def all_gather_object(object_list, obj, group=None):
         object_list[i] = pickle.loads(gathered[i, :sizes[i]].tobytes())
 
 
+@collective("mpi:broadcast_object_list")
 def broadcast_object_list(object_list, src=0, group=None):
     """Replace object_list's entries on every rank with those of global rank src (pickled)."""
     group = _group(group)

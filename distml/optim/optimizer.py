@@ -12,6 +12,7 @@ import numpy as np
 from distml import dtypes
 from distml._backend import get_array_module
 from distml.autograd.grad_mode import enable_grad
+from distml.profiler import _recorder
 from distml.tensor import Tensor
 
 
@@ -31,6 +32,12 @@ class Optimizer:
     _sparse_grad_error = None
     # Whether "step" is a tensor in the state (a number in a loaded state dict is converted).
     _tensor_step = True
+
+    def __init_subclass__(cls, **kwargs):
+        # Each optimizer's step is one profiler range named as torch names it: "Optimizer.step#SGD.step".
+        super().__init_subclass__(**kwargs)
+        step = getattr(cls.step, "unprofiled", cls.step)
+        cls.step = _recorder.ranged(f"Optimizer.step#{cls.__name__}.step")(step)
 
     def __init__(self, params, defaults):
         if isinstance(params, Tensor):

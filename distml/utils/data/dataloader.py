@@ -5,6 +5,7 @@ import queue
 import sys
 import warnings
 
+from distml.profiler import _recorder
 from distml.utils.data import _worker
 from distml.utils.data._collate import default_collate, default_convert
 from distml.utils.data.dataset import IterableDataset
@@ -143,6 +144,7 @@ class _SingleProcessIter(_BaseIter):
         super()._reset(loader)
         self._fetcher = self._fetcher_class(*self._fetcher_args)
 
+    @_recorder.ranged("enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__")
     def __next__(self):
         return self._fetcher.fetch(next(self._sampler_iter))
 
@@ -220,6 +222,7 @@ class _MultiProcessIter(_BaseIter):
         self._tasks_outstanding += 1
         self._send_idx += 1
 
+    @_recorder.ranged("enumerate(DataLoader)#_MultiProcessingDataLoaderIter.__next__")
     def __next__(self):
         while True:
             # Skip tasks whose worker ran out of data (an exhausted IterableDataset copy).
