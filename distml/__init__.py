@@ -26,7 +26,7 @@ from distml.threads import get_num_threads, set_num_threads
 from distml.compiler import compile  # noqa: A001  (PyTorch's name)
 from distml import autograd, nn, optim, utils  # noqa: E402
 from distml import accelerator, amp, backends, cpu, cuda, multiprocessing  # noqa: E402
-from distml import distributions, fft, linalg, special  # noqa: E402
+from distml import distributions, fft, linalg, special, testing  # noqa: E402
 from distml import onnx  # noqa: E402  (imports the onnx package only when export runs)
 from distml import profiler  # noqa: E402
 from distml.amp.autocast_mode import (autocast, clear_autocast_cache, get_autocast_dtype, is_autocast_cache_enabled,  # noqa: E402
@@ -42,4 +42,4 @@ from distml.ops.registry import FUNCTIONS as _FUNCTIONS, install_methods as _ins
 globals().update(_FUNCTIONS)  # every op declared with @register is a top-level function ...
 _install_methods(Tensor)  # ... and, where it says so, a Tensor method
 
-__version__ = "0.1.0"
+from distml.version import __version__  # noqa: E402,F401

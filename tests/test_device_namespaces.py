@@ -423,3 +423,22 @@ def test_nn_parallel_is_reachable_from_nn_as_in_torch():
     import distml.nn as nn
     from distml.distributed.ddp import DistributedDataParallel
     assert nn.parallel.DistributedDataParallel is DistributedDataParallel
+
+
+def test_data_parallel_without_gpus_calls_the_module_as_torch():
+    import numpy as np
+    import torch
+    ours, theirs = distml.nn.DataParallel(distml.nn.Linear(2, 3)), torch.nn.DataParallel(torch.nn.Linear(2, 3))
+    assert repr(ours) == repr(theirs) and ours.device_ids == theirs.device_ids == []
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["module.weight", "module.bias"]
+    ours.load_state_dict({k: distml.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    x = np.arange(4.0, dtype=np.float32).reshape(2, 2)
+    np.testing.assert_allclose(ours(distml.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-6)
+
+
+def test_version_and_bf16_support_answer_as_torchs_cpu_build():
+    import torch
+    assert distml.version.__version__ == distml.__version__
+    assert distml.version.cuda is torch.version.cuda is None
+    assert distml.cuda.is_bf16_supported() is torch.cuda.is_bf16_supported() is False

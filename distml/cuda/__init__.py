@@ -17,6 +17,14 @@ def is_available():
     return _backend.cuda_device_count() > 0
 
 
+def is_bf16_supported(including_emulation=True):
+    """Whether the current CUDA device computes in bfloat16: False without a usable device, as
+    PyTorch's CPU build answers."""
+    if not is_available():
+        return False
+    return _device_call("is_bf16_supported")
+
+
 def device_count():
     return _backend.cuda_device_count()
 

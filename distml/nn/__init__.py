@@ -7,3 +7,4 @@ from distml.nn.module import Module
 from distml.nn.parameter import Buffer, Parameter
 from distml.nn.modules import *  # noqa: F401,F403
 from distml.nn import functional, init, parallel, utils  # noqa: E402
+from distml.nn.parallel import DataParallel  # noqa: E402

@@ -1,7 +1,8 @@
-"""`distml.nn.parallel.DistributedDataParallel`, PyTorch's name for distml.distributed.ddp's class.
-
-Imported on first use, so that `distml.nn` itself never imports `distml.distributed`.
+"""`distml.nn.parallel`: DataParallel, and DistributedDataParallel (PyTorch's name for
+distml.distributed.ddp's class), the latter imported on first use so that `distml.nn` itself never
+imports `distml.distributed`.
 """
+from distml.nn.parallel.data_parallel import DataParallel  # noqa: F401
 
 
 def __getattr__(name):
