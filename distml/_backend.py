@@ -6,6 +6,7 @@ Whether CUDA is usable (cupy imported and at least one device) is asked here too
 `cuda_device_count()`, `cuda_unavailable_reason()`, `require_cupy()`.
 """
 import functools
+import os
 
 import numpy as np
 
@@ -23,6 +24,10 @@ def _load_compiled_core():
     mpi4py.rc.initialize = False
     mpi4py.rc.finalize = False
     from mpi4py import MPI  # noqa: F401
+    # GNU OpenMP reads this when _C loads it. Its default spins a thread team's idle threads for a
+    # while after each kernel, taking the cores the BLAS pool's threads (or other processes) need
+    # next; passive idle threads sleep at once. A value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from distml import _C
     return _C
 
@@ -37,6 +42,8 @@ def blas_core():
     first use, not with distml)."""
     from scipy.linalg import cython_blas
     C.rnn_set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"])
+    from distml import threads
+    threads.limit_blas_pools()  # scipy's BLAS may have just been loaded, with a pool of its own
     return C
 
 

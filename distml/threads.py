@@ -3,26 +3,47 @@ recurrent kernels call), set together.
 
     distml.set_num_threads(1)
 
+By default the OpenMP kernels use every core (above a size threshold; idle threads sleep: passive
+wait policy) and the BLAS pools one thread. Two pools each sized to every core, used one after the
+other, oversubscribe the cores: OpenBLAS's workers spin-wait between and after calls and wait for
+each other inside a GEMM, so on a busy machine a multi-threaded BLAS trained LeNet-5 and the MLP of
+benchmarks/models_vs_torch.py slower than one thread. set_num_threads(n) gives n threads to
+every pool, BLAS included.
+
 A forked child runs the OpenMP kernels on one thread: GNU OpenMP hangs in a child forked after
 the parent ran a thread team (DataLoader workers, Hogwild processes, any os.fork).
 """
 import os
 
+from threadpoolctl import threadpool_limits
+
 from distml._backend import C, blas_core
+
+_blas_threads = 1
+
+
+def limit_blas_pools():
+    """Hold every BLAS pool loaded in the process (NumPy's, scipy's) to the BLAS thread count."""
+    threadpool_limits(limits=_blas_threads, user_api="blas")
 
 
 def set_num_threads(n):
-    """Use n threads in the _C kernels (OpenMP) and in NumPy's BLAS (through threadpoolctl)."""
-    if int(n) < 1:
+    """Use n threads in the _C kernels (OpenMP) and in every BLAS pool: `distml.set_num_threads(4)`."""
+    global _blas_threads
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n < 1:
         raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
-    from threadpoolctl import threadpool_limits
-    blas_core()  # load scipy's BLAS (the recurrent kernels' GEMMs) now, so that the limit below reaches it too
-    C.set_num_threads(int(n))
-    threadpool_limits(limits=int(n), user_api="blas")
+    C.set_num_threads(n)
+    _blas_threads = n
+    blas_core()  # loads scipy's BLAS (the recurrent kernels' GEMMs) and limits the pools
+    limit_blas_pools()
 
 
 def get_num_threads():
+    """Threads the OpenMP kernels use: `distml.get_num_threads()`."""
     return C.get_num_threads()
 
 
+limit_blas_pools()
 os.register_at_fork(after_in_child=lambda: C.set_num_threads(1))

@@ -1,0 +1,118 @@
+"""distml.set_num_threads / get_num_threads against torch's, the thread pools they reach, and forked children."""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+import distml
+from distml import threads
+from distml._backend import C
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    omp, blas, torch_threads = distml.get_num_threads(), threads._blas_threads, torch.get_num_threads()
+    yield
+    C.set_num_threads(omp)
+    threads._blas_threads = blas
+    threads.limit_blas_pools()
+    torch.set_num_threads(torch_threads)
+
+
+def pools(api):
+    return [p for p in threadpool_info() if p["user_api"] == api]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_set_then_get_as_torch(n):
+    distml.set_num_threads(n)
+    torch.set_num_threads(n)
+    assert distml.get_num_threads() == torch.get_num_threads() == n
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
+def test_errors_as_torch(bad):
+    with pytest.raises(RuntimeError) as expected:
+        torch.set_num_threads(bad)
+    with pytest.raises(RuntimeError) as got:
+        distml.set_num_threads(bad)
+    assert str(got.value).split(",")[0] == str(expected.value).split(",")[0]
+    if isinstance(bad, int) and not isinstance(bad, bool):
+        assert str(bad) in str(got.value)
+
+
+def test_errors_leave_threads_unchanged():
+    distml.set_num_threads(1)
+    with pytest.raises(RuntimeError):
+        distml.set_num_threads(0)
+    assert distml.get_num_threads() == 1
+    assert all(p["num_threads"] == 1 for p in pools("blas"))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_limits_every_blas_pool_and_openmp(n):
+    distml.set_num_threads(n)
+    blas = pools("blas")
+    paths = " ".join(p["filepath"] for p in blas)
+    assert "numpy" in paths and "scipy" in paths  # NumPy's OpenBLAS and scipy's (the recurrent kernels')
+    # OpenBLAS never runs more threads than the cores it found when it loaded
+    assert all(p["num_threads"] == min(n, os.cpu_count()) for p in blas), blas
+    # _C's libgomp.so.1 (torch's, when torch loaded one of that name first)
+    gomp = [p for p in pools("openmp") if p["prefix"] == "libgomp"]
+    assert gomp and all(p["num_threads"] == n for p in gomp), gomp
+    assert distml.get_num_threads() == n
+
+
+def test_defaults_in_a_fresh_process():
+    """Fresh import: OpenMP kernels on every core with a passive wait policy, BLAS pools on one thread."""
+    code = ("import os, distml, threadpoolctl\n"
+            "from distml._backend import blas_core\n"
+            "blas_core()\n"
+            "blas = [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+            "print(os.environ['OMP_WAIT_POLICY'], distml.get_num_threads(), len(os.sched_getaffinity(0)), blas)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True).stdout.split(maxsplit=3)
+    assert out[0] == "PASSIVE"
+    assert int(out[1]) == int(out[2])
+    assert eval(out[3]) == [1, 1]
+
+
+def test_wait_policy_set_by_user_is_kept():
+    code = "import os, distml; print(os.environ['OMP_WAIT_POLICY'])"
+    env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+
+
+def test_forked_child_runs_openmp_kernels_on_one_thread():
+    distml.set_num_threads(2)
+    x = distml.randn(1 << 18)
+    distml.relu(x)  # the parent runs a thread team: a child forked after it must not join one
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            y = distml.relu(x)  # above the kernels' parallel threshold
+            ok = np.array_equal(y.numpy(), np.maximum(x.numpy(), 0))
+            os.write(write, f"{distml.get_num_threads()} {ok}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in an OpenMP kernel")
+        time.sleep(0.01)
+    assert os.read(read, 100).decode() == "1 True"
+    os.close(read)
+    assert distml.get_num_threads() == 2  # the parent keeps its count
