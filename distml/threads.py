@@ -3,12 +3,10 @@ recurrent kernels call), set together.
 
     distml.set_num_threads(1)
 
-By default the OpenMP kernels use every core (above a size threshold; idle threads sleep: passive
-wait policy) and the BLAS pools one thread. Two pools each sized to every core, used one after the
-other, oversubscribe the cores: OpenBLAS's workers spin-wait between and after calls and wait for
-each other inside a GEMM, so on a busy machine a multi-threaded BLAS trained LeNet-5 and the MLP of
-benchmarks/models_vs_torch.py slower than one thread. set_num_threads(n) gives n threads to
-every pool, BLAS included.
+By default the OpenMP kernels use every core above a size threshold, and their idle threads sleep
+at once (passive wait policy) instead of spinning on the cores the BLAS pool needs next; the BLAS
+pools keep their library's default (every core). set_num_threads(n) gives n threads to every pool,
+scipy's BLAS (the recurrent kernels') included.
 
 A forked child runs the OpenMP kernels on one thread: GNU OpenMP hangs in a child forked after
 the parent ran a thread team (DataLoader workers, Hogwild processes, any os.fork).
@@ -19,12 +17,13 @@ from threadpoolctl import threadpool_limits
 
 from distml._backend import C, blas_core
 
-_blas_threads = 1
+_blas_threads = None  # None: the BLAS libraries' own default, until set_num_threads
 
 
 def limit_blas_pools():
-    """Hold every BLAS pool loaded in the process (NumPy's, scipy's) to the BLAS thread count."""
-    threadpool_limits(limits=_blas_threads, user_api="blas")
+    """Hold every BLAS pool loaded in the process (NumPy's, scipy's) to set_num_threads' count."""
+    if _blas_threads is not None:
+        threadpool_limits(limits=_blas_threads, user_api="blas")
 
 
 def set_num_threads(n):
@@ -45,5 +44,4 @@ def get_num_threads():
     return C.get_num_threads()
 
 
-limit_blas_pools()
 os.register_at_fork(after_in_child=lambda: C.set_num_threads(1))
