@@ -34,9 +34,10 @@ import json
 import math
 import os
 import pickle
+import re
+import secrets
 import struct
 import sys
-import tempfile
 import types
 import zipfile
 
@@ -71,7 +72,8 @@ def save(obj, f):
 
     `f` is a path or a writable binary file. A path is written atomically: to a temporary
     file in the same directory, flushed to disk, then renamed over the target, so an
-    interrupted save leaves any previous file intact.
+    interrupted save leaves any previous file intact. The file's permissions follow the umask,
+    as torch.save's do; temporaries that killed saves left in the directory are removed.
     """
     tensors = []
     try:
@@ -88,7 +90,8 @@ def save(obj, f):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise RuntimeError(f"Parent directory {os.path.dirname(path)} does not exist.")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    _remove_orphaned_temporaries(directory)
+    fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as out:
             _write_archive(out, header, tensors, pickled)
@@ -100,6 +103,48 @@ def save(obj, f):
             os.remove(tmp)
         raise
     _fsync_directory(directory)
+
+
+# `.<target>.distml-<pid>-<random>.tmp`: the pid tells a later save whether its writer is still running.
+_TEMPORARY = re.compile(r"\..+\.distml-(\d+)-[0-9a-f]{16}\.tmp")
+
+
+def _create_temporary(directory, base):
+    """A new hidden file next to the target, created with mode 0o666 so that the umask (and a
+    default ACL) decides its permissions, as for torch.save's `open(path, "wb")`."""
+    while True:
+        tmp = os.path.join(directory, f".{base}.distml-{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _remove_orphaned_temporaries(directory):
+    """Delete temporaries that a killed save left in `directory` (their writer's pid is gone)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for entry in names:
+        match = _TEMPORARY.fullmatch(entry)
+        if match and not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):  # another save removed it first, or it is not ours to remove
+                os.remove(os.path.join(directory, entry))
+
+
+def _pid_alive(pid):
+    """Whether process `pid` may still be writing; True whenever that cannot be told (on Windows
+    os.kill(pid, 0) would end the process, so nothing is removed there)."""
+    if pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (EPERM), or a pid out of range
+        return True
+    return True
 
 
 def _fsync_directory(directory):
@@ -565,15 +610,17 @@ def _distml_counterpart(module, name):
 
 
 def _unpickle(data, source, weights_only, entry):
-    if not weights_only:
-        return _FullUnpickler(io.BytesIO(data), source).load()
+    """The object `data` (the pickle in `entry`) holds; any failure is an UnpicklingError, with
+    weights_only=False too (then it may also come from the file's classes), the original as its cause."""
     try:
+        if not weights_only:
+            return _FullUnpickler(io.BytesIO(data), source).load()
         return _WeightsOnlyUnpickler(io.BytesIO(data), len(data), source).load()
     except CheckpointError:
         raise
     except Exception as error:
         raise UnpicklingError(f"{source.name} is corrupt: cannot unpickle {entry} ({type(error).__name__}: "
-                              f"{str(error)[:200]})") from None
+                              f"{str(error)[:200]})") from error
 
 
 # ---- load ----
@@ -612,8 +659,8 @@ def _location(location, name):
     """A saved device string, checked: a corrupt one is the file's fault, not a device error."""
     try:
         Device(location)
-    except (RuntimeError, TypeError):
-        raise CheckpointError(f"{name} is corrupt: bad device {str(location)[:50]!r}") from None
+    except (RuntimeError, TypeError) as error:
+        raise CheckpointError(f"{name} is corrupt: bad device {str(location)[:50]!r}") from error
     return location
 
 
@@ -647,14 +694,14 @@ def _open_zip(data, name):
     try:
         return zipfile.ZipFile(io.BytesIO(data))
     except Exception as error:  # zipfile raises many kinds on damaged directories
-        raise CheckpointError(f"{name} is truncated or corrupt: {error}") from None
+        raise CheckpointError(f"{name} is truncated or corrupt: {error}") from error
 
 
 def _read_entry(archive, entry, name):
     try:
         info = archive.getinfo(entry)
-    except KeyError:
-        raise CheckpointError(f"{name} is corrupt: the entry {entry!r} is missing") from None
+    except KeyError as error:
+        raise CheckpointError(f"{name} is corrupt: the entry {entry!r} is missing") from error
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise CheckpointError(f"{name}: the entry {entry!r} uses zip compression method {info.compress_type}; "
                               f"distml reads stored or deflated entries")
@@ -669,7 +716,7 @@ def _read_entry(archive, entry, name):
                 chunks.append(chunk)
         return b"".join(chunks)
     except Exception as error:  # bad CRC, cut-off data, bad method, encrypted, ...
-        raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from None
+        raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from error
 
 
 def _load_zip(data, name, map_location, weights_only):
@@ -687,7 +734,7 @@ def _load_distml(archive, name, map_location, weights_only):
     try:
         header = json.loads(_read_entry(archive, _HEADER, name))
     except (ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable header ({type(error).__name__})") from None
+        raise CheckpointError(f"{name} is corrupt: unreadable header ({type(error).__name__})") from error
     if type(header) is not dict or header.get("format") != FORMAT:
         marker = header.get("format") if type(header) is dict else None
         raise CheckpointError(f"{name} is corrupt: format marker {str(marker)[:50]!r}, expected {FORMAT!r}")
@@ -709,7 +756,7 @@ def _load_distml(archive, name, map_location, weights_only):
     try:
         return _decode(header["object"], tensors)
     except (KeyError, IndexError, TypeError, ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: bad object structure ({type(error).__name__})") from None
+        raise CheckpointError(f"{name} is corrupt: bad object structure ({type(error).__name__})") from error
 
 
 def _read_tensor(entry, raw, i, name):
@@ -721,8 +768,8 @@ def _read_tensor(entry, raw, i, name):
     shape = tuple(entry["shape"])
     try:
         np_dtype = np.dtype(entry["dtype"])
-    except Exception:  # numpy parses dtype strings with several kinds of error
-        raise CheckpointError(f"{bad} (dtype {entry['dtype'][:20]!r})") from None
+    except Exception as error:  # numpy parses dtype strings with several kinds of error
+        raise CheckpointError(f"{bad} (dtype {entry['dtype'][:20]!r})") from error
     known = _is_raw(np_dtype) or np_dtype in dtypes._BY_NUMPY
     if not known or len(shape) > 64 or any(type(n) is not int or n < 0 for n in shape):
         raise CheckpointError(f"{bad} (dtype {np_dtype}, shape {str(list(shape))[:50]})")
@@ -733,7 +780,7 @@ def _read_tensor(entry, raw, i, name):
     try:
         array = np.frombuffer(raw, dtype=np_dtype).reshape(shape).copy()
     except ValueError as error:
-        raise CheckpointError(f"{bad} ({error})") from None
+        raise CheckpointError(f"{bad} ({error})") from error
     if "device" not in entry:
         return (array[()] if entry.get("scalar") is True else array), None
     location, requires_grad = entry["device"], entry.get("requires_grad")
@@ -744,7 +791,7 @@ def _read_tensor(entry, raw, i, name):
         try:
             return Parameter(array, requires_grad), location
         except RuntimeError as error:  # requires_grad on a dtype that cannot have gradients
-            raise CheckpointError(f"{bad} ({error})") from None
+            raise CheckpointError(f"{bad} ({error})") from error
     tensor = Tensor(array)
     tensor.requires_grad = requires_grad
     return tensor, location
@@ -869,13 +916,10 @@ class _TorchArchive:
 
     def rebuild_tensor(self, storage, offset, size, stride, requires_grad, backward_hooks, metadata=None):
         if type(storage) is not _Storage or type(requires_grad) is not bool:
-            raise TypeError("_rebuild_tensor_v2 without a storage")
-        shaped = isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= 64
-        if not shaped or any(type(n) is not int or n < 0 for n in (offset, *size, *stride)):
-            raise ValueError("_rebuild_tensor_v2 with a bad offset, size or stride")
-        array, numel = storage.array, math.prod(size)
-        if numel and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= array.size:
-            raise ValueError(f"_rebuild_tensor_v2 reaching past the end of a {array.size}-element storage")
+            raise UnpicklingError(f"{self.name} is corrupt: _rebuild_tensor_v2 without a storage or requires_grad")
+        array = storage.array
+        _check_view(array.nbytes, array.itemsize, offset, size, stride, self.name)
+        numel = math.prod(size)
         self.rebuilt += numel
         if self.capped and self.rebuilt > 4 * self.stored + 2 ** 20:
             raise CheckpointError(f"{self.name}: its tensors would hold {self.rebuilt} elements, far more than the "
@@ -884,7 +928,8 @@ class _TorchArchive:
             values = np.empty(size, dtype=array.dtype)
         else:
             values = np.lib.stride_tricks.as_strided(array[offset:], shape=size,
-                                                     strides=[s * array.itemsize for s in stride]).copy()
+                                                     strides=[s * array.itemsize if n > 1 else 0  # any for n 1
+                                                              for n, s in zip(size, stride)]).copy()
         tensor = Tensor(values)
         tensor.requires_grad = requires_grad
         self.tensors[id(tensor)] = (tensor, storage.location)
@@ -901,6 +946,32 @@ class _TorchArchive:
     def place(self, map_location):
         for tensor, location in self.tensors.values():
             _place(tensor, location, map_location)
+
+
+def _check_view(nbytes, itemsize, offset, size, stride, name):
+    """Refuse a tensor view (element offset, sizes, strides) of a storage of `nbytes` bytes that
+    reaches outside it, before any view is made: numpy's as_strided would read whatever memory is there."""
+    def fail(what):
+        raise UnpicklingError(f"{name} is corrupt: a tensor {what} (storage offset {str(offset)[:30]}, "
+                              f"size {str(size)[:100]}, stride {str(stride)[:100]})")
+
+    if itemsize <= 0 or nbytes % itemsize:
+        fail(f"of {itemsize}-byte elements in a storage of {nbytes} bytes")
+    if type(size) is not tuple or type(stride) is not tuple or type(offset) is not int:
+        fail("whose size and stride are not tuples, or whose storage offset is not an int")
+    if len(size) != len(stride) or len(size) > 64:
+        fail(f"with {len(size)} sizes and {len(stride)} strides (at most 64 dims)")
+    if any(type(n) is not int for n in (*size, *stride)):
+        fail("with a size or stride that is not an int")
+    if offset < 0 or any(n < 0 for n in size):
+        fail("with a negative size or storage offset")
+    if any(s < 0 for s in stride):
+        fail("with a negative stride")
+    if math.prod(size) == 0:
+        return  # an empty tensor reads nothing
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))  # Python ints: no overflow
+    if last >= nbytes // itemsize:
+        fail(f"reaching element {last} of a storage of {nbytes // itemsize} elements")
 
 
 def _load_torch(archive, prefix, name, map_location, weights_only):
@@ -929,7 +1000,7 @@ def _load_safetensors(data, name, map_location):
     try:
         header = json.loads(data[8:8 + size])
     except (ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({type(error).__name__})") from None
+        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({type(error).__name__})") from error
     if type(header) is not dict:
         raise CheckpointError(f"{name} is corrupt: its safetensors header is not a JSON object")
     body = memoryview(data)[8 + size:]
@@ -961,6 +1032,6 @@ def _load_safetensors(data, name, map_location):
         try:
             array = array.reshape(shape)
         except ValueError as error:
-            raise CheckpointError(f"{name} is corrupt: tensor {key!r} ({error})") from None
+            raise CheckpointError(f"{name} is corrupt: tensor {key!r} ({error})") from error
         out[key] = _place(Tensor(array), "cpu", map_location)
     return out
