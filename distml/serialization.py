@@ -963,6 +963,8 @@ def _check_view(nbytes, itemsize, offset, size, stride, name):
         fail(f"with {len(size)} sizes and {len(stride)} strides (at most 64 dims)")
     if any(type(n) is not int for n in (*size, *stride)):
         fail("with a size or stride that is not an int")
+    if any(abs(n) >= 2 ** 63 for n in (offset, *size, *stride)):  # torch refuses them too
+        fail("with a size, stride or storage offset beyond 64 bits")
     if offset < 0 or any(n < 0 for n in size):
         fail("with a negative size or storage offset")
     if any(s < 0 for s in stride):
