@@ -637,9 +637,12 @@ def load(f, map_location=None, weights_only=True):
     """
     weights_only = True if weights_only is None else weights_only
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
-    data = _read_bytes(f)
-    if data[:4] == b"PK\x03\x04":
-        return _load_zip(data, name, map_location, weights_only)
+    with _open_source(f) as source:
+        if source.read(4) == b"PK\x03\x04":
+            source.seek(0)
+            return _load_zip(source, name, map_location, weights_only)
+        source.seek(0)
+        data = source.read()
     if _looks_like_safetensors(data):
         return _load_safetensors(data, name, map_location)
     if data[:1] == b"\x80":
@@ -648,11 +651,17 @@ def load(f, map_location=None, weights_only=True):
     raise CheckpointError(f"{name} is not a distml, PyTorch or safetensors checkpoint (truncated or corrupt?)")
 
 
-def _read_bytes(f):
+@contextlib.contextmanager
+def _open_source(f):
+    """A seekable binary file for f, from its start: zip archives are read from it entry by entry
+    (each tensor once, straight into its array), not as one bytes object."""
     if isinstance(f, (str, os.PathLike)):
         with open(f, "rb") as source:
-            return source.read()
-    return f.read()
+            yield source
+    elif getattr(f, "seekable", lambda: False)() and f.tell() == 0:
+        yield f
+    else:
+        yield io.BytesIO(f.read())
 
 
 def _location(location, name):
@@ -690,14 +699,14 @@ def _place(tensor, location, map_location):
     return tensor
 
 
-def _open_zip(data, name):
+def _open_zip(source, name):
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(source)
     except Exception as error:  # zipfile raises many kinds on damaged directories
         raise CheckpointError(f"{name} is truncated or corrupt: {error}") from error
 
 
-def _read_entry(archive, entry, name):
+def _entry_info(archive, entry, name):
     try:
         info = archive.getinfo(entry)
     except KeyError as error:
@@ -705,11 +714,18 @@ def _read_entry(archive, entry, name):
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise CheckpointError(f"{name}: the entry {entry!r} uses zip compression method {info.compress_type}; "
                               f"distml reads stored or deflated entries")
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > 1100 * info.compress_size + 1024:
+        # deflate expands at most 1032 times
+        raise CheckpointError(f"{name} is corrupt: {entry!r} declares {info.file_size} bytes of "
+                              f"{info.compress_size} compressed bytes")
+    return info
+
+
+def _read_entry(archive, entry, name):
+    info = _entry_info(archive, entry, name)
     try:
         if info.compress_type == zipfile.ZIP_STORED:
             return archive.read(info)
-        if info.file_size > 1100 * info.compress_size + 1024:  # deflate expands at most 1032 times
-            raise zipfile.BadZipFile(f"declared size {info.file_size} of {info.compress_size} compressed bytes")
         chunks = []
         with archive.open(info) as blob:  # in chunks: memory stays within the declared size
             while chunk := blob.read(1 << 20):
@@ -719,8 +735,28 @@ def _read_entry(archive, entry, name):
         raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from error
 
 
-def _load_zip(data, name, map_location, weights_only):
-    archive = _open_zip(data, name)
+def _read_entry_into(archive, entry, name, nbytes, what):
+    """A new uint8 array of the `nbytes` bytes of `entry` (holding `what`), read straight into it in
+    chunks: loading holds each tensor's bytes once. The entry's CRC-32 is checked at its end."""
+    info = _entry_info(archive, entry, name)
+    if info.file_size != nbytes:
+        raise CheckpointError(f"{name} is corrupt: {entry} has {info.file_size} bytes, expected {nbytes} for {what}")
+    array = np.empty(nbytes, dtype=np.uint8)
+    try:
+        with archive.open(info) as blob:
+            done = 0
+            while chunk := blob.read(min(1 << 18, nbytes - done) or 1):  # reading on past the end checks the CRC
+                array[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                done += len(chunk)
+        if done != nbytes:
+            raise zipfile.BadZipFile(f"{done} of the declared {nbytes} bytes")
+    except Exception as error:  # bad CRC, cut-off data, bad method, encrypted, ...
+        raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from error
+    return array
+
+
+def _load_zip(source, name, map_location, weights_only):
+    archive = _open_zip(source, name)
     names = archive.namelist()
     if _HEADER in names:
         return _load_distml(archive, name, map_location, weights_only)
@@ -749,7 +785,7 @@ def _load_distml(archive, name, map_location, weights_only):
         raise CheckpointError(f"{name} is corrupt: no tensor list in its header")
     tensors = []
     for i, entry in enumerate(entries):
-        obj, location = _read_tensor(entry, _read_entry(archive, f"distml/tensors/{i}", name), i, name)
+        obj, location = _read_tensor(entry, archive, i, name)
         tensors.append(obj if location is None else _place(obj, location, map_location))
     if "object" not in header:
         return _unpickle(_read_entry(archive, _PICKLE, name), _DistmlArchive(tensors, name), weights_only, _PICKLE)
@@ -759,7 +795,7 @@ def _load_distml(archive, name, map_location, weights_only):
         raise CheckpointError(f"{name} is corrupt: bad object structure ({type(error).__name__})") from error
 
 
-def _read_tensor(entry, raw, i, name):
+def _read_tensor(entry, archive, i, name):
     """The Tensor (on the CPU) or numpy array/scalar that header record `entry` describes, and
     the device a Tensor was saved on (None for numpy)."""
     bad = f"{name} is corrupt: tensor {i} has a bad record"
@@ -774,11 +810,9 @@ def _read_tensor(entry, raw, i, name):
     if not known or len(shape) > 64 or any(type(n) is not int or n < 0 for n in shape):
         raise CheckpointError(f"{bad} (dtype {np_dtype}, shape {str(list(shape))[:50]})")
     expected = np_dtype.itemsize * math.prod(shape)
-    if len(raw) != expected:
-        raise CheckpointError(f"{name} is corrupt: tensor {i} has {len(raw)} bytes, expected {expected} for "
-                              f"{np_dtype} {list(shape)}")
+    raw = _read_entry_into(archive, f"distml/tensors/{i}", name, expected, f"{np_dtype} {list(shape)}")
     try:
-        array = np.frombuffer(raw, dtype=np_dtype).reshape(shape).copy()
+        array = raw.view(np_dtype).reshape(shape)
     except ValueError as error:
         raise CheckpointError(f"{bad} ({error})") from error
     if "device" not in entry:
@@ -855,10 +889,10 @@ class _StorageType:
 
 
 class _Storage:
-    __slots__ = ("array", "location")
+    __slots__ = ("array", "location", "taken")
 
     def __init__(self, array, location):
-        self.array, self.location = array, location
+        self.array, self.location, self.taken = array, location, False
 
 
 def _bfloat16_from_bytes(raw, byteorder="<"):
@@ -901,15 +935,13 @@ class _TorchArchive:
             raise UnpicklingError(f"{self.name} is corrupt: bad storage id")
         _location(location, self.name)
         if key not in self.storages:
-            raw = _read_entry(self.archive, f"{self.prefix}data/{key}", self.name)
-            order = "<" if self.byteorder == b"little" else ">"
-            if kind.dtype == "bfloat16":
-                array = _bfloat16_from_bytes(raw, order)
-            else:
-                array = np.frombuffer(raw, dtype=np.dtype(kind.dtype).newbyteorder(order)).astype(kind.dtype)
-            if array.size != numel:
-                raise CheckpointError(f"{self.name} is corrupt: storage {key} has {array.size} elements, "
-                                      f"expected {numel}")
+            np_dtype = dtypes.bfloat16.np if kind.dtype == "bfloat16" else np.dtype(kind.dtype)
+            nbytes = numel * np_dtype.itemsize
+            raw = _read_entry_into(self.archive, f"{self.prefix}data/{key}", self.name, nbytes,
+                                   f"a storage of {numel} {np_dtype} elements")
+            if self.byteorder == b"big" and np_dtype.itemsize > 1:
+                raw.view(f"u{np_dtype.itemsize}").byteswap(inplace=True)
+            array = raw.view(np_dtype)
             self.storages[key] = _Storage(array, location)
             self.stored += array.size
         return self.storages[key]
@@ -926,6 +958,9 @@ class _TorchArchive:
                                   f"{self.stored} its storages hold (distml copies each tensor)")
         if numel == 0:
             values = np.empty(size, dtype=array.dtype)
+        elif not storage.taken and offset == 0 and numel == array.size and _row_major(size, stride):
+            values = array.reshape(size)  # the whole storage: the first such tensor takes it, later ones copy
+            storage.taken = True
         else:
             values = np.lib.stride_tricks.as_strided(array[offset:], shape=size,
                                                      strides=[s * array.itemsize if n > 1 else 0  # any for n 1
@@ -976,9 +1011,20 @@ def _check_view(nbytes, itemsize, offset, size, stride, name):
         fail(f"reaching element {last} of a storage of {nbytes // itemsize} elements")
 
 
+def _row_major(size, stride):
+    """Whether strides are those of a C-contiguous tensor of this size (any stride for a size-1 dim)."""
+    expected = 1
+    for n, s in zip(reversed(size), reversed(stride)):
+        if n != 1 and s != expected:
+            return False
+        expected *= n
+    return True
+
+
 def _load_torch(archive, prefix, name, map_location, weights_only):
     source = _TorchArchive(archive, prefix, name, weights_only)
     obj = _unpickle(_read_entry(archive, prefix + "data.pkl", name), source, weights_only, prefix + "data.pkl")
+    source.storages.clear()  # source.globals' bound methods make a cycle: free the storages now, not at gc
     source.place(map_location)
     return obj
 

@@ -1035,3 +1035,34 @@ def test_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     distml.save({"w": distml.zeros(3)}, tmp_path / "ckpt.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
     np.testing.assert_array_equal(distml.load(tmp_path / "ckpt.pt")["w"].numpy(), np.zeros(3))
+
+
+def test_a_flipped_tensor_byte_is_an_error(tmp_path):
+    """The zip entry's CRC-32 is each tensor's checksum."""
+    distml.save({"w": distml.tensor(np.arange(64.0))}, tmp_path / "w.pt")
+    data = bytearray((tmp_path / "w.pt").read_bytes())
+    at = data.index(np.arange(64.0)[10:12].tobytes())
+    data[at] ^= 0x40
+    (tmp_path / "flipped.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="distml/tensors/0"):
+        distml.load(tmp_path / "flipped.pt")
+
+
+@pytest.mark.parametrize("writer", ["distml", "torch"])
+def test_loading_holds_the_tensor_bytes_about_once(tmp_path, writer):
+    import tracemalloc
+    arrays = {f"w{i}": np.random.default_rng(i).random(1_000_000, dtype=np.float32) for i in range(4)}
+    nbytes = sum(a.nbytes for a in arrays.values())
+    if writer == "distml":
+        distml.save({k: distml.tensor(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+    else:
+        torch.save({k: torch.from_numpy(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+    tracemalloc.start()
+    try:
+        back = distml.load(tmp_path / "m.pt")
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.2 * nbytes and current < 1.1 * nbytes
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(back[k].numpy(), a)
