@@ -24,7 +24,9 @@ Interop: `load` also reads PyTorch zip checkpoints (`torch.save`: state_dicts, o
 containers of tensors; with `weights_only=False` also objects of non-torch classes that this
 program can import) and safetensors files. A whole model's classes, `torch.nn.modules.<path>`,
 become distml's `distml.nn.modules.<path>` (with weights_only, those that `add_safe_globals` allowed);
-other torch classes are refused. PyTorch cannot read distml's archives.
+other torch classes are refused. PyTorch cannot read distml's archives. Every size, stride and
+storage offset in a PyTorch file is checked against its storage before a view is made, and any
+failure to read a file is a `CheckpointError` (the original error as its `__cause__`).
 """
 import _compat_pickle
 import collections
