@@ -24,7 +24,9 @@ Interop: `load` also reads PyTorch zip checkpoints (`torch.save`: state_dicts, o
 containers of tensors; with `weights_only=False` also objects of non-torch classes that this
 program can import) and safetensors files. A whole model's classes, `torch.nn.modules.<path>`,
 become distml's `distml.nn.modules.<path>` (with weights_only, those that `add_safe_globals` allowed);
-other torch classes are refused. PyTorch cannot read distml's archives.
+other torch classes are refused. PyTorch cannot read distml's archives. Every size, stride and
+storage offset in a PyTorch file is checked against its storage before a view is made, and any
+failure to read a file is a `CheckpointError` (the original error as its `__cause__`).
 """
 import _compat_pickle
 import collections
@@ -34,9 +36,10 @@ import json
 import math
 import os
 import pickle
+import re
+import secrets
 import struct
 import sys
-import tempfile
 import types
 import zipfile
 
@@ -71,7 +74,8 @@ def save(obj, f):
 
     `f` is a path or a writable binary file. A path is written atomically: to a temporary
     file in the same directory, flushed to disk, then renamed over the target, so an
-    interrupted save leaves any previous file intact.
+    interrupted save leaves any previous file intact. The file's permissions follow the umask,
+    as torch.save's do; temporaries that killed saves left in the directory are removed.
     """
     tensors = []
     try:
@@ -88,7 +92,8 @@ def save(obj, f):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise RuntimeError(f"Parent directory {os.path.dirname(path)} does not exist.")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    _remove_orphaned_temporaries(directory)
+    fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as out:
             _write_archive(out, header, tensors, pickled)
@@ -100,6 +105,48 @@ def save(obj, f):
             os.remove(tmp)
         raise
     _fsync_directory(directory)
+
+
+# `.<target>.distml-<pid>-<random>.tmp`: the pid tells a later save whether its writer is still running.
+_TEMPORARY = re.compile(r"\..+\.distml-(\d+)-[0-9a-f]{16}\.tmp")
+
+
+def _create_temporary(directory, base):
+    """A new hidden file next to the target, created with mode 0o666 so that the umask (and a
+    default ACL) decides its permissions, as for torch.save's `open(path, "wb")`."""
+    while True:
+        tmp = os.path.join(directory, f".{base}.distml-{os.getpid()}-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _remove_orphaned_temporaries(directory):
+    """Delete temporaries that a killed save left in `directory` (their writer's pid is gone)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for entry in names:
+        match = _TEMPORARY.fullmatch(entry)
+        if match and not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):  # another save removed it first, or it is not ours to remove
+                os.remove(os.path.join(directory, entry))
+
+
+def _pid_alive(pid):
+    """Whether process `pid` may still be writing; True whenever that cannot be told (on Windows
+    os.kill(pid, 0) would end the process, so nothing is removed there)."""
+    if pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (EPERM), or a pid out of range
+        return True
+    return True
 
 
 def _fsync_directory(directory):
@@ -565,15 +612,17 @@ def _distml_counterpart(module, name):
 
 
 def _unpickle(data, source, weights_only, entry):
-    if not weights_only:
-        return _FullUnpickler(io.BytesIO(data), source).load()
+    """The object `data` (the pickle in `entry`) holds; any failure is an UnpicklingError, with
+    weights_only=False too (then it may also come from the file's classes), the original as its cause."""
     try:
+        if not weights_only:
+            return _FullUnpickler(io.BytesIO(data), source).load()
         return _WeightsOnlyUnpickler(io.BytesIO(data), len(data), source).load()
     except CheckpointError:
         raise
     except Exception as error:
         raise UnpicklingError(f"{source.name} is corrupt: cannot unpickle {entry} ({type(error).__name__}: "
-                              f"{str(error)[:200]})") from None
+                              f"{str(error)[:200]})") from error
 
 
 # ---- load ----
@@ -590,9 +639,12 @@ def load(f, map_location=None, weights_only=True):
     """
     weights_only = True if weights_only is None else weights_only
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
-    data = _read_bytes(f)
-    if data[:4] == b"PK\x03\x04":
-        return _load_zip(data, name, map_location, weights_only)
+    with _open_source(f) as source:
+        if source.read(4) == b"PK\x03\x04":
+            source.seek(0)
+            return _load_zip(source, name, map_location, weights_only)
+        source.seek(0)
+        data = source.read()
     if _looks_like_safetensors(data):
         return _load_safetensors(data, name, map_location)
     if data[:1] == b"\x80":
@@ -601,19 +653,25 @@ def load(f, map_location=None, weights_only=True):
     raise CheckpointError(f"{name} is not a distml, PyTorch or safetensors checkpoint (truncated or corrupt?)")
 
 
-def _read_bytes(f):
+@contextlib.contextmanager
+def _open_source(f):
+    """A seekable binary file for f, from its start: zip archives are read from it entry by entry
+    (each tensor once, straight into its array), not as one bytes object."""
     if isinstance(f, (str, os.PathLike)):
         with open(f, "rb") as source:
-            return source.read()
-    return f.read()
+            yield source
+    elif getattr(f, "seekable", lambda: False)() and f.tell() == 0:
+        yield f
+    else:
+        yield io.BytesIO(f.read())
 
 
 def _location(location, name):
     """A saved device string, checked: a corrupt one is the file's fault, not a device error."""
     try:
         Device(location)
-    except (RuntimeError, TypeError):
-        raise CheckpointError(f"{name} is corrupt: bad device {str(location)[:50]!r}") from None
+    except (RuntimeError, TypeError) as error:
+        raise CheckpointError(f"{name} is corrupt: bad device {str(location)[:50]!r}") from error
     return location
 
 
@@ -643,37 +701,64 @@ def _place(tensor, location, map_location):
     return tensor
 
 
-def _open_zip(data, name):
+def _open_zip(source, name):
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(source)
     except Exception as error:  # zipfile raises many kinds on damaged directories
-        raise CheckpointError(f"{name} is truncated or corrupt: {error}") from None
+        raise CheckpointError(f"{name} is truncated or corrupt: {error}") from error
 
 
-def _read_entry(archive, entry, name):
+def _entry_info(archive, entry, name):
     try:
         info = archive.getinfo(entry)
-    except KeyError:
-        raise CheckpointError(f"{name} is corrupt: the entry {entry!r} is missing") from None
+    except KeyError as error:
+        raise CheckpointError(f"{name} is corrupt: the entry {entry!r} is missing") from error
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise CheckpointError(f"{name}: the entry {entry!r} uses zip compression method {info.compress_type}; "
                               f"distml reads stored or deflated entries")
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > 1100 * info.compress_size + 1024:
+        # deflate expands at most 1032 times
+        raise CheckpointError(f"{name} is corrupt: {entry!r} declares {info.file_size} bytes of "
+                              f"{info.compress_size} compressed bytes")
+    return info
+
+
+def _read_entry(archive, entry, name):
+    info = _entry_info(archive, entry, name)
     try:
         if info.compress_type == zipfile.ZIP_STORED:
             return archive.read(info)
-        if info.file_size > 1100 * info.compress_size + 1024:  # deflate expands at most 1032 times
-            raise zipfile.BadZipFile(f"declared size {info.file_size} of {info.compress_size} compressed bytes")
         chunks = []
         with archive.open(info) as blob:  # in chunks: memory stays within the declared size
             while chunk := blob.read(1 << 20):
                 chunks.append(chunk)
         return b"".join(chunks)
     except Exception as error:  # bad CRC, cut-off data, bad method, encrypted, ...
-        raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from None
+        raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from error
 
 
-def _load_zip(data, name, map_location, weights_only):
-    archive = _open_zip(data, name)
+def _read_entry_into(archive, entry, name, nbytes, what):
+    """A new uint8 array of the `nbytes` bytes of `entry` (holding `what`), read straight into it in
+    chunks: loading holds each tensor's bytes once. The entry's CRC-32 is checked at its end."""
+    info = _entry_info(archive, entry, name)
+    if info.file_size != nbytes:
+        raise CheckpointError(f"{name} is corrupt: {entry} has {info.file_size} bytes, expected {nbytes} for {what}")
+    array = np.empty(nbytes, dtype=np.uint8)
+    try:
+        with archive.open(info) as blob:
+            done = 0
+            while chunk := blob.read(min(1 << 18, nbytes - done) or 1):  # reading on past the end checks the CRC
+                array[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                done += len(chunk)
+        if done != nbytes:
+            raise zipfile.BadZipFile(f"{done} of the declared {nbytes} bytes")
+    except Exception as error:  # bad CRC, cut-off data, bad method, encrypted, ...
+        raise CheckpointError(f"{name} is truncated or corrupt: {error} (in {entry!r})") from error
+    return array
+
+
+def _load_zip(source, name, map_location, weights_only):
+    archive = _open_zip(source, name)
     names = archive.namelist()
     if _HEADER in names:
         return _load_distml(archive, name, map_location, weights_only)
@@ -687,7 +772,7 @@ def _load_distml(archive, name, map_location, weights_only):
     try:
         header = json.loads(_read_entry(archive, _HEADER, name))
     except (ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable header ({type(error).__name__})") from None
+        raise CheckpointError(f"{name} is corrupt: unreadable header ({type(error).__name__})") from error
     if type(header) is not dict or header.get("format") != FORMAT:
         marker = header.get("format") if type(header) is dict else None
         raise CheckpointError(f"{name} is corrupt: format marker {str(marker)[:50]!r}, expected {FORMAT!r}")
@@ -702,17 +787,17 @@ def _load_distml(archive, name, map_location, weights_only):
         raise CheckpointError(f"{name} is corrupt: no tensor list in its header")
     tensors = []
     for i, entry in enumerate(entries):
-        obj, location = _read_tensor(entry, _read_entry(archive, f"distml/tensors/{i}", name), i, name)
+        obj, location = _read_tensor(entry, archive, i, name)
         tensors.append(obj if location is None else _place(obj, location, map_location))
     if "object" not in header:
         return _unpickle(_read_entry(archive, _PICKLE, name), _DistmlArchive(tensors, name), weights_only, _PICKLE)
     try:
         return _decode(header["object"], tensors)
     except (KeyError, IndexError, TypeError, ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: bad object structure ({type(error).__name__})") from None
+        raise CheckpointError(f"{name} is corrupt: bad object structure ({type(error).__name__})") from error
 
 
-def _read_tensor(entry, raw, i, name):
+def _read_tensor(entry, archive, i, name):
     """The Tensor (on the CPU) or numpy array/scalar that header record `entry` describes, and
     the device a Tensor was saved on (None for numpy)."""
     bad = f"{name} is corrupt: tensor {i} has a bad record"
@@ -721,19 +806,17 @@ def _read_tensor(entry, raw, i, name):
     shape = tuple(entry["shape"])
     try:
         np_dtype = np.dtype(entry["dtype"])
-    except Exception:  # numpy parses dtype strings with several kinds of error
-        raise CheckpointError(f"{bad} (dtype {entry['dtype'][:20]!r})") from None
+    except Exception as error:  # numpy parses dtype strings with several kinds of error
+        raise CheckpointError(f"{bad} (dtype {entry['dtype'][:20]!r})") from error
     known = _is_raw(np_dtype) or np_dtype in dtypes._BY_NUMPY
     if not known or len(shape) > 64 or any(type(n) is not int or n < 0 for n in shape):
         raise CheckpointError(f"{bad} (dtype {np_dtype}, shape {str(list(shape))[:50]})")
     expected = np_dtype.itemsize * math.prod(shape)
-    if len(raw) != expected:
-        raise CheckpointError(f"{name} is corrupt: tensor {i} has {len(raw)} bytes, expected {expected} for "
-                              f"{np_dtype} {list(shape)}")
+    raw = _read_entry_into(archive, f"distml/tensors/{i}", name, expected, f"{np_dtype} {list(shape)}")
     try:
-        array = np.frombuffer(raw, dtype=np_dtype).reshape(shape).copy()
+        array = raw.view(np_dtype).reshape(shape)
     except ValueError as error:
-        raise CheckpointError(f"{bad} ({error})") from None
+        raise CheckpointError(f"{bad} ({error})") from error
     if "device" not in entry:
         return (array[()] if entry.get("scalar") is True else array), None
     location, requires_grad = entry["device"], entry.get("requires_grad")
@@ -744,7 +827,7 @@ def _read_tensor(entry, raw, i, name):
         try:
             return Parameter(array, requires_grad), location
         except RuntimeError as error:  # requires_grad on a dtype that cannot have gradients
-            raise CheckpointError(f"{bad} ({error})") from None
+            raise CheckpointError(f"{bad} ({error})") from error
     tensor = Tensor(array)
     tensor.requires_grad = requires_grad
     return tensor, location
@@ -808,10 +891,10 @@ class _StorageType:
 
 
 class _Storage:
-    __slots__ = ("array", "location")
+    __slots__ = ("array", "location", "taken")
 
     def __init__(self, array, location):
-        self.array, self.location = array, location
+        self.array, self.location, self.taken = array, location, False
 
 
 def _bfloat16_from_bytes(raw, byteorder="<"):
@@ -854,37 +937,36 @@ class _TorchArchive:
             raise UnpicklingError(f"{self.name} is corrupt: bad storage id")
         _location(location, self.name)
         if key not in self.storages:
-            raw = _read_entry(self.archive, f"{self.prefix}data/{key}", self.name)
-            order = "<" if self.byteorder == b"little" else ">"
-            if kind.dtype == "bfloat16":
-                array = _bfloat16_from_bytes(raw, order)
-            else:
-                array = np.frombuffer(raw, dtype=np.dtype(kind.dtype).newbyteorder(order)).astype(kind.dtype)
-            if array.size != numel:
-                raise CheckpointError(f"{self.name} is corrupt: storage {key} has {array.size} elements, "
-                                      f"expected {numel}")
+            np_dtype = dtypes.bfloat16.np if kind.dtype == "bfloat16" else np.dtype(kind.dtype)
+            nbytes = numel * np_dtype.itemsize
+            raw = _read_entry_into(self.archive, f"{self.prefix}data/{key}", self.name, nbytes,
+                                   f"a storage of {numel} {np_dtype} elements")
+            if self.byteorder == b"big" and np_dtype.itemsize > 1:
+                raw.view(f"u{np_dtype.itemsize}").byteswap(inplace=True)
+            array = raw.view(np_dtype)
             self.storages[key] = _Storage(array, location)
             self.stored += array.size
         return self.storages[key]
 
     def rebuild_tensor(self, storage, offset, size, stride, requires_grad, backward_hooks, metadata=None):
         if type(storage) is not _Storage or type(requires_grad) is not bool:
-            raise TypeError("_rebuild_tensor_v2 without a storage")
-        shaped = isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= 64
-        if not shaped or any(type(n) is not int or n < 0 for n in (offset, *size, *stride)):
-            raise ValueError("_rebuild_tensor_v2 with a bad offset, size or stride")
-        array, numel = storage.array, math.prod(size)
-        if numel and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= array.size:
-            raise ValueError(f"_rebuild_tensor_v2 reaching past the end of a {array.size}-element storage")
+            raise UnpicklingError(f"{self.name} is corrupt: _rebuild_tensor_v2 without a storage or requires_grad")
+        array = storage.array
+        _check_view(array.nbytes, array.itemsize, offset, size, stride, self.name)
+        numel = math.prod(size)
         self.rebuilt += numel
         if self.capped and self.rebuilt > 4 * self.stored + 2 ** 20:
             raise CheckpointError(f"{self.name}: its tensors would hold {self.rebuilt} elements, far more than the "
                                   f"{self.stored} its storages hold (distml copies each tensor)")
         if numel == 0:
             values = np.empty(size, dtype=array.dtype)
+        elif not storage.taken and offset == 0 and numel == array.size and _row_major(size, stride):
+            values = array.reshape(size)  # the whole storage: the first such tensor takes it, later ones copy
+            storage.taken = True
         else:
             values = np.lib.stride_tricks.as_strided(array[offset:], shape=size,
-                                                     strides=[s * array.itemsize for s in stride]).copy()
+                                                     strides=[s * array.itemsize if n > 1 else 0  # any for n 1
+                                                              for n, s in zip(size, stride)]).copy()
         tensor = Tensor(values)
         tensor.requires_grad = requires_grad
         self.tensors[id(tensor)] = (tensor, storage.location)
@@ -903,9 +985,48 @@ class _TorchArchive:
             _place(tensor, location, map_location)
 
 
+def _check_view(nbytes, itemsize, offset, size, stride, name):
+    """Refuse a tensor view (element offset, sizes, strides) of a storage of `nbytes` bytes that
+    reaches outside it, before any view is made: numpy's as_strided would read whatever memory is there."""
+    def fail(what):
+        raise UnpicklingError(f"{name} is corrupt: a tensor {what} (storage offset {str(offset)[:30]}, "
+                              f"size {str(size)[:100]}, stride {str(stride)[:100]})")
+
+    if itemsize <= 0 or nbytes % itemsize:
+        fail(f"of {itemsize}-byte elements in a storage of {nbytes} bytes")
+    if type(size) is not tuple or type(stride) is not tuple or type(offset) is not int:
+        fail("whose size and stride are not tuples, or whose storage offset is not an int")
+    if len(size) != len(stride) or len(size) > 64:
+        fail(f"with {len(size)} sizes and {len(stride)} strides (at most 64 dims)")
+    if any(type(n) is not int for n in (*size, *stride)):
+        fail("with a size or stride that is not an int")
+    if any(abs(n) >= 2 ** 63 for n in (offset, *size, *stride)):  # torch refuses them too
+        fail("with a size, stride or storage offset beyond 64 bits")
+    if offset < 0 or any(n < 0 for n in size):
+        fail("with a negative size or storage offset")
+    if any(s < 0 for s in stride):
+        fail("with a negative stride")
+    if math.prod(size) == 0:
+        return  # an empty tensor reads nothing
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))  # Python ints: no overflow
+    if last >= nbytes // itemsize:
+        fail(f"reaching element {last} of a storage of {nbytes // itemsize} elements")
+
+
+def _row_major(size, stride):
+    """Whether strides are those of a C-contiguous tensor of this size (any stride for a size-1 dim)."""
+    expected = 1
+    for n, s in zip(reversed(size), reversed(stride)):
+        if n != 1 and s != expected:
+            return False
+        expected *= n
+    return True
+
+
 def _load_torch(archive, prefix, name, map_location, weights_only):
     source = _TorchArchive(archive, prefix, name, weights_only)
     obj = _unpickle(_read_entry(archive, prefix + "data.pkl", name), source, weights_only, prefix + "data.pkl")
+    source.storages.clear()  # source.globals' bound methods make a cycle: free the storages now, not at gc
     source.place(map_location)
     return obj
 
@@ -929,7 +1050,7 @@ def _load_safetensors(data, name, map_location):
     try:
         header = json.loads(data[8:8 + size])
     except (ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({type(error).__name__})") from None
+        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({type(error).__name__})") from error
     if type(header) is not dict:
         raise CheckpointError(f"{name} is corrupt: its safetensors header is not a JSON object")
     body = memoryview(data)[8 + size:]
@@ -961,6 +1082,6 @@ def _load_safetensors(data, name, map_location):
         try:
             array = array.reshape(shape)
         except ValueError as error:
-            raise CheckpointError(f"{name} is corrupt: tensor {key!r} ({error})") from None
+            raise CheckpointError(f"{name} is corrupt: tensor {key!r} ({error})") from error
         out[key] = _place(Tensor(array), "cpu", map_location)
     return out

@@ -9,6 +9,7 @@ import os
 import pickle
 import re
 import signal
+import struct
 import subprocess
 import sys
 import zipfile
@@ -870,7 +871,7 @@ def test_torch_storage_views_are_bounds_checked(tmp_path):
     with zipfile.ZipFile(tmp_path / "bad.pt", "w") as archive:
         for entry, data in entries.items():
             archive.writestr(entry, data)
-    with pytest.raises(pickle.UnpicklingError, match="reaching past the end of a 4-element storage"):
+    with pytest.raises(pickle.UnpicklingError, match="reaching element 16777215 of a storage of 4 elements"):
         distml.load(tmp_path / "bad.pt")
 
 
@@ -921,3 +922,147 @@ def test_bfloat16_stays_bfloat16_from_torch_and_safetensors_files(tmp_path):
         back = distml.load(tmp_path / name)["w"]
         assert back.dtype is distml.bfloat16
         np.testing.assert_array_equal(back.float().numpy(), values.float().numpy())
+
+
+# ---- crafted views, error types, permissions, temporaries ----
+
+class _CraftedView:
+    """Pickles (with torch.save) as torch's `_rebuild_tensor_v2(storage, offset, size, stride, ...)`."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.args = (storage, offset, size, stride, False, collections.OrderedDict())
+
+    def __reduce__(self):
+        return torch._utils._rebuild_tensor_v2, self.args
+
+
+@pytest.mark.parametrize("offset, size, stride, message", [
+    (0, (5,), (1,), "reaching element 4 of a storage of 4 elements"),
+    (4, (1,), (1,), "reaching element 4 of a storage of 4 elements"),
+    (2, (2, 2), (2, 1), "reaching element 5 of a storage of 4 elements"),
+    (0, (2,), (-1,), "with a negative stride"),
+    (3, (-2,), (1,), "with a negative size"),
+    (-1, (1,), (1,), "negative size or storage offset"),
+    (0, (2, 2 ** 62), (2 ** 62, 4), "reaching element"),  # size*stride far past 64 bits
+    (2 ** 64, (1,), (1,), "beyond 64 bits"),
+    (0, (1,), (2 ** 70,), "beyond 64 bits"),
+    (0, (2, 2), (1,), "with 2 sizes and 1 strides"),
+    (0, (2.0,), (1,), "not an int"),
+    (0, [2], [1], "not tuples"),
+])
+def test_crafted_torch_views_are_refused(tmp_path, offset, size, stride, message):
+    """Sizes, strides and offsets from a file are checked against the storage before any view is made."""
+    storage = torch.arange(4.0).storage()
+    torch.save({"x": _CraftedView(storage, offset, size, stride)}, tmp_path / "crafted.pt")
+    for weights_only in (True, False):
+        with pytest.raises(pickle.UnpicklingError, match=re.escape(message)) as caught:
+            distml.load(tmp_path / "crafted.pt", weights_only=weights_only)
+        assert isinstance(caught.value, CheckpointError)
+
+
+def test_crafted_torch_views_inside_the_storage_load_like_torch(tmp_path):
+    storage = torch.arange(12.0, dtype=torch.float64).storage()
+    views = {"a": _CraftedView(storage, 1, (3, 2), (4, 1)), "b": _CraftedView(storage, 11, (1, 1), (2 ** 40, 1)),
+             "c": _CraftedView(storage, 5, (0, 7), (1, 1)), "d": _CraftedView(storage, 0, (2, 3), (0, 4))}
+    torch.save(views, tmp_path / "views.pt")
+    expected = torch.load(tmp_path / "views.pt", weights_only=False)
+    ours = distml.load(tmp_path / "views.pt")
+    for key in views:
+        assert_tensor_equal(ours[key], expected[key])
+
+
+def test_read_failures_are_checkpoint_errors_with_the_cause(tmp_path):
+    torch.save({"w": torch.ones(3)}, tmp_path / "t.pt")
+    with zipfile.ZipFile(tmp_path / "t.pt") as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    name = next(n for n in entries if n.endswith("data.pkl"))
+    entries[name] = entries[name][:-3]  # cut off: EOFError or a truncated-pickle error inside pickle
+    with zipfile.ZipFile(tmp_path / "cut.pt", "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+    for weights_only in (True, False):
+        with pytest.raises(CheckpointError) as caught:
+            distml.load(tmp_path / "cut.pt", weights_only=weights_only)
+        assert isinstance(caught.value, pickle.UnpicklingError) and caught.value.__cause__ is not None
+    (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 4) + b'{"\xff"')  # not UTF-8
+    with pytest.raises(CheckpointError) as caught:
+        distml.load(tmp_path / "bad.safetensors")
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_saved_files_follow_the_umask_like_torch(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        distml.save({"w": distml.ones(2)}, tmp_path / "ours.pt")
+        torch.save({"w": torch.ones(2)}, tmp_path / "torch.pt")
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "ours.pt").st_mode & 0o777
+    assert mode == os.stat(tmp_path / "torch.pt").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_removes_temporaries_of_dead_writers_only(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f".model.pt.distml-{dead.pid}-0123456789abcdef.tmp"
+    live = tmp_path / f".other.pt.distml-{os.getpid()}-0123456789abcdef.tmp"  # a save in progress
+    unrelated = tmp_path / f".model.pt.{dead.pid}.tmp"  # not named by distml
+    for path in (orphan, live, unrelated):
+        path.write_bytes(b"x" * 1000)
+    distml.save({"w": distml.ones(2)}, tmp_path / "new.pt")
+    assert not orphan.exists() and live.exists() and unrelated.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, unrelated.name, "new.pt"])
+
+
+def test_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    """A writer killed mid-save (here: stopped inside the write, then SIGKILLed) leaves its temporary."""
+    script = ("import os, signal, sys, distml, distml.serialization as s\n"
+              "real = s._write_archive\n"
+              "def stop(out, *args):\n"
+              "    out.write(b'partial'); out.flush(); print('writing', flush=True); signal.pause()\n"
+              "s._write_archive = stop\n"
+              f"distml.save({{'w': distml.ones(3)}}, {str(tmp_path / 'ckpt.pt')!r})\n")
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=os.getcwd(),
+                              env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert writer.stdout.readline() == b"writing\n"
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and re.fullmatch(rf"\.ckpt\.pt\.distml-{writer.pid}-[0-9a-f]{{16}}\.tmp", left[0])
+    distml.save({"w": distml.ones(3)}, tmp_path / "ckpt.pt")  # the writer is alive: its temporary stays
+    assert len(list(tmp_path.iterdir())) == 2
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    distml.save({"w": distml.zeros(3)}, tmp_path / "ckpt.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+    np.testing.assert_array_equal(distml.load(tmp_path / "ckpt.pt")["w"].numpy(), np.zeros(3))
+
+
+def test_a_flipped_tensor_byte_is_an_error(tmp_path):
+    """The zip entry's CRC-32 is each tensor's checksum."""
+    distml.save({"w": distml.tensor(np.arange(64.0))}, tmp_path / "w.pt")
+    data = bytearray((tmp_path / "w.pt").read_bytes())
+    at = data.index(np.arange(64.0)[10:12].tobytes())
+    data[at] ^= 0x40
+    (tmp_path / "flipped.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="distml/tensors/0"):
+        distml.load(tmp_path / "flipped.pt")
+
+
+@pytest.mark.parametrize("writer", ["distml", "torch"])
+def test_loading_holds_the_tensor_bytes_about_once(tmp_path, writer):
+    import tracemalloc
+    arrays = {f"w{i}": np.random.default_rng(i).random(1_000_000, dtype=np.float32) for i in range(4)}
+    nbytes = sum(a.nbytes for a in arrays.values())
+    if writer == "distml":
+        distml.save({k: distml.tensor(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+    else:
+        torch.save({k: torch.from_numpy(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+    tracemalloc.start()
+    try:
+        back = distml.load(tmp_path / "m.pt")
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.2 * nbytes and current < 1.1 * nbytes
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(back[k].numpy(), a)
