@@ -395,7 +395,7 @@ DISTML_VECTOR_CLONES static void gru_row_backward(int64_t H, const T* g, const T
 
 // Column sums of a (rows, n) matrix.
 template <typename T>
-static void column_sums(const T* a, int64_t rows, int64_t n, T* out) {
+DISTML_VECTOR_CLONES static void column_sums(const T* a, int64_t rows, int64_t n, T* out) {
   std::fill(out, out + n, T(0));
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < n; ++j) out[j] += a[i * n + j];
@@ -460,7 +460,8 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
   gemm<T>(true, false, R, G, rows, h_prev, R, dgh, G, T(0), dw_t, G);
   transpose(dw_t, R, G, dw_hh);
   if (db_ih) column_sums(dg, rows, G, db_ih);
-  if (db_hh) column_sums(dgh, rows, G, db_hh);
+  if (db_hh && db_ih && dgh == dg) std::copy(db_ih, db_ih + G, db_hh);  // one gradient for both sides
+  else if (db_hh) column_sums(dgh, rows, G, db_hh);
   if (dx) gemm<T>(false, false, rows, s.input, G, dg, G, w_ih, s.input, T(0), dx, s.input);
   if (P) gemm<T>(true, false, P, H, rows, dh_proj, P, h_raw, H, T(0), dw_hr, H);
 }
