@@ -294,6 +294,9 @@ DISTML_VECTOR_CLONES static void gru_row(int64_t H, T* g, const T* u, const T* b
   }
 }
 
+// The input projection's chunk of steps (a share of L2) and the fewest rows worth chunking.
+constexpr int64_t kChunkBytes = 256 * 1024, kChunkMinRows = 128;
+
 template <typename T>
 static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T* x, const T* h0, const T* c0,
                           const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr, T* y, T* h_n,
@@ -307,7 +310,12 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
   T* aux2 = static_cast<T*>(saved.aux2);
   T* h_raw = static_cast<T*>(saved.h_raw);
   const std::vector<T> bx = bias_or_zeros(b_ih, G), bh = bias_or_zeros(b_hh, G);
-  gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);  // every step's W_ih x
+  // W_ih x for a few steps at a time, about kChunkBytes of gates, so the steps then read them from cache; in
+  // one GEMM over every step where such a chunk would be too few rows for the GEMM to run at full rate.
+  const int64_t chunk_rows = kChunkBytes / static_cast<int64_t>(sizeof(T) * G);
+  const bool chunked = chunk_rows >= kChunkMinRows;
+  if (!chunked) gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);
+  int64_t chunk_end = 0;  // steps before it (in processing order) have their W_ih x
   std::copy(h0, h0 + N * R, h_n);  // h_n and c_n hold the running state
   if (s.mode == RnnMode::lstm) std::copy(c0, c0 + N * H, c_n);
   T* hh = scratch<T>(0, N * G);
@@ -316,6 +324,15 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
   const StepGemm<T> recurrent = step_gemm(static_cast<const T*>(w_hh_t), R, G, G, 2);
   for (int64_t k = 0; k < s.steps; ++k) {
     const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
+    if (chunked && k == chunk_end) {
+      int64_t first = base, end = base + b;  // the chunk's rows, contiguous in either direction
+      for (chunk_end = k + 1; chunk_end < s.steps && end - first < chunk_rows; ++chunk_end) {
+        const int64_t u = s.reverse ? s.steps - 1 - chunk_end : chunk_end;
+        first = std::min(first, offsets[u]), end = std::max(end, offsets[u] + batch_sizes[u]);
+      }
+      gemm<T>(false, true, end - first, G, s.input, x + first * s.input, s.input, w_ih, s.input, T(0),
+              gates + first * G, G);
+    }
     T* hp = h_prev + base * R;
     std::copy(h_n, h_n + b * R, hp);
     recurrent(b, hp, R, false, hh, G);
