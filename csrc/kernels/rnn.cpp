@@ -13,6 +13,11 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define DISTML_RNN_AVX2_GEMM 1
+#endif
+
 namespace distml {
 
 static SgemmFn g_sgemm = nullptr;
@@ -116,7 +121,7 @@ static std::vector<T> bias_or_zeros(const T* b, int64_t n) {
 // anew each time; slot i of n elements, contents undefined.
 template <typename T>
 static T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buffers[5];
+  thread_local std::vector<T> buffers[6];
   std::vector<T>& buffer = buffers[slot];
   if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
   return buffer.data();
@@ -127,6 +132,113 @@ template <typename T>
 static void transpose(const T* a, int64_t rows, int64_t cols, T* out) {
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) out[j * rows + i] = a[i * cols + j];
+}
+
+// The per-step float32 products, C (M, N) = A (M, K) B (+ C), with the same B every step: B is packed once
+// per call into panels of 16 columns (each K x 16, contiguous, zero-padded), and a 6 x 16 register-blocked
+// AVX2 + FMA kernel sweeps each panel over every row block while it stays in L1. At these small sizes this
+// beats the library GEMM, which re-packs B on every call. CPUs without AVX2 + FMA and float64 use BLAS.
+constexpr int64_t kPanel = 16;
+
+template <typename T>
+struct StepGemm {
+  const T* b = nullptr;  // row-major (K, N), leading dimension ldb: the BLAS path's operand
+  int64_t K = 0, N = 0, ldb = 0;
+  const float* panels = nullptr;  // the packed copy, or null: use BLAS
+
+  // C = A B (accumulate false) or C += A B.
+  void operator()(int64_t M, const T* a, int64_t lda, bool accumulate, T* c, int64_t ldc) const;
+};
+
+#ifdef DISTML_RNN_AVX2_GEMM
+static bool cpu_has_avx2_fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+// Rows [0, MR) of C's columns [0, cols) (cols <= 16) from one packed panel.
+template <int MR>
+__attribute__((target("avx2,fma"))) static void panel_kernel(int64_t K, const float* a, int64_t lda,
+                                                             const float* panel, bool accumulate, float* c,
+                                                             int64_t ldc, int64_t cols) {
+  __m256 lo[MR], hi[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(panel + k * kPanel), b1 = _mm256_loadu_ps(panel + k * kPanel + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
+      lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+    }
+  }
+  // Lanes at or past `cols` are masked off (the mask's sign bits).
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mask_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols)), lane);
+  const __m256i mask_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols) - 8), lane);
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    float* out = c + r * ldc;
+    __m256 v0 = lo[r], v1 = hi[r];
+    if (accumulate) {
+      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(out, mask_lo));
+      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(out + 8, mask_hi));
+    }
+    _mm256_maskstore_ps(out, mask_lo, v0);
+    _mm256_maskstore_ps(out + 8, mask_hi, v1);
+  }
+}
+
+static void packed_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* panels,
+                        bool accumulate, float* c, int64_t ldc) {
+  using Kernel = void (*)(int64_t, const float*, int64_t, const float*, bool, float*, int64_t, int64_t);
+  static constexpr Kernel kernels[] = {nullptr,          panel_kernel<1>, panel_kernel<2>, panel_kernel<3>,
+                                       panel_kernel<4>, panel_kernel<5>, panel_kernel<6>};
+  for (int64_t j = 0; j < N; j += kPanel) {
+    const float* panel = panels + (j / kPanel) * K * kPanel;
+    const int64_t cols = std::min(kPanel, N - j);
+    for (int64_t i = 0; i < M; i += 6) {
+      const int64_t rows = std::min<int64_t>(6, M - i);
+      kernels[rows](K, a + i * lda, lda, panel, accumulate, c + i * ldc + j, ldc, cols);
+    }
+  }
+}
+#endif
+
+template <typename T>
+void StepGemm<T>::operator()(int64_t M, const T* a, int64_t lda, bool accumulate, T* c, int64_t ldc) const {
+#ifdef DISTML_RNN_AVX2_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (panels && M > 0) return packed_gemm(M, N, K, a, lda, panels, accumulate, c, ldc);
+  }
+#endif
+  gemm<T>(false, false, M, N, K, a, lda, b, ldb, accumulate ? T(1) : T(0), c, ldc);
+}
+
+// B (K, N) row-major with leading dimension ldb; packed into scratch slot `slot` where the kernel applies.
+template <typename T>
+static StepGemm<T> step_gemm(const T* b, int64_t K, int64_t N, int64_t ldb, int slot) {
+  StepGemm<T> op;
+  op.b = b, op.K = K, op.N = N, op.ldb = ldb;
+#ifdef DISTML_RNN_AVX2_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu_has_avx2_fma() && K > 0) {
+      const int64_t count = (N + kPanel - 1) / kPanel;
+      float* panels = scratch<float>(slot, count * K * kPanel);
+      for (int64_t p = 0; p < count; ++p) {
+        const int64_t j0 = p * kPanel, cols = std::min(kPanel, N - j0);
+        float* panel = panels + p * K * kPanel;
+        for (int64_t k = 0; k < K; ++k) {
+          for (int64_t j = 0; j < cols; ++j) panel[k * kPanel + j] = b[k * ldb + j0 + j];
+          for (int64_t j = cols; j < kPanel; ++j) panel[k * kPanel + j] = 0.0f;
+        }
+      }
+      op.panels = panels;
+    }
+  }
+#endif
+  return op;
 }
 
 // Each gate loop is compiled twice, for AVX2 + FMA and for any x86-64, the CPU picking at load time.
@@ -182,6 +294,9 @@ DISTML_VECTOR_CLONES static void gru_row(int64_t H, T* g, const T* u, const T* b
   }
 }
 
+// The input projection's chunk of steps (a share of L2) and the fewest rows worth chunking.
+constexpr int64_t kChunkBytes = 256 * 1024, kChunkMinRows = 128;
+
 template <typename T>
 static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T* x, const T* h0, const T* c0,
                           const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const T* w_hr, T* y, T* h_n,
@@ -195,17 +310,32 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
   T* aux2 = static_cast<T*>(saved.aux2);
   T* h_raw = static_cast<T*>(saved.h_raw);
   const std::vector<T> bx = bias_or_zeros(b_ih, G), bh = bias_or_zeros(b_hh, G);
-  gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);  // every step's W_ih x
+  // W_ih x for a few steps at a time, about kChunkBytes of gates, so the steps then read them from cache; in
+  // one GEMM over every step where such a chunk would be too few rows for the GEMM to run at full rate.
+  const int64_t chunk_rows = kChunkBytes / static_cast<int64_t>(sizeof(T) * G);
+  const bool chunked = chunk_rows >= kChunkMinRows;
+  if (!chunked) gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);
+  int64_t chunk_end = 0;  // steps before it (in processing order) have their W_ih x
   std::copy(h0, h0 + N * R, h_n);  // h_n and c_n hold the running state
   if (s.mode == RnnMode::lstm) std::copy(c0, c0 + N * H, c_n);
   T* hh = scratch<T>(0, N * G);
   T* w_hh_t = scratch<T>(1, R * G);  // W_hh^T: the per-step product then reads it without a transpose
   transpose(w_hh, G, R, w_hh_t);
+  const StepGemm<T> recurrent = step_gemm(static_cast<const T*>(w_hh_t), R, G, G, 2);
   for (int64_t k = 0; k < s.steps; ++k) {
     const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
+    if (chunked && k == chunk_end) {
+      int64_t first = base, end = base + b;  // the chunk's rows, contiguous in either direction
+      for (chunk_end = k + 1; chunk_end < s.steps && end - first < chunk_rows; ++chunk_end) {
+        const int64_t u = s.reverse ? s.steps - 1 - chunk_end : chunk_end;
+        first = std::min(first, offsets[u]), end = std::max(end, offsets[u] + batch_sizes[u]);
+      }
+      gemm<T>(false, true, end - first, G, s.input, x + first * s.input, s.input, w_ih, s.input, T(0),
+              gates + first * G, G);
+    }
     T* hp = h_prev + base * R;
     std::copy(h_n, h_n + b * R, hp);
-    gemm<T>(false, false, b, G, R, hp, R, w_hh_t, G, T(0), hh, G);
+    recurrent(b, hp, R, false, hh, G);
 #pragma omp parallel for schedule(static) if (b * G > kParallelWork)
     for (int64_t row = 0; row < b; ++row) {
       const int64_t at = base + row;
@@ -282,7 +412,7 @@ DISTML_VECTOR_CLONES static void gru_row_backward(int64_t H, const T* g, const T
 
 // Column sums of a (rows, n) matrix.
 template <typename T>
-static void column_sums(const T* a, int64_t rows, int64_t n, T* out) {
+DISTML_VECTOR_CLONES static void column_sums(const T* a, int64_t rows, int64_t n, T* out) {
   std::fill(out, out + n, T(0));
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < n; ++j) out[j] += a[i * n + j];
@@ -309,6 +439,7 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
   // dh0 and dc0 hold the running gradient of the state: rows outside a step keep theirs.
   std::copy(dh_n, dh_n + N * R, dh0);
   if (s.mode == RnnMode::lstm) std::copy(dc_n, dc_n + N * H, dc0);
+  const StepGemm<T> recurrent = step_gemm(w_hh, G, R, R, 5);
   for (int64_t k = s.steps - 1; k >= 0; --k) {
     const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
     for (int64_t i = 0; i < b * R; ++i) dh0[i] += dy[base * R + i];
@@ -337,7 +468,7 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
           break;
       }
     }
-    gemm<T>(false, false, b, R, G, dgh + base * G, G, w_hh, R, s.mode == RnnMode::gru ? T(1) : T(0), dh0, R);
+    recurrent(b, dgh + base * G, G, s.mode == RnnMode::gru, dh0, R);
   }
   // The weight gradients as x^T dg and h_prev^T dg_h (the faster orientation for BLAS), then transposed.
   T* dw_t = scratch<T>(4, (s.input > R ? s.input : R) * G);
@@ -346,7 +477,8 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
   gemm<T>(true, false, R, G, rows, h_prev, R, dgh, G, T(0), dw_t, G);
   transpose(dw_t, R, G, dw_hh);
   if (db_ih) column_sums(dg, rows, G, db_ih);
-  if (db_hh) column_sums(dgh, rows, G, db_hh);
+  if (db_hh && db_ih && dgh == dg) std::copy(db_ih, db_ih + G, db_hh);  // one gradient for both sides
+  else if (db_hh) column_sums(dgh, rows, G, db_hh);
   if (dx) gemm<T>(false, false, rows, s.input, G, dg, G, w_ih, s.input, T(0), dx, s.input);
   if (P) gemm<T>(true, false, P, H, rows, dh_proj, P, h_raw, H, T(0), dw_hr, H);
 }
