@@ -56,7 +56,7 @@ LAST_LINES = 20
 _VALUE_OPTIONS = {"-n", "-np", "--nproc", "--nproc-per-node", "--nproc_per_node", "--nnodes", "-x",
                   "--timeout", "--hostfile", "-H", "--host", "--launcher", "--launcher-args"}
 # python's own options that distmlrun passes to each rank's interpreter: flags, and those taking a value.
-_PYTHON_FLAGS = set("bBdEiIOqsSuvR")
+_PYTHON_FLAGS = set("bBdEIOqsSuvR")
 _PYTHON_VALUE_OPTIONS = ("-W", "-X")
 
 
