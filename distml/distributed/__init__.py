@@ -11,5 +11,6 @@ from distml.distributed.process_group import (DistBackendError, ProcessGroup, Re
                                               broadcast, broadcast_object_list, destroy_process_group, gather,
                                               get_backend, get_local_rank, get_local_world_size, get_rank,
                                               get_world_size, init_process_group, irecv, is_available,
-                                              is_initialized, isend, new_group, recv, reduce, reduce_scatter,
+                                              is_gloo_available, is_initialized, is_mpi_available,
+                                              is_nccl_available, isend, new_group, recv, reduce, reduce_scatter,
                                               reduce_scatter_tensor, scatter, send)

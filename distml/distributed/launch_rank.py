@@ -4,9 +4,10 @@ distmlrun starts every rank as::
 
     python .../distml/distributed/launch_rank.py [--gpus 0,1,2,3] (script.py | -m module) args...
 
-which sets RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE (PyTorch's names) from whichever
-launcher started the process, narrows CUDA_VISIBLE_DEVICES to this rank's GPU when given --gpus,
-and runs the program as ``python script.py args`` would (``__name__ == "__main__"``, same
+which sets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK (the node's index),
+GROUP_WORLD_SIZE, ROLE_RANK and ROLE_WORLD_SIZE (torchrun's names) from whichever launcher
+started the process (MASTER_ADDR and MASTER_PORT come from distmlrun), narrows
+CUDA_VISIBLE_DEVICES to this rank's GPU when given --gpus, and runs the program as ``python script.py args`` would (``__name__ == "__main__"``, same
 sys.argv and sys.path[0]). It is started by path and uses the standard library only, so nothing
 of distml is imported before the program imports it. Under your own mpirun or srun,
 ``python -m distml.distributed.launch_rank script.py`` works too.
@@ -62,6 +63,30 @@ def rank_environment(environ=None):
         return (int(env["RANK"]), int(env.get("LOCAL_RANK", env["RANK"])),
                 world_size, int(env.get("LOCAL_WORLD_SIZE", world_size)))
     return 0, 0, 1, 1
+
+
+def node_environment(rank, local_rank, world_size, local_world_size, environ=None):
+    """(GROUP_RANK, GROUP_WORLD_SIZE): this rank's node and the number of nodes, as torchrun
+    names them. From srun's SLURM_NODEID, else from distmlrun's DISTML_NODE_SIZES (ranks per node,
+    in order, "2,2,1"), else assuming the same number of ranks on every node.
+
+        >>> node_environment(3, 0, 5, 2, {"DISTML_NODE_SIZES": "3,2"})
+        (1, 2)
+    """
+    env = os.environ if environ is None else environ
+    if "SLURM_STEP_ID" in env and "SLURM_NODEID" in env and "OMPI_COMM_WORLD_RANK" not in env \
+            and "PMI_RANK" not in env:
+        return int(env["SLURM_NODEID"]), int(env.get("SLURM_STEP_NUM_NODES", 1))
+    sizes = [int(k) for k in env.get("DISTML_NODE_SIZES", "").split(",") if k]
+    if sum(sizes) == world_size:  # and the node's count agrees with MPI's
+        first = 0
+        for node, size in enumerate(sizes):
+            if rank < first + size:
+                if size == local_world_size:
+                    return node, len(sizes)
+                break
+            first += size
+    return (rank - local_rank) // local_world_size, -(-world_size // local_world_size)
 
 
 def visible_devices(cuda_visible_devices):
@@ -139,8 +164,12 @@ def main(argv=None):
               "[Errno 2] No such file or directory", file=sys.stderr)  # as python says it
         sys.exit(2)
     rank, local_rank, world_size, local_world_size = rank_environment()
+    group_rank, group_world_size = node_environment(rank, local_rank, world_size, local_world_size)
+    # torchrun's names; one role ("default"), so a rank's role rank is its rank.
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world_size),
-                      LOCAL_WORLD_SIZE=str(local_world_size))
+                      LOCAL_WORLD_SIZE=str(local_world_size), GROUP_RANK=str(group_rank),
+                      GROUP_WORLD_SIZE=str(group_world_size), ROLE_RANK=str(rank),
+                      ROLE_WORLD_SIZE=str(world_size), ROLE_NAME="default")
     if node_gpus is not None:
         gpu = _own_gpu(local_rank, node_gpus)
         if gpu is not None:

@@ -115,7 +115,55 @@ def _tuning():
 
 
 def is_available():
+    """True: distml.distributed is built in (its MPI core comes with distml)."""
     return True
+
+
+def is_mpi_available():
+    """True: the 'mpi' backend (distml's collectives over MPI) is there."""
+    return True
+
+
+def is_gloo_available():
+    """True: 'gloo' names distml's CPU backend, the same MPI process group as 'mpi'."""
+    return True
+
+
+def is_nccl_available():
+    """False: distml has no GPU (NCCL) backend yet."""
+    return False
+
+
+def _check_backend(backend):
+    """Accept torch's backend names that distml runs: 'mpi', 'gloo' (its CPU path, the same
+    process group), also as 'cpu:gloo'; explain 'nccl'; reject the rest as torch does."""
+    if backend is None:
+        return
+    parts = [part.partition(":")[2] or part for part in str(backend).lower().split(",")]
+    if "nccl" in parts:
+        raise RuntimeError(f"backend {backend!r}: distml's GPU backend (NCCL) does not exist yet; use "
+                           "init_process_group('mpi') (or 'gloo'), whose collectives run on CPU tensors")
+    for part in parts:
+        if part not in ("mpi", "gloo"):
+            raise ValueError(f"Invalid backend: {backend!r}; distml has 'mpi' and 'gloo' "
+                             "(the same MPI process group)")
+
+
+def _check_launcher_world(size):
+    """Raise where the launcher promised another world size than MPI's: above all srun without
+    PMIx, which starts N singletons that would each train alone."""
+    from distml.tools.doctor import launcher_world_size, singleton_problem
+    expected, launcher = launcher_world_size()
+    if expected is None or expected == size:
+        return
+    if size == 1:
+        problem = singleton_problem(expected, launcher)
+        if "srun --mpi=pmix" not in problem:
+            problem += "; under SLURM, `srun --mpi=pmix`"
+    else:
+        problem = (f"{launcher} promised {expected} ranks but MPI's world has {size}: launch with one "
+                   "launcher (distmlrun, mpirun or srun --mpi=pmix), not one inside another")
+    raise RuntimeError(f"init_process_group: {problem}")
 
 
 def is_initialized():
@@ -126,9 +174,16 @@ def init_process_group(backend="mpi", init_method=None, timeout=None, world_size
     """Join the job's world: rank and size come from MPI (any MPI launcher; without one, a world
     of size 1), so init_method is not needed (accepted for torch scripts that pass "env://").
     `timeout` (timedelta or seconds; default DISTML_TIMEOUT or 300 s) bounds how long a
-    collective waits for a peer before raising DistBackendError naming it."""
-    if backend not in (None, "mpi"):
-        raise ValueError(f"distml supports only the 'mpi' backend, got {backend!r}")
+    collective waits for a peer before raising DistBackendError naming it. backend: "mpi" or
+    "gloo" (the same process group); "nccl" raises RuntimeError (no GPU backend yet). Raises
+    RuntimeError when WORLD_SIZE (or srun's task count) disagrees with MPI's world size."""
+    _check_backend(backend)
+    _join_world(timeout, world_size, rank)
+
+
+def _join_world(timeout=None, world_size=-1, rank=-1, check_launcher=True):
+    """init_process_group's work; check_launcher=False lets `distml doctor` start in a world the
+    launcher got wrong, to report it."""
     if is_initialized():
         raise RuntimeError("trying to initialize the default process group twice")
     MPI = _mpi()
@@ -137,6 +192,8 @@ def init_process_group(backend="mpi", init_method=None, timeout=None, world_size
         _state.owns_mpi = True
     if not _state.exit_hooked:
         _hook_exit()
+    if check_launcher:
+        _check_launcher_world(MPI.COMM_WORLD.Get_size())
     shared_memory = os.environ.get("DISTML_SHM", "1") != "0"
     pg = C.ProcessGroup.world(_timeout_seconds(timeout), _tuning(), shared_memory)
     for name, asked, got in (("world_size", world_size, pg.size), ("rank", rank, pg.rank)):
@@ -204,8 +261,7 @@ def _group(group):
 def new_group(ranks=None, backend=None):
     """A group of the given global ranks (all ranks when None). Every rank of the world must
     call it, members or not; non-members get a group whose rank() is -1."""
-    if backend not in (None, "mpi"):
-        raise ValueError(f"distml supports only the 'mpi' backend, got {backend!r}")
+    _check_backend(backend)
     world = _world()
     ranks = sorted(range(world.size()) if ranks is None else set(ranks))
     pg = world._pg.split(ranks)

@@ -10,16 +10,21 @@ import time
 import pytest
 
 from distml.distributed import run
+from distml.distributed import launch_rank
 from distml.distributed.launch_rank import rank_environment
 
 TIMEOUT = 120  # seconds for any one job; the failure tests also bound how fast they end
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def clean_env(**extra):
-    """This environment without what a surrounding job or GPU machine would add, plus `extra`."""
+    """This environment without what a surrounding job or GPU machine would add, plus `extra`;
+    the jobs import distml from this checkout."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("SLURM_", "OMPI_COMM_WORLD", "PMI_")) and k not in
-            ("CUDA_VISIBLE_DEVICES", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+            ("CUDA_VISIBLE_DEVICES", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+             "PRTE_MCA_prte_default_hostfile", "MASTER_ADDR", "MASTER_PORT")}
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     return {**base, **extra}
 
 
@@ -38,9 +43,12 @@ def write(tmp_path, name, source):
 
 REPORT = """
     import json, os, sys
-    names = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "CUDA_VISIBLE_DEVICES"]
+    names = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "CUDA_VISIBLE_DEVICES",
+             "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME",
+             "MASTER_ADDR", "MASTER_PORT", "FOO", "BAR"]
     print(json.dumps({"env": {k: os.environ.get(k) for k in names}, "argv": sys.argv,
-                      "name": __name__, "path0": sys.path[0]}))
+                      "name": __name__, "path0": sys.path[0], "exe": sys.executable,
+                      "optimize": sys.flags.optimize}))
 """
 
 
@@ -243,12 +251,14 @@ def test_mpiexec_flags(monkeypatch):
     assert forwarded == ["PATH", "PYTHONUNBUFFERED", "OMP_NUM_THREADS"]
 
 
-def test_missing_script_fails_like_python(tmp_path):
-    done = distmlrun(tmp_path, "-n", "2", "missing.py", timeout=60)
+@pytest.mark.parametrize("form", [["missing.py"], ["python", "-u", "missing.py"], ["--", "missing.py"]],
+                         ids=["script", "python", "after_dashes"])
+def test_missing_script_fails_like_python_before_any_rank(tmp_path, form):
+    done = distmlrun(tmp_path, "-n", "2", *form, timeout=60)
     assert done.returncode == 2
-    assert f"can't open file '{tmp_path / 'missing.py'}'" in done.stderr
-    assert "distmlrun: rank 0 exited with code 2" in done.stderr or \
-        "distmlrun: rank 1 exited with code 2" in done.stderr
+    assert f"distmlrun: can't open file '{tmp_path / 'missing.py'}'" in done.stderr
+    assert "no rank was started" in done.stderr
+    assert "rank 0" not in done.stderr and "prterun" not in done.stderr
 
 
 def test_launch_scripts(tmp_path):
@@ -257,7 +267,7 @@ def test_launch_scripts(tmp_path):
         f"expected the distmlrun console script beside {sys.executable}; pip install -e ."
     script = write(tmp_path, "report.py", REPORT)
     (tmp_path / "hosts").write_text("localhost slots=2\n")
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    repo = REPO
     path = bin_dir + os.pathsep + os.environ["PATH"]
     for launch, env in [("local.sh", {"NPROC": "3"}), ("hostfile.sh", {"HOSTFILE": "hosts"})]:
         done = subprocess.run([os.path.join(repo, "launch", launch), script, "x"], cwd=tmp_path,
@@ -268,3 +278,261 @@ def test_launch_scripts(tmp_path):
         n = 3 if launch == "local.sh" else 2
         assert [(r["env"]["RANK"], r["env"]["WORLD_SIZE"], r["argv"]) for r in got] == \
             [(str(r), str(n), [script, "x"]) for r in range(n)]
+
+
+def python_on_path():
+    """PATH with this interpreter's folder first, so that `python` there is this Python."""
+    return os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+
+
+def check_torchrun_environment(got, n, nodes=((0, None),)):
+    """What torchrun sets, on every rank of an n-rank job on one machine."""
+    assert [(e["RANK"], e["LOCAL_RANK"], e["WORLD_SIZE"], e["LOCAL_WORLD_SIZE"]) for e in got] == \
+        [(str(r), str(r), str(n), str(n)) for r in range(n)]
+    assert [(e["GROUP_RANK"], e["GROUP_WORLD_SIZE"], e["ROLE_RANK"], e["ROLE_WORLD_SIZE"], e["ROLE_NAME"])
+            for e in got] == [("0", "1", str(r), str(n), "default") for r in range(n)]
+    assert {e["MASTER_ADDR"] for e in got} == {"127.0.0.1"}
+    ports = {e["MASTER_PORT"] for e in got}
+    assert len(ports) == 1 and 1024 <= int(ports.pop()) < 65536
+
+
+@pytest.mark.parametrize("n, form, argv0", [
+    (2, ["-n", "2", "report.py"], "report.py"),
+    (3, ["-np", "3", "report.py"], "report.py"),
+    (2, ["-n", "2", "python", "report.py"], "report.py"),
+    (3, ["-np", "3", "python", "-u", "report.py"], "report.py"),
+    (2, ["--nproc-per-node", "2", "report.py"], "report.py"),
+    (3, ["--nproc_per_node=3", "python", "report.py"], "report.py"),
+    (2, ["-n", "2", "--", "report.py"], "report.py"),
+    (2, ["-n", "2", "python", "-m", "report"], "{tmp}/report.py"),
+    (2, ["-n", "2", "--", "-m", "report"], "{tmp}/report.py"),
+], ids=["n", "np", "python", "python_u", "nproc_per_node", "nproc_per_node_eq", "dashes",
+        "python_m", "dashes_m"])
+def test_launcher_forms(tmp_path, n, form, argv0):
+    write(tmp_path, "report.py", REPORT)
+    done = distmlrun(tmp_path, *form, "--lr", "0.1", env={"PATH": python_on_path()})
+    assert done.returncode == 0, done.stderr
+    got = reports(done.stdout)
+    check_torchrun_environment([r["env"] for r in got], n)
+    for r in got:
+        assert r["argv"] == [argv0.format(tmp=tmp_path), "--lr", "0.1"]
+        assert r["name"] == "__main__"
+        assert r["exe"] == sys.executable
+
+
+def test_python_options_reach_each_ranks_interpreter(tmp_path):
+    script = write(tmp_path, "report.py", REPORT)
+    done = distmlrun(tmp_path, "-n", "2", "python", "-u", "-O", "-W", "ignore", script,
+                     env={"PATH": python_on_path()})
+    assert done.returncode == 0, done.stderr
+    assert [r["optimize"] for r in reports(done.stdout)] == [1, 1]
+    done = distmlrun(tmp_path, "-n", "2", "python", "-c", "print(1)", timeout=60)
+    assert done.returncode != 0
+    assert "distmlrun: python's option -c is not supported here" in done.stderr
+
+
+def test_x_exports_variables_to_every_rank(tmp_path):
+    script = write(tmp_path, "report.py", REPORT)
+    done = distmlrun(tmp_path, "-x", "FOO=a=b c", "-n", "2", "-x", "BAR", script, "-x", "FOO=no",
+                     env={"BAR": "from here"})
+    assert done.returncode == 0, done.stderr
+    got = reports(done.stdout)
+    assert [(r["env"]["FOO"], r["env"]["BAR"]) for r in got] == [("a=b c", "from here")] * 2
+    assert [r["argv"] for r in got] == [[script, "-x", "FOO=no"]] * 2  # the program's own -x
+    done = distmlrun(tmp_path, "-n", "2", "-x", "NOT_SET_ANYWHERE", script, timeout=60)
+    assert done.returncode == 2
+    assert "-x NOT_SET_ANYWHERE: NOT_SET_ANYWHERE is not set here" in done.stderr
+
+
+def test_double_dash_ends_the_launchers_options(tmp_path):
+    script = write(tmp_path, "report.py", REPORT)
+    args = ["--timeout", "1", "-n", "5", "--", "-x", "V"]
+    done = distmlrun(tmp_path, "-n", "2", "--", script, *args)
+    assert done.returncode == 0, done.stderr
+    assert [r["argv"] for r in reports(done.stdout)] == [[script, *args]] * 2
+
+
+def test_timeout_stops_the_whole_job(tmp_path):
+    script = write(tmp_path, "sleep.py", """
+        import os, time
+        with open(f"pid{os.environ['RANK']}", "w") as f:
+            f.write(str(os.getpid()))
+        print("sleeping", flush=True)
+        time.sleep(600)
+    """)
+    start = time.monotonic()
+    done = distmlrun(tmp_path, "--timeout", "8", "-n", "2", script, timeout=60)
+    assert time.monotonic() - start < 40
+    assert done.returncode == 124
+    assert "distmlrun: the job ran past --timeout 8 s; stopping the ranks" in done.stderr
+    assert done.stdout.count("sleeping") == 2
+    pids = [int((tmp_path / f"pid{r}").read_text()) for r in range(2)]
+    deadline = time.monotonic() + 10
+    while any(map(pid_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(pid_alive, pids))
+
+
+def test_hosts_from_the_mpi_operators_hostfile(tmp_path):
+    script = write(tmp_path, "report.py", REPORT)
+    (tmp_path / "hosts").write_text("# written by the MPI Operator\nlocalhost slots=3\n")
+    done = distmlrun(tmp_path, script, env={"PRTE_MCA_prte_default_hostfile": "hosts"})
+    assert done.returncode == 0, done.stderr
+    got = [r["env"] for r in reports(done.stdout)]
+    assert [(e["RANK"], e["WORLD_SIZE"], e["GROUP_RANK"], e["MASTER_ADDR"]) for e in got] == \
+        [(str(r), "3", "0", "localhost") for r in range(3)]
+
+
+def test_nnodes_picks_the_first_hosts_and_oversubscribe_passes_slots(tmp_path):
+    script = write(tmp_path, "report.py", REPORT)
+    done = distmlrun(tmp_path, "-H", "localhost:2,otherhost:2", "--nnodes", "1", script)
+    assert done.returncode == 0, done.stderr
+    got = [r["env"] for r in reports(done.stdout)]
+    assert [(e["RANK"], e["WORLD_SIZE"], e["MASTER_ADDR"]) for e in got] == \
+        [(str(r), "2", "localhost") for r in range(2)]
+    (tmp_path / "hosts").write_text("localhost slots=1\n")
+    done = distmlrun(tmp_path, "--hostfile", "hosts", "--oversubscribe", "-n", "2", script)
+    assert done.returncode == 0, done.stderr
+    assert [r["env"]["RANK"] for r in reports(done.stdout)] == ["0", "1"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nnodes", "2", "report.py"], "--nnodes needs the nodes to choose from"),
+    (["-H", "a:1,b:1", "--nnodes", "3", "report.py"], "--nnodes 3: only 2 nodes are given (a, b)"),
+    (["-n", "2", "--nproc-per-node", "2", "report.py"], "not allowed with argument"),
+    (["--nproc-per-node", "two", "report.py"], "--nproc-per-node expects a positive number, gpu, cpu or auto"),
+    (["--timeout", "0", "report.py"], "--timeout must be a positive number of seconds, got 0"),
+    (["-n", "2"], "expected a script or -m module to run, got none"),
+])
+def test_option_errors(tmp_path, args, message):
+    write(tmp_path, "report.py", REPORT)
+    done = distmlrun(tmp_path, *args, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_split_program_forms():
+    split = run._split_program
+    assert split(["-np", "2", "-x", "A", "python", "-u", "s.py"]) == \
+        (["-np", "2", "-x", "A"], False, "python", ["-u", "s.py"])
+    assert split(["-n", "2", "--", "-m", "pkg", "-n"]) == (["-n", "2"], True, "pkg", ["-n"])
+    assert split(["--timeout", "5", "--", "s.py", "--"]) == (["--timeout", "5"], False, "s.py", ["--"])
+    assert split(["--nproc_per_node", "2", "s.py"]) == (["--nproc_per_node", "2"], False, "s.py", [])
+    assert split(["-n", "2", "--"]) == (["-n", "2", "--"], False, None, [])
+    python = run._split_python
+    assert python(sys.executable, ["-u", "-W", "error", "-Xdev", "-m", "pkg", "-u"]) == \
+        ([sys.executable, "-u", "-W", "error", "-Xdev"], True, "pkg", ["-u"])
+    assert python(sys.executable, ["-uO", "s.py", "-m", "x"]) == ([sys.executable, "-uO"], False, "s.py", ["-m", "x"])
+    assert run._is_python("python") and run._is_python("/usr/bin/python3.12")
+    assert not run._is_python("python.py") and not run._is_python("train.py")
+
+
+def test_hostfiles_and_placement(tmp_path, monkeypatch):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("a slots=2  # first\n\nb slots=2 max_slots=4\na slots=1\nc\n")
+    assert run.read_hostfile(str(hosts)) == [("a", 3), ("b", 2), ("c", None)]
+    assert run.parse_host_list("a:2,b,b,c:1") == [("a", 2), ("b", 2), ("c", 1)]
+    parser = run._parser()
+
+    def place(*args, environ=None):
+        opts = parser.parse_args(list(args))
+        master, sizes = run.place(opts, [], environ or {})
+        return opts, master, sizes
+
+    opts, master, sizes = place("-H", "n1:2,n2:2,n3:1", "-n", "3")
+    assert (opts.nproc, master, sizes) == (3, "n1", [2, 1])
+    opts, master, sizes = place("-H", "n1:2,n2:2,n3:1", "--nnodes", "2", "--nproc-per-node", "3")
+    assert (opts.host, opts.nproc, opts.map_by, sizes) == ("n1:2,n2:2", 6, "ppr:3:node", [3, 3])
+    opts, master, sizes = place("--hostfile", str(hosts), "--nnodes", "2")
+    assert (opts.hostfile, opts.host, opts.nproc, sizes) == (None, "a:3,b:2", None, [3, 2])
+    with pytest.raises(ValueError, match="needs slots=K on every line"):
+        place("--hostfile", str(hosts), "--nnodes", "3")
+    opts, master, sizes = place("-n", "4")
+    assert (master, sizes, opts.map_by) == ("127.0.0.1", [4], "slot")
+    monkeypatch.setattr(run, "cpu_count", lambda: 6)
+    opts, master, sizes = place("--nproc-per-node", "auto")
+    assert (opts.nproc, sizes) == (6, [6])
+    slurm = {"SLURM_JOB_ID": "1", "SLURM_JOB_NUM_NODES": "2", "SLURM_TASKS_PER_NODE": "3,2"}
+    opts, master, sizes = place("--launcher", "srun", "--nnodes", "1", environ=slurm)
+    assert (opts.nnodes, sizes) == (1, [3])
+    opts, master, sizes = place(environ=slurm)
+    assert (opts.nproc, sizes) == (None, [3, 2])
+
+
+@pytest.mark.parametrize("rank, local_rank, size, local_size, env, expected", [
+    (3, 0, 5, 2, {"DISTML_NODE_SIZES": "3,2"}, (1, 2)),
+    (2, 2, 5, 3, {"DISTML_NODE_SIZES": "3,2"}, (0, 2)),
+    (5, 1, 8, 4, {}, (1, 2)),  # torchrun's even layout
+    (2, 2, 3, 3, {"DISTML_NODE_SIZES": "2,1"}, (0, 1)),  # MPI found one node: it knows best
+    (4, 0, 5, 1, {"SLURM_STEP_ID": "0", "SLURM_NODEID": "2", "SLURM_STEP_NUM_NODES": "3"}, (2, 3)),
+])
+def test_node_environment(rank, local_rank, size, local_size, env, expected):
+    assert launch_rank.node_environment(rank, local_rank, size, local_size, env) == expected
+
+
+def test_mpiexec_exports_and_oversubscribe(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    opts = run._parser().parse_args(["-H", "a:1", "-x", "FOO=1", "-x", "PATH", "--oversubscribe"])
+    env = {"PATH": "/bin", "MASTER_ADDR": "a", "MASTER_PORT": "1234"}
+    cmd, _ = run.launch_command(opts, ["python", "s.py"], env)
+    forwarded = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-x"]
+    assert forwarded == ["PYTHONUNBUFFERED", "MASTER_ADDR", "MASTER_PORT", "FOO", "PATH"]
+    assert cmd.count("--oversubscribe") == 1
+    opts = run._parser().parse_args(["-n", "2", "-x", "FOO"])
+    cmd, _ = run.launch_command(opts, ["python", "s.py"], {})
+    assert [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-x"] == ["FOO"]
+
+
+BACKENDS = """
+    import json
+    import distml
+    import distml.distributed as dist
+    found = {"available": [dist.is_available(), dist.is_mpi_available(), dist.is_gloo_available(),
+                           dist.is_nccl_available()]}
+    for backend in ["nccl", "cpu:gloo,cuda:nccl", "ucc"]:
+        try:
+            dist.init_process_group(backend)
+        except Exception as e:
+            found[backend] = [type(e).__name__, str(e)]
+    dist.init_process_group(BACKEND)
+    t = distml.ones(2) * (dist.get_rank() + 1)
+    dist.all_reduce(t)
+    found["sum"] = t.tolist()
+    found["size"] = dist.get_world_size()
+    print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("backend", ["gloo", "mpi", None, "GLOO"],
+                         ids=["gloo", "mpi_name", "default", "gloo_upper_case"])  # id "mpi": pytest-mpi skips it
+def test_backend_names(tmp_path, backend):
+    script = write(tmp_path, "backends.py", BACKENDS.replace("BACKEND", repr(backend)))
+    done = distmlrun(tmp_path, "-n", "2", script)
+    assert done.returncode == 0, done.stderr
+    found = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(found) == 2
+    for f in found:
+        assert f["available"] == [True, True, True, False]
+        for name in ("nccl", "cpu:gloo,cuda:nccl"):
+            assert f[name][0] == "RuntimeError"
+            assert "distml's GPU backend (NCCL) does not exist yet; use init_process_group('mpi')" in f[name][1]
+        assert f["ucc"][0] == "ValueError" and "Invalid backend: 'ucc'" in f["ucc"][1]
+        assert (f["size"], f["sum"]) == (2, [3.0, 3.0])
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"WORLD_SIZE": "2", "RANK": "1"}, "the launcher promised 2 ranks but MPI started a world of one"),
+    ({"SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4"}, "srun started 4 singletons"),
+], ids=["world_size", "srun"])
+def test_singleton_trap_raises_at_init(env, says):
+    code = ("import distml.distributed as dist\n"
+            "try:\n    dist.init_process_group('gloo')\n"
+            "except RuntimeError as e:\n    print(e)\n    raise SystemExit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], env=clean_env(**env), capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("init_process_group: " + says)
+    assert "srun --mpi=pmix" in done.stdout
+    alone = subprocess.run([sys.executable, "-c", code.replace("'gloo'", "")], env=clean_env(),
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    assert alone.returncode == 0, alone.stderr
