@@ -88,7 +88,15 @@ def save(obj, f):
     if not isinstance(f, (str, os.PathLike)):
         _write_archive(f, header, tensors, pickled)
         return
-    path = os.fspath(f)
+    write_atomically(f, lambda out: _write_archive(out, header, tensors, pickled))
+
+
+def write_atomically(path, write):
+    """Call write(binary file) on a temporary file beside `path`, flush it to disk and rename it over
+    `path`: an interrupted write leaves any previous file intact. The file's mode follows the umask;
+    temporaries that killed writers left in the directory are removed. `save`, the ONNX exporter
+    and `vision.utils.save_image` write through it."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise RuntimeError(f"Parent directory {os.path.dirname(path)} does not exist.")
@@ -96,7 +104,7 @@ def save(obj, f):
     fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as out:
-            _write_archive(out, header, tensors, pickled)
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

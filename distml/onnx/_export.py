@@ -1,7 +1,6 @@
 """distml.onnx.export: trace the model, check the traces agree, convert each call, write the file."""
 import inspect
 import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -11,6 +10,7 @@ from distml.onnx import _ops
 from distml.onnx._graph import Context, Graph
 from distml.onnx._trace import Ref, host, trace
 from distml.onnx.errors import OnnxExporterError, UnsupportedOperatorError
+from distml.serialization import write_atomically
 from distml.tensor import Tensor
 
 DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 20, 13, 21
@@ -340,16 +340,4 @@ def _write(data, f):
     if not isinstance(f, (str, os.PathLike)):
         f.write(data)
         return
-    path = os.fspath(f)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(f, lambda out: out.write(data))

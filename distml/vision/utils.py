@@ -5,10 +5,10 @@
 """
 import math
 import os
-import tempfile
 
 import distml
 from distml.nn import functional as F
+from distml.serialization import write_atomically
 from distml.tensor import Tensor
 
 
@@ -87,13 +87,4 @@ def save_image(tensor, fp, format=None, **kwargs):
         if extension not in Image.registered_extensions():
             raise ValueError(f"unknown file extension: {extension}")
         format = Image.registered_extensions()[extension]
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            image.save(out, format=format)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(path, lambda out: image.save(out, format=format))
