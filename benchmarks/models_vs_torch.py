@@ -27,36 +27,10 @@ MNIST = os.path.join(ROOT, "..", "shared", "data", "mnist")
 
 # ---- models, written once against either framework (`lib` is distml or torch) ----
 
-def torch_resnet18(nn, num_classes):
-    """torchvision's resnet18 layout (BasicBlock [2, 2, 2, 2]), written out: torchvision is not installed."""
-    class BasicBlock(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.relu = nn.ReLU(inplace=True)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.relu(self.bn1(self.conv1(x)))
-            return self.relu(self.bn2(self.conv2(out)) + identity)
-
-    def layer(cin, cout, stride):
-        return nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1))
-
-    return nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                         nn.MaxPool2d(3, 2, 1), layer(64, 64, 1), layer(64, 128, 2), layer(128, 256, 2),
-                         layer(256, 512, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
-
-
 def resnet18(lib, num_classes):
     if lib.__name__ == "torch":
-        return torch_resnet18(lib.nn, num_classes)
+        from torch_resnet import TorchResNet18  # beside this script: torchvision's layout, written out
+        return TorchResNet18(num_classes)
     from distml.vision.models import resnet18 as distml_resnet18
     return distml_resnet18(num_classes=num_classes)
 
