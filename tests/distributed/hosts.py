@@ -57,7 +57,7 @@ class Hosts:
     def _control(self, *args):
         done = subprocess.run(["bash", SCRIPT, *args], capture_output=True, text=True, timeout=60)
         if done.returncode:
-            raise RuntimeError(f"netns_hosts.sh {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+            raise RuntimeError(f"netns_hosts.sh {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
 
     def agent(self):
         """Open MPI's rsh agent for these hosts: `<agent> HOST COMMAND` runs COMMAND on HOST."""

@@ -61,7 +61,7 @@ def hosts():
 
 
 PROBE = textwrap.dedent("""
-    import json, socket
+    import json, os, socket
     import numpy as np
     import distml, distml.distributed as dist
     from distml.distributed import process_group
@@ -83,16 +83,28 @@ PROBE = textwrap.dedent("""
     print("PROBE " + json.dumps({"rank": rank, "host": hostname, "hosts": names, "pairs": pairs,
                                  "local_rank": dist.get_local_rank(),
                                  "local_world_size": dist.get_local_world_size(),
+                                 "env_local_rank": os.environ.get("LOCAL_RANK"),
                                  "world_arena": process_group._world()._pg.shared_memory}), flush=True)
 """)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_ranks_on_each_host_see_its_name_and_share_memory_only_there(hosts, layout, tmp_path):
+def distmlrun_command(hosts, layout, *argv):
+    distmlrun = os.path.join(os.path.dirname(sys.executable), "distmlrun")
+    assert os.path.exists(distmlrun), f"expected distmlrun beside {sys.executable}; pip install -e ."
+    return [distmlrun, "-H", layout, f"--launcher-args=--prtemca plm_ssh_agent '{hosts.agent()}'", *argv]
+
+
+# Each layout once, one through distmlrun (-H, the agent in --launcher-args), one through mpiexec.
+@pytest.mark.parametrize("launcher, layout", [("distmlrun", LAYOUTS[0]), ("mpiexec", LAYOUTS[1])])
+def test_ranks_on_each_host_see_its_name_and_share_memory_only_there(hosts, launcher, layout, tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
-    rc, out, _ = hosts.mpiexec(layout, sys.executable, str(probe), timeout=120,
-                               env={"OMPI_MCA_btl_base_verbose": "100"})
+    env = {"OMPI_MCA_btl_base_verbose": "100"}
+    if launcher == "distmlrun":
+        env["PRTE_MCA_plm_ssh_agent"] = None  # it comes from distmlrun's command line
+        rc, out, _ = hosts.run("h1", distmlrun_command(hosts, layout, str(probe)), timeout=120, env=env)
+    else:
+        rc, out, _ = hosts.mpiexec(layout, sys.executable, str(probe), timeout=120, env=env)
     assert rc == 0, out[-6000:]
     reports = sorted((json.loads(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("PROBE ")),
                      key=lambda r: r["rank"])
@@ -102,6 +114,8 @@ def test_ranks_on_each_host_see_its_name_and_share_memory_only_there(hosts, layo
     for r in reports:
         assert r["local_world_size"] == expected.count(r["host"])
         assert r["local_rank"] == expected[:r["rank"]].count(r["host"])
+        if launcher == "distmlrun":
+            assert r["env_local_rank"] == str(r["local_rank"])
         assert not r["world_arena"]  # the world spans hosts
         for a, shared in r["pairs"].items():
             assert shared == (expected[int(a)] == expected[int(a) + 1]), (layout, r)
@@ -120,20 +134,6 @@ def test_collective_suites_pass_across_hosts(hosts, layout):
     said = "\n".join(line for line in out.splitlines() if "plm:ssh: Warning: setpgid" not in line)
     assert "failed" not in said and "error" not in said.lower(), out[-6000:]
     assert said.count("[100%]") == len(layout_hosts(layout)), out[-6000:]  # every rank ran every test
-
-
-def test_distmlrun_across_hosts(hosts, tmp_path):
-    program = tmp_path / "where.py"
-    program.write_text("import os, socket\nprint('RANK', os.environ['RANK'], os.environ['LOCAL_RANK'], "
-                       "socket.gethostname(), flush=True)\n")
-    distmlrun = os.path.join(os.path.dirname(sys.executable), "distmlrun")
-    assert os.path.exists(distmlrun), f"expected distmlrun beside {sys.executable}; pip install -e ."
-    launcher_args = f"--launcher-args=--prtemca plm_ssh_agent '{hosts.agent()}'"
-    rc, out, _ = hosts.run("h1", [distmlrun, "-H", "h1:2,h2:2", launcher_args, str(program)], timeout=120,
-                           env={"PRTE_MCA_plm_ssh_agent": None})  # the agent comes from the command line
-    assert rc == 0, out
-    seen = sorted(tuple(line.split()[1:]) for line in out.splitlines() if line.startswith("RANK "))
-    assert seen == [("0", "0", "h1"), ("1", "1", "h1"), ("2", "0", "h2"), ("3", "1", "h2")], out
 
 
 WORKER = textwrap.dedent("""
