@@ -12,13 +12,22 @@
 # nothing under /etc is touched. Ports: $DISTML_SLURM_PORT (default 17000) for slurmctld, +1 and +2
 # for the two slurmd. Each node declares $DISTML_SLURM_CPUS CPUs (default: this machine's count,
 # at least 2), so `--ntasks-per-node=2` fits even on a small machine.
+#
+# On separate hosts: with DISTML_SLURM_NODE_EXEC (a command that runs `HOST COMMAND-LINE` on HOST, as
+# ssh does) and DISTML_SLURM_NODE_HOSTS ("host1=address1 host2=address2"), n1 and n2 run on those
+# hosts, slurmctld on the first; tests/distributed/test_slurm.py uses test hosts in network
+# namespaces (tests/distributed/netns_hosts.sh) so. sbatch and the other clients must then run on
+# one of the hosts too.
 set -euo pipefail
 
 DIR=${DISTML_SLURM_DIR:-/tmp/distml-slurm}
 PORT=${DISTML_SLURM_PORT:-17000}
 CPUS=${DISTML_SLURM_CPUS:-$(( $(nproc) > 2 ? $(nproc) : 2 ))}
 CONF=$DIR/slurm.conf
-NODES="n1 n2"
+NODE_EXEC=${DISTML_SLURM_NODE_EXEC:-}
+read -r -a NODE_HOSTS <<<"${DISTML_SLURM_NODE_HOSTS:-}"
+[[ -z $NODE_EXEC || ${#NODE_HOSTS[@]} == 2 ]] ||
+    { echo "local_cluster.sh: DISTML_SLURM_NODE_HOSTS must name 2 hosts (host=address), got '${DISTML_SLURM_NODE_HOSTS:-}'" >&2; exit 1; }
 
 die() { echo "local_cluster.sh: $*" >&2; exit 1; }
 
@@ -36,14 +45,29 @@ running() {
         pid_alive "$DIR/slurmd-n1.pid" && pid_alive "$DIR/slurmd-n2.pid"
 }
 
+on_node() {  # on_node I COMMAND-LINE: run it on node n<I+1>'s host (here without DISTML_SLURM_NODE_EXEC)
+    if [[ -n $NODE_EXEC ]]; then
+        $NODE_EXEC "${NODE_HOSTS[$1]%%=*}" "$2"
+    else
+        bash -c "$2"
+    fi
+}
+
 write_config() {
-    local host
+    local host names=() addrs=() i
     host=$(hostname -s)
+    for i in 0 1; do
+        if [[ -n $NODE_EXEC ]]; then
+            names[i]=${NODE_HOSTS[i]%%=*} addrs[i]=${NODE_HOSTS[i]#*=}
+        else
+            names[i]=$host addrs[i]=127.0.0.1
+        fi
+    done
     mkdir -p "$DIR/state" "$DIR/munge" "$DIR"/{spool,tmp}/{n1,n2}
     chmod 700 "$DIR/munge"
     cat >"$CONF" <<EOF
 ClusterName=distml
-SlurmctldHost=$host(127.0.0.1)
+SlurmctldHost=${names[0]}(${addrs[0]})
 SlurmctldPort=$PORT
 SlurmUser=root
 SlurmdUser=root
@@ -71,8 +95,8 @@ SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
 ReturnToService=2
 MailProg=/bin/true
-NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=$((PORT + 1)) CPUs=$CPUS State=UNKNOWN
-NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=$((PORT + 2)) CPUs=$CPUS State=UNKNOWN
+NodeName=n1 NodeHostname=${names[0]} NodeAddr=${addrs[0]} Port=$((PORT + 1)) CPUs=$CPUS State=UNKNOWN
+NodeName=n2 NodeHostname=${names[1]} NodeAddr=${addrs[1]} Port=$((PORT + 2)) CPUs=$CPUS State=UNKNOWN
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 EOF
 }
@@ -93,19 +117,18 @@ start() {
     munged --force --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \
         --pid-file="$DIR/munged.pid" --log-file="$DIR/munged.log" --seed-file="$DIR/munge/seed"
     export SLURM_CONF=$CONF
-    slurmctld -f "$CONF"
-    for node in $NODES; do
-        slurmd -f "$CONF" -N "$node"
-    done
+    on_node 0 "slurmctld -f '$CONF'"
+    on_node 0 "slurmd -f '$CONF' -N n1"
+    on_node 1 "slurmd -f '$CONF' -N n2"
     for _ in $(seq 150); do  # up to 30 s until both nodes are idle
-        if [[ $(sinfo -h -N -o '%T' 2>/dev/null | grep -c '^idle') == 2 ]]; then
+        if [[ $(on_node 0 "sinfo -h -N -o '%T'" 2>/dev/null | grep -c '^idle') == 2 ]]; then
             echo "local_cluster.sh: nodes n1 n2 idle ($DIR)"
             echo "export SLURM_CONF=$CONF"
             return
         fi
         sleep 0.2
     done
-    sinfo -N >&2 || true
+    on_node 0 "sinfo -N" >&2 || true
     tail -n 5 "$DIR"/*.log >&2 || true
     die "nodes did not become idle within 30 s; logs are in $DIR"
 }
@@ -127,7 +150,7 @@ status() {
     if running; then
         echo "local_cluster.sh: running in $DIR"
         echo "export SLURM_CONF=$CONF"
-        SLURM_CONF=$CONF sinfo -N
+        on_node 0 "SLURM_CONF='$CONF' sinfo -N"
     else
         echo "local_cluster.sh: not running"
         return 3

@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import signal
+import itertools
 import subprocess
 import time
 
@@ -18,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SCRIPT = os.path.join(HERE, "netns_hosts.sh")
 SUBNET = "10.77.0.0/24"
+_runs = itertools.count(1)
 
 
 def missing_rights():
@@ -31,11 +33,14 @@ def missing_rights():
 
 
 class Hosts:
-    """n hosts h1..hn; this process owns them (their names carry its pid) and close() removes them."""
+    """n hosts h1..hn; this process owns them (their names carry its pid) and close() removes them.
+    mpiexec: the one that mpiexec() runs (default: distmlrun's choice)."""
 
-    def __init__(self, n, mpiexec):
-        self.n, self.mpiexec_path = n, mpiexec
-        self.run_id = f"distml-{os.getpid()}"
+    def __init__(self, n, mpiexec=None):
+        from distml.distributed.run import find_mpiexec
+
+        self.n, self.mpiexec_path = n, mpiexec or find_mpiexec()
+        self.run_id = f"distml-{os.getpid()}-{next(_runs)}"
         self.names = [f"h{i}" for i in range(1, n + 1)]
         self._control("clean")  # hosts left by runs that crashed
         self._control("down", self.run_id)

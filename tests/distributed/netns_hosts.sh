@@ -10,7 +10,7 @@
 #   netns_hosts.sh down RUN            kill the run's processes, remove its hosts
 #   netns_hosts.sh clean               remove the hosts of runs whose owner process has ended
 #
-# RUN is distml-<pid of the owner>: `clean` removes the runs of owners that have ended (a crashed
+# RUN is distml-<pid of the owner>-<k>: `clean` removes the runs of owners that have ended (a crashed
 # test run), so concurrent runs on one machine leave each other alone. Needs root and iproute2.
 set -euo pipefail
 
@@ -69,8 +69,9 @@ down() {
 clean() {
     local run pid
     for run in $( (ip netns list | awk '{print $1}'; ls "$STATE" 2>/dev/null) |
-                  sed -n 's/^\(distml-[0-9]*\).*/\1/p' | sort -u); do
+                  sed -n 's/^\(distml-[0-9]*-[0-9]*\).*/\1/p' | sort -u); do
         pid=${run#distml-}
+        pid=${pid%-*}
         kill -0 "$pid" 2>/dev/null || down "$run"
     done
 }

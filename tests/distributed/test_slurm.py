@@ -2,7 +2,11 @@
 
 slurm/local_cluster.sh starts munged, slurmctld and two slurmd (nodes n1, n2) in a private
 directory with ports of its own, so this can run beside a user's cluster or another test run.
-Skipped only where SLURM is not installed and we are not in CI; .ci/slurm_setup.sh installs it.
+Where this machine can make network namespaces (root, iproute2; always in CI), n1 and n2 run on
+test hosts h1 and h2 of their own (tests/distributed/hosts.py), slurmctld on h1, and sbatch is
+called on h1: the nodes' ranks see different hostnames and talk over TCP. Elsewhere both nodes
+share this host. Skipped only where SLURM is not installed and we are not in CI;
+.ci/slurm_setup.sh installs it.
 """
 import json
 import os
@@ -19,6 +23,9 @@ import pytest
 
 import distml
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hosts import SUBNET, Hosts, missing_rights  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "slurm" / "local_cluster.sh"
 # The scripts ask for GPUs and 8 cores per rank; the local cluster has no GPU and 2 cores a node.
@@ -28,14 +35,14 @@ ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
          "DEADLINE", "PREEMPTED"}
 
 JOB = """
-    import json, os
+    import json, os, socket
     from mpi4py import MPI
     MPI.Is_initialized() or MPI.Init()
     comm = MPI.COMM_WORLD
     e = os.environ
     print(json.dumps({"rank": int(e["RANK"]), "local_rank": int(e["LOCAL_RANK"]),
                       "world_size": int(e["WORLD_SIZE"]), "local_world_size": int(e["LOCAL_WORLD_SIZE"]),
-                      "node": e["SLURMD_NODENAME"], "mpi": [comm.rank, comm.size],
+                      "node": e["SLURMD_NODENAME"], "host": socket.gethostname(), "mpi": [comm.rank, comm.size],
                       "sum": comm.allreduce(comm.rank + 1)}), flush=True)
 """
 
@@ -68,8 +75,8 @@ def _free_port_base():
 
 
 class Cluster:
-    def __init__(self, directory):
-        self.dir = directory
+    def __init__(self, directory, hosts=None):
+        self.dir, self.hosts = directory, hosts
         bin_dir = os.path.dirname(sys.executable)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("SLURM_") and k != "CUDA_VISIBLE_DEVICES"}
@@ -78,7 +85,15 @@ class Cluster:
         env["DISTML_SLURM_DIR"] = str(directory / "cluster")
         env["DISTML_SLURM_PORT"] = str(_free_port_base())
         env["SLURM_CONF"] = str(directory / "cluster" / "slurm.conf")
+        if hosts is not None:
+            env["DISTML_SLURM_NODE_EXEC"] = hosts.agent()
+            env["DISTML_SLURM_NODE_HOSTS"] = "h1=10.77.0.1 h2=10.77.0.2"
+            env["PRTE_MCA_oob_tcp_if_include"] = env["OMPI_MCA_btl_tcp_if_include"] = SUBNET
         self.env = env
+
+    def client(self, argv):
+        """A SLURM client command line, run on the first node's host when the nodes have their own."""
+        return argv if self.hosts is None else self.hosts.on("h1", argv)
 
     def control(self, command):
         return subprocess.run([str(CLUSTER), command], env=self.env, capture_output=True,
@@ -89,19 +104,19 @@ class Cluster:
         the job's output)."""
         out = self.dir / f"{script}-{time.monotonic_ns()}.out"
         submitted = subprocess.run(
-            ["sbatch", "--parsable", f"--output={out}", *sbatch_args, str(REPO / "slurm" / script),
-             *program_args], cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=60)
+            self.client(["sbatch", "--parsable", f"--output={out}", *sbatch_args, str(REPO / "slurm" / script),
+             *program_args]), cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=60)
         assert submitted.returncode == 0, submitted.stderr
         job_id = submitted.stdout.strip().split(";")[0]
         deadline = time.monotonic() + JOB_TIMEOUT
         while True:
-            shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], env=self.env,
+            shown = subprocess.run(self.client(["scontrol", "-o", "show", "job", job_id]), env=self.env,
                                    capture_output=True, text=True, timeout=60).stdout
             state = shown.split("JobState=")[1].split()[0] if "JobState=" in shown else "?"
             if state in ENDED:
                 return state, out.read_text() if out.exists() else ""
             if time.monotonic() > deadline:
-                subprocess.run(["scancel", job_id], env=self.env, timeout=60)
+                subprocess.run(self.client(["scancel", job_id]), env=self.env, timeout=60)
                 pytest.fail(f"job {job_id} ({script}) still {state} after {JOB_TIMEOUT} s; "
                             f"logs in {self.dir / 'cluster'}")
             time.sleep(0.2)
@@ -117,13 +132,20 @@ def cluster(tmp_path_factory):
     assert not missing, f"in CI SLURM must be installed (run .ci/slurm_setup.sh); missing {missing}"
     assert shutil.which("distmlrun", path=os.path.dirname(sys.executable)), \
         f"expected the distmlrun console script beside {sys.executable}; pip install -e ."
-    c = Cluster(tmp_path_factory.mktemp("slurm"))
-    started = c.control("start")
-    assert started.returncode == 0, started.stdout + started.stderr
-    (c.dir / "job.py").write_text(textwrap.dedent(JOB))
-    (c.dir / "fail.py").write_text(textwrap.dedent(FAIL))
-    yield c
-    c.control("stop")
+    hosts = Hosts(2) if in_ci or missing_rights() is None else None
+    try:
+        c = Cluster(tmp_path_factory.mktemp("slurm"), hosts)
+        try:
+            started = c.control("start")
+            assert started.returncode == 0, started.stdout + started.stderr
+            (c.dir / "job.py").write_text(textwrap.dedent(JOB))
+            (c.dir / "fail.py").write_text(textwrap.dedent(FAIL))
+            yield c
+        finally:
+            c.control("stop")
+    finally:
+        if hosts is not None:
+            hosts.close()
 
 
 def ranks(output):
@@ -139,6 +161,8 @@ def test_multi_node_one_rank_per_node(cluster):
     assert [(r["rank"], r["local_rank"], r["world_size"], r["local_world_size"], r["node"])
             for r in got] == [(0, 0, 2, 1, "n1"), (1, 0, 2, 1, "n2")], output
     assert all(r["mpi"] == [r["rank"], 2] and r["sum"] == 3 for r in got), output
+    if cluster.hosts is not None:  # the nodes are hosts of their own
+        assert [r["host"] for r in got] == ["h1", "h2"], output
 
 
 def test_multi_node_two_ranks_per_node_with_srun(cluster):
@@ -150,6 +174,8 @@ def test_multi_node_two_ranks_per_node_with_srun(cluster):
             for r in got] == [(0, 0, 4, 2, "n1"), (1, 1, 4, 2, "n1"),
                               (2, 0, 4, 2, "n2"), (3, 1, 4, 2, "n2")], output
     assert all(r["mpi"] == [r["rank"], 4] and r["sum"] == 10 for r in got), output
+    if cluster.hosts is not None:
+        assert [r["host"] for r in got] == ["h1", "h1", "h2", "h2"], output
 
 
 def test_single_node_several_ranks(cluster):
