@@ -75,6 +75,9 @@ class Hosts:
         env = dict(os.environ, PYTHONPATH=path,
                    PRTE_MCA_plm_ssh_agent=self.agent(),
                    PRTE_MCA_oob_tcp_if_include=SUBNET,   # the daemons' connections
+                   # A daemon cut off is noticed after 2 + 3 x 1 s of silence (default 300 + 9 x 20 s).
+                   PRTE_MCA_oob_tcp_keepalive_time="2", PRTE_MCA_oob_tcp_keepalive_intvl="1",
+                   PRTE_MCA_oob_tcp_keepalive_probes="3",
                    OMPI_MCA_btl="self,sm,tcp",            # ranks: shared memory within a host only
                    OMPI_MCA_btl_tcp_if_include=SUBNET,
                    OMPI_MCA_mpi_yield_when_idle="1")
@@ -119,6 +122,11 @@ class Hosts:
     def kill(self, host):
         """Kill every process on host (its daemon and ranks), as when the machine dies."""
         self._control("kill", self.run_id, host)
+
+    def cut(self, host, up=False):
+        """Take host's link to the others down (up=True: bring it back), as when its network fails."""
+        subprocess.run(["ip", "-n", f"{self.run_id}-sw", "link", "set", host, "up" if up else "down"],
+                       check=True, timeout=30)
 
     def processes(self):
         """Pids still running on any of the hosts (zombies, which init reaps, are not counted)."""

@@ -153,7 +153,8 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def test_killed_host_ends_the_job_naming_it(hosts, tmp_path):
+@pytest.mark.parametrize("how", ["killed", "cut off"])
+def test_lost_host_ends_the_job_naming_it(hosts, tmp_path, how):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     command = [MPIEXEC, "--allow-run-as-root", "--host", "h1:2,h2:2", sys.executable, str(worker), str(tmp_path)]
@@ -162,17 +163,26 @@ def test_killed_host_ends_the_job_naming_it(hosts, tmp_path):
     while len(glob.glob(str(tmp_path / "ready-*"))) < 4 and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(glob.glob(str(tmp_path / "ready-*"))) == 4, hosts.finish(job, 10)[1]
-    killed = time.monotonic()
-    hosts.kill("h2")  # its daemon and both its ranks, as when the machine dies
-    rc, out = hosts.finish(job, 60)
-    elapsed = time.monotonic() - killed
-    assert "unreachable" not in out and "killed after" not in out, out
-    # PRRTE names the host: "lost communication with a remote daemon ... on node h2", or, when it
-    # hears of the daemon's end first, "A daemon failed to report back ... Remote host: h2".
-    assert re.search(r"Remote daemon: \S+ on node h2\b|Remote host:\s+h2\b", out), out
-    assert elapsed < 30, f"the job took {elapsed:.0f} s to end after its host died"
-    end = time.monotonic() + 10  # the killed ones may still be on their way out
-    while (left := hosts.processes()) and time.monotonic() < end:
-        time.sleep(0.2)
-    assert not left, subprocess.run(["ps", "-o", "pid,stat,etime,args", "-p", ",".join(left)], capture_output=True,
-                                    text=True, timeout=30).stdout
+    lost = time.monotonic()
+    try:
+        if how == "killed":
+            hosts.kill("h2")  # its daemon and both its ranks, as when the machine dies
+        else:
+            hosts.cut("h2")  # its network fails; its processes live on, on their own
+        rc, out = hosts.finish(job, 60)
+        elapsed = time.monotonic() - lost
+        assert "unreachable" not in out and "killed after" not in out, out
+        # PRRTE names the host: "lost communication with a remote daemon ... on node h2", or, when it
+        # hears of the daemon's end first, "A daemon failed to report back ... Remote host: h2".
+        # (Its exit code is 0 after the first message, 255 after the second.)
+        assert re.search(r"Remote daemon: \S+ on node h2\b|Remote host:\s+h2\b", out), out
+        assert elapsed < 30, f"the job took {elapsed:.0f} s to end after its host was {how}"
+        # Nothing is left: h2's daemon, cut off, stops its ranks when it loses mpiexec.
+        end = time.monotonic() + 20
+        while (left := hosts.processes()) and time.monotonic() < end:
+            time.sleep(0.2)
+        assert not left, subprocess.run(["ps", "-o", "pid,stat,etime,args", "-p", ",".join(left)],
+                                        capture_output=True, text=True, timeout=30).stdout
+    finally:
+        if how == "cut off":
+            hosts.cut("h2", up=True)

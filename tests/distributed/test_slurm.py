@@ -132,7 +132,13 @@ def cluster(tmp_path_factory):
     assert not missing, f"in CI SLURM must be installed (run .ci/slurm_setup.sh); missing {missing}"
     assert shutil.which("distmlrun", path=os.path.dirname(sys.executable)), \
         f"expected the distmlrun console script beside {sys.executable}; pip install -e ."
-    hosts = Hosts(2) if in_ci or missing_rights() is None else None
+    hosts = None
+    if in_ci or missing_rights() is None:
+        try:
+            hosts = Hosts(2)
+        except RuntimeError:  # root, but without the rights to make network namespaces
+            if in_ci:
+                raise
     try:
         c = Cluster(tmp_path_factory.mktemp("slurm"), hosts)
         try:
