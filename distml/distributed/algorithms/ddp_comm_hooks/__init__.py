@@ -5,4 +5,4 @@
     state = powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank=2)
     model.register_comm_hook(state, powerSGD_hook.powerSGD_hook)
 """
-from distml.distributed.algorithms.ddp_comm_hooks import default_hooks  # noqa: F401
+from distml.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook  # noqa: F401
