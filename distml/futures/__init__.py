@@ -57,15 +57,19 @@ class Future(Generic[T]):
         return self._value
 
     def then(self, callback):
-        """A new Future completed with callback(self) once self completes (its error if callback raises)."""
+        """A new Future completed with callback(self) once self completes; if callback raises, the
+        new Future holds a RuntimeError naming that error (torch's wording)."""
         child = Future()
         child._complete = self.wait
 
         def run(parent):
             try:
                 result = callback(parent)
-            except Exception as error:
-                child.set_exception(error)
+            except Exception as error:  # wrapped as torch does; the original is the __cause__
+                wrapped = RuntimeError(f"Got the following error when running the callback: "
+                                       f"{type(error).__name__}: {error}")
+                wrapped.__cause__ = error
+                child.set_exception(wrapped)
             else:
                 child.set_result(result)
 
