@@ -282,7 +282,7 @@ class DistributedDataParallel(Module, Joinable):
         self._static_unused = None  # static_graph: the unused parameters found in the first iteration
         self._divide_by_initial_world_size = True
         _check_same_model(module, process_group)
-        _broadcast_coalesced(params + list(module.buffers()), 0, process_group)
+        _broadcast_coalesced(params + list(module.buffers()), self._first_rank(), process_group)
         named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
         self.reducer = _Reducer(named, bucket_cap_mb, process_group, gradient_as_bucket_view)
         if static_graph:
@@ -337,7 +337,7 @@ class DistributedDataParallel(Module, Joinable):
         if work is not None and not self._divide_by_initial_world_size:
             self.reducer.divisor = work
         if self._will_sync_buffers():
-            self._sync_buffers(self._common_rank(True) if self._join_config.enable else 0)
+            self._sync_buffers(self._common_rank(True) if self._join_config.enable else self._first_rank())
         if self._join_config.enable:
             self._global_backward_sync(is_joined_rank=False)
         if self.device_ids:
@@ -360,6 +360,10 @@ class DistributedDataParallel(Module, Joinable):
 
     def _will_sync_buffers(self):
         return self.require_forward_param_sync and self.broadcast_buffers and any(True for _ in self.module.buffers())
+
+    def _first_rank(self):
+        """The global rank of the group's rank 0: the authoritative replica outside join."""
+        return self.process_group.ranks[0] if self.process_group is not None else 0
 
     def _sync_buffers(self, src):
         _broadcast_coalesced(list(self.module.buffers()), src, self.process_group)

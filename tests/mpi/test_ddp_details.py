@@ -175,3 +175,21 @@ def test_set_static_graph_after_construction():
     for _ in range(2):
         nn.functional.mse_loss(model(x), y).backward()
     assert model.module.used.weight.grad is not None
+
+
+def test_process_group_without_global_rank_zero():
+    """Replicas follow the group's first rank; gradients are averaged over the group only."""
+    world = dist.get_world_size()
+    group = dist.new_group(list(range(1, world)))
+    if dist.get_rank() == 0:
+        return
+    distml.manual_seed(dist.get_rank())
+    model = DDP(nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4)), process_group=group)
+    x, y = local_batch(7)
+    nn.functional.mse_loss(model(x)[:, :3], y).backward()
+    mine = [p.detach().numpy() for p in model.module.parameters()] + [p.grad.numpy() for p in model.module.parameters()]
+    members = [None] * (world - 1)
+    dist.all_gather_object(members, mine, group=group)
+    for other in members:
+        for a, b in zip(other, mine):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
