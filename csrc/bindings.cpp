@@ -18,6 +18,7 @@
 #include "kernels/ctc.h"
 #include "kernels/activation.h"
 #include "kernels/rnn.h"
+#include "kernels/half.h"
 
 namespace py = pybind11;
 using namespace distml;
@@ -87,6 +88,24 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     scatter_add(out, target.size(), index.data(), values.data(), values.size(), dtype);
   }, "target.flat[index] += values, repeated indices accumulating (index: int64).");
+  m.def("f32_to_f16_divided", [](py::array src, py::array dst, float divisor) {
+    require_contiguous(src, "src");
+    require_contiguous(dst, "dst");
+    if (src.dtype().char_() != 'f' || dst.dtype().char_() != 'e' || src.size() != dst.size())
+      throw py::type_error("f32_to_f16_divided: expected float32 src and float16 dst of one size");
+    auto out = static_cast<uint16_t*>(dst.mutable_data());
+    py::gil_scoped_release release;
+    f32_to_f16_divided(static_cast<const float*>(src.data()), out, src.size(), divisor);
+  }, "dst = float16(float16(src) / divisor): the fp16 compression hook's cast.");
+  m.def("f16_to_f32", [](py::array src, py::array dst) {
+    require_contiguous(src, "src");
+    require_contiguous(dst, "dst");
+    if (src.dtype().char_() != 'e' || dst.dtype().char_() != 'f' || src.size() != dst.size())
+      throw py::type_error("f16_to_f32: expected float16 src and float32 dst of one size");
+    auto out = static_cast<float*>(dst.mutable_data());
+    py::gil_scoped_release release;
+    f16_to_f32(static_cast<const uint16_t*>(src.data()), out, src.size());
+  }, "dst = float32(src).");
   m.def("softmax_forward", [](py::array x, py::array out, int64_t outer, int64_t n, int64_t inner, bool log) {
     require_contiguous(x, "x");
     require_contiguous(out, "out");

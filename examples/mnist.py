@@ -28,6 +28,7 @@ import distml.distributed as dist
 import distml.nn as nn
 import distml.nn.functional as F
 from distml.distributed.launch_rank import rank_environment
+from distml.distributed.algorithms.ddp_comm_hooks import default_hooks
 from distml.nn.parallel import DistributedDataParallel
 from distml.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset, TensorDataset
 from distml.vision import datasets, transforms
@@ -49,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint-dir", default=None, help="where to save a checkpoint after each epoch")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, only the epoch summaries")
+    p.add_argument("--comm-hook", choices=["none", "fp16", "bf16"], default="none",
+                   help="under the launcher: send gradients compressed to float16 or bfloat16")
     args = p.parse_args(argv)
     if args.epochs is None:
         args.epochs = 12 if args.dataset == "digits" else 2
@@ -197,6 +200,10 @@ def main(argv=None):
         if lead:
             print(f"resumed from {checkpoint_path(args)} after epoch {start - 1}")
     model = DistributedDataParallel(net) if dist.is_initialized() else net
+    if args.comm_hook != "none":
+        if not dist.is_initialized():
+            raise SystemExit("--comm-hook compresses DDP's gradients: run under the launcher (distmlrun -n 2)")
+        model.register_comm_hook(None, getattr(default_hooks, f"{args.comm_hook}_compress_hook"))
     if lead:
         print(f"{args.dataset}: {len(train_set)} training and {len(test_set)} test images, "
               f"{sum(p.numel() for p in net.parameters())} parameters"
