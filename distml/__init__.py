@@ -29,6 +29,7 @@ from distml import accelerator, amp, backends, cpu, cuda, multiprocessing  # noq
 from distml import distributions, fft, linalg, special, testing  # noqa: E402
 from distml import onnx  # noqa: E402  (imports the onnx package only when export runs)
 from distml import profiler  # noqa: E402
+from distml import futures  # noqa: E402
 from distml.amp.autocast_mode import (autocast, clear_autocast_cache, get_autocast_dtype, is_autocast_cache_enabled,  # noqa: E402
                                       is_autocast_enabled, set_autocast_cache_enabled, set_autocast_dtype,
                                       set_autocast_enabled)

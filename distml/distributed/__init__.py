@@ -6,6 +6,7 @@
 
 Importing this package never initialises MPI; init_process_group does.
 """
+from distml.distributed.grad_bucket import GradBucket
 from distml.distributed.process_group import (DistBackendError, ProcessGroup, ReduceOp, Work, all_gather,
                                               all_gather_into_tensor, all_gather_object, all_reduce, barrier,
                                               broadcast, broadcast_object_list, destroy_process_group, gather,

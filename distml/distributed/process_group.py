@@ -63,10 +63,13 @@ class ProcessGroup:
 
 class Work:
     """Handle of an async collective: `wait()` blocks until it is done (raising its error) and
-    finishes the Python side (copies back into strided or listed tensors, AVG's division)."""
+    finishes the Python side (copies back into strided or listed tensors, AVG's division).
+    `result()` is the list of output tensors; `get_future()` a Future of it that completes when
+    the Work is waited on (by the Future's wait)."""
 
-    def __init__(self, work, keep, finish=None):
+    def __init__(self, work, keep, finish=None, result=None):
         self._work, self._keep, self._finish = work, keep, finish
+        self._result = [] if result is None else result
 
     @ranged("mpi:wait")
     def wait(self):
@@ -79,6 +82,17 @@ class Work:
 
     def is_completed(self):
         return self._work.is_completed()
+
+    def result(self):
+        return self._result
+
+    def get_future(self):
+        """A distml.futures.Future completed with `result()` (e.g. [tensor] for all_reduce):
+        `work.get_future().then(lambda fut: fut.value()[0].div_(n))`."""
+        from distml.futures import Future
+        future = Future()
+        future._complete = lambda: (self.wait(), future.set_result(self._result))
+        return future
 
 
 class _State:
@@ -332,8 +346,9 @@ def _check_op(op, array):
     return _WIRE_OPS[op], average
 
 
-def _launch(work, async_op, keep, *finishers):
-    """Sync: run the finishers now. Async: a Work that runs them on wait()."""
+def _launch(work, async_op, keep, *finishers, result=None):
+    """Sync: run the finishers now. Async: a Work that runs them on wait(); `result` is its
+    output tensors (Work.result())."""
     if not async_op:
         for step in finishers:
             if step is not None:
@@ -341,7 +356,7 @@ def _launch(work, async_op, keep, *finishers):
         return None
     steps = [f for f in finishers if f is not None]
     finish = (lambda: [f() for f in steps]) if steps else None
-    handle = Work(work, keep, finish)
+    handle = Work(work, keep, finish, result)
     _state.inflight = [w for w in _state.inflight if not w.is_completed()] + [handle]
     return handle
 
@@ -367,7 +382,7 @@ def _all_reduce(tensor, op, group, async_op):
     buf, copy_back = _buffer(array)
     work = group._pg.allreduce(buf, wire_op, async_op)
     divide = (lambda: np.divide(buf, group.size(), out=buf)) if average else None
-    return _launch(work, async_op, (array, buf), divide, copy_back)
+    return _launch(work, async_op, (array, buf), divide, copy_back, result=[tensor])
 
 
 @collective("mpi:broadcast")
@@ -379,7 +394,7 @@ def broadcast(tensor, src, group=None, async_op=False):
     array = _array(tensor)
     buf, copy_back = _buffer(array)
     work = group._pg.broadcast(buf, _group_rank(group, src, "broadcast"), async_op)
-    return _launch(work, async_op, (array, buf), copy_back)
+    return _launch(work, async_op, (array, buf), copy_back, result=[tensor])
 
 
 @collective("mpi:reduce")
@@ -395,7 +410,7 @@ def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
     work = group._pg.reduce(buf, wire_op, root, async_op)
     on_root = group.rank() == root
     divide = (lambda: np.divide(buf, group.size(), out=buf)) if average and on_root else None
-    return _launch(work, async_op, (array, buf), divide, copy_back if on_root else None)
+    return _launch(work, async_op, (array, buf), divide, copy_back if on_root else None, result=[tensor])
 
 
 def _check_shapes(what, expected, tensors):
@@ -427,7 +442,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     _check_shapes("tensor_list", array, tensor_list)
     gathered = np.empty((group.size(),) + array.shape, array.dtype)
     work = group._pg.allgather(array, gathered, async_op)
-    return _launch(work, async_op, (array, gathered), _copy_out(gathered, tensor_list))
+    return _launch(work, async_op, (array, gathered), _copy_out(gathered, tensor_list), result=[tensor_list])
 
 
 @collective("mpi:all_gather_into_tensor")
@@ -440,7 +455,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     out = _array(output_tensor, "output_tensor")
     buf, copy_back = _buffer(out)
     work = group._pg.allgather(array, buf, async_op)
-    return _launch(work, async_op, (array, out, buf), copy_back)
+    return _launch(work, async_op, (array, out, buf), copy_back, result=[output_tensor])
 
 
 @collective("mpi:reduce_scatter")
@@ -453,7 +468,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     _check_count("reduce_scatter", input_list, group)
     _check_shapes("input_list", out, input_list)
     stacked = np.stack([_array(t) for t in input_list])
-    return _reduce_scatter(group, out, stacked, op, async_op)
+    return _reduce_scatter(group, out, stacked, op, async_op, output)
 
 
 @collective("mpi:reduce_scatter_tensor")
@@ -463,15 +478,15 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     if group._pg is None:
         return None
     stacked = np.ascontiguousarray(_array(input, "input"))
-    return _reduce_scatter(group, _array(output, "output"), stacked, op, async_op)
+    return _reduce_scatter(group, _array(output, "output"), stacked, op, async_op, output)
 
 
-def _reduce_scatter(group, out, stacked, op, async_op):
+def _reduce_scatter(group, out, stacked, op, async_op, output):
     wire_op, average = _check_op(op, out)
     buf, copy_back = _buffer(out)
     work = group._pg.reduce_scatter(stacked, buf, wire_op, async_op)
     divide = (lambda: np.divide(buf, group.size(), out=buf)) if average else None
-    return _launch(work, async_op, (out, buf, stacked), divide, copy_back)
+    return _launch(work, async_op, (out, buf, stacked), divide, copy_back, result=[output])
 
 
 @collective("mpi:gather")
