@@ -271,3 +271,26 @@ def test_overlap_consolidate_state_dict_matches_plain_and_loads_back():
     # The saved state loads into a plain optimizer too: it has the plain optimizer's layout.
     other = distml.optim.AdamW(make_model().parameters(), **OPTIMIZERS["adamw"][1])
     other.load_state_dict(saved[0])
+
+
+def test_join_with_uneven_batch_counts_equals_one_process():
+    """Rank r holds 2 + r batches; under ddp.join() the joined ranks still step their slices."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    ddp, zero = overlapped("adam")
+    reference = make_model(seed=0)
+    reference.load_state_dict(ddp.module.state_dict())
+    plain = distml.optim.Adam(reference.parameters(), **OPTIMIZERS["adam"][1])
+    counts = [2 + r for r in range(world)]
+    with ddp.join():
+        for step in range(counts[rank]):
+            x, y = batch(step)
+            zero.zero_grad()
+            nn.functional.mse_loss(ddp(x[mine()]), y[mine()]).backward()
+    for step in range(max(counts)):
+        x, y = batch(step)
+        plain.zero_grad()
+        loss = sum(nn.functional.mse_loss(reference(x[r * BATCH:(r + 1) * BATCH]), y[r * BATCH:(r + 1) * BATCH])
+                   for r in range(world) if step < counts[r])
+        (loss / world).backward()
+        plain.step()
+    assert_same_parameters(ddp.module, reference)

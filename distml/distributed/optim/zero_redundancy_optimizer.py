@@ -24,6 +24,7 @@ import numpy as np
 
 from distml import distributed as dist
 from distml import optim
+from distml.distributed.algorithms.join import Join, Joinable, JoinHook
 from distml.optim import Optimizer
 from distml.tensor import Tensor
 
@@ -79,7 +80,20 @@ class _BucketShard:
             offset += _numel(p)
 
 
-class ZeroRedundancyOptimizer(Optimizer):
+class _ZeROJoinHook(JoinHook):
+    """A joined rank's part of a standalone ZeRO step: step its partition and send it, as PyTorch
+    does (with the gradients it holds). With overlap_with_ddp=True, DDP's join hook already runs
+    the comm hook, which steps and all-gathers: nothing more to do."""
+
+    def __init__(self, zero):
+        self.zero = zero
+
+    def main_hook(self):
+        if not self.zero._overlap_with_ddp:
+            self.zero.step()
+
+
+class ZeroRedundancyOptimizer(Optimizer, Joinable):
     """Shard `optimizer_class`'s state over the ranks of `process_group` (the world when None):
     `ZeroRedundancyOptimizer(model.parameters(), optimizer_class=distml.optim.SGD, lr=0.1,
     momentum=0.9)`. `**defaults` go to the local optimizer. All parameters must share one dtype.
@@ -97,7 +111,8 @@ class ZeroRedundancyOptimizer(Optimizer):
             raise ValueError("Default process group has not been initialized, please make sure to call "
                              "init_process_group.")
         self.initialized = False
-        super().__init__(params, defaults)
+        Optimizer.__init__(self, params, defaults)
+        Joinable.__init__(self)
         self._clear_cache()
         self._is_trainable_mask = self._get_is_trainable_mask()
         self.process_group = process_group
@@ -281,7 +296,20 @@ class ZeroRedundancyOptimizer(Optimizer):
         self._sync_params()
         return loss
 
+    def join_hook(self, **kwargs):
+        """The JoinHook for Join([ddp, zero]); takes no options."""
+        return _ZeROJoinHook(self)
+
+    @property
+    def join_device(self):
+        return self._all_params[0].device
+
+    @property
+    def join_process_group(self):
+        return self.process_group
+
     def _local_step(self, closure=None, **kwargs):
+        Join.notify_join_context(self)
         mask = self._get_is_trainable_mask()
         if mask != self._is_trainable_mask:
             warnings.warn("ZeroRedundancyOptimizer detected that the trainable parameters changed; rebuilding the "
