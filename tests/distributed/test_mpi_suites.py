@@ -36,7 +36,8 @@ def assert_suite_passes(n, suite, env=None):
 @needs_mpiexec
 @pytest.mark.parametrize("suite", ["tests/mpi/test_collectives.py", "tests/mpi/test_ddp.py",
                                    "tests/mpi/test_ddp_hooks.py", "tests/mpi/test_ddp_join.py",
-                                   "tests/mpi/test_ddp_details.py"])
+                                   "tests/mpi/test_ddp_details.py",
+                                   "tests/mpi/test_sync_batchnorm.py", "tests/mpi/test_zero.py"])
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_mpi_suite_under_mpiexec(n, suite):
     assert_suite_passes(n, suite)

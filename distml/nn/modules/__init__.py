@@ -18,7 +18,7 @@ from distml.nn.modules.loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingL
                                     MarginRankingLoss, MSELoss, MultiLabelMarginLoss, MultiLabelSoftMarginLoss,
                                     MultiMarginLoss, NLLLoss, NLLLoss2d, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss,
                                     TripletMarginLoss, TripletMarginWithDistanceLoss)
-from distml.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
+from distml.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 from distml.nn.modules.instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from distml.nn.modules.normalization import GroupNorm, LayerNorm, LocalResponseNorm, RMSNorm
 from distml.nn.modules.padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d,

@@ -1,11 +1,15 @@
 """Batch normalisation, with torch.nn.modules.batchnorm's names: BatchNorm1d, BatchNorm2d, BatchNorm3d and
-their base _NormBase (the affine parameters and running statistics InstanceNorm shares)."""
+their base _NormBase (the affine parameters and running statistics InstanceNorm shares), and SyncBatchNorm
+(statistics over the processes of a distributed job)."""
 from distml import dtypes
+from distml._backend import get_array_module
+from distml.autograd.grad_mode import no_grad
 from distml.creation import empty, ones, tensor, zeros
 from distml.nn import functional as F
 from distml.nn import init
 from distml.nn.module import Module
 from distml.nn.parameter import Parameter
+from distml.ops.norm import SyncNormalize
 
 
 class _NormBase(Module):
@@ -108,3 +112,112 @@ class BatchNorm3d(_BatchNorm):
     def _check_input_dim(self, input):
         if input.dim() != 5:
             raise ValueError(f"expected 5D input (got {input.dim()}D input)")
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation whose training statistics are those of the whole batch across the
+    processes of `process_group` (all ranks when None): `nn.SyncBatchNorm(64)`, or
+    `nn.SyncBatchNorm.convert_sync_batchnorm(model)` to replace every BatchNorm*d of a model.
+
+    Forward gathers each rank's per-channel (mean, sum of squared deviations, count) in one
+    all_gather and combines them exactly; backward sums the per-channel sums of the gradient and of
+    gradient x normalised input in one all_reduce. Eval mode, a world of size 1 and a job without
+    init_process_group normalise as BatchNorm does, with no communication. Unlike PyTorch, whose
+    SyncBatchNorm raises ValueError for CPU tensors in a distributed job, this runs on the CPU.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None, device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        if input.shape[1] == 0:
+            raise ValueError("SyncBatchNorm number of input channels should be non-zero")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.array[...] += 1
+            factor = 1.0 / float(self.num_batches_tracked.array) if self.momentum is None else self.momentum
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        tracking = not self.training or self.track_running_stats
+        running_mean = self.running_mean if tracking else None
+        running_var = self.running_var if tracking else None
+        world_size = 1
+        if use_batch_stats and self.training:
+            # distml.nn does not depend on distml.distributed: it is imported here, when needed.
+            from distml import distributed as dist
+            if dist.is_initialized():
+                world_size = dist.get_world_size(self.process_group)
+        if world_size <= 1:
+            return F.batch_norm(input, running_mean, running_var, self.weight, self.bias, use_batch_stats, factor,
+                                self.eps)
+        return _sync_batch_norm(input, running_mean, running_var, self.weight, self.bias, factor, self.eps,
+                                self.process_group, world_size)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """`module` with every BatchNorm*d (at any depth) replaced by a SyncBatchNorm that shares
+        its parameters and buffers: `model = nn.SyncBatchNorm.convert_sync_batchnorm(model)`."""
+        converted = module
+        if isinstance(module, _BatchNorm):
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, process_group, bias=module.bias is not None)
+            if module.affine:
+                converted.weight = module.weight
+                converted.bias = module.bias
+            converted.running_mean = module.running_mean
+            converted.running_var = module.running_var
+            converted.num_batches_tracked = module.num_batches_tracked
+            converted.training = module.training
+            if hasattr(module, "qconfig"):
+                converted.qconfig = module.qconfig
+        for name, child in module.named_children():
+            converted.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return converted
+
+
+def _sync_batch_norm(input, running_mean, running_var, weight, bias, momentum, eps, group, world_size):
+    """Training-mode batch norm with the statistics of every rank's batch of `group`."""
+    from distml import distributed as dist  # see SyncBatchNorm.forward
+    x = input.array
+    xp = get_array_module(x)
+    channels = x.shape[1]
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = [1] * x.ndim
+    shape[1] = channels
+    local = xp.zeros(2 * channels + 1, dtype=x.dtype)
+    count = x.size // channels
+    if count > 0:
+        mean = x.mean(axis=axes, keepdims=True)
+        local[:channels] = mean.reshape(-1)
+        local[channels:2 * channels] = ((x - mean) ** 2).sum(axis=axes)
+        local[-1] = count
+    gathered = xp.empty(world_size * local.size, dtype=x.dtype)
+    dist.all_gather_into_tensor(gathered, local, group=group)
+    gathered = gathered.reshape(world_size, -1)
+    means, squares, counts = gathered[:, :channels], gathered[:, channels:2 * channels], gathered[:, -1:]
+    total = counts.sum()
+    if total <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {int(total)}")
+    mean = (counts * means).sum(axis=0) / total
+    var = (squares.sum(axis=0) + (counts * (means - mean) ** 2).sum(axis=0)) / total
+    if running_mean is not None:
+        with no_grad():
+            running_mean.array[...] = (1 - momentum) * running_mean.array + momentum * mean
+            running_mean._version[0] += 1
+    if running_var is not None:
+        with no_grad():
+            running_var.array[...] = (1 - momentum) * running_var.array + momentum * var * (total / (total - 1))
+            running_var._version[0] += 1
+    out = SyncNormalize.apply(input, axes=axes, eps=eps, mean=mean.reshape(shape), var=var.reshape(shape),
+                              count=total, allreduce=lambda array: dist.all_reduce(array, group=group))
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
