@@ -12,9 +12,11 @@ sys.argv and sys.path[0]). It is started by path and uses the standard library o
 of distml is imported before the program imports it. Under your own mpirun or srun,
 ``python -m distml.distributed.launch_rank script.py`` works too.
 
-When the program fails, the traceback is printed, then a line ``distmlrun: rank R failed with exit
-code C``; then, if MPI is up, MPI_Abort ends the whole job, so no rank is left waiting in a
-collective for one that is gone. Otherwise the rank exits with the code, and the launcher stops the
+At exit each rank writes status-<rank>.json to DISTML_RUN_DIR (when set, as distmlrun does): exit
+code, exception and last traceback lines, the collective in progress, pid, host; distmlrun reads
+these for its report. When the program fails, the traceback is printed, then a line ``distmlrun:
+rank R failed with exit code C``; then, if MPI is up, the flight recorders of this host dump and
+MPI_Abort ends the whole job, so no rank is left waiting in a collective for one that is gone. Otherwise the rank exits with the code, and the launcher stops the
 others (mpiexec does so when a rank exits non-zero; srun with --kill-on-bad-exit, as distmlrun runs it).
 """
 import json

@@ -16,6 +16,11 @@ program died of an exception, so that the other ranks end instead of hanging.
 
 Rank arguments (src, dst) are global ranks, as in torch.distributed. While async work is in
 flight, leave MPI alone (no mpi4py calls of your own): only one thread may be inside MPI.
+
+No hang (docs/distributed.md): init_process_group's timeout bounds MPI_Init and the join, naming
+the ranks that never came; a rank that calls destroy_process_group or whose program ends tells
+its peers, and a peer waiting for it in a collective raises within about a second, naming it.
+Every collective is kept in the flight recorder (distml.distributed.flight_recorder).
 """
 import atexit
 import datetime
@@ -89,6 +94,7 @@ class _State:
     exit_hooked = False
     died = False          # an exception reached the top level
     exiting = False       # the program ends (at exit)
+    run_rank = None       # this rank's files in the run folder (check-in, stacks) are named so
     inflight = []         # async Works, kept alive (with their buffers) until done
 
 
@@ -190,7 +196,6 @@ def _join_world(timeout=None, world_size=-1, rank=-1, check_launcher=True):
     if is_initialized():
         raise RuntimeError("trying to initialize the default process group twice")
     limit = _timeout_seconds(timeout)
-    deadline = time.monotonic() + limit
     MPI = _mpi()
     if not MPI.Is_initialized():
         _init_mpi(MPI, limit)
@@ -200,7 +205,8 @@ def _join_world(timeout=None, world_size=-1, rank=-1, check_launcher=True):
     if check_launcher:
         _check_launcher_world(MPI.COMM_WORLD.Get_size())
     shared_memory = os.environ.get("DISTML_SHM", "1") != "0"
-    pg = C.ProcessGroup.world(limit, deadline - time.monotonic(), _tuning(), shared_memory)
+    # MPI_Init (a fence) has returned on every rank, so `limit` bounds the join from here.
+    pg = C.ProcessGroup.world(limit, limit, _tuning(), shared_memory)
     for name, asked, got in (("world_size", world_size, pg.size), ("rank", rank, pg.rank)):
         if asked not in (-1, None) and asked != got:
             raise ValueError(f"init_process_group: {name}={asked} but MPI says {got}")
@@ -231,6 +237,7 @@ def _at_exit():
         if is_initialized():
             _state.exiting = True  # peers still waiting for this rank hear that its program ended
             destroy_process_group()
+        _clean_run_dir()
     finally:
         C.comm_shutdown()
         if _state.owns_mpi:
@@ -614,9 +621,11 @@ def broadcast_object_list(object_list, src=0, group=None):
 
 def _init_mpi(MPI, limit):
     """MPI_Init_thread, bounded: it waits for every rank of the job, so a rank that stalls or dies
-    before init would block it forever. Each rank checks in to the run folder first; if MPI_Init
-    has not returned after `limit` seconds, this rank prints which ranks never checked in and
-    exits with 1 (the launcher then ends the job): no exception can reach Python from inside it."""
+    before init would block it forever. Each rank checks in to the run folder first; once `limit`
+    seconds passed with no rank checking in (ranks that start late under load do not count as
+    missing while others still arrive) and MPI_Init has not returned, this rank prints which ranks
+    never checked in and exits with 1 (the launcher then ends the job): no exception can reach
+    Python from inside MPI_Init. With every rank checked in, MPI_Init gets at least 60 s."""
     from distml.distributed import launch_rank, run_dir
     rank, _, size, _ = launch_rank.rank_environment()
     if size == 1:  # no launcher: a world of one, MPI_Init waits for nobody
@@ -624,18 +633,26 @@ def _init_mpi(MPI, limit):
         return
     folder = run_dir.run_dir()
     run_dir.check_in(folder, rank)
-    done = threading.Event()
+    done, start = threading.Event(), time.time()
 
     def watchdog():
-        if done.wait(limit):
+        while not done.wait(0.2):
+            entries = run_dir.checked_in(folder)
+            quiet = time.time() - max([start] + [entry.get("time", 0) for entry in entries])
+            missing = sorted(set(range(size)) - {entry["rank"] for entry in entries})
+            waited = limit if missing else max(limit, 60.0)
+            if quiet > waited:
+                break
+        else:
             return
-        missing = sorted(set(range(size)) - run_dir.arrived(folder))
         who = (f"rank(s) {', '.join(map(str, missing))} to join (they never called init_process_group, "
                "or are stalled)") if missing else "the other ranks to join MPI_Init (they checked in)"
-        sys.stderr.write(f"distml.distributed.DistBackendError: init_process_group: timed out after "
-                         f"{limit:g} s in MPI_Init waiting for {who} (dead or stalled; set the limit with "
-                         "init_process_group(timeout=...) or DISTML_TIMEOUT)\n")
+        error = DistBackendError(f"init_process_group: timed out after {waited:g} s in MPI_Init waiting for "
+                                 f"{who} (dead or stalled; set the limit with init_process_group(timeout=...) "
+                                 "or DISTML_TIMEOUT)")
+        sys.stderr.write(f"distml.distributed.DistBackendError: {error}\n")
         sys.stderr.flush()
+        launch_rank.write_status(rank, 1, error)
         os._exit(1)
 
     threading.Thread(target=watchdog, name="distml-init-watchdog", daemon=True).start()
@@ -645,11 +662,32 @@ def _init_mpi(MPI, limit):
         done.set()
 
 
+def _clean_run_dir():
+    """At a normal exit, remove this rank's check-in and empty stacks file from the default run
+    folder, and the folder once it is empty (a launcher's DISTML_RUN_DIR is the launcher's)."""
+    from distml.distributed import run_dir
+    if os.environ.get("DISTML_RUN_DIR") or _state.run_rank is None:
+        return
+    folder = run_dir.run_dir(create=False)
+    for name in (f"arrived-{_state.run_rank}.json", f"stacks-{_state.run_rank}.txt"):
+        path = os.path.join(folder, name)
+        try:
+            if name.startswith("arrived") or os.path.getsize(path) == 0:
+                os.remove(path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass  # other ranks' files, or dumps to keep
+
+
 def _start_flight_recorder(rank, size):
     """Record collectives, dump on SIGUSR1 and failures; check in where _init_mpi did not."""
     from distml.distributed import flight_recorder, run_dir
     if size > 1 and not _state.owns_mpi:
         run_dir.check_in(run_dir.run_dir(), rank)
+    _state.run_rank = rank
     flight_recorder.enable(rank)
     _recorder.on_comm_args = _note_comm_args
 

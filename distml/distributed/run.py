@@ -33,8 +33,14 @@ rank starts: otherwise distmlrun says so and exits with 2, as python does.
   Operator sets) is the hostfile. --nnodes needs a hostfile, -H list or SLURM allocation.
 - SLURM (SLURM_JOB_ID set, no --hostfile/-H): mpiexec, which starts its daemons through srun;
   ``--launcher srun`` uses srun directly (with --mpi=pmix when SLURM offers it).
-- If a rank fails, the others are stopped and distmlrun exits non-zero naming the rank and
-  printing its last lines of output.
+- Each job gets a run folder (DISTML_RUN_DIR, a new temporary folder unless set; removed after a
+  job that succeeded) where every rank writes a status file at exit (exit code, exception, last
+  traceback lines, the collective it was in) and its flight recorder dump (docs/distributed.md).
+- If a rank fails, the others are stopped and distmlrun exits non-zero naming the rank (from the
+  status files; for a rank killed by a signal, which writes none, from what mpiexec or srun
+  printed), printing its last lines of output and the flight recorder report: which collective
+  each rank waits in or last finished. --timeout first asks every rank for its dump (SIGUSR1),
+  prints that report, then stops the job.
 """
 import argparse
 import collections

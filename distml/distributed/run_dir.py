@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 
 
 def job_id(environ=None):
@@ -57,9 +58,11 @@ def read_json(path):
 
 
 def check_in(folder, rank):
-    """Record that `rank` reached init_process_group (before MPI_Init, which cannot be bounded)."""
+    """Record that `rank` reached init_process_group, and when (before MPI_Init, which cannot be
+    bounded)."""
     write_json(os.path.join(folder, f"arrived-{rank}.json"),
-               {"rank": rank, "job": job_id(), "pid": os.getpid(), "host": socket.gethostname()})
+               {"rank": rank, "job": job_id(), "pid": os.getpid(), "host": socket.gethostname(),
+                "time": time.time()})
 
 
 def checked_in(folder, local=False):

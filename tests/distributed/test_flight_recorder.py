@@ -125,6 +125,8 @@ def test_timeout_of_distmlrun_prints_where_each_rank_is(tmp_path, n):
 def test_collective_timeout_dumps_every_rank(tmp_path, n):
     rc, out = run(tmp_path, n, "timeout", env={"DISTML_TIMEOUT": "3"})
     assert rc != 0 and "unreachable" not in out, out
+    # The summary comes from the status file of the first rank that failed.
+    assert re.search(r"distmlrun: rank \d exited with code 1 in all_reduce #6 \(bucket 3, 4\.0 MiB", out), out
     report = out[out.index("flight recorder report:"):]
     assert waiting_line(out, n) in report and "it failed: all_reduce: timed out after 3 s" in report, out
     assert re.search(r'rank 1 last finished all_reduce #5 .* and is in Python:\n\s+File ".*fr\.py", line 14', report), out
@@ -136,6 +138,10 @@ def test_crash_is_reported_with_the_collectives_the_others_wait_in(tmp_path, n):
     assert rc != 0 and "unreachable" not in out, out
     assert "distmlrun: rank 1 exited with code 1;" in out, out
     assert "ValueError: boom in rank 1" in out
+    folder = re.search(r"status files and flight recorder dumps are in (\S+)", out)[1]
+    status = json.loads(open(os.path.join(folder, "status-1.json")).read())
+    assert status["exit_code"] == 1 and status["exception"] == "ValueError: boom in rank 1"
+    assert status["collective"] is None  # it raised between collectives
     report = out[out.index("flight recorder report:"):]
     assert waiting_line(out, n) in report, out
     assert "rank 1 last finished all_reduce #5" in report, out

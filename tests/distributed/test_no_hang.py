@@ -137,3 +137,30 @@ def test_ranks_that_finish_at_different_times_exit_cleanly(tmp_path, shm):
     rc, out = mpiexec(3, sys.executable, str(path), timeout=150, env={"DISTML_SHM": shm})
     assert rc == 0 and out.count("done") == 3, out
     assert "left" not in out, out
+
+
+AFTER_MPI_INIT = textwrap.dedent("""
+    import os, sys, time
+    from mpi4py import MPI  # MPI_Init here, before distml: the join's hello bounds the wait
+    import distml.distributed as dist
+
+    rank = MPI.COMM_WORLD.Get_rank()
+    if rank == 1:
+        time.sleep(600)
+    print(f"rank {rank} starts init at {time.time()}", flush=True)
+    dist.init_process_group("mpi", timeout=3)
+    print(f"rank {rank} unreachable", flush=True)
+""")
+
+
+@needs_mpiexec
+def test_stall_after_mpi_init_times_out_naming_the_rank(tmp_path):
+    path = tmp_path / "after_mpi_init.py"
+    path.write_text(AFTER_MPI_INIT)
+    rc, out = mpiexec(3, sys.executable, str(path), timeout=150)
+    ended = time.time()
+    assert rc != 0 and "unreachable" not in out, out
+    messages = re.findall(r"DistBackendError: init_process_group: timed out after 3 s waiting for [^\n]*", out)
+    assert messages and all(m.split("waiting for ")[1].startswith("rank(s) 1 to join") for m in messages), out
+    starts = [float(s) for s in re.findall(r"starts init at (\S+)", out)]
+    assert ended - max(starts) < 3 + 15, out
