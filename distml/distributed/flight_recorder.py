@@ -101,10 +101,13 @@ def load(folder, since=0.0):
 
 
 def _size(nbytes):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.1f} {unit}" if unit != "B" else f"{nbytes} B"
+    """4194304 -> '4.0 MiB'."""
+    if nbytes < 1024:
+        return f"{nbytes} B"
+    for unit in ("KiB", "MiB", "GiB"):
         nbytes /= 1024
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.1f} {unit}"
 
 
 def describe(record):
@@ -150,7 +153,7 @@ def report(dumps, world_size=None):
         if current is not None:
             key = (tuple(current.get("ranks", [])), current["seq"], current["op"])
             waiting.setdefault(key, (current, []))[1].append(rank)
-    for (_, _, _), (record, ranks) in sorted(waiting.items(), key=lambda item: item[1][1]):
+    for record, ranks in sorted(waiting.values(), key=lambda entry: entry[1]):
         who = f"rank {ranks[0]} waits" if len(ranks) == 1 else f"ranks {', '.join(map(str, ranks))} wait"
         line = f"{who} in {describe(record)}"
         if record["state"] == "failed" and record.get("error"):

@@ -627,8 +627,11 @@ def _init_mpi(MPI, limit):
     never checked in and exits with 1 (the launcher then ends the job): no exception can reach
     Python from inside MPI_Init. With every rank checked in, MPI_Init gets at least 60 s."""
     from distml.distributed import launch_rank, run_dir
-    rank, _, size, _ = launch_rank.rank_environment()
-    if size == 1:  # no launcher: a world of one, MPI_Init waits for nobody
+    try:
+        rank, _, size, _ = launch_rank.rank_environment()
+    except (KeyError, ValueError, IndexError):  # a launcher's variables in part (init checks them)
+        rank, size = 0, 1
+    if size == 1:  # no launcher (or none we can read): a world of one, MPI_Init waits for nobody
         C.mpi_init_thread(MPI.THREAD_SERIALIZED)
         return
     folder = run_dir.run_dir()
