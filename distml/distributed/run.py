@@ -569,12 +569,12 @@ def main(argv=None):
     try:
         code = proc.wait(timeout=opts.timeout)
     except subprocess.TimeoutExpired:
-        print(f"distmlrun: the job ran past --timeout {opts.timeout:g} s; asking every rank for its "
-              "flight recorder (SIGUSR1)", file=sys.stderr, flush=True)
-        asked = time.time()
-        proc.send_signal(signal.SIGUSR1)  # mpiexec and srun forward it to every rank
-        _print_flight_report(folder, asked, _world_size(opts, folder, started))
-        print("distmlrun: stopping the ranks", file=sys.stderr, flush=True)
+        print(f"distmlrun: the job ran past --timeout {opts.timeout:g} s; stopping the ranks",
+              file=sys.stderr, flush=True)
+        if _checked_in(folder):  # distml's ranks dump their flight recorders on SIGUSR1
+            asked = time.time()
+            proc.send_signal(signal.SIGUSR1)  # mpiexec and srun forward it to every rank
+            _print_flight_report(folder, asked, _world_size(opts, folder))
         _stop(proc)
         for pump in pumps:
             pump.join(timeout=5)
@@ -600,7 +600,7 @@ def main(argv=None):
           f"Last lines of rank {rank}:", file=sys.stderr)
     for line in last_lines or ["(no output)"]:
         print(f"  [rank {rank}] {line}", file=sys.stderr)
-    size = _world_size(opts, folder, started)
+    size = _world_size(opts, folder)
     silent = [r for r in range(size or 0) if r not in statuses]
     if silent:
         print(f"distmlrun: rank(s) {', '.join(map(str, silent))} wrote no status file: killed (by the "
@@ -638,13 +638,15 @@ def _status_failure(statuses, output):
     return rank, what, lines + [f"stderr: {line}" for line in traceback]
 
 
-def _world_size(opts, folder, since):
+def _checked_in(folder):
+    """The ranks that reached init_process_group (their check-in files)."""
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return [int(found[1]) for found in map(re.compile(r"arrived-(\d+)\.json").fullmatch, names) if found]
+
+
+def _world_size(opts, folder):
     """The job's rank count: -n, else how many ranks checked in."""
-    if opts.nproc:
-        return opts.nproc
-    entries = [name for name in os.listdir(folder) if re.fullmatch(r"arrived-\d+\.json", name)] \
-        if os.path.isdir(folder) else []
-    return len(entries) or None
+    return opts.nproc or len(_checked_in(folder)) or None
 
 
 def _print_flight_report(folder, since, size, wait=True):
