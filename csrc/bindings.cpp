@@ -548,9 +548,12 @@ PYBIND11_MODULE(_C, m) {
   };
   using Release = py::call_guard<py::gil_scoped_release>;
   py::class_<ProcessGroup, std::shared_ptr<ProcessGroup>>(m, "ProcessGroup", "Ranks on a private communicator.")
-      .def_static("world", &ProcessGroup::world, Release(), "Duplicate MPI_COMM_WORLD (MPI must be initialised).")
+      .def_static("world", &ProcessGroup::world, Release(),
+                  "Duplicate MPI_COMM_WORLD (MPI must be initialised) once every rank reported within "
+                  "join_timeout seconds.")
       .def("split", &ProcessGroup::split, Release(), "Collective: a group of `ranks`, None on other ranks.")
-      .def("free", &ProcessGroup::free, Release())
+      .def("free", &ProcessGroup::free, py::arg("exiting") = false, Release(),
+           "Tell the peers this rank leaves (exiting: its program ends), then free the communicator.")
       .def_property_readonly("rank", &ProcessGroup::rank)
       .def_property_readonly("size", &ProcessGroup::size)
       .def_property_readonly("local_rank", &ProcessGroup::local_rank)
@@ -626,4 +629,23 @@ PYBIND11_MODULE(_C, m) {
   m.def("comm_shutdown", [] { Engine::get().shutdown(); }, Release(), "Drain the queue and join the comm thread.");
   m.def("comm_failure", [] { return Engine::get().failure(); }, "Why collectives are unusable, or ''.");
   m.def("mpi_abort", [](int code) { MPI_Abort(MPI_COMM_WORLD, code); }, Release(), "End every rank of the job.");
+  m.def("mpi_init_thread", [](int required) {
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, required, &provided);
+    return provided;
+  }, Release(), "MPI_Init_thread without the GIL, so a Python watchdog can bound it.");
+  // The flight recorder (distml.distributed.flight_recorder wraps these).
+  m.def("fr_set_capacity", [](size_t n) { FlightRecorder::get().set_capacity(n); }, "Keep the last n collectives.");
+  m.def("fr_configure", [](const std::string& folder, int rank, const std::string& meta_json,
+                           const std::string& stacks_path) {
+    FlightRecorder::get().configure(folder, rank, meta_json, stacks_path);
+  }, "Where dumps go (folder/flight-<rank>.json), the JSON object they add as 'process', and the "
+     "file of faulthandler's stacks they take in.");
+  m.def("fr_set_bucket", [](int bucket) { FlightRecorder::get().set_bucket(bucket); },
+        "DDP's bucket index for the collectives this thread queues next (-1: none).");
+  m.def("fr_json", [] { return FlightRecorder::get().json(); }, Release(), "The records and groups as JSON.");
+  m.def("fr_dump", [](const std::string& reason) { return FlightRecorder::get().dump(reason); }, Release(),
+        "Write the dump now; returns its path ('' when unconfigured).");
+  m.def("fr_install_signal_handler", [] { return FlightRecorder::get().install_signal_handler(); },
+        "Start the dump thread and dump on SIGUSR1.");
 }

@@ -17,9 +17,13 @@ ProcessGroup::ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune, 
   MPI_Comm_free(&node);
   if (shared_memory && local_size_ == size() && size() > 1)
     scratch_.shared = SharedArena::create(transport_, kArenaHalfBytes);
+  std::vector<int> members(size());
+  for (int r = 0; r < size(); ++r) members[r] = world_rank(r);
+  record_group_ = FlightRecorder::get().add_group(members);
 }
 
-std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, const Tuning& tune, bool shared_memory) {
+std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, double join_timeout_s, const Tuning& tune,
+                                                  bool shared_memory) {
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_SERIALIZED)
@@ -28,9 +32,13 @@ std::shared_ptr<ProcessGroup> ProcessGroup::world(double timeout_s, const Tuning
                     false);
   std::shared_ptr<ProcessGroup> group;
   Engine::get().submit([&] {
+    // MPI_Comm_dup is collective: a rank that never comes would block it forever.
+    check_arrivals(std::max(0.0, join_timeout_s));
     MPI_Comm comm;
     MPI_Comm_dup(MPI_COMM_WORLD, &comm);
     group = std::make_shared<ProcessGroup>(comm, timeout_s, tune, shared_memory);
+    group->is_world_ = true;
+    set_world_comm(comm);
   }, false);
   return group;
 }
@@ -53,14 +61,17 @@ std::shared_ptr<ProcessGroup> ProcessGroup::split(std::vector<int> ranks) {
   return group;
 }
 
-void ProcessGroup::free() {
+void ProcessGroup::free(bool exiting) {
   if (freed_) return;
   freed_ = true;
   if (Engine::get().failed()) return;  // MPI may not be touched again
   auto self = shared_from_this();
-  Engine::get().submit([self] {
+  Engine::get().submit([self, exiting] {
     self->scratch_.shared.reset();
     MPI_Comm comm = self->transport_.comm();
+    // Peers that wait for this rank in a collective raise instead of waiting for the timeout.
+    say_goodbye(comm, exiting ? Leave::exited : Leave::destroyed);
+    if (self->is_world_) set_world_comm(MPI_COMM_NULL);
     MPI_Comm_free(&comm);
   }, false);
 }
@@ -72,38 +83,67 @@ void ProcessGroup::check_rank(int r, const char* what) const {
                     false);
 }
 
-std::shared_ptr<Work> ProcessGroup::submit(const char* what, std::function<void(Transport&, Scratch&)> fn,
-                                           bool async) {
+std::shared_ptr<Work> ProcessGroup::submit(const char* what, const Call& call,
+                                           std::function<void(Transport&, Scratch&)> fn, bool async) {
   if (freed_) throw CommError(std::string(what) + ": the process group was destroyed", false);
   auto self = shared_from_this();
-  return Engine::get().submit([self, what, fn = std::move(fn)] {
-    self->transport_.set_context(what);
-    fn(self->transport_, self->scratch_);
-  }, async);
+  FlightRecorder& recorder = FlightRecorder::get();
+  const uint64_t seq = call.p2p ? ++p2p_sequence_ : ++sequence_;
+  const uint64_t id = recorder.queued(record_group_, seq, what, call.count, call.dtype, call.algo, call.peer);
+  try {
+    return Engine::get().submit([self, what, id, fn = std::move(fn)] {
+      FlightRecorder& recorder = FlightRecorder::get();
+      recorder.started(id);
+      self->transport_.set_context(what);
+      try {
+        fn(self->transport_, self->scratch_);
+      } catch (const CommError& e) {
+        recorder.failed(id, e.what(), e.fatal);
+        throw;
+      } catch (const std::exception& e) {
+        recorder.failed(id, e.what(), false);
+        throw;
+      }
+      recorder.done(id);
+    }, async);
+  } catch (const CommError& e) {  // refused before it ran: the group is unusable
+    recorder.failed(id, e.what(), false);
+    throw;
+  }
+}
+
+// The allreduce algorithm that algorithms.cpp's automatic choice takes, for the flight recorder.
+const char* ProcessGroup::allreduce_algo(size_t bytes) const {
+  Algo algo = tune_.allreduce;
+  if (algo == Algo::automatic)
+    algo = shared_memory() ? Algo::shared_memory : bytes <= tune_.rd_max_bytes ? Algo::recursive_doubling : Algo::ring;
+  static const char* names[] = {"auto", "ring", "recursive_doubling", "shared_memory"};
+  return size() == 1 ? "none" : names[static_cast<int>(algo)];
 }
 
 std::shared_ptr<Work> ProcessGroup::allreduce(void* buf, size_t count, DType dtype, ReduceOp op, bool async) {
-  return submit("all_reduce", [=, tune = tune_](Transport& t, Scratch& s) {
+  const Call call{count, dtype, -1, allreduce_algo(count * dtype_size(dtype))};
+  return submit("all_reduce", call, [=, tune = tune_](Transport& t, Scratch& s) {
     distml::allreduce(t, s, tune, buf, count, dtype, op);
   }, async);
 }
 
 std::shared_ptr<Work> ProcessGroup::broadcast(void* buf, size_t count, DType dtype, int root, bool async) {
   check_rank(root, "broadcast");
-  return submit("broadcast", [=, tune = tune_](Transport& t, Scratch& s) {
+  return submit("broadcast", {count, dtype, root}, [=, tune = tune_](Transport& t, Scratch& s) {
     distml::broadcast(t, s, tune, buf, count, dtype, root);
   }, async);
 }
 
 std::shared_ptr<Work> ProcessGroup::allgather(const void* in, void* out, size_t count, DType dtype, bool async) {
-  return submit("all_gather", [=, tune = tune_](Transport& t, Scratch& s) {
+  return submit("all_gather", {count, dtype}, [=, tune = tune_](Transport& t, Scratch& s) {
     distml::allgather(t, s, tune, in, out, count, dtype);
   }, async);
 }
 
 std::shared_ptr<Work> ProcessGroup::reduce_scatter(const void* in, void* out, size_t count, DType dtype,
                                                    ReduceOp op, bool async) {
-  return submit("reduce_scatter", [=, tune = tune_](Transport& t, Scratch& s) {
+  return submit("reduce_scatter", {count, dtype}, [=, tune = tune_](Transport& t, Scratch& s) {
     distml::reduce_scatter(t, s, tune, in, out, count, dtype, op);
   }, async);
 }
@@ -111,7 +151,7 @@ std::shared_ptr<Work> ProcessGroup::reduce_scatter(const void* in, void* out, si
 std::shared_ptr<Work> ProcessGroup::reduce(void* buf, size_t count, DType dtype, ReduceOp op, int root,
                                            bool async) {
   check_rank(root, "reduce");
-  return submit("reduce", [=, tune = tune_](Transport& t, Scratch& s) {
+  return submit("reduce", {count, dtype, root}, [=, tune = tune_](Transport& t, Scratch& s) {
     distml::reduce(t, s, tune, buf, count, dtype, op, root);
   }, async);
 }
@@ -119,7 +159,7 @@ std::shared_ptr<Work> ProcessGroup::reduce(void* buf, size_t count, DType dtype,
 std::shared_ptr<Work> ProcessGroup::gather(const void* in, void* out, size_t count, DType dtype, int root,
                                            bool async) {
   check_rank(root, "gather");
-  return submit("gather", [=, tune = tune_](Transport& t, Scratch& s) {
+  return submit("gather", {count, dtype, root}, [=, tune = tune_](Transport& t, Scratch& s) {
     distml::gather(t, s, tune, in, out, count, dtype, root);
   }, async);
 }
@@ -127,25 +167,27 @@ std::shared_ptr<Work> ProcessGroup::gather(const void* in, void* out, size_t cou
 std::shared_ptr<Work> ProcessGroup::scatter(const void* in, void* out, size_t count, DType dtype, int root,
                                             bool async) {
   check_rank(root, "scatter");
-  return submit("scatter", [=, tune = tune_](Transport& t, Scratch& s) {
+  return submit("scatter", {count, dtype, root}, [=, tune = tune_](Transport& t, Scratch& s) {
     distml::scatter(t, s, tune, in, out, count, dtype, root);
   }, async);
 }
 
 std::shared_ptr<Work> ProcessGroup::barrier(bool async) {
-  return submit("barrier", [tune = tune_](Transport& t, Scratch& s) { distml::barrier(t, s, tune); }, async);
+  return submit("barrier", {}, [tune = tune_](Transport& t, Scratch& s) { distml::barrier(t, s, tune); }, async);
 }
 
 std::shared_ptr<Work> ProcessGroup::send(const void* buf, size_t count, DType dtype, int dst, int tag,
                                          bool async) {
   check_rank(dst, "send");
-  return submit("send", [=](Transport& t, Scratch&) { distml::send(t, buf, count, dtype, dst, tag); }, async);
+  return submit("send", {count, dtype, dst, "", true}, [=](Transport& t, Scratch&) {
+    distml::send(t, buf, count, dtype, dst, tag);
+  }, async);
 }
 
 std::shared_ptr<Work> ProcessGroup::recv(void* buf, size_t count, DType dtype, int src, int tag,
                                          std::shared_ptr<int> source, bool async) {
   if (src != MPI_ANY_SOURCE) check_rank(src, "recv");
-  return submit("recv", [=](Transport& t, Scratch&) {
+  return submit("recv", {count, dtype, src, "", true}, [=](Transport& t, Scratch&) {
     *source = distml::recv(t, buf, count, dtype, src, tag);
   }, async);
 }

@@ -7,20 +7,24 @@
 
 #include "comm/algorithms.h"
 #include "comm/engine.h"
+#include "comm/flight_recorder.h"
 #include "comm/transport.h"
 
 namespace distml {
 
 class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
  public:
-  // Duplicates MPI_COMM_WORLD. MPI must be initialised with at least MPI_THREAD_SERIALIZED.
+  // Duplicates MPI_COMM_WORLD once every rank reported within join_timeout_s (else a CommError
+  // names the missing ranks). MPI must be initialised with at least MPI_THREAD_SERIALIZED.
   // shared_memory: give groups whose ranks all share a host a SharedArena.
-  static std::shared_ptr<ProcessGroup> world(double timeout_s, const Tuning& tune, bool shared_memory);
+  static std::shared_ptr<ProcessGroup> world(double timeout_s, double join_timeout_s, const Tuning& tune,
+                                             bool shared_memory);
   // Collective over this group: the members of `ranks` (ranks of this group) get a new group,
   // the others get nullptr.
   std::shared_ptr<ProcessGroup> split(std::vector<int> ranks);
-  // Releases the communicator; the group is unusable afterwards.
-  void free();
+  // Releases the communicator after telling the peers this rank leaves (exiting: because the
+  // program ends); the group is unusable afterwards.
+  void free(bool exiting = false);
 
   int rank() const { return transport_.rank(); }
   int size() const { return transport_.size(); }
@@ -49,8 +53,19 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune, bool shared_memory);
 
  private:
-  // Queue fn(transport, scratch) on the engine; the group stays alive until it ran.
-  std::shared_ptr<Work> submit(const char* what, std::function<void(Transport&, Scratch&)> fn, bool async);
+  // What the flight recorder notes about a collective besides its name.
+  struct Call {
+    size_t count = 0;
+    DType dtype = DType::u8;
+    int peer = -1;  // root, source or destination
+    const char* algo = "";
+    bool p2p = false;  // send/recv: numbered apart, since only two ranks make them
+  };
+  // Queue fn(transport, scratch) on the engine, recorded in the flight recorder; the group stays
+  // alive until it ran.
+  std::shared_ptr<Work> submit(const char* what, const Call& call, std::function<void(Transport&, Scratch&)> fn,
+                               bool async);
+  const char* allreduce_algo(size_t bytes) const;
   void check_rank(int rank, const char* what) const;
 
   Transport transport_;
@@ -59,6 +74,9 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   int local_rank_ = 0, local_size_ = 1;
   bool wants_shared_memory_;
   bool freed_ = false;
+  bool is_world_ = false;
+  int record_group_ = 0;   // this group's id in the flight recorder
+  uint64_t sequence_ = 0, p2p_sequence_ = 0;  // collectives and sends/recvs submitted to this group
 };
 
 }  // namespace distml

@@ -148,6 +148,8 @@ void SharedArena::sync(Transport& t) {
       sched_yield();
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(waited < 1.0 ? 100 : 1000));
+      if (polls % 16 == 0)  // a peer this sync waits for may have left the job
+        t.check_departures(size_, [&](int r) { return control(r).arrived.load() < target ? r : -1; });
     }
   }
 }

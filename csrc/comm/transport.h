@@ -3,6 +3,8 @@
 #pragma once
 #include <mpi.h>
 
+#include <chrono>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -19,6 +21,28 @@ struct CommError : std::runtime_error {
   CommError(const std::string& what, bool fatal) : std::runtime_error(what), fatal(fatal) {}
   bool fatal;
 };
+
+// Why a rank left: its goodbye message's payload.
+enum class Leave : int { destroyed = 0, exited = 1 };
+
+// A peer that left gets this long (from its goodbye's arrival) to complete what it owed before
+// a wait on it raises: data sent before the goodbye may still be on its way.
+constexpr double kGoodbyeGraceS = 1.0;
+
+// Reserved tags at the top of the tag space, above every tag the algorithms use.
+int reserved_tag(MPI_Comm comm, int below_top);
+
+// The world group's communicator: every wait also listens there for goodbyes of ranks that
+// exit. MPI_COMM_NULL when there is no world (set before its first collective, cleared on free).
+void set_world_comm(MPI_Comm comm);
+
+// Post a goodbye to every other rank of comm (nonblocking, never waited for), before comm is freed.
+void say_goodbye(MPI_Comm comm, Leave why);
+
+// Before MPI_COMM_WORLD is used: every rank reports to rank 0 within timeout_s, and rank 0
+// answers with the ranks that never came (empty: all arrived). Throws a fatal CommError naming
+// them on every rank that heard back, or naming rank 0 on those that did not.
+void check_arrivals(double timeout_s);
 
 class Transport {
  public:
@@ -44,18 +68,42 @@ class Transport {
     wait(&request, 1, &peer, status);
   }
 
+  // Called from a wait's polling loop: take in the goodbyes that arrived, and throw once a peer
+  // that pending(group rank) says this rank still waits for left more than kGoodbyeGraceS ago.
+  template <class Pending>
+  void check_departures(int n, Pending pending);
+
   [[noreturn]] void fail(const std::string& message, bool fatal) const;
   void check(int mpi_code, const char* call) const;
 
  private:
   std::string names(const std::set<int>& ranks) const;  // world ranks, for messages
   std::string timeout_message(const std::set<int>& late);
+  void receive_goodbyes();
+  // The goodbye of group rank r (its reason and when it came), or null.
+  const std::pair<Leave, std::chrono::steady_clock::time_point>* departure(int r) const;
+  [[noreturn]] void fail_departed(int r, Leave why) const;
 
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
   std::vector<int> world_ranks_;
   double timeout_s_;
   std::string context_;
+  int goodbye_tag_;
+  std::map<int, std::pair<Leave, std::chrono::steady_clock::time_point>> departed_;  // group ranks
 };
+
+template <class Pending>
+void Transport::check_departures(int n, Pending pending) {
+  receive_goodbyes();
+  const auto now = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    const int r = pending(i);
+    if (r < 0) continue;
+    const auto* left = departure(r);
+    if (left && std::chrono::duration<double>(now - left->second).count() > kGoodbyeGraceS)
+      fail_departed(r, left->first);
+  }
+}
 
 }  // namespace distml

@@ -12,16 +12,22 @@ sys.argv and sys.path[0]). It is started by path and uses the standard library o
 of distml is imported before the program imports it. Under your own mpirun or srun,
 ``python -m distml.distributed.launch_rank script.py`` works too.
 
-When the program fails, the traceback is printed, then a line ``distmlrun: rank R failed with exit
-code C``; then, if MPI is up, MPI_Abort ends the whole job, so no rank is left waiting in a
-collective for one that is gone. Otherwise the rank exits with the code, and the launcher stops the
+At exit each rank writes status-<rank>.json to DISTML_RUN_DIR (when set, as distmlrun does): exit
+code, exception and last traceback lines, the collective in progress, pid, host; distmlrun reads
+these for its report. When the program fails, the traceback is printed, then a line ``distmlrun:
+rank R failed with exit code C``; then, if MPI is up, the flight recorders of this host dump and
+MPI_Abort ends the whole job, so no rank is left waiting in a collective for one that is gone. Otherwise the rank exits with the code, and the launcher stops the
 others (mpiexec does so when a rank exits non-zero; srun with --kill-on-bad-exit, as distmlrun runs it).
 """
+import json
 import os
 import runpy
+import socket
 import sys
 import time
 import traceback
+
+LAST_LINES = 20  # of the traceback, in the status file
 
 
 def _tasks_on_node(tasks_per_node, node_id):
@@ -112,9 +118,49 @@ def _exit_code(exc):
     return 1
 
 
+def _collective_in_progress():
+    """The flight recorder's oldest unfinished collective of this rank, or None."""
+    recorder = sys.modules.get("distml.distributed.flight_recorder")
+    if recorder is None:
+        return None
+    try:
+        current = next((r for r in recorder.records() if r["state"] != "done"), None)
+    except Exception:  # the recorder is off, or distml's core was never loaded
+        return None
+    return None if current is None else {**current, "description": recorder.describe(current)}
+
+
+def write_status(rank, code, exc=None, environ=None):
+    """Write status-<rank>.json to the run folder (DISTML_RUN_DIR, set by distmlrun; nothing
+    without it): exit code, the exception and its last traceback lines, the collective in
+    progress, pid, host. Atomic (a temporary, then rename), so the launcher never reads half."""
+    env = os.environ if environ is None else environ
+    folder = env.get("DISTML_RUN_DIR")
+    if not folder:
+        return None
+    status = {"rank": rank, "exit_code": code, "pid": os.getpid(), "host": socket.gethostname(),
+              "time": time.time(), "exception": None, "traceback": [],
+              "collective": _collective_in_progress()}
+    if exc is not None:
+        status["exception"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        lines = "".join(traceback.format_exception(type(exc), exc, _program_traceback(exc))).splitlines()
+        status["traceback"] = lines[-LAST_LINES:]
+    path = os.path.join(folder, f"status-{rank}.json")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(f"{path}.{os.getpid()}.tmp", "w") as f:
+            json.dump(status, f, indent=1, default=str)
+        os.replace(f"{path}.{os.getpid()}.tmp", path)
+    except OSError as e:
+        print(f"distmlrun: rank {rank} could not write its status file {path}: {e}", file=sys.stderr)
+        return None
+    return path
+
+
 def _abort_mpi(code):
     """MPI_Abort the job if this process initialised MPI (through mpi4py or distml's bindings):
-    exiting would run MPI_Finalize, which waits for peers that may be waiting for this rank."""
+    exiting would run MPI_Finalize, which waits for peers that may be waiting for this rank.
+    With distml's process group up, its flight recorders dump first."""
     try:
         import mpi4py
         if "mpi4py.MPI" not in sys.modules:
@@ -124,16 +170,23 @@ def _abort_mpi(code):
         return
     if MPI.Is_initialized() and not MPI.Is_finalized():
         time.sleep(1)  # else srun may tear the step down before it forwards this rank's last lines
+        group = sys.modules.get("distml.distributed.process_group")
+        if group is not None and group.is_initialized():
+            group._abort_job(code)
         MPI.COMM_WORLD.Abort(code)
 
 
-def _print_program_traceback(exc):
-    """The traceback as `python script.py` prints it: without this module's and runpy's frames."""
+def _program_traceback(exc):
+    """exc's traceback without this module's and runpy's frames, as `python script.py` has it."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, runpy.__file__,
                                                                   "<frozen runpy>"):
         tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb)
+    return tb
+
+
+def _print_program_traceback(exc):
+    traceback.print_exception(type(exc), exc, _program_traceback(exc))
 
 
 def _run(target, is_module, args):
@@ -175,6 +228,7 @@ def main(argv=None):
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
+    error = None
     try:
         _run(argv[0], is_module, argv[1:])
         code = 0
@@ -182,7 +236,8 @@ def main(argv=None):
         code = _exit_code(exc)
     except BaseException as exc:
         _print_program_traceback(exc)
-        code = 1
+        code, error = 1, exc
+    write_status(rank, code, error)
     if code != 0:
         sys.stdout.flush()
         print(f"distmlrun: rank {rank} failed with exit code {code}", file=sys.stderr, flush=True)

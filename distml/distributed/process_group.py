@@ -16,6 +16,11 @@ program died of an exception, so that the other ranks end instead of hanging.
 
 Rank arguments (src, dst) are global ranks, as in torch.distributed. While async work is in
 flight, leave MPI alone (no mpi4py calls of your own): only one thread may be inside MPI.
+
+No hang (docs/distributed.md): init_process_group's timeout bounds MPI_Init and the join, naming
+the ranks that never came; a rank that calls destroy_process_group or whose program ends tells
+its peers, and a peer waiting for it in a collective raises within about a second, naming it.
+Every collective is kept in the flight recorder (distml.distributed.flight_recorder).
 """
 import atexit
 import datetime
@@ -23,6 +28,8 @@ import enum
 import os
 import pickle
 import sys
+import threading
+import time
 
 import numpy as np
 
@@ -100,6 +107,8 @@ class _State:
     owns_mpi = False      # we called MPI_Init, so we call MPI_Finalize
     exit_hooked = False
     died = False          # an exception reached the top level
+    exiting = False       # the program ends (at exit)
+    run_rank = None       # this rank's files in the run folder (check-in, stacks) are named so
     inflight = []         # async Works, kept alive (with their buffers) until done
 
 
@@ -200,20 +209,23 @@ def _join_world(timeout=None, world_size=-1, rank=-1, check_launcher=True):
     launcher got wrong, to report it."""
     if is_initialized():
         raise RuntimeError("trying to initialize the default process group twice")
+    limit = _timeout_seconds(timeout)
     MPI = _mpi()
     if not MPI.Is_initialized():
-        MPI.Init_thread(MPI.THREAD_SERIALIZED)
+        _init_mpi(MPI, limit)
         _state.owns_mpi = True
     if not _state.exit_hooked:
         _hook_exit()
     if check_launcher:
         _check_launcher_world(MPI.COMM_WORLD.Get_size())
     shared_memory = os.environ.get("DISTML_SHM", "1") != "0"
-    pg = C.ProcessGroup.world(_timeout_seconds(timeout), _tuning(), shared_memory)
+    # MPI_Init (a fence) has returned on every rank, so `limit` bounds the join from here.
+    pg = C.ProcessGroup.world(limit, limit, _tuning(), shared_memory)
     for name, asked, got in (("world_size", world_size, pg.size), ("rank", rank, pg.rank)):
         if asked not in (-1, None) and asked != got:
             raise ValueError(f"init_process_group: {name}={asked} but MPI says {got}")
     _state.world = ProcessGroup(pg, list(range(pg.size)))
+    _start_flight_recorder(pg.rank, pg.size)
 
 
 def _hook_exit():
@@ -232,15 +244,14 @@ def _at_exit():
     MPI = _mpi()
     if not MPI.Is_initialized() or MPI.Is_finalized():
         return
-    failure = C.comm_failure()
-    if failure or (_state.died and MPI.COMM_WORLD.Get_size() > 1):
+    if C.comm_failure() or (_state.died and MPI.COMM_WORLD.Get_size() > 1):
         # Peers may be blocked on us, and MPI_Finalize would wait for them: end the whole job.
-        sys.stderr.write(f"distml.distributed: aborting the job ({failure or 'uncaught exception'})\n")
-        sys.stderr.flush()
-        C.mpi_abort(1)
+        _abort_job(1)
     try:
         if is_initialized():
+            _state.exiting = True  # peers still waiting for this rank hear that its program ended
             destroy_process_group()
+        _clean_run_dir()
     finally:
         C.comm_shutdown()
         if _state.owns_mpi:
@@ -248,7 +259,9 @@ def _at_exit():
 
 
 def destroy_process_group(group=None):
-    """Free a group's communicator; without a group, the world (and every collective after)."""
+    """Free a group's communicator; without a group, the world (and every collective after).
+    Peers that wait for this rank in a collective of that group raise within about a second,
+    naming it, instead of waiting for the timeout; so do they when this rank's program ends."""
     for work in _state.inflight:
         work.wait()
     _state.inflight = []
@@ -257,7 +270,7 @@ def destroy_process_group(group=None):
             group._pg.free()
         return
     if _state.world is not None:
-        _state.world._pg.free()
+        _state.world._pg.free(_state.exiting)
         _state.world = None
 
 
@@ -619,3 +632,109 @@ def broadcast_object_list(object_list, src=0, group=None):
         raise ValueError(f"broadcast_object_list: rank {src} sent {len(received)} objects, "
                          f"this rank's list has {len(object_list)}")
     object_list[:] = received
+
+
+def _init_mpi(MPI, limit):
+    """MPI_Init_thread, bounded: it waits for every rank of the job, so a rank that stalls or dies
+    before init would block it forever. Each rank checks in to the run folder first; once `limit`
+    seconds passed with no rank checking in (ranks that start late under load do not count as
+    missing while others still arrive) and MPI_Init has not returned, this rank prints which ranks
+    never checked in and exits with 1 (the launcher then ends the job): no exception can reach
+    Python from inside MPI_Init. With every rank checked in, MPI_Init gets at least 60 s."""
+    from distml.distributed import launch_rank, run_dir
+    try:
+        rank, _, size, _ = launch_rank.rank_environment()
+    except (KeyError, ValueError, IndexError):  # a launcher's variables in part (init checks them)
+        rank, size = 0, 1
+    if size == 1:  # no launcher (or none we can read): a world of one, MPI_Init waits for nobody
+        C.mpi_init_thread(MPI.THREAD_SERIALIZED)
+        return
+    folder = run_dir.run_dir()
+    run_dir.check_in(folder, rank)
+    done, start = threading.Event(), time.time()
+
+    def watchdog():
+        while not done.wait(0.2):
+            entries = run_dir.checked_in(folder)
+            quiet = time.time() - max([start] + [entry.get("time", 0) for entry in entries])
+            missing = sorted(set(range(size)) - {entry["rank"] for entry in entries})
+            waited = limit if missing else max(limit, 60.0)
+            if quiet > waited:
+                break
+        else:
+            return
+        who = (f"rank(s) {', '.join(map(str, missing))} to join (they never called init_process_group, "
+               "or are stalled)") if missing else "the other ranks to join MPI_Init (they checked in)"
+        error = DistBackendError(f"init_process_group: timed out after {waited:g} s in MPI_Init waiting for "
+                                 f"{who} (dead or stalled; set the limit with init_process_group(timeout=...) "
+                                 "or DISTML_TIMEOUT)")
+        sys.stderr.write(f"distml.distributed.DistBackendError: {error}\n")
+        sys.stderr.flush()
+        launch_rank.write_status(rank, 1, error)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="distml-init-watchdog", daemon=True).start()
+    try:
+        C.mpi_init_thread(MPI.THREAD_SERIALIZED)  # without the GIL, so the watchdog can run
+    finally:
+        done.set()
+
+
+def _clean_run_dir():
+    """At a normal exit, remove this rank's check-in and empty stacks file from the default run
+    folder, and the folder once it is empty (a launcher's DISTML_RUN_DIR is the launcher's)."""
+    from distml.distributed import run_dir
+    if os.environ.get("DISTML_RUN_DIR") or _state.run_rank is None:
+        return
+    folder = run_dir.run_dir(create=False)
+    for name in (f"arrived-{_state.run_rank}.json", f"stacks-{_state.run_rank}.txt"):
+        path = os.path.join(folder, name)
+        try:
+            if name.startswith("arrived") or os.path.getsize(path) == 0:
+                os.remove(path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass  # other ranks' files, or dumps to keep
+
+
+def _start_flight_recorder(rank, size):
+    """Record collectives, dump on SIGUSR1 and failures; check in where _init_mpi did not."""
+    from distml.distributed import flight_recorder, run_dir
+    if size > 1 and not _state.owns_mpi:
+        run_dir.check_in(run_dir.run_dir(), rank)
+    _state.run_rank = rank
+    flight_recorder.enable(rank)
+    _recorder.on_comm_args = _note_comm_args
+
+
+def _note_comm_args(args):
+    """DDP's bucket index (passed through profiler comm_args) for the flight recorder."""
+    C.fr_set_bucket(-1 if args is None else int(args.get("bucket_index", -1)))
+
+
+def _dump_before_abort(failure):
+    """Dump this rank's flight recorder and make the other ranks on this host dump theirs, before
+    MPI_Abort ends them; returns the run folder ('' when nothing was dumped)."""
+    from distml.distributed import flight_recorder, run_dir
+    if not is_initialized() or os.environ.get("DISTML_FLIGHT_RECORDER_SIZE", "1") == "0":
+        return ""
+    since = time.time()
+    if not failure:  # a failed collective already dumped this rank, with its stacks
+        flight_recorder.dump("uncaught exception")
+    flight_recorder.signal_peers()
+    folder = run_dir.run_dir(create=False)
+    flight_recorder.wait_for_dumps(folder, since - 5, len(run_dir.checked_in(folder, local=True)), timeout=2)
+    return folder
+
+
+def _abort_job(code):
+    """MPI_Abort the job after the flight recorders of this host dumped, saying why."""
+    failure = C.comm_failure()
+    folder = _dump_before_abort(failure)
+    sys.stderr.write(f"distml.distributed: aborting the job ({failure or 'uncaught exception'})"
+                     f"{f'; flight recorder dumps in {folder}' if folder else ''}\n")
+    sys.stderr.flush()
+    C.mpi_abort(code)

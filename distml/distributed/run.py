@@ -33,8 +33,14 @@ rank starts: otherwise distmlrun says so and exits with 2, as python does.
   Operator sets) is the hostfile. --nnodes needs a hostfile, -H list or SLURM allocation.
 - SLURM (SLURM_JOB_ID set, no --hostfile/-H): mpiexec, which starts its daemons through srun;
   ``--launcher srun`` uses srun directly (with --mpi=pmix when SLURM offers it).
-- If a rank fails, the others are stopped and distmlrun exits non-zero naming the rank and
-  printing its last lines of output.
+- Each job gets a run folder (DISTML_RUN_DIR, a new temporary folder unless set; removed after a
+  job that succeeded) where every rank writes a status file at exit (exit code, exception, last
+  traceback lines, the collective it was in) and its flight recorder dump (docs/distributed.md).
+- If a rank fails, the others are stopped and distmlrun exits non-zero naming the rank (from the
+  status files; for a rank killed by a signal, which writes none, from what mpiexec or srun
+  printed), printing its last lines of output and the flight recorder report: which collective
+  each rank waits in or last finished. --timeout first asks every rank for its dump (SIGUSR1),
+  prints that report, then stops the job.
 """
 import argparse
 import collections
@@ -46,9 +52,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
-from distml.distributed import launch_rank
+from distml.distributed import flight_recorder, launch_rank, run_dir
 
 LAST_LINES = 20
 # Launcher options that take a value: the first argument after them that is no option's value
@@ -306,7 +314,8 @@ def launch_command(opts, rank_argv, env):
     if opts.hostfile or opts.host:
         forward = [name for name in ("PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "OMP_NUM_THREADS",
                                      "CUDA_VISIBLE_DEVICES", "MASTER_ADDR", "MASTER_PORT",
-                                     "DISTML_NODE_SIZES") if name in env and name not in forward] + forward
+                                     "DISTML_NODE_SIZES", "DISTML_RUN_DIR")
+                   if name in env and name not in forward] + forward
     for name in forward:
         cmd += ["-x", name]
     # Block placement (ranks 0..k-1 on the first node, as srun does) and no core binding, which
@@ -534,6 +543,11 @@ def main(argv=None):
         env["DISTML_NODE_SIZES"] = ",".join(map(str, node_sizes))
     else:
         env.pop("DISTML_NODE_SIZES", None)
+    # Each rank's check-in, status file and flight recorder dump go here (shared by the nodes
+    # where it is on a shared file system).
+    folder = env.setdefault("DISTML_RUN_DIR", tempfile.mkdtemp(prefix="distmlrun-"))
+    os.makedirs(folder, exist_ok=True)
+    started = time.time()
     cmd, style = launch_command(opts, rank_argv, env)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True,
@@ -557,6 +571,10 @@ def main(argv=None):
     except subprocess.TimeoutExpired:
         print(f"distmlrun: the job ran past --timeout {opts.timeout:g} s; stopping the ranks",
               file=sys.stderr, flush=True)
+        if _checked_in(folder):  # distml's ranks dump their flight recorders on SIGUSR1
+            asked = time.time()
+            proc.send_signal(signal.SIGUSR1)  # mpiexec and srun forward it to every rank
+            _print_flight_report(folder, asked, _world_size(opts, folder))
         _stop(proc)
         for pump in pumps:
             pump.join(timeout=5)
@@ -564,22 +582,86 @@ def main(argv=None):
     for pump in pumps:
         pump.join(timeout=10)
     if code == 0:
+        if folder != os.environ.get("DISTML_RUN_DIR"):
+            shutil.rmtree(folder, ignore_errors=True)  # ours, and nothing in it is needed now
         return 0
     code = code if code > 0 else 128 - code  # killed by a signal: the shell's convention
     if stopped_by:
         print(f"distmlrun: stopped by {signal.Signals(stopped_by[0]).name}", file=sys.stderr)
         return 128 + stopped_by[0]
-    failure = output.failure()
+    statuses = _statuses(folder, started)
+    failure = _status_failure(statuses, output) or output.failure()
     if failure is None:
-        print(f"distmlrun: the job failed with exit code {code}; {style} did not say which rank",
-              file=sys.stderr)
+        print(f"distmlrun: the job failed with exit code {code}; {style} did not say which rank "
+              f"and no rank wrote a failing status file to {folder}", file=sys.stderr)
         return code
     rank, what, last_lines = failure
     print(f"distmlrun: rank {rank} {what}; the job was stopped. "
           f"Last lines of rank {rank}:", file=sys.stderr)
     for line in last_lines or ["(no output)"]:
         print(f"  [rank {rank}] {line}", file=sys.stderr)
+    size = _world_size(opts, folder)
+    silent = [r for r in range(size or 0) if r not in statuses]
+    if silent:
+        print(f"distmlrun: rank(s) {', '.join(map(str, silent))} wrote no status file: killed (by the "
+              "launcher when the job was stopped, or by a signal)", file=sys.stderr)
+    _print_flight_report(folder, started, size, wait=False)
+    print(f"distmlrun: status files and flight recorder dumps are in {folder}", file=sys.stderr)
     return code
+
+
+def _statuses(folder, since):
+    """{rank: status} from the status-<rank>.json files the ranks wrote in this job."""
+    statuses = {}
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if re.fullmatch(r"status-\d+\.json", name):
+            status = run_dir.read_json(os.path.join(folder, name))
+            if status is not None and status.get("time", 0) >= since:
+                statuses[status["rank"]] = status
+    return statuses
+
+
+def _status_failure(statuses, output):
+    """(rank, what happened, last lines) of the first rank whose status says it failed, or None."""
+    failed = [s for s in statuses.values() if s.get("exit_code")]
+    if not failed:
+        return None
+    first = min(failed, key=lambda s: s["time"])
+    rank = first["rank"]
+    what = f"exited with code {first['exit_code']}"
+    if first.get("collective"):
+        what += f" in {first['collective']['description']}"
+    # What it printed, with its own traceback from the status file in place of its stderr (which
+    # goes on with MPI_Abort's banner).
+    traceback = first.get("traceback") or []
+    lines = [line for line in output.last_lines(rank) if not (traceback and line.startswith("stderr: "))]
+    return rank, what, lines + [f"stderr: {line}" for line in traceback]
+
+
+def _checked_in(folder):
+    """The ranks that reached init_process_group (their check-in files)."""
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return [int(found[1]) for found in map(re.compile(r"arrived-(\d+)\.json").fullmatch, names) if found]
+
+
+def _world_size(opts, folder):
+    """The job's rank count: -n, else how many ranks checked in."""
+    return opts.nproc or len(_checked_in(folder)) or None
+
+
+def _print_flight_report(folder, since, size, wait=True):
+    """Merge the ranks' flight recorder dumps written after `since` into one report."""
+    dumps = flight_recorder.wait_for_dumps(folder, since, size or 0, timeout=5) if wait \
+        else flight_recorder.load(folder, since)
+    if not dumps:
+        if wait:
+            print("distmlrun: no rank dumped its flight recorder (none reached init_process_group?)",
+                  file=sys.stderr, flush=True)
+        return
+    print("distmlrun: flight recorder report:", file=sys.stderr)
+    for line in flight_recorder.report(dumps, size):
+        print(f"  {line}", file=sys.stderr)
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import time
 
 active = None  # the running _Recorder, or None
 _comm_args = {}  # extra args for the next collective event (DDP's bucket index)
+on_comm_args = None  # set by distml.distributed: on_comm_args(args), then (None), around comm_args
 
 
 class Event:
@@ -92,9 +93,13 @@ class comm_args:
         self.args = args
 
     def __enter__(self):
+        if on_comm_args is not None:
+            on_comm_args(self.args)
         if active is not None:
             _comm_args.update(self.args)
 
     def __exit__(self, *exc):
+        if on_comm_args is not None:
+            on_comm_args(None)
         for key in self.args:
             _comm_args.pop(key, None)
