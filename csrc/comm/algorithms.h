@@ -2,6 +2,10 @@
 // the ranks' Signatures are posted in the shared arena, or without one combined by recursive
 // doubling (fused with the data for small allreduces). So a rank that called something else,
 // or with another size or dtype, makes every rank raise instead of hanging or reducing garbage.
+//
+// algorithms.cpp picks the algorithm for each call; each algorithm is one file: agreement,
+// recursive_doubling, ring, tree (exchanges rooted at one rank), shared_memory (the arena's
+// allreduce) and point_to_point (send, recv).
 #pragma once
 #include <cstdint>
 #include <memory>
