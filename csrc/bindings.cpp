@@ -1,5 +1,6 @@
 // The only PYBIND11_MODULE. Each binding checks and unpacks its arguments and calls a kernel
 // from kernels/, comm/ or cuda/; no arithmetic lives here.
+#include <pybind11/native_enum.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -490,13 +491,25 @@ PYBIND11_MODULE(_C, m) {
   py::class_<Work, std::shared_ptr<Work>>(m, "Work", "Handle of a queued collective.")
       .def("wait", &Work::wait, py::call_guard<py::gil_scoped_release>(), "Block until done; raise its error.")
       .def("is_completed", &Work::is_completed);
-  py::class_<Tuning>(m, "Tuning", "Algorithm choice and sizes: algo 0 auto, 1 ring, 2 recursive doubling, 3 shared memory.")
+  // Standard-library enums (native_enum, not py::enum_): ReduceOp is an IntEnum as users of
+  // torch.distributed.ReduceOp expect (isinstance, iteration, == with ints, pickling).
+  py::native_enum<ReduceOp>(m, "ReduceOp", "enum.IntEnum",
+                            "torch.distributed.ReduceOp's reductions; AVG travels as SUM, divided afterwards.")
+      .value("SUM", ReduceOp::sum)
+      .value("PRODUCT", ReduceOp::prod)
+      .value("MAX", ReduceOp::max)
+      .value("MIN", ReduceOp::min)
+      .value("AVG", ReduceOp::avg)
+      .finalize();
+  py::native_enum<Algo>(m, "Algo", "enum.Enum", "The allreduce algorithm, by its DISTML_ALLREDUCE_ALGO name.")
+      .value("auto", Algo::automatic)
+      .value("ring", Algo::ring)
+      .value("rd", Algo::recursive_doubling)
+      .value("shm", Algo::shared_memory)
+      .finalize();
+  py::class_<Tuning>(m, "Tuning", "Algorithm choice (algo, an Algo) and sizes.")
       .def(py::init<>())
-      .def_property("algo", [](const Tuning& t) { return static_cast<int>(t.allreduce); },
-                    [](Tuning& t, int a) {
-                      if (a < 0 || a > 3) throw py::value_error("algo must be 0, 1, 2 or 3, got " + std::to_string(a));
-                      t.allreduce = static_cast<Algo>(a);
-                    })
+      .def_readwrite("algo", &Tuning::allreduce)
       .def_readwrite("rd_max_bytes", &Tuning::rd_max_bytes)
       .def_readwrite("chunk_bytes", &Tuning::chunk_bytes)
       .def_readwrite("window", &Tuning::window)
@@ -509,10 +522,10 @@ PYBIND11_MODULE(_C, m) {
     if (!a.writeable()) throw py::value_error(std::string(what) + " must be writeable");
     return a.mutable_data();
   };
-  static auto reducible = [](const py::array& a, int op) {
+  static auto reducible = [](const py::array& a, ReduceOp op) {
     DType dtype = dtype_of(a);
     if (dtype == DType::b8) throw py::type_error("bool tensors cannot be reduced");
-    if (op < 0 || op > 3) throw py::value_error("op must be 0..3 (sum, prod, max, min), got " + std::to_string(op));
+    if (op == ReduceOp::avg) throw py::value_error("op: AVG is reduced as SUM and divided afterwards; pass SUM");
     return dtype;
   };
   // big must hold `times` x small's elements (the all_gather output, the reduce_scatter input).
@@ -541,11 +554,11 @@ PYBIND11_MODULE(_C, m) {
       .def_property("tuning", [](const ProcessGroup& g) { return g.tuning(); }, &ProcessGroup::set_tuning,
                     "A copy of the algorithm settings; assign to change them.")
       .def("world_rank", &ProcessGroup::world_rank)
-      .def("allreduce", [](ProcessGroup& g, py::array buf, int op, bool async) {
+      .def("allreduce", [](ProcessGroup& g, py::array buf, ReduceOp op, bool async) {
         DType dtype = reducible(buf, op);
         void* data = writable(buf, "tensor");
         py::gil_scoped_release release;
-        return g.allreduce(data, buf.size(), dtype, static_cast<ReduceOp>(op), async);
+        return g.allreduce(data, buf.size(), dtype, op, async);
       })
       .def("broadcast", [](ProcessGroup& g, py::array buf, int root, bool async) {
         void* data = writable(buf, "tensor");
@@ -558,18 +571,18 @@ PYBIND11_MODULE(_C, m) {
         py::gil_scoped_release release;
         return g.allgather(in.data(), data, in.size(), dtype_of(in), async);
       })
-      .def("reduce_scatter", [](ProcessGroup& g, py::array in, py::array out, int op, bool async) {
+      .def("reduce_scatter", [](ProcessGroup& g, py::array in, py::array out, ReduceOp op, bool async) {
         sized(in, out, g.size(), "reduce_scatter");
         DType dtype = reducible(in, op);
         void* data = writable(out, "output");
         py::gil_scoped_release release;
-        return g.reduce_scatter(in.data(), data, out.size(), dtype, static_cast<ReduceOp>(op), async);
+        return g.reduce_scatter(in.data(), data, out.size(), dtype, op, async);
       })
-      .def("reduce", [](ProcessGroup& g, py::array buf, int op, int root, bool async) {
+      .def("reduce", [](ProcessGroup& g, py::array buf, ReduceOp op, int root, bool async) {
         DType dtype = reducible(buf, op);
         void* data = writable(buf, "tensor");
         py::gil_scoped_release release;
-        return g.reduce(data, buf.size(), dtype, static_cast<ReduceOp>(op), root, async);
+        return g.reduce(data, buf.size(), dtype, op, root, async);
       })
       .def("gather", [](ProcessGroup& g, py::array in, py::array out, int root, bool async) {
         require_contiguous(in, "input");

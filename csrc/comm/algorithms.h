@@ -22,7 +22,8 @@ enum class Collective : int64_t {
   all_reduce, broadcast, all_gather, reduce_scatter, reduce, gather, scatter, barrier, send
 };
 
-// shared_memory: through the group's SharedArena, when every rank is on one host.
+// shared_memory: through the group's SharedArena, when every rank is on one host. Python gets it
+// as distml._C.Algo, by DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm (bindings.cpp).
 enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2, shared_memory = 3 };
 
 struct Tuning {

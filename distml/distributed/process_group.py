@@ -19,7 +19,6 @@ flight, leave MPI alone (no mpi4py calls of your own): only one thread may be in
 """
 import atexit
 import datetime
-import enum
 import os
 import pickle
 import sys
@@ -33,15 +32,9 @@ from distml.profiler._recorder import collective, ranged
 DistBackendError = C.DistBackendError
 
 DEFAULT_TIMEOUT_S = 300.0
-_ALGOS = {"auto": 0, "ring": 1, "rd": 2, "shm": 3}
-
-
-class ReduceOp(enum.IntEnum):
-    SUM = 0
-    PRODUCT = 1
-    MAX = 2
-    MIN = 3
-    AVG = 4  # a SUM on the wire, divided by the group size afterwards
+# Both enums are C++'s (csrc/comm/reduce.h, algorithms.h), exported by csrc/bindings.cpp.
+ReduceOp = C.ReduceOp  # an IntEnum: SUM, PRODUCT, MAX, MIN, AVG (a SUM on the wire, divided afterwards)
+_ALGOS = C.Algo.__members__  # DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm
 
 
 class ProcessGroup:
@@ -319,17 +312,14 @@ def _buffer(array):
     return buf, lambda: np.copyto(array, buf)
 
 
-_WIRE_OPS = (0, 1, 2, 3, 0)  # indexed by ReduceOp; AVG travels as SUM
-
-
 def _check_op(op, array):
     """The op sent to C++, and whether to divide by the group size afterwards (AVG)."""
-    if not (isinstance(op, int) and 0 <= op <= 4):
+    if not (isinstance(op, int) and op in tuple(ReduceOp)):
         raise ValueError(f"op must be a ReduceOp ({', '.join(o.name for o in ReduceOp)}), got {op!r}")
-    average = op == 4  # ReduceOp.AVG
+    average = op == ReduceOp.AVG
     if average and array.dtype.kind != "f":
         raise TypeError(f"ReduceOp.AVG needs a floating dtype, got {array.dtype}")
-    return _WIRE_OPS[op], average
+    return ReduceOp.SUM if average else ReduceOp(op), average
 
 
 def _launch(work, async_op, keep, *finishers):
@@ -352,7 +342,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
         # The common case (a contiguous SUM on the world) is kept lean for latency-bound tensors.
         array = tensor if type(tensor) is np.ndarray else getattr(tensor, "array", None)
         if type(array) is np.ndarray and array.flags.c_contiguous:
-            _state.world._pg.allreduce(array, 0, False)
+            _state.world._pg.allreduce(array, ReduceOp.SUM, False)
             return None
     return _all_reduce(tensor, op, group, async_op)
 
