@@ -2,6 +2,10 @@
 // the ranks' Signatures are posted in the shared arena, or without one combined by recursive
 // doubling (fused with the data for small allreduces). So a rank that called something else,
 // or with another size or dtype, makes every rank raise instead of hanging or reducing garbage.
+//
+// algorithms.cpp picks the algorithm for each call; each algorithm is one file: agreement,
+// recursive_doubling, ring, tree (exchanges rooted at one rank), shared_memory (the arena's
+// allreduce) and point_to_point (send, recv).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -18,7 +22,8 @@ enum class Collective : int64_t {
   all_reduce, broadcast, all_gather, reduce_scatter, reduce, gather, scatter, barrier, send
 };
 
-// shared_memory: through the group's SharedArena, when every rank is on one host.
+// shared_memory: through the group's SharedArena, when every rank is on one host. Python gets it
+// as distml._C.Algo, by DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm (bindings.cpp).
 enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2, shared_memory = 3 };
 
 struct Tuning {
@@ -41,6 +46,8 @@ struct Scratch {
   std::unique_ptr<SharedArena> shared;
 };
 
+// The allreduce algorithm for a buffer of `bytes` (tune.allreduce unless that is automatic).
+Algo choose_allreduce(const Tuning& tune, size_t bytes, bool shared_memory);
 void allreduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,
                ReduceOp op);
 void broadcast(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,

@@ -112,11 +112,9 @@ std::shared_ptr<Work> ProcessGroup::submit(const char* what, const Call& call,
   }
 }
 
-// The allreduce algorithm that algorithms.cpp's automatic choice takes, for the flight recorder.
+// The allreduce algorithm that algorithms.cpp will choose, for the flight recorder.
 const char* ProcessGroup::allreduce_algo(size_t bytes) const {
-  Algo algo = tune_.allreduce;
-  if (algo == Algo::automatic)
-    algo = shared_memory() ? Algo::shared_memory : bytes <= tune_.rd_max_bytes ? Algo::recursive_doubling : Algo::ring;
+  const Algo algo = choose_allreduce(tune_, bytes, shared_memory());
   static const char* names[] = {"auto", "ring", "recursive_doubling", "shared_memory"};
   return size() == 1 ? "none" : names[static_cast<int>(algo)];
 }

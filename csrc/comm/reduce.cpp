@@ -3,11 +3,12 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <stdexcept>
 
 namespace distml {
 
 const char* reduce_op_name(ReduceOp op) {
-  static const char* names[] = {"sum", "prod", "max", "min"};
+  static const char* names[] = {"sum", "prod", "max", "min", "avg"};
   return names[static_cast<int>(op)];
 }
 
@@ -29,6 +30,7 @@ inline void reduce_typed(void* dst, const void* src, size_t n, ReduceOp op) {
     case ReduceOp::prod: apply<T, Compute>(d, s, n, [](Compute a, Compute b) { return a * b; }); break;
     case ReduceOp::max: apply<T, Compute>(d, s, n, [](Compute a, Compute b) { return a > b ? a : b; }); break;
     case ReduceOp::min: apply<T, Compute>(d, s, n, [](Compute a, Compute b) { return a < b ? a : b; }); break;
+    case ReduceOp::avg: break;  // rejected by reduce_into
   }
 }
 
@@ -66,6 +68,7 @@ void reduce_f16(void* dst, const void* src, size_t n, ReduceOp op) {
     case ReduceOp::prod: reduce_f16c<ReduceOp::prod>(d, s, n); break;
     case ReduceOp::max: reduce_f16c<ReduceOp::max>(d, s, n); break;
     case ReduceOp::min: reduce_f16c<ReduceOp::min>(d, s, n); break;
+    case ReduceOp::avg: break;  // rejected by reduce_into
   }
 }
 
@@ -74,6 +77,7 @@ void reduce_f16(void* dst, const void* src, size_t n, ReduceOp op) {
 // One AVX2 clone and a portable default, picked at load time.
 __attribute__((target_clones("arch=haswell", "default")))
 void reduce_into(void* dst, const void* src, size_t count, DType dtype, ReduceOp op) {
+  if (op == ReduceOp::avg) throw std::invalid_argument("reduce: avg is a sum divided afterwards, not an elementwise op");
   switch (dtype) {
     case DType::f16: reduce_f16(dst, src, count, op); break;
     case DType::f32: reduce_typed<float>(dst, src, count, op); break;

@@ -6,8 +6,10 @@
 
 namespace distml {
 
-// AVG is SUM followed by a division in Python; the wire never sees it.
-enum class ReduceOp : int { sum = 0, prod = 1, max = 2, min = 3 };
+// torch.distributed.ReduceOp's reductions; Python gets them as distml._C.ReduceOp (bindings.cpp).
+// avg is not elementwise: distml.distributed reduces with sum and divides by the group size, so
+// neither the wire nor reduce_into ever sees it.
+enum class ReduceOp : int { sum = 0, prod = 1, max = 2, min = 3, avg = 4 };
 
 const char* reduce_op_name(ReduceOp op);
 

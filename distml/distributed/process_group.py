@@ -24,7 +24,6 @@ Every collective is kept in the flight recorder (distml.distributed.flight_recor
 """
 import atexit
 import datetime
-import enum
 import os
 import pickle
 import sys
@@ -40,15 +39,10 @@ from distml.profiler._recorder import collective, ranged
 DistBackendError = C.DistBackendError
 
 DEFAULT_TIMEOUT_S = 300.0
-_ALGOS = {"auto": 0, "ring": 1, "rd": 2, "shm": 3}
-
-
-class ReduceOp(enum.IntEnum):
-    SUM = 0
-    PRODUCT = 1
-    MAX = 2
-    MIN = 3
-    AVG = 4  # a SUM on the wire, divided by the group size afterwards
+# Both enums are C++'s (csrc/comm/reduce.h, algorithms.h), exported by csrc/bindings.cpp.
+ReduceOp = C.ReduceOp  # an IntEnum: SUM, PRODUCT, MAX, MIN, AVG (a SUM on the wire, divided afterwards)
+_REDUCE_OPS = frozenset(ReduceOp)
+_ALGOS = C.Algo.__members__  # DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm
 
 
 class ProcessGroup:
@@ -338,40 +332,76 @@ def _array(tensor, what="tensor"):
     raise TypeError(f"{what} must be a distml.Tensor, got {type(tensor).__name__}")
 
 
-def _buffer(array):
-    """A C-contiguous buffer for array and the copy-back that finishes the op (None if not needed)."""
-    if array.flags.c_contiguous:
-        return array, None
-    buf = np.ascontiguousarray(array)
-    return buf, lambda: np.copyto(array, buf)
+class _Call:
+    """The Python side of one collective on a group: the C-contiguous buffers C++ works on (kept
+    alive until it is done) and the steps that finish it (AVG's division, copies back into
+    strided or listed tensors).
+
+        call = _call(group)  # None on ranks outside the group
+        buf = call.output(_array(tensor))
+        return call.launch(call.pg.broadcast(buf, root, async_op), async_op)
+    """
+
+    def __init__(self, group):
+        self.group, self.pg = group, group._pg
+        self._keep, self._finish, self._average = [], [], False
+
+    def rank_of(self, global_rank, what):
+        return _group_rank(self.group, global_rank, what)
+
+    def reduce_op(self, op, array):
+        """The op sent to C++; AVG travels as SUM and makes output() divide by the group size."""
+        if not (isinstance(op, int) and op in _REDUCE_OPS):
+            raise ValueError(f"op must be a ReduceOp ({', '.join(o.name for o in ReduceOp)}), got {op!r}")
+        self._average = op == ReduceOp.AVG
+        if self._average and array.dtype.kind != "f":
+            raise TypeError(f"ReduceOp.AVG needs a floating dtype, got {array.dtype}")
+        return ReduceOp.SUM if self._average else op
+
+    def input(self, array):
+        """array as a C-contiguous array for C++ to read."""
+        return self.keep(np.ascontiguousarray(array))
+
+    def output(self, array, finish=True):
+        """A C-contiguous buffer for C++ to write array's result into. Once done it is divided
+        (AVG) and copied back into array if that is strided; finish=False: array is left as it was."""
+        buf = array if array.flags.c_contiguous else np.ascontiguousarray(array)
+        self._keep += [array, buf]
+        if finish and self._average:
+            size = self.group.size()
+            self.then(lambda: np.divide(buf, size, out=buf))
+        if finish and buf is not array:
+            self.then(lambda: np.copyto(array, buf))
+        return buf
+
+    def keep(self, array):
+        """Hold array until the collective is done; returns it."""
+        self._keep.append(array)
+        return array
+
+    def then(self, step):
+        """Run step once the collective is done."""
+        self._finish.append(step)
+
+    def launch(self, work, async_op, result=None):
+        """Sync: finish now and return None. Async: a Work that finishes on wait(); `result` is its
+        output tensors (Work.result())."""
+        if not async_op:
+            self._run_finish()
+            return None
+        handle = Work(work, self._keep, self._run_finish if self._finish else None, result)
+        _state.inflight = [w for w in _state.inflight if not w.is_completed()] + [handle]
+        return handle
+
+    def _run_finish(self):
+        for step in self._finish:
+            step()
 
 
-_WIRE_OPS = (0, 1, 2, 3, 0)  # indexed by ReduceOp; AVG travels as SUM
-
-
-def _check_op(op, array):
-    """The op sent to C++, and whether to divide by the group size afterwards (AVG)."""
-    if not (isinstance(op, int) and 0 <= op <= 4):
-        raise ValueError(f"op must be a ReduceOp ({', '.join(o.name for o in ReduceOp)}), got {op!r}")
-    average = op == 4  # ReduceOp.AVG
-    if average and array.dtype.kind != "f":
-        raise TypeError(f"ReduceOp.AVG needs a floating dtype, got {array.dtype}")
-    return _WIRE_OPS[op], average
-
-
-def _launch(work, async_op, keep, *finishers, result=None):
-    """Sync: run the finishers now. Async: a Work that runs them on wait(); `result` is its
-    output tensors (Work.result())."""
-    if not async_op:
-        for step in finishers:
-            if step is not None:
-                step()
-        return None
-    steps = [f for f in finishers if f is not None]
-    finish = (lambda: [f() for f in steps]) if steps else None
-    handle = Work(work, keep, finish, result)
-    _state.inflight = [w for w in _state.inflight if not w.is_completed()] + [handle]
-    return handle
+def _call(group):
+    """A _Call on group (None: the world), or None on ranks outside it, where collectives do nothing."""
+    group = _group(group)
+    return _Call(group) if group._pg is not None else None
 
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
@@ -380,50 +410,42 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
         # The common case (a contiguous SUM on the world) is kept lean for latency-bound tensors.
         array = tensor if type(tensor) is np.ndarray else getattr(tensor, "array", None)
         if type(array) is np.ndarray and array.flags.c_contiguous:
-            _state.world._pg.allreduce(array, 0, False)
+            _state.world._pg.allreduce(array, ReduceOp.SUM, False)
             return None
     return _all_reduce(tensor, op, group, async_op)
 
 
 @collective("mpi:all_reduce")
 def _all_reduce(tensor, op, group, async_op):
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
     array = _array(tensor)
-    wire_op, average = _check_op(op, array)
-    buf, copy_back = _buffer(array)
-    work = group._pg.allreduce(buf, wire_op, async_op)
-    divide = (lambda: np.divide(buf, group.size(), out=buf)) if average else None
-    return _launch(work, async_op, (array, buf), divide, copy_back, result=[tensor])
+    op = call.reduce_op(op, array)
+    return call.launch(call.pg.allreduce(call.output(array), op, async_op), async_op, [tensor])
 
 
 @collective("mpi:broadcast")
 def broadcast(tensor, src, group=None, async_op=False):
     """Copy tensor from global rank src to every rank of the group."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
-    array = _array(tensor)
-    buf, copy_back = _buffer(array)
-    work = group._pg.broadcast(buf, _group_rank(group, src, "broadcast"), async_op)
-    return _launch(work, async_op, (array, buf), copy_back, result=[tensor])
+    buf = call.output(_array(tensor))
+    return call.launch(call.pg.broadcast(buf, call.rank_of(src, "broadcast"), async_op), async_op, [tensor])
 
 
 @collective("mpi:reduce")
 def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce tensor onto global rank dst; other ranks' tensors are left unchanged."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
     array = _array(tensor)
-    wire_op, average = _check_op(op, array)
-    root = _group_rank(group, dst, "reduce")
-    buf, copy_back = _buffer(array)
-    work = group._pg.reduce(buf, wire_op, root, async_op)
-    on_root = group.rank() == root
-    divide = (lambda: np.divide(buf, group.size(), out=buf)) if average and on_root else None
-    return _launch(work, async_op, (array, buf), divide, copy_back if on_root else None, result=[tensor])
+    op = call.reduce_op(op, array)
+    root = call.rank_of(dst, "reduce")
+    buf = call.output(array, finish=call.group.rank() == root)
+    return call.launch(call.pg.reduce(buf, op, root, async_op), async_op, [tensor])
 
 
 def _check_shapes(what, expected, tensors):
@@ -440,116 +462,108 @@ def _check_count(what, tensors, group):
         raise ValueError(f"{what}: expected a list of {group.size()} tensors (one per rank), got {got}")
 
 
-def _copy_out(gathered, tensors):
-    return lambda: [np.copyto(_array(t), gathered[i]) for i, t in enumerate(tensors)]
+def _gathered(call, array, tensors):
+    """One row per rank for array's gather, copied out into tensors once done."""
+    gathered = call.keep(np.empty((call.group.size(),) + array.shape, array.dtype))
+    call.then(lambda: [np.copyto(_array(t), gathered[i]) for i, t in enumerate(tensors)])
+    return gathered
 
 
 @collective("mpi:all_gather")
 def all_gather(tensor_list, tensor, group=None, async_op=False):
     """tensor_list[i] = rank i's tensor, on every rank."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
-    array = np.ascontiguousarray(_array(tensor))
-    _check_count("all_gather", tensor_list, group)
+    array = call.input(_array(tensor))
+    _check_count("all_gather", tensor_list, call.group)
     _check_shapes("tensor_list", array, tensor_list)
-    gathered = np.empty((group.size(),) + array.shape, array.dtype)
-    work = group._pg.allgather(array, gathered, async_op)
-    return _launch(work, async_op, (array, gathered), _copy_out(gathered, tensor_list), result=[tensor_list])
+    gathered = _gathered(call, array, tensor_list)
+    return call.launch(call.pg.allgather(array, gathered, async_op), async_op, [tensor_list])
 
 
 @collective("mpi:all_gather_into_tensor")
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
     """output = every rank's input concatenated in rank order (output has size() x its elements)."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
-    array = np.ascontiguousarray(_array(input_tensor, "input_tensor"))
-    out = _array(output_tensor, "output_tensor")
-    buf, copy_back = _buffer(out)
-    work = group._pg.allgather(array, buf, async_op)
-    return _launch(work, async_op, (array, out, buf), copy_back, result=[output_tensor])
+    array = call.input(_array(input_tensor, "input_tensor"))
+    buf = call.output(_array(output_tensor, "output_tensor"))
+    return call.launch(call.pg.allgather(array, buf, async_op), async_op, [output_tensor])
 
 
 @collective("mpi:reduce_scatter")
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
     """output = input_list[rank] reduced over all ranks."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
     out = _array(output, "output")
-    _check_count("reduce_scatter", input_list, group)
+    _check_count("reduce_scatter", input_list, call.group)
     _check_shapes("input_list", out, input_list)
-    stacked = np.stack([_array(t) for t in input_list])
-    return _reduce_scatter(group, out, stacked, op, async_op, output)
+    return _reduce_scatter(call, out, np.stack([_array(t) for t in input_list]), op, async_op, output)
 
 
 @collective("mpi:reduce_scatter_tensor")
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
     """output = this rank's slice (in rank order) of input reduced over all ranks."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
     stacked = np.ascontiguousarray(_array(input, "input"))
-    return _reduce_scatter(group, _array(output, "output"), stacked, op, async_op, output)
+    return _reduce_scatter(call, _array(output, "output"), stacked, op, async_op, output)
 
 
-def _reduce_scatter(group, out, stacked, op, async_op, output):
-    wire_op, average = _check_op(op, out)
-    buf, copy_back = _buffer(out)
-    work = group._pg.reduce_scatter(stacked, buf, wire_op, async_op)
-    divide = (lambda: np.divide(buf, group.size(), out=buf)) if average else None
-    return _launch(work, async_op, (out, buf, stacked), divide, copy_back, result=[output])
+def _reduce_scatter(call, out, stacked, op, async_op, output):
+    op = call.reduce_op(op, out)
+    buf = call.output(out)
+    return call.launch(call.pg.reduce_scatter(call.keep(stacked), buf, op, async_op), async_op, [output])
 
 
 @collective("mpi:gather")
 def gather(tensor, gather_list=None, dst=0, group=None, async_op=False):
     """On global rank dst, gather_list[i] = rank i's tensor; other ranks pass no list."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
-    array = np.ascontiguousarray(_array(tensor))
-    root = _group_rank(group, dst, "gather")
-    if group.rank() == root:
-        _check_count("gather", gather_list, group)
+    array = call.input(_array(tensor))
+    root = call.rank_of(dst, "gather")
+    if call.group.rank() == root:
+        _check_count("gather", gather_list, call.group)
         _check_shapes("gather_list", array, gather_list)
-        gathered = np.empty((group.size(),) + array.shape, array.dtype)
-        finish = _copy_out(gathered, gather_list)
+        gathered = _gathered(call, array, gather_list)
     else:
         if gather_list:
             raise ValueError(f"gather: gather_list must be empty on ranks other than dst={dst}")
-        gathered, finish = np.empty(0, array.dtype), None
-    work = group._pg.gather(array, gathered, root, async_op)
-    return _launch(work, async_op, (array, gathered), finish)
+        gathered = call.keep(np.empty(0, array.dtype))
+    return call.launch(call.pg.gather(array, gathered, root, async_op), async_op)
 
 
 @collective("mpi:scatter")
 def scatter(tensor, scatter_list=None, src=0, group=None, async_op=False):
     """tensor = scatter_list[rank] from global rank src; other ranks pass no list."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
     out = _array(tensor)
-    root = _group_rank(group, src, "scatter")
-    if group.rank() == root:
-        _check_count("scatter", scatter_list, group)
+    root = call.rank_of(src, "scatter")
+    if call.group.rank() == root:
+        _check_count("scatter", scatter_list, call.group)
         _check_shapes("scatter_list", out, scatter_list)
         stacked = np.stack([_array(t) for t in scatter_list])
     else:
         if scatter_list:
             raise ValueError(f"scatter: scatter_list must be empty on ranks other than src={src}")
         stacked = np.empty(0, out.dtype)
-    buf, copy_back = _buffer(out)
-    work = group._pg.scatter(stacked, buf, root, async_op)
-    return _launch(work, async_op, (out, buf, stacked), copy_back)
+    buf = call.output(out)
+    return call.launch(call.pg.scatter(call.keep(stacked), buf, root, async_op), async_op)
 
 
 @collective("mpi:barrier")
 def barrier(group=None, async_op=False):
-    group = _group(group)
-    if group._pg is None:
-        return None
-    return _launch(group._pg.barrier(async_op), async_op, None)
+    call = _call(group)
+    return None if call is None else call.launch(call.pg.barrier(async_op), async_op)
 
 
 @collective("mpi:isend")
@@ -564,12 +578,11 @@ def send(tensor, dst, group=None, tag=0):
 
 
 def _send(tensor, dst, group, tag, async_op):
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None
-    array = np.ascontiguousarray(_array(tensor))
-    work = group._pg.send(array, _group_rank(group, dst, "send"), tag, async_op)
-    return _launch(work, async_op, array)
+    array = call.input(_array(tensor))
+    return call.launch(call.pg.send(array, call.rank_of(dst, "send"), tag, async_op), async_op)
 
 
 @collective("mpi:irecv")
@@ -585,23 +598,22 @@ def recv(tensor, src=None, group=None, tag=0):
 
 
 def _recv(tensor, src, group, tag, async_op):
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return None, -1
-    array = _array(tensor)
-    buf, copy_back = _buffer(array)
-    peer = -1 if src is None else _group_rank(group, src, "recv")
-    work, source = group._pg.recv(buf, peer, tag, async_op)
-    handle = _launch(work, async_op, (array, buf), copy_back)
-    return handle, (None if async_op else group.ranks[source()])
+    buf = call.output(_array(tensor))
+    peer = -1 if src is None else call.rank_of(src, "recv")
+    work, source = call.pg.recv(buf, peer, tag, async_op)
+    return call.launch(work, async_op), (None if async_op else call.group.ranks[source()])
 
 
 @collective("mpi:all_gather_object")
 def all_gather_object(object_list, obj, group=None):
     """object_list[i] = rank i's obj (pickled; only for trusted peers, as in torch)."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return
+    group = call.group
     if len(object_list) != group.size():
         raise ValueError(f"all_gather_object: expected a list of {group.size()} entries, got {len(object_list)}")
     data = np.frombuffer(pickle.dumps(obj), np.uint8)
@@ -618,9 +630,10 @@ def all_gather_object(object_list, obj, group=None):
 @collective("mpi:broadcast_object_list")
 def broadcast_object_list(object_list, src=0, group=None):
     """Replace object_list's entries on every rank with those of global rank src (pickled)."""
-    group = _group(group)
-    if group._pg is None:
+    call = _call(group)
+    if call is None:
         return
+    group = call.group
     root = _group_rank(group, src, "broadcast_object_list")
     data = np.frombuffer(pickle.dumps(list(object_list)), np.uint8) if group.rank() == root else None
     size = np.array([0 if data is None else data.size], np.int64)
