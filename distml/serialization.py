@@ -22,7 +22,7 @@ other than the allowed classes' own construction. `weights_only=False` is full p
 
 Interop: `load` also reads PyTorch zip checkpoints (`torch.save`: state_dicts, optimizer state,
 containers of tensors; with `weights_only=False` also objects of non-torch classes that this
-program can import) and safetensors files. A whole model's classes, `torch.nn.modules.<path>`,
+program can import) and safetensors files (parsed by the `safetensors` library, one tensor at a time). A whole model's classes, `torch.nn.modules.<path>`,
 become distml's `distml.nn.modules.<path>` (with weights_only, those that `add_safe_globals` allowed);
 other torch classes are refused. PyTorch cannot read distml's archives. Every size, stride and
 storage offset in a PyTorch file is checked against its storage before a view is made, and any
@@ -648,14 +648,16 @@ def load(f, map_location=None, weights_only=True):
     weights_only = True if weights_only is None else weights_only
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
     with _open_source(f) as source:
-        if source.read(4) == b"PK\x03\x04":
+        head = source.read(9)
+        if head[:4] == b"PK\x03\x04":
             source.seek(0)
             return _load_zip(source, name, map_location, weights_only)
-        source.seek(0)
-        data = source.read()
-    if _looks_like_safetensors(data):
-        return _load_safetensors(data, name, map_location)
-    if data[:1] == b"\x80":
+        length = source.seek(0, os.SEEK_END)
+        if _looks_like_safetensors(head, length):
+            source.seek(0)
+            path = os.fspath(f) if isinstance(f, (str, os.PathLike)) else None
+            return _load_safetensors(path or source, name, map_location)
+    if head[:1] == b"\x80":
         raise CheckpointError(f"{name} is a legacy (non-zip) PyTorch checkpoint, which distml cannot read safely; "
                               f"re-save it with a recent torch.save")
     raise CheckpointError(f"{name} is not a distml, PyTorch or safetensors checkpoint (truncated or corrupt?)")
@@ -1045,51 +1047,41 @@ _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, 
                        "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_, "BF16": "bfloat16"}
 
 
-def _looks_like_safetensors(data):
-    if len(data) < 10:
+def _looks_like_safetensors(head, length):
+    """Whether a file of `length` bytes starting with `head` (its first 9) has a safetensors header."""
+    if len(head) < 9 or length < 10:
         return False
-    size, = struct.unpack("<Q", data[:8])
-    return size <= len(data) - 8 and data[8:9] == b"{"
+    size, = struct.unpack("<Q", head[:8])
+    return size <= length - 8 and head[8:9] == b"{"
 
 
-def _load_safetensors(data, name, map_location):
-    """safetensors: an 8-byte little-endian header size, a JSON header, then the raw bytes."""
-    size, = struct.unpack("<Q", data[:8])
-    try:
-        header = json.loads(data[8:8 + size])
-    except (ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({type(error).__name__})") from error
-    if type(header) is not dict:
-        raise CheckpointError(f"{name} is corrupt: its safetensors header is not a JSON object")
-    body = memoryview(data)[8 + size:]
+def _load_safetensors(source, name, map_location):
+    """The tensors of a safetensors file, parsed and checked by the `safetensors` library, one at a time:
+    from a path memory-mapped (each tensor copied out once, so loading holds the tensor bytes about once),
+    from a file object out of its bytes. Any failure is a CheckpointError with the library's error as cause."""
+    import safetensors
+
+    def check(key, dtype):
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise CheckpointError(f"{name}: tensor {key!r} has dtype {dtype[:20]}, which distml cannot load")
+
     out = collections.OrderedDict()
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            begin, end = entry["data_offsets"]
-            kind, shape = _SAFETENSORS_DTYPES.get(entry["dtype"]), tuple(entry["shape"])
-            valid = type(begin) is int and type(end) is int and len(shape) <= 64 and \
-                all(type(n) is int and n >= 0 for n in shape)
-        except (KeyError, TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise CheckpointError(f"{name} is corrupt: bad safetensors record for {key[:50]!r}")
-        if kind is None:
-            raise CheckpointError(f"{name}: tensor {key!r} has dtype {str(entry['dtype'])[:20]}, which distml "
-                                  f"cannot load")
-        itemsize = 2 if kind == "bfloat16" else np.dtype(kind).itemsize
-        if not 0 <= begin <= end <= len(body) or end - begin != itemsize * math.prod(shape):
-            raise CheckpointError(f"{name} is truncated or corrupt: tensor {key!r} spans bytes [{begin}, {end}) "
-                                  f"of a {len(body)}-byte body, expected {itemsize * math.prod(shape)} bytes")
-        raw = body[begin:end]
-        if kind == "bfloat16":
-            array = _bfloat16_from_bytes(raw)
-        else:
-            array = np.frombuffer(raw, dtype=np.dtype(kind).newbyteorder("<")).astype(kind)
-        try:
-            array = array.reshape(shape)
-        except ValueError as error:
-            raise CheckpointError(f"{name} is corrupt: tensor {key!r} ({error})") from error
-        out[key] = _place(Tensor(array), "cpu", map_location)
-    return out
+    try:
+        if isinstance(source, str):
+            with safetensors.safe_open(source, framework="numpy") as st:
+                for key in st.keys():
+                    check(key, st.get_slice(key).get_dtype())
+                    out[key] = _place(Tensor(st.get_tensor(key)), "cpu", map_location)
+            return out
+        for key, record in sorted(safetensors.deserialize(source.read()), key=lambda item: item[0]):  # as keys()
+            check(key, record["dtype"])
+            kind = _SAFETENSORS_DTYPES[record["dtype"]]
+            raw = record.pop("data")  # a bytearray: the array is a writable view of it, no copy
+            array = _bfloat16_from_bytes(raw) if kind == "bfloat16" else np.frombuffer(raw, dtype=np.dtype(kind))
+            out[key] = _place(Tensor(array.reshape(record["shape"])), "cpu", map_location)
+        return out
+    except CheckpointError:
+        raise
+    except Exception as error:  # the library's SafetensorError, and whatever a damaged header makes it raise
+        raise CheckpointError(f"{name} is truncated or corrupt: unreadable safetensors file "
+                              f"({type(error).__name__}: {str(error)[:200]})") from error

@@ -894,9 +894,25 @@ def test_reads_safetensors(tmp_path):
         assert_tensor_equal(back[name], tensors[name])
     assert back["c"].dtype is distml.bfloat16 and back["c"].tolist() == [1.0, -0.5]
     data = (tmp_path / "m.safetensors").read_bytes()
+    from_bytes = distml.load(io.BytesIO(data))  # a file object: parsed from its bytes by the same library
+    assert list(from_bytes) == list(back)
+    for name in back:
+        assert from_bytes[name].dtype is back[name].dtype
+        np.testing.assert_array_equal(from_bytes[name].float().numpy(), back[name].float().numpy())
+    back["a"].add_(1)  # writable arrays, not views of the file
+    from_bytes["b"].mul_(2)
     (tmp_path / "cut.safetensors").write_bytes(data[:-8])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        distml.load(tmp_path / "cut.safetensors")
+    for source in (tmp_path / "cut.safetensors", io.BytesIO(data[:-8])):
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            distml.load(source)
+
+
+def test_safetensors_dtypes_distml_lacks_are_refused(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"q": torch.zeros(2, dtype=torch.float8_e4m3fn)}, str(tmp_path / "f8.safetensors"))
+    for source in (tmp_path / "f8.safetensors", io.BytesIO((tmp_path / "f8.safetensors").read_bytes())):
+        with pytest.raises(CheckpointError, match="tensor 'q' has dtype F8_E4M3, which distml cannot load"):
+            distml.load(source)
 
 
 # ---- a PyTorch-trained model into the matching distml model ----
@@ -985,9 +1001,11 @@ def test_read_failures_are_checkpoint_errors_with_the_cause(tmp_path):
             distml.load(tmp_path / "cut.pt", weights_only=weights_only)
         assert isinstance(caught.value, pickle.UnpicklingError) and caught.value.__cause__ is not None
     (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 4) + b'{"\xff"')  # not UTF-8
-    with pytest.raises(CheckpointError) as caught:
-        distml.load(tmp_path / "bad.safetensors")
-    assert isinstance(caught.value.__cause__, ValueError)
+    from safetensors import SafetensorError
+    for source in (tmp_path / "bad.safetensors", io.BytesIO((tmp_path / "bad.safetensors").read_bytes())):
+        with pytest.raises(CheckpointError, match="invalid UTF-8 in header") as caught:
+            distml.load(source)
+        assert isinstance(caught.value.__cause__, SafetensorError)  # the safetensors library's parser found it
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
@@ -1048,15 +1066,18 @@ def test_a_flipped_tensor_byte_is_an_error(tmp_path):
         distml.load(tmp_path / "flipped.pt")
 
 
-@pytest.mark.parametrize("writer", ["distml", "torch"])
+@pytest.mark.parametrize("writer", ["distml", "torch", "safetensors"])
 def test_loading_holds_the_tensor_bytes_about_once(tmp_path, writer):
     import tracemalloc
     arrays = {f"w{i}": np.random.default_rng(i).random(1_000_000, dtype=np.float32) for i in range(4)}
     nbytes = sum(a.nbytes for a in arrays.values())
     if writer == "distml":
         distml.save({k: distml.tensor(a) for k, a in arrays.items()}, tmp_path / "m.pt")
-    else:
+    elif writer == "torch":
         torch.save({k: torch.from_numpy(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+    else:
+        from safetensors.numpy import save_file
+        save_file(arrays, str(tmp_path / "m.pt"))
     tracemalloc.start()
     try:
         back = distml.load(tmp_path / "m.pt")
