@@ -875,10 +875,44 @@ def test_torch_storage_views_are_bounds_checked(tmp_path):
         distml.load(tmp_path / "bad.pt")
 
 
-def test_legacy_torch_format_refused(tmp_path):
-    torch.save({"w": torch.ones(2)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
-    with pytest.raises(CheckpointError, match="legacy \\(non-zip\\) PyTorch checkpoint"):
-        distml.load(tmp_path / "old.pt")
+def test_reads_legacy_torch_files(tmp_path):
+    """torch's format before 1.6 (`_use_new_zipfile_serialization=False`): views, parameters, dtypes."""
+    a = torch.arange(24.0).reshape(4, 6)
+    obj = {"w": a, "t": a.t(), "s": a[1:, 2:5], "p": torch.nn.Parameter(torch.ones(2)), "l": torch.arange(5) * 1001,
+           "b": torch.tensor([1.5, -2.0], dtype=torch.bfloat16), "m": torch.tensor([True, False]),
+           "z": torch.zeros(0, 3), "k": torch.tensor(2.5, dtype=torch.float64), "n": [1, "x", (2.5, None)],
+           "lin": torch.nn.Linear(3, 2).state_dict()}
+    torch.save(obj, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    for weights_only in (True, False):
+        expected = torch.load(tmp_path / "old.pt", weights_only=weights_only)
+        back = distml.load(tmp_path / "old.pt", weights_only=weights_only)
+        assert back.keys() == expected.keys() and back["n"] == expected["n"]
+        for key in ("w", "t", "s", "l", "m", "z", "k", "p"):
+            assert_tensor_equal(back[key], expected[key].detach())
+        assert type(back["p"]) is nn.Parameter and back["p"].requires_grad
+        assert back["b"].dtype is distml.bfloat16 and back["b"].tolist() == [1.5, -2.0]
+        assert list(back["lin"]) == ["weight", "bias"]
+        assert_tensor_equal(back["lin"]["weight"], expected["lin"]["weight"])
+    back["w"].add_(1)  # the tensors own their values: the view "t" was copied out of the storage
+    assert back["t"][0, 0].item() == 0.0
+
+
+def test_legacy_torch_files_damaged_or_crafted(tmp_path):
+    torch.save({"w": torch.arange(1000.0)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    data = (tmp_path / "old.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:-100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        distml.load(tmp_path / "cut.pt")
+    # a storage id claiming 2**40 elements: refused before anything that large is allocated
+    crafted = data.replace(pickle.dumps(1000, 2)[2:-1], pickle.dumps(2 ** 40, 2)[2:-1], 1)
+    assert crafted != data
+    (tmp_path / "huge.pt").write_bytes(crafted)
+    with pytest.raises(CheckpointError, match="its storages need more bytes than the file has"):
+        distml.load(tmp_path / "huge.pt")
+    with pytest.raises(CheckpointError, match="unreadable magic number"):
+        distml.load(io.BytesIO(b"\x80\x02K"))
+    with pytest.raises(CheckpointError, match="wrong magic number"):
+        distml.load(io.BytesIO(pickle.dumps(12345, 2) + data[len(pickle.dumps(12345, 2)):]))
 
 
 # ---- safetensors ----
