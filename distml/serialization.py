@@ -660,7 +660,7 @@ def load(f, map_location=None, weights_only=True):
             return _load_safetensors(path or source, name, map_location)
         if head[:1] == b"\x80":
             source.seek(0)
-            return _load_torch_legacy(source.read(), name, map_location, weights_only)
+            return _load_torch_legacy(source, length, name, map_location, weights_only)
     raise CheckpointError(f"{name} is not a distml, PyTorch or safetensors checkpoint (truncated or corrupt?)")
 
 
@@ -1107,29 +1107,27 @@ class _LegacyTorchFile(_TorchArchive):
         self.pending.append((values, storage, offset, size, stride))
         return values
 
-    def fill(self, data, offset, keys):
-        """Read the storages, in the order of `keys`, from data[offset:]: each an int64 element count
-        and its bytes; then the views' copies."""
+    def fill(self, stream, keys):
+        """Read the storages, in the order of `keys`, from the stream: each an int64 element count and
+        its bytes, straight into its array; then the views' copies."""
         if type(keys) is not list or any(type(k) is not str for k in keys) or set(keys) != set(self.storages) \
                 or len(keys) != len(self.storages):
             raise CheckpointError(f"{self.name} is corrupt: its storage list does not match its pickle")
         for key in keys:
             array = self.storages[key].array
-            numel = int.from_bytes(data[offset:offset + 8], "little", signed=True)
-            if numel != array.size or offset + 8 + array.nbytes > len(data):
+            numel = int.from_bytes(stream.read(8), "little", signed=True)
+            if numel != array.size or stream.readinto(memoryview(array.view(np.uint8))) != array.nbytes:
                 raise CheckpointError(f"{self.name} is truncated or corrupt: storage {key[:30]!r} holds "
                                       f"{numel} elements, its pickle says {array.size}")
-            array.view(np.uint8)[:] = np.frombuffer(data, np.uint8, array.nbytes, offset + 8)
-            offset += 8 + array.nbytes
         for values, storage, view_offset, size, stride in self.pending:
             values[...] = _strided(storage.array, view_offset, size, stride)
         self.pending.clear()
 
 
-def _load_torch_legacy(data, name, map_location, weights_only):
-    """torch's format before 1.6: pickles of a magic number, the protocol version and system info,
-    the object (its storages as persistent ids), the storage keys, then each storage's bytes."""
-    stream = io.BytesIO(data)
+def _load_torch_legacy(stream, length, name, map_location, weights_only):
+    """torch's format before 1.6 from a seekable binary stream of `length` bytes: pickles of a magic
+    number, the protocol version and system info, the object (its storages as persistent ids), the
+    storage keys, then each storage's bytes."""
 
     def plain(what):
         try:
@@ -1143,10 +1141,10 @@ def _load_torch_legacy(data, name, map_location, weights_only):
     if type(info) is not dict or info.get("little_endian") is not True:
         raise CheckpointError(f"{name}: a big-endian (or unlabelled) legacy PyTorch checkpoint, which distml "
                               f"does not read; re-save it with a recent torch.save")
-    source = _LegacyTorchFile(name, weights_only, len(data) - stream.tell())
+    source = _LegacyTorchFile(name, weights_only, length - stream.tell())
     try:
         if weights_only:
-            obj = _WeightsOnlyUnpickler(stream, len(data), source).load()
+            obj = _WeightsOnlyUnpickler(stream, length, source).load()
         else:
             obj = _FullUnpickler(stream, source).load()
     except CheckpointError:
@@ -1154,8 +1152,7 @@ def _load_torch_legacy(data, name, map_location, weights_only):
     except Exception as error:
         raise UnpicklingError(f"{name} is corrupt: cannot unpickle its object ({type(error).__name__}: "
                               f"{str(error)[:200]})") from error
-    keys = plain("storage keys")
-    source.fill(data, stream.tell(), keys)
+    source.fill(stream, plain("storage keys"))
     source.storages.clear()
     source.place(map_location)
     return obj

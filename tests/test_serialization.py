@@ -1100,15 +1100,16 @@ def test_a_flipped_tensor_byte_is_an_error(tmp_path):
         distml.load(tmp_path / "flipped.pt")
 
 
-@pytest.mark.parametrize("writer", ["distml", "torch", "safetensors"])
+@pytest.mark.parametrize("writer", ["distml", "torch", "torch-legacy", "safetensors"])
 def test_loading_holds_the_tensor_bytes_about_once(tmp_path, writer):
     import tracemalloc
     arrays = {f"w{i}": np.random.default_rng(i).random(1_000_000, dtype=np.float32) for i in range(4)}
     nbytes = sum(a.nbytes for a in arrays.values())
     if writer == "distml":
         distml.save({k: distml.tensor(a) for k, a in arrays.items()}, tmp_path / "m.pt")
-    elif writer == "torch":
-        torch.save({k: torch.from_numpy(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+    elif writer.startswith("torch"):
+        torch.save({k: torch.from_numpy(a) for k, a in arrays.items()}, tmp_path / "m.pt",
+                   _use_new_zipfile_serialization=writer == "torch")
     else:
         from safetensors.numpy import save_file
         save_file(arrays, str(tmp_path / "m.pt"))
