@@ -21,6 +21,7 @@ import sys
 import zipfile
 
 import numpy as np
+import pytest
 
 N_PER_FORMAT = 5000
 FORMATS = ("torch-zip", "torch-legacy", "distml-v1", "distml-v2", "safetensors")
@@ -324,6 +325,7 @@ def _run_workers(by, seed, workers=2):
     return results
 
 
+@pytest.mark.timeout(1800)  # about 90 s alone on two cores; several minutes on a busy machine
 def test_mutated_checkpoints_load_or_raise_checkpoint_error():
     results = _run_workers(bases(), seed=20261202)
     counts = {}
