@@ -1,6 +1,6 @@
 """Train a character-level Transformer language model on a bundled text.
 
-    python examples/char_transformer.py                       # examples/data/public_domain.txt, a few seconds
+    python examples/char_transformer.py                       # examples/data/public_domain.txt, quick settings
     python examples/char_transformer.py --text my.txt --epochs 50 --context 128 --d-model 128 --layers 4
     distmlrun -n 2 examples/char_transformer.py               # data-parallel, the same script
 

@@ -8,7 +8,7 @@
 The network is the CIFAR ResNet of He et al. (2016): a 3x3 convolution, three stages of --blocks
 basic blocks with --width, 2x and 4x channels (the later stages halve the resolution), global
 average pooling and a linear classifier; --blocks 3 --width 16 is ResNet-20. The defaults are the
-quick settings (ResNet-8 at width 8 on 512 synthetic images, 2 epochs, a few seconds).
+quick settings (ResNet-8 at width 8 on 512 synthetic images, 2 epochs: seconds of compute).
 
 Without --data-dir, 10 classes of synthetic 32 x 32 RGB images (each class a colour and a stripe
 pattern, under noise) are written as CIFAR-10's python batches into a temporary folder and read back
