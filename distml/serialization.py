@@ -20,9 +20,10 @@ primitives, complex, bytes, dtypes, devices, Size, plus what `add_safe_globals` 
 name) and refuses anything else with a `pickle.UnpicklingError`: no file can make it run code
 other than the allowed classes' own construction. `weights_only=False` is full pickle.
 
-Interop: `load` also reads PyTorch zip checkpoints (`torch.save`: state_dicts, optimizer state,
-containers of tensors; with `weights_only=False` also objects of non-torch classes that this
-program can import) and safetensors files. A whole model's classes, `torch.nn.modules.<path>`,
+Interop: `load` also reads PyTorch checkpoints (`torch.save`'s zip files and its legacy format of
+torch < 1.6: state_dicts, optimizer state, containers of tensors; with `weights_only=False` also
+objects of non-torch classes that this program can import) and safetensors files (parsed by the
+`safetensors` library, one tensor at a time). A whole model's classes, `torch.nn.modules.<path>`,
 become distml's `distml.nn.modules.<path>` (with weights_only, those that `add_safe_globals` allowed);
 other torch classes are refused. PyTorch cannot read distml's archives. Every size, stride and
 storage offset in a PyTorch file is checked against its storage before a view is made, and any
@@ -648,16 +649,18 @@ def load(f, map_location=None, weights_only=True):
     weights_only = True if weights_only is None else weights_only
     name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<file>")
     with _open_source(f) as source:
-        if source.read(4) == b"PK\x03\x04":
+        head = source.read(9)
+        if head[:4] == b"PK\x03\x04":
             source.seek(0)
             return _load_zip(source, name, map_location, weights_only)
-        source.seek(0)
-        data = source.read()
-    if _looks_like_safetensors(data):
-        return _load_safetensors(data, name, map_location)
-    if data[:1] == b"\x80":
-        raise CheckpointError(f"{name} is a legacy (non-zip) PyTorch checkpoint, which distml cannot read safely; "
-                              f"re-save it with a recent torch.save")
+        length = source.seek(0, os.SEEK_END)
+        if _looks_like_safetensors(head, length):
+            source.seek(0)
+            path = os.fspath(f) if isinstance(f, (str, os.PathLike)) else None
+            return _load_safetensors(path or source, name, map_location)
+        if head[:1] == b"\x80":
+            source.seek(0)
+            return _load_torch_legacy(source, length, name, map_location, weights_only)
     raise CheckpointError(f"{name} is not a distml, PyTorch or safetensors checkpoint (truncated or corrupt?)")
 
 
@@ -910,6 +913,18 @@ def _bfloat16_from_bytes(raw, byteorder="<"):
     return np.frombuffer(raw, dtype=np.dtype("u2").newbyteorder(byteorder)).astype("<u2").view(dtypes.bfloat16.np)
 
 
+def _torch_globals(source):
+    """The torch names a torch.save pickle may use, mapped to `source`'s rebuild functions and distml's types."""
+    return {
+        "torch._utils._rebuild_tensor_v2": source.rebuild_tensor,
+        "torch._utils._rebuild_parameter": source.rebuild_parameter,
+        "torch._utils._rebuild_parameter_with_state": source.rebuild_parameter,
+        "torch.Size": _size, "torch.device": _device,
+        **{f"torch.{storage}": _StorageType(dtype) for storage, dtype in _TORCH_STORAGES.items()},
+        **{f"torch.{d.name}": d for d in dtypes.ALL},
+    }
+
+
 class _TorchArchive:
     """What a torch.save pickle refers to: storages (raw entries, read once each) and torch's
     rebuild functions, which make distml Tensors (copies, on the CPU); `place` moves them afterwards.
@@ -927,14 +942,7 @@ class _TorchArchive:
         self.byteorder = _read_entry(archive, byteorder, name) if byteorder in archive.namelist() else b"little"
         if self.byteorder not in (b"little", b"big"):
             raise CheckpointError(f"{name} is corrupt: byte order {self.byteorder[:20]!r}")
-        self.globals = {
-            "torch._utils._rebuild_tensor_v2": self.rebuild_tensor,
-            "torch._utils._rebuild_parameter": self.rebuild_parameter,
-            "torch._utils._rebuild_parameter_with_state": self.rebuild_parameter,
-            "torch.Size": _size, "torch.device": _device,
-            **{f"torch.{storage}": _StorageType(dtype) for storage, dtype in _TORCH_STORAGES.items()},
-            **{f"torch.{d.name}": d for d in dtypes.ALL},
-        }
+        self.globals = _torch_globals(self)
 
     def persistent_load(self, pid):
         if type(pid) is not tuple or len(pid) != 5 or pid[0] != "storage":
@@ -972,13 +980,16 @@ class _TorchArchive:
             values = array.reshape(size)  # the whole storage: the first such tensor takes it, later ones copy
             storage.taken = True
         else:
-            values = np.lib.stride_tricks.as_strided(array[offset:], shape=size,
-                                                     strides=[s * array.itemsize if n > 1 else 0  # any for n 1
-                                                              for n, s in zip(size, stride)]).copy()
+            values = self.copy_view(storage, offset, size, stride)
         tensor = Tensor(values)
         tensor.requires_grad = requires_grad
         self.tensors[id(tensor)] = (tensor, storage.location)
         return tensor
+
+    @staticmethod
+    def copy_view(storage, offset, size, stride):
+        """A new array of the elements of a view (checked by _check_view) of the storage."""
+        return _strided(storage.array, offset, size, stride).copy()
 
     def rebuild_parameter(self, data, requires_grad, backward_hooks, state=None):
         if type(data) is not Tensor or id(data) not in self.tensors or type(requires_grad) is not bool:
@@ -991,6 +1002,11 @@ class _TorchArchive:
     def place(self, map_location):
         for tensor, location in self.tensors.values():
             _place(tensor, location, map_location)
+
+
+def _strided(array, offset, size, stride):
+    return np.lib.stride_tricks.as_strided(array[offset:], shape=size, strides=[
+        s * array.itemsize if n > 1 else 0 for n, s in zip(size, stride)])  # any stride for a size-1 dim
 
 
 def _check_view(nbytes, itemsize, offset, size, stride, name):
@@ -1039,57 +1055,150 @@ def _load_torch(archive, prefix, name, map_location, weights_only):
     return obj
 
 
+# ---- legacy PyTorch files (torch < 1.6, or _use_new_zipfile_serialization=False) ----
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Numbers, strings, lists and dicts only: the legacy file's magic number, version, system info and keys."""
+
+    def find_class(self, module, name):
+        raise UnpicklingError(f"expected a plain value, found the global {module}.{name}")
+
+    def persistent_load(self, pid):
+        raise UnpicklingError("expected a plain value, found a persistent id")
+
+
+class _LegacyTorchFile(_TorchArchive):
+    """A legacy file's storages follow its pickle, so each is allocated (after checking that the file
+    has room for it) when the pickle names it, and filled once the pickle is read; views that copy part
+    of a storage are filled then too."""
+
+    def __init__(self, name, weights_only, room):
+        self.name, self.capped, self.room = name, weights_only, room
+        self.storages, self.tensors, self.pending = {}, {}, []
+        self.stored = self.rebuilt = 0
+        self.globals = _torch_globals(self)
+
+    def persistent_load(self, pid):
+        if type(pid) is not tuple or len(pid) != 6 or pid[0] != "storage":
+            raise UnpicklingError(f"{self.name}: only storages may be persistent ids, got {_describe(pid)}")
+        _, kind, key, location, numel, view = pid
+        if type(kind) is not _StorageType or type(key) is not str or type(numel) is not int or \
+                type(location) is not str or numel < 0:
+            raise UnpicklingError(f"{self.name} is corrupt: bad storage id")
+        if view is not None:
+            raise UnpicklingError(f"{self.name}: storage views (torch < 0.4) are not supported")
+        _location(location, self.name)
+        if key not in self.storages:
+            np_dtype = dtypes.bfloat16.np if kind.dtype == "bfloat16" else np.dtype(kind.dtype)
+            self.room -= 8 + numel * np_dtype.itemsize
+            if self.room < 0:
+                raise UnpicklingError(f"{self.name} is truncated or corrupt: its storages need more bytes than "
+                                      f"the file has")
+            self.storages[key] = _Storage(np.empty(numel, np_dtype), location)
+            self.stored += numel
+        return self.storages[key]
+
+    def copy_view(self, storage, offset, size, stride):
+        values = np.empty(size, storage.array.dtype)
+        self.pending.append((values, storage, offset, size, stride))
+        return values
+
+    def fill(self, stream, keys):
+        """Read the storages, in the order of `keys`, from the stream: each an int64 element count and
+        its bytes, straight into its array; then the views' copies."""
+        if type(keys) is not list or any(type(k) is not str for k in keys) or set(keys) != set(self.storages) \
+                or len(keys) != len(self.storages):
+            raise CheckpointError(f"{self.name} is corrupt: its storage list does not match its pickle")
+        for key in keys:
+            array = self.storages[key].array
+            numel = int.from_bytes(stream.read(8), "little", signed=True)
+            if numel != array.size or stream.readinto(memoryview(array.view(np.uint8))) != array.nbytes:
+                raise CheckpointError(f"{self.name} is truncated or corrupt: storage {key[:30]!r} holds "
+                                      f"{numel} elements, its pickle says {array.size}")
+        for values, storage, view_offset, size, stride in self.pending:
+            values[...] = _strided(storage.array, view_offset, size, stride)
+        self.pending.clear()
+
+
+def _load_torch_legacy(stream, length, name, map_location, weights_only):
+    """torch's format before 1.6 from a seekable binary stream of `length` bytes: pickles of a magic
+    number, the protocol version and system info, the object (its storages as persistent ids), the
+    storage keys, then each storage's bytes."""
+
+    def plain(what):
+        try:
+            return _PlainUnpickler(stream).load()
+        except Exception as error:
+            raise CheckpointError(f"{name} is corrupt: unreadable {what} ({type(error).__name__})") from error
+
+    if plain("magic number") != _LEGACY_MAGIC or plain("protocol version") != _LEGACY_PROTOCOL:
+        raise CheckpointError(f"{name} is not a PyTorch checkpoint: wrong magic number or protocol version")
+    info = plain("system info")
+    if type(info) is not dict or info.get("little_endian") is not True:
+        raise CheckpointError(f"{name}: a big-endian (or unlabelled) legacy PyTorch checkpoint, which distml "
+                              f"does not read; re-save it with a recent torch.save")
+    source = _LegacyTorchFile(name, weights_only, length - stream.tell())
+    try:
+        if weights_only:
+            obj = _WeightsOnlyUnpickler(stream, length, source).load()
+        else:
+            obj = _FullUnpickler(stream, source).load()
+    except CheckpointError:
+        raise
+    except Exception as error:
+        raise UnpicklingError(f"{name} is corrupt: cannot unpickle its object ({type(error).__name__}: "
+                              f"{str(error)[:200]})") from error
+    source.fill(stream, plain("storage keys"))
+    source.storages.clear()
+    source.place(map_location)
+    return obj
+
+
 # ---- safetensors ----
 
 _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
                        "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_, "BF16": "bfloat16"}
 
 
-def _looks_like_safetensors(data):
-    if len(data) < 10:
+def _looks_like_safetensors(head, length):
+    """Whether a file of `length` bytes starting with `head` (its first 9) has a safetensors header."""
+    if len(head) < 9 or length < 10:
         return False
-    size, = struct.unpack("<Q", data[:8])
-    return size <= len(data) - 8 and data[8:9] == b"{"
+    size, = struct.unpack("<Q", head[:8])
+    return size <= length - 8 and head[8:9] == b"{"
 
 
-def _load_safetensors(data, name, map_location):
-    """safetensors: an 8-byte little-endian header size, a JSON header, then the raw bytes."""
-    size, = struct.unpack("<Q", data[:8])
-    try:
-        header = json.loads(data[8:8 + size])
-    except (ValueError, RecursionError) as error:
-        raise CheckpointError(f"{name} is corrupt: unreadable safetensors header ({type(error).__name__})") from error
-    if type(header) is not dict:
-        raise CheckpointError(f"{name} is corrupt: its safetensors header is not a JSON object")
-    body = memoryview(data)[8 + size:]
+def _load_safetensors(source, name, map_location):
+    """The tensors of a safetensors file, parsed and checked by the `safetensors` library, one at a time:
+    from a path memory-mapped (each tensor copied out once, so loading holds the tensor bytes about once),
+    from a file object out of its bytes. Any failure is a CheckpointError with the library's error as cause."""
+    import safetensors
+
+    def check(key, dtype):
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise CheckpointError(f"{name}: tensor {key!r} has dtype {dtype[:20]}, which distml cannot load")
+
     out = collections.OrderedDict()
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            begin, end = entry["data_offsets"]
-            kind, shape = _SAFETENSORS_DTYPES.get(entry["dtype"]), tuple(entry["shape"])
-            valid = type(begin) is int and type(end) is int and len(shape) <= 64 and \
-                all(type(n) is int and n >= 0 for n in shape)
-        except (KeyError, TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise CheckpointError(f"{name} is corrupt: bad safetensors record for {key[:50]!r}")
-        if kind is None:
-            raise CheckpointError(f"{name}: tensor {key!r} has dtype {str(entry['dtype'])[:20]}, which distml "
-                                  f"cannot load")
-        itemsize = 2 if kind == "bfloat16" else np.dtype(kind).itemsize
-        if not 0 <= begin <= end <= len(body) or end - begin != itemsize * math.prod(shape):
-            raise CheckpointError(f"{name} is truncated or corrupt: tensor {key!r} spans bytes [{begin}, {end}) "
-                                  f"of a {len(body)}-byte body, expected {itemsize * math.prod(shape)} bytes")
-        raw = body[begin:end]
-        if kind == "bfloat16":
-            array = _bfloat16_from_bytes(raw)
-        else:
-            array = np.frombuffer(raw, dtype=np.dtype(kind).newbyteorder("<")).astype(kind)
-        try:
-            array = array.reshape(shape)
-        except ValueError as error:
-            raise CheckpointError(f"{name} is corrupt: tensor {key!r} ({error})") from error
-        out[key] = _place(Tensor(array), "cpu", map_location)
-    return out
+    try:
+        if isinstance(source, str):
+            with safetensors.safe_open(source, framework="numpy") as st:
+                for key in st.keys():
+                    check(key, st.get_slice(key).get_dtype())
+                    out[key] = _place(Tensor(st.get_tensor(key)), "cpu", map_location)
+            return out
+        for key, record in sorted(safetensors.deserialize(source.read()), key=lambda item: item[0]):  # as keys()
+            check(key, record["dtype"])
+            kind = _SAFETENSORS_DTYPES[record["dtype"]]
+            raw = record.pop("data")  # a bytearray: the array is a writable view of it, no copy
+            array = _bfloat16_from_bytes(raw) if kind == "bfloat16" else np.frombuffer(raw, dtype=np.dtype(kind))
+            out[key] = _place(Tensor(array.reshape(record["shape"])), "cpu", map_location)
+        return out
+    except CheckpointError:
+        raise
+    except Exception as error:  # the library's SafetensorError, and whatever a damaged header makes it raise
+        raise CheckpointError(f"{name} is truncated or corrupt: unreadable safetensors file "
+                              f"({type(error).__name__}: {str(error)[:200]})") from error

@@ -17,11 +17,9 @@ count, as the global batch does), and only rank 0 prints and saves.
 """
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 import distml
 import distml.distributed as dist
@@ -31,6 +29,7 @@ from distml.distributed.launch_rank import rank_environment
 from distml.distributed.algorithms.ddp_comm_hooks import default_hooks
 from distml.nn.parallel import DistributedDataParallel
 from distml.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset, TensorDataset
+from distml.utils.progress import progress_bar
 from distml.vision import datasets, transforms
 
 
@@ -131,8 +130,8 @@ def train_step(model, optimizer, images, labels):
 def train_epoch(model, optimizer, loader, epoch, args):
     model.train()
     total_loss, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False, disable=args.no_progress,
-               file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    bar = progress_bar(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False, disable=args.no_progress,
+                       dynamic_ncols=True)
     for images, labels in bar:
         loss = train_step(model, optimizer, images, labels)
         total_loss += loss * len(labels)
@@ -208,8 +207,6 @@ def main(argv=None):
         print(f"{args.dataset}: {len(train_set)} training and {len(test_set)} test images, "
               f"{sum(p.numel() for p in net.parameters())} parameters"
               + (f", {dist.get_world_size()} ranks" if dist.is_initialized() else ""))
-    else:
-        args.no_progress = True
     accuracy = None
     for epoch in range(start, args.epochs + 1):
         if hasattr(sampler, "set_epoch"):

@@ -3,7 +3,7 @@
 #
 #   slurm/local_cluster.sh start     # munged, slurmctld and two slurmd (nodes n1, n2); waits until idle
 #   export SLURM_CONF=...            # the line `start` and `status` print; sbatch/srun/sinfo need it
-#   sbatch -N 2 --ntasks-per-node=1 --gpus-per-node=0 slurm/multi_node.sbatch my_script.py
+#   sbatch -N 2 --ntasks-per-node=1 --gpus-per-node=0 --cpus-per-task=1 slurm/multi_node.sbatch my_script.py
 #   slurm/local_cluster.sh status
 #   slurm/local_cluster.sh stop      # stops the daemons and deletes the cluster's directory
 #
@@ -11,7 +11,9 @@
 # Everything (config, munge key, state, logs) lives in $DISTML_SLURM_DIR (default /tmp/distml-slurm);
 # nothing under /etc is touched. Ports: $DISTML_SLURM_PORT (default 17000) for slurmctld, +1 and +2
 # for the two slurmd. Each node declares $DISTML_SLURM_CPUS CPUs (default: this machine's count,
-# at least 2), so `--ntasks-per-node=2` fits even on a small machine.
+# at least 2), so `--ntasks-per-node=2` fits even on a small machine, and no GPUs. The sbatch scripts
+# ask for 4 GPUs and 8 CPUs per task (SET lines for a GPU cluster): a job that asks for more than
+# these nodes have pends for ever (squeue's reason: Resources), so override both as above.
 #
 # On separate hosts: with DISTML_SLURM_NODE_EXEC (a command that runs `HOST COMMAND-LINE` on HOST, as
 # ssh does) and DISTML_SLURM_NODE_HOSTS ("host1=address1 host2=address2"), n1 and n2 run on those

@@ -21,6 +21,7 @@ import sys
 import zipfile
 
 import numpy as np
+import pytest
 
 N_PER_FORMAT = 5000
 FORMATS = ("torch-zip", "torch-legacy", "distml-v1", "distml-v2", "safetensors")
@@ -324,6 +325,7 @@ def _run_workers(by, seed, workers=2):
     return results
 
 
+@pytest.mark.timeout(1800)  # about 90 s alone on two cores; several minutes on a busy machine
 def test_mutated_checkpoints_load_or_raise_checkpoint_error():
     results = _run_workers(bases(), seed=20261202)
     counts = {}
@@ -334,9 +336,9 @@ def test_mutated_checkpoints_load_or_raise_checkpoint_error():
                 for r in results if r["r"] not in ("ok", "error")]
     assert not failures, f"{len(failures)} bad outcomes, e.g.\n" + "\n".join(failures[:10])
     assert all(sum(counts[fmt].values()) >= N_PER_FORMAT for fmt in FORMATS), counts
-    for fmt in ("torch-zip", "distml-v1", "distml-v2", "safetensors"):  # mutants that load, and many that do not
+    for fmt in FORMATS:  # mutants that load, and many that do not
         assert counts[fmt]["ok"] > 50 and counts[fmt]["error"] > 500, counts
-    assert all(r["r"] == "ok" for r in results if r["k"] < 0 and r["fmt"] != "torch-legacy")  # the bases load
+    assert all(r["r"] == "ok" for r in results if r["k"] < 0)  # the bases load
 
 
 if __name__ == "__main__":

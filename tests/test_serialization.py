@@ -875,10 +875,44 @@ def test_torch_storage_views_are_bounds_checked(tmp_path):
         distml.load(tmp_path / "bad.pt")
 
 
-def test_legacy_torch_format_refused(tmp_path):
-    torch.save({"w": torch.ones(2)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
-    with pytest.raises(CheckpointError, match="legacy \\(non-zip\\) PyTorch checkpoint"):
-        distml.load(tmp_path / "old.pt")
+def test_reads_legacy_torch_files(tmp_path):
+    """torch's format before 1.6 (`_use_new_zipfile_serialization=False`): views, parameters, dtypes."""
+    a = torch.arange(24.0).reshape(4, 6)
+    obj = {"w": a, "t": a.t(), "s": a[1:, 2:5], "p": torch.nn.Parameter(torch.ones(2)), "l": torch.arange(5) * 1001,
+           "b": torch.tensor([1.5, -2.0], dtype=torch.bfloat16), "m": torch.tensor([True, False]),
+           "z": torch.zeros(0, 3), "k": torch.tensor(2.5, dtype=torch.float64), "n": [1, "x", (2.5, None)],
+           "lin": torch.nn.Linear(3, 2).state_dict()}
+    torch.save(obj, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    for weights_only in (True, False):
+        expected = torch.load(tmp_path / "old.pt", weights_only=weights_only)
+        back = distml.load(tmp_path / "old.pt", weights_only=weights_only)
+        assert back.keys() == expected.keys() and back["n"] == expected["n"]
+        for key in ("w", "t", "s", "l", "m", "z", "k", "p"):
+            assert_tensor_equal(back[key], expected[key].detach())
+        assert type(back["p"]) is nn.Parameter and back["p"].requires_grad
+        assert back["b"].dtype is distml.bfloat16 and back["b"].tolist() == [1.5, -2.0]
+        assert list(back["lin"]) == ["weight", "bias"]
+        assert_tensor_equal(back["lin"]["weight"], expected["lin"]["weight"])
+    back["w"].add_(1)  # the tensors own their values: the view "t" was copied out of the storage
+    assert back["t"][0, 0].item() == 0.0
+
+
+def test_legacy_torch_files_damaged_or_crafted(tmp_path):
+    torch.save({"w": torch.arange(1000.0)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    data = (tmp_path / "old.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:-100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        distml.load(tmp_path / "cut.pt")
+    # a storage id claiming 2**40 elements: refused before anything that large is allocated
+    crafted = data.replace(pickle.dumps(1000, 2)[2:-1], pickle.dumps(2 ** 40, 2)[2:-1], 1)
+    assert crafted != data
+    (tmp_path / "huge.pt").write_bytes(crafted)
+    with pytest.raises(CheckpointError, match="its storages need more bytes than the file has"):
+        distml.load(tmp_path / "huge.pt")
+    with pytest.raises(CheckpointError, match="unreadable magic number"):
+        distml.load(io.BytesIO(b"\x80\x02K"))
+    with pytest.raises(CheckpointError, match="wrong magic number"):
+        distml.load(io.BytesIO(pickle.dumps(12345, 2) + data[len(pickle.dumps(12345, 2)):]))
 
 
 # ---- safetensors ----
@@ -894,9 +928,25 @@ def test_reads_safetensors(tmp_path):
         assert_tensor_equal(back[name], tensors[name])
     assert back["c"].dtype is distml.bfloat16 and back["c"].tolist() == [1.0, -0.5]
     data = (tmp_path / "m.safetensors").read_bytes()
+    from_bytes = distml.load(io.BytesIO(data))  # a file object: parsed from its bytes by the same library
+    assert list(from_bytes) == list(back)
+    for name in back:
+        assert from_bytes[name].dtype is back[name].dtype
+        np.testing.assert_array_equal(from_bytes[name].float().numpy(), back[name].float().numpy())
+    back["a"].add_(1)  # writable arrays, not views of the file
+    from_bytes["b"].mul_(2)
     (tmp_path / "cut.safetensors").write_bytes(data[:-8])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        distml.load(tmp_path / "cut.safetensors")
+    for source in (tmp_path / "cut.safetensors", io.BytesIO(data[:-8])):
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            distml.load(source)
+
+
+def test_safetensors_dtypes_distml_lacks_are_refused(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"q": torch.zeros(2, dtype=torch.float8_e4m3fn)}, str(tmp_path / "f8.safetensors"))
+    for source in (tmp_path / "f8.safetensors", io.BytesIO((tmp_path / "f8.safetensors").read_bytes())):
+        with pytest.raises(CheckpointError, match="tensor 'q' has dtype F8_E4M3, which distml cannot load"):
+            distml.load(source)
 
 
 # ---- a PyTorch-trained model into the matching distml model ----
@@ -985,9 +1035,11 @@ def test_read_failures_are_checkpoint_errors_with_the_cause(tmp_path):
             distml.load(tmp_path / "cut.pt", weights_only=weights_only)
         assert isinstance(caught.value, pickle.UnpicklingError) and caught.value.__cause__ is not None
     (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 4) + b'{"\xff"')  # not UTF-8
-    with pytest.raises(CheckpointError) as caught:
-        distml.load(tmp_path / "bad.safetensors")
-    assert isinstance(caught.value.__cause__, ValueError)
+    from safetensors import SafetensorError
+    for source in (tmp_path / "bad.safetensors", io.BytesIO((tmp_path / "bad.safetensors").read_bytes())):
+        with pytest.raises(CheckpointError, match="invalid UTF-8 in header") as caught:
+            distml.load(source)
+        assert isinstance(caught.value.__cause__, SafetensorError)  # the safetensors library's parser found it
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
@@ -1048,15 +1100,19 @@ def test_a_flipped_tensor_byte_is_an_error(tmp_path):
         distml.load(tmp_path / "flipped.pt")
 
 
-@pytest.mark.parametrize("writer", ["distml", "torch"])
+@pytest.mark.parametrize("writer", ["distml", "torch", "torch-legacy", "safetensors"])
 def test_loading_holds_the_tensor_bytes_about_once(tmp_path, writer):
     import tracemalloc
     arrays = {f"w{i}": np.random.default_rng(i).random(1_000_000, dtype=np.float32) for i in range(4)}
     nbytes = sum(a.nbytes for a in arrays.values())
     if writer == "distml":
         distml.save({k: distml.tensor(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+    elif writer.startswith("torch"):
+        torch.save({k: torch.from_numpy(a) for k, a in arrays.items()}, tmp_path / "m.pt",
+                   _use_new_zipfile_serialization=writer == "torch")
     else:
-        torch.save({k: torch.from_numpy(a) for k, a in arrays.items()}, tmp_path / "m.pt")
+        from safetensors.numpy import save_file
+        save_file(arrays, str(tmp_path / "m.pt"))
     tracemalloc.start()
     try:
         back = distml.load(tmp_path / "m.pt")

@@ -48,9 +48,10 @@ _ALGOS = C.Algo.__members__  # DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, sh
 class ProcessGroup:
     """A set of ranks with its own communicator. `ranks` are their global ranks, in group order."""
 
-    def __init__(self, pg, ranks):
+    def __init__(self, pg, ranks, backend="mpi"):
         self._pg = pg  # None on ranks outside the group
         self.ranks = ranks
+        self.backend = backend  # the name it was made with, as get_backend returns it
 
     def rank(self):
         return self._pg.rank if self._pg is not None else -1
@@ -153,9 +154,10 @@ def is_nccl_available():
 
 def _check_backend(backend):
     """Accept torch's backend names that distml runs: 'mpi', 'gloo' (its CPU path, the same
-    process group), also as 'cpu:gloo'; explain 'nccl'; reject the rest as torch does."""
+    process group), also as 'cpu:gloo'; explain 'nccl'; reject the rest as torch does. Returns the
+    name lower-cased, as get_backend reports it (None for None)."""
     if backend is None:
-        return
+        return None
     parts = [part.partition(":")[2] or part for part in str(backend).lower().split(",")]
     if "nccl" in parts:
         raise RuntimeError(f"backend {backend!r}: distml's GPU backend (NCCL) does not exist yet; use "
@@ -164,6 +166,7 @@ def _check_backend(backend):
         if part not in ("mpi", "gloo"):
             raise ValueError(f"Invalid backend: {backend!r}; distml has 'mpi' and 'gloo' "
                              "(the same MPI process group)")
+    return str(backend).lower()
 
 
 def _check_launcher_world(size):
@@ -194,8 +197,9 @@ def init_process_group(backend="mpi", init_method=None, timeout=None, world_size
     collective waits for a peer before raising DistBackendError naming it. backend: "mpi" or
     "gloo" (the same process group); "nccl" raises RuntimeError (no GPU backend yet). Raises
     RuntimeError when WORLD_SIZE (or srun's task count) disagrees with MPI's world size."""
-    _check_backend(backend)
+    backend = _check_backend(backend) or "mpi"
     _join_world(timeout, world_size, rank)
+    _state.world.backend = backend
 
 
 def _join_world(timeout=None, world_size=-1, rank=-1, check_launcher=True):
@@ -282,11 +286,11 @@ def _group(group):
 def new_group(ranks=None, backend=None):
     """A group of the given global ranks (all ranks when None). Every rank of the world must
     call it, members or not; non-members get a group whose rank() is -1."""
-    _check_backend(backend)
+    backend = _check_backend(backend)
     world = _world()
     ranks = sorted(range(world.size()) if ranks is None else set(ranks))
     pg = world._pg.split(ranks)
-    return ProcessGroup(pg, ranks)
+    return ProcessGroup(pg, ranks, backend or world.backend)
 
 
 def get_rank(group=None):
@@ -312,8 +316,12 @@ def get_local_world_size():
 
 
 def get_backend(group=None):
-    _group(group)
-    return "mpi"
+    """The backend name the group was made with, lower-cased as torch reports it: "mpi" or "gloo".
+
+        >>> init_process_group("gloo"); get_backend()
+        'gloo'
+    """
+    return _group(group).backend
 
 
 def _group_rank(group, global_rank, what):

@@ -1,8 +1,11 @@
 """examples/mnist.py end to end: accuracy after a short run, checkpoints, and resume == uninterrupted."""
+import fcntl
 import importlib.util
 import os
+import struct
 import subprocess
 import sys
+import termios
 
 import numpy as np
 import pytest
@@ -60,10 +63,24 @@ def test_mnist_from_the_shared_test_split(demo, mnist_dir, capsys):
 
 
 def test_runs_as_a_script_with_progress_bars_and_workers(tmp_path):
+    """With stderr a terminal (a pseudo-terminal here) the bar draws as the epoch goes."""
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, SCRIPT, "--epochs", "1", "--num-workers", "2",
-                             "--checkpoint-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "epoch 1/1: train loss" in result.stdout
-    assert "img_per_s" in result.stderr and "loss=" in result.stderr  # the tqdm bar
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 x 120, not 0 x 0
+    result = subprocess.Popen([sys.executable, SCRIPT, "--epochs", "1", "--num-workers", "2",
+                               "--checkpoint-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=follower,
+                              text=True, env=env)
+    os.close(follower)
+    screen = b""
+    try:
+        while chunk := os.read(leader, 65536):
+            screen += chunk
+    except OSError:  # EIO: the script closed its end of the terminal
+        pass
+    finally:
+        os.close(leader)
+    stdout = result.communicate(timeout=300)[0]
+    assert result.returncode == 0, screen.decode()
+    assert "epoch 1/1: train loss" in stdout
+    assert b"img_per_s" in screen and b"loss=" in screen  # the tqdm bar
     assert os.path.exists(tmp_path / "checkpoint.pt")
