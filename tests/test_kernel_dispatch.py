@@ -113,8 +113,8 @@ def test_lists_convert_as_before():
 def test_cuda_and_host_buffers_do_not_mix():
     with pytest.raises(ValueError, match="softmax_forward: expected all arrays on one device, got CUDA and CPU"):
         C.softmax_forward(FakeCudaArray((2, 3)), np.empty((2, 3), np.float32), 2, 3, 1, False)
-    with pytest.raises(ValueError, match="params: expected all arrays on one device"):
-        C.sgd_step([FakeCudaArray((3,)), np.empty(3, np.float32)], [np.empty(3, np.float32)] * 2, [], [], 0.1, 0.0,
+    with pytest.raises(ValueError, match="params: expected all arrays on one device, got CPU and CUDA"):
+        C.sgd_step([np.empty(3, np.float32), FakeCudaArray((3,))], [np.empty(3, np.float32)] * 2, [], [], 0.1, 0.0,
                    0.0, 0.0, False, False)
 
 
