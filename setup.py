@@ -104,8 +104,10 @@ class MPIBuildExt(build_ext):
 
         def compile_one(job):
             source, obj = job
-            subprocess.run([nvcc, "-c", source, "-o", obj, "-O3", "-std=c++17", "--expt-relaxed-constexpr",
-                            "-Xcompiler", "-fPIC", "-Icsrc"] + nvcc_arch_flags(), check=True)
+            command = [nvcc, "-c", source, "-o", obj, "-O3", "-std=c++17", "--expt-relaxed-constexpr",
+                       "-Xcompiler", "-fPIC", "-Icsrc"] + nvcc_arch_flags()
+            print(" ".join(command), flush=True)
+            subprocess.run(command, check=True)
 
         with ThreadPoolExecutor(build_jobs()) as pool:
             list(pool.map(compile_one, stale))

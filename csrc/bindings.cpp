@@ -110,7 +110,7 @@ PYBIND11_MODULE(_C, m) {
     if (x.size() != outer * n * inner || out.size() != x.size()) throw py::value_error("softmax_forward: sizes differ");
     DType dtype = dtype_of(x);
     void* y = out.mutable_data();
-    Device device = common_device("softmax_forward", {&x, &out}, true);
+    [[maybe_unused]] Device device = common_device("softmax_forward", {&x, &out}, true);
     py::gil_scoped_release release;
 #ifdef DISTML_WITH_CUDA
     if (device == Device::cuda) return cuda::softmax_forward(x.data(), y, outer, n, inner, log, dtype, stream_of(x));
@@ -126,7 +126,7 @@ PYBIND11_MODULE(_C, m) {
     }
     DType dtype = dtype_of(grad);
     void* gx = grad_x.mutable_data();
-    Device device = common_device("softmax_backward", {&grad, &out, &grad_x}, true);
+    [[maybe_unused]] Device device = common_device("softmax_backward", {&grad, &out, &grad_x}, true);
     py::gil_scoped_release release;
 #ifdef DISTML_WITH_CUDA
     if (device == Device::cuda)
