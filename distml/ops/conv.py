@@ -22,6 +22,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from distml import kernels
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 
@@ -50,7 +51,7 @@ def im2col(x, window, batch_major=False):
     `_C` on the CPU, xp otherwise."""
     shape = (window.N, _rows(window), _positions(window)) if batch_major else \
         (_rows(window), window.N, _positions(window))
-    if isinstance(x, np.ndarray):
+    if kernels.compiled("im2col", x) is not None:
         cols = np.empty(shape, dtype=x.dtype)
         C.im2col(np.ascontiguousarray(x), cols, _geometry(window), batch_major)
         return cols
@@ -59,7 +60,7 @@ def im2col(x, window, batch_major=False):
 
 def col2im(cols, window, batch_major=False):
     """im2col's adjoint: columns summed back onto an (N, C, *size) array."""
-    if isinstance(cols, np.ndarray):
+    if kernels.compiled("col2im", cols) is not None:
         x = np.empty((window.N, window.C) + tuple(window.size), dtype=cols.dtype)
         C.col2im(np.ascontiguousarray(cols), x, _geometry(window), batch_major)
         return x
@@ -166,7 +167,8 @@ def _direct_depthwise(x, weight, window, groups):
     """Whether `_C`'s depthwise kernels take this convolution (one input channel per group, on
     the CPU): they read x directly, where columns would be K times its size for a GEMM per group
     too small to pay."""
-    return groups > 1 and weight.shape[1] == 1 and not _pointwise(window) and isinstance(x, np.ndarray)
+    return (groups > 1 and weight.shape[1] == 1 and not _pointwise(window)
+            and kernels.compiled("depthwise_conv", x) is not None)
 
 
 class Conv(Primitive):

@@ -2,7 +2,7 @@
 gradients to indexed positions goes through one scatter-add (the _C kernel on the CPU)."""
 import numpy as np
 
-from distml import dtypes
+from distml import dtypes, kernels
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import unbroadcast, wrap_dim
@@ -12,7 +12,7 @@ from distml.tensor import Tensor
 
 def scatter_add_flat(target, positions, values):
     """target.flat[positions] += values with repeats accumulating; target is C-contiguous."""
-    if not isinstance(target, np.ndarray):
+    if kernels.compiled("scatter_add", target) is None:
         get_array_module(target).add.at(target.reshape(-1), positions.reshape(-1), values.reshape(-1))
         return
     positions = np.ascontiguousarray(positions.reshape(-1), dtype=np.int64)

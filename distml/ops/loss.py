@@ -4,6 +4,7 @@ NLL on log-probabilities, binary cross-entropy on probabilities and on logits, a
 alpha-beta recursions in `_C`, with an array version for other devices)."""
 import numpy as np
 
+from distml import kernels
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 
@@ -27,7 +28,7 @@ class CrossEntropy(Primitive):
 
     def forward(self, logits, target, weight, ignore_index, label_smoothing, reduction, compute_grad):
         N, C_, L = logits.shape
-        if isinstance(logits, np.ndarray):
+        if kernels.compiled("cross_entropy", logits) is not None:
             loss = np.empty((N, L), dtype=logits.dtype)
             target_weight = np.empty((N, L), dtype=logits.dtype)
             self.dlogits = np.empty(logits.shape, dtype=logits.dtype) if compute_grad else None
@@ -169,14 +170,14 @@ class CTCLoss(Primitive):
         xp = get_array_module(log_probs)
         self.inputs = (log_probs, targets, input_lengths, target_lengths, blank)
         self.zero_infinity = zero_infinity
-        if isinstance(log_probs, np.ndarray):
+        if kernels.compiled("ctc_loss_forward", log_probs) is not None:
             self.nll, self.saved = _ctc_forward_c(*self.inputs)
         else:
             self.nll, self.saved = ctc_forward_xp(*self.inputs)
         return xp.where(zero_infinity & xp.isinf(self.nll), 0, self.nll).astype(log_probs.dtype)
 
     def backward(self, grad):
-        if isinstance(grad, np.ndarray):
+        if kernels.compiled("ctc_loss_backward", grad) is not None:
             return _ctc_backward_c(grad, *self.inputs, self.nll, self.saved, self.zero_infinity)
         return ctc_backward_xp(grad, *self.inputs, self.nll, self.saved, self.zero_infinity)
 

@@ -10,6 +10,7 @@ import itertools
 
 import numpy as np
 
+from distml import kernels
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 
@@ -35,10 +36,11 @@ class MaxPool(Primitive):
     def forward(self, x, geometry, dims):
         self.shape, self.planes = x.shape, geometry[0]
         out_shape = _out_shape(x.shape, geometry, dims)
-        if isinstance(x, np.ndarray):
-            out = np.empty(out_shape, dtype=x.dtype)
-            self.indices = np.empty(out_shape, dtype=np.int64)
-            C.max_pool(np.ascontiguousarray(x), out, self.indices, geometry)
+        xp = kernels.compiled("max_pool", x)
+        if xp is not None:
+            out = xp.empty(out_shape, dtype=x.dtype)
+            self.indices = xp.empty(out_shape, dtype=np.int64)
+            C.max_pool(xp.ascontiguousarray(x), out, self.indices, geometry)
         else:
             out, self.indices = _max_pool_xp(x, geometry)
             out, self.indices = out.reshape(out_shape), self.indices.reshape(out_shape)
@@ -52,9 +54,10 @@ def max_pool_backward(grad, indices, shape, planes):
     """grad_x of any max pooling: each output's gradient added at its plane's flat `indices`."""
     if not planes:
         return get_array_module(grad).zeros(shape, dtype=grad.dtype)
-    if isinstance(grad, np.ndarray):
-        grad_x = np.empty(shape, dtype=grad.dtype)
-        C.max_pool_backward(np.ascontiguousarray(grad), np.ascontiguousarray(indices), grad_x, planes)
+    xp = kernels.compiled("max_pool_backward", grad)
+    if xp is not None:
+        grad_x = xp.empty(shape, dtype=grad.dtype)
+        C.max_pool_backward(xp.ascontiguousarray(grad), xp.ascontiguousarray(indices), grad_x, planes)
         return grad_x
     return _max_pool_backward_xp(grad, indices, shape, planes)
 
@@ -114,17 +117,19 @@ class AvgPool(Primitive):
         self.shape, self.geometry = x.shape, geometry
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
         out_shape = _out_shape(x.shape, geometry, dims)
-        if isinstance(x, np.ndarray):
-            out = np.empty(out_shape, dtype=x.dtype)
-            C.avg_pool(np.ascontiguousarray(x), out, geometry, count_include_pad, divisor_override)
+        xp = kernels.compiled("avg_pool", x)
+        if xp is not None:
+            out = xp.empty(out_shape, dtype=x.dtype)
+            C.avg_pool(xp.ascontiguousarray(x), out, geometry, count_include_pad, divisor_override)
             return out
         windows = _windows_xp(x, geometry, 0)
         return (windows.sum(axis=0) / self._divisor_xp(x)).reshape(out_shape)
 
     def backward(self, grad):
-        if isinstance(grad, np.ndarray):
-            grad_x = np.empty(self.shape, dtype=grad.dtype)
-            C.avg_pool_backward(np.ascontiguousarray(grad), grad_x, self.geometry, self.count_include_pad,
+        xp = kernels.compiled("avg_pool_backward", grad)
+        if xp is not None:
+            grad_x = xp.empty(self.shape, dtype=grad.dtype)
+            C.avg_pool_backward(xp.ascontiguousarray(grad), grad_x, self.geometry, self.count_include_pad,
                                 self.divisor_override)
             return grad_x
         return self._backward_xp(grad)

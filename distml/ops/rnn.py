@@ -9,7 +9,7 @@ layout; a padded (L, N) batch is L steps of N).
 """
 import numpy as np
 
-from distml import dtypes
+from distml import dtypes, kernels
 from distml._backend import blas_core, get_array_module
 from distml.autograd.function import Primitive
 
@@ -34,7 +34,7 @@ class RecurrentLayer(Primitive):
         proj = 0 if w_hr is None else w_hr.shape[0]
         self.sizes = [mode, len(self.batch_sizes), h0.shape[0], x.shape[1], hidden, proj, int(reverse)]
         self.arrays = x, w_ih, w_hh, w_hr, b_ih is not None
-        if xp is np:
+        if kernels.compiled("rnn_forward", x) is not None:
             y, h_n, c_n, self.saved = _forward_c(self.sizes, self.batch_sizes, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
         else:
             y, h_n, c_n, self.saved = _forward_xp(self.sizes, self.batch_sizes, x, h0, c0, w_ih, w_hh, b_ih, b_hh,
@@ -46,7 +46,7 @@ class RecurrentLayer(Primitive):
         x, w_ih, w_hh, w_hr, bias = self.arrays
         xp = get_array_module(x)
         dy, dh_n, dc_n = (None if a is None else xp.ascontiguousarray(a, dtype=x.dtype) for a in (dy, dh_n, dc_n))
-        run = _backward_c if xp is np else _backward_xp
+        run = _backward_c if kernels.compiled("rnn_backward", x) is not None else _backward_xp
         grads = run(self.sizes, self.batch_sizes, x, w_ih, w_hh, w_hr, bias, self.saved, dy, dh_n, dc_n,
                     self.needs_input_grad[0])
         return tuple(None if g is None else g.astype(self.dtype, copy=False) for g in grads)

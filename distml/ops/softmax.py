@@ -1,7 +1,7 @@
 """softmax and log_softmax along a dim: one fused _C kernel each way on the CPU."""
 import numpy as np
 
-from distml import dtypes
+from distml import dtypes, kernels
 from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 from distml.ops._util import wrap_dim
@@ -22,9 +22,10 @@ class Softmax(Primitive):
 
     def forward(self, x, dim, log):
         self.dim, self.log = dim, log
-        if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
-            x = np.ascontiguousarray(x)
-            out = np.empty_like(x)
+        xp = kernels.compiled("softmax_forward", x, kernels.FLOATS)
+        if xp is not None:
+            x = xp.ascontiguousarray(x)
+            out = xp.empty_like(x)
             C.softmax_forward(x, out, *_layout(x.shape, dim), log)
         else:
             out = _softmax_xp(x, dim, log)
@@ -33,9 +34,10 @@ class Softmax(Primitive):
 
     def backward(self, grad):
         y = self.out
-        if isinstance(y, np.ndarray) and y.dtype in (np.float32, np.float64):
-            grad = np.ascontiguousarray(grad, dtype=y.dtype)
-            grad_x = np.empty_like(y)
+        xp = kernels.compiled("softmax_backward", y, kernels.FLOATS)
+        if xp is not None:
+            grad = xp.ascontiguousarray(grad, dtype=y.dtype)
+            grad_x = xp.empty_like(y)
             C.softmax_backward(grad, y, grad_x, *_layout(y.shape, self.dim), self.log)
             return grad_x
         xp = get_array_module(grad)

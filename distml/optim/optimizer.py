@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from distml import dtypes
+from distml import dtypes, kernels
 from distml._backend import get_array_module
 from distml.autograd.grad_mode import enable_grad
 from distml.profiler import _recorder
@@ -144,7 +144,8 @@ class Optimizer:
         raise NotImplementedError
 
     def _fused(self, kernel, xp_update, params, tensor_lists, per_param, options):
-        """Run one group's step: `kernel` (a `_C` function) on numpy arrays, `xp_update` on cupy arrays.
+        """Run one group's step: `kernel` (a `_C` function) where `distml.kernels.choose` says it serves
+        the arrays (numpy; cupy when `_C` has its CUDA twin), `xp_update` otherwise.
 
         Both take `(params, grads, *tensor_lists, *per_param, *options)` as lists of arrays / values.
         Parameters are split by dtype and device (one call each); a non-contiguous parameter is
@@ -161,7 +162,7 @@ class Optimizer:
             grads = [xp.ascontiguousarray(params[i].grad.array) for i in index]
             lists = [[lst[i] for i in index] if lst else [] for lst in tensor_lists]
             values = [[lst[i] for i in index] if lst else [] for lst in per_param]
-            update = kernel if xp is np else xp_update
+            update = kernels.choose(kernel, xp_update, arrays[0])
             update(arrays, grads, *lists, *values, *options)
             for i, array in zip(index, arrays):
                 if array is not params[i].array:
