@@ -5,12 +5,12 @@
 The cases are the BatchNorm2d shapes of ResNet-18 (torchvision layout) at 32x32 with batch 16
 and at 224x224 with batch 4, and a BatchNorm1d after a wide Linear. Training: batch statistics,
 running-stat update, then backward of a given upstream gradient into the input, weight and bias.
-distml and PyTorch alternate; each figure is the best of `repeat` rounds of wall time per call
-(the machine may be shared: the minimum is the least disturbed). Ratio = PyTorch time / distml
+distml and PyTorch alternate; each figure is the best of `repeat` rounds, per call, of wall time
+and of process CPU time (on a shared machine wall time is noisy; CPU time shows the work done). Ratio = PyTorch time / distml
 time (above 1: distml is faster). PYTHONPATH=. measures this checkout rather than an installed distml.
 """
 import argparse
-import timeit
+import time
 
 import numpy as np
 import torch
@@ -50,8 +50,12 @@ def calls(lib, shape):
     return {"train fwd+bwd": train, "eval fwd": evaluate}
 
 
-def best_seconds(fn, number):
-    return timeit.repeat(fn, number=number, repeat=1)[0] / number
+def seconds(fn, number):
+    """(wall, CPU) seconds per call of fn."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - wall) / number, (time.process_time() - cpu) / number
 
 
 def main():
@@ -62,17 +66,18 @@ def main():
     torch.set_num_threads(1)
     distml.set_num_threads(1)
     print(f"distml from {distml.__file__}")
-    print(f"{'case':45s} {'pass':14s} {'distml ms':>10s} {'torch ms':>9s} {'torch/distml':>13s}")
+    print(f"{'case':45s} {'pass':14s} | {'distml ms':>9s} {'cpu':>7s} | {'torch ms':>8s} {'cpu':>7s} | "
+          f"{'ratio':>5s} {'cpu':>5s}")
     for name, shape in CASES:
         suites = {"distml": calls(distml, shape), "torch": calls(torch, shape)}
         for kind in ("train fwd+bwd", "eval fwd"):
-            best = {lib: float("inf") for lib in suites}
+            best = {lib: [float("inf")] * 2 for lib in suites}
             for _ in range(args.repeat):  # alternate the two so both see the same load
                 for lib, suite in suites.items():
-                    best[lib] = min(best[lib], best_seconds(suite[kind], args.number))
-            ours, theirs = best["distml"] * 1e3, best["torch"] * 1e3
-            print(f"{name + ' ' + str(shape):45s} {kind:14s} {ours:10.3f} {theirs:9.3f} {theirs / ours:13.2f}",
-                  flush=True)
+                    best[lib] = [min(b, t) for b, t in zip(best[lib], seconds(suite[kind], args.number))]
+            (ours, ours_cpu), (theirs, theirs_cpu) = ([1e3 * t for t in best[lib]] for lib in ("distml", "torch"))
+            print(f"{name + ' ' + str(shape):45s} {kind:14s} | {ours:9.3f} {ours_cpu:7.3f} | {theirs:8.3f} "
+                  f"{theirs_cpu:7.3f} | {theirs / ours:5.2f} {theirs_cpu / ours_cpu:5.2f}", flush=True)
 
 
 if __name__ == "__main__":

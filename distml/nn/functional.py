@@ -1374,7 +1374,7 @@ def _maybe_inplace(activation, input, inplace, **params):
 
 
 def relu(input, inplace=False):
-    return _maybe_inplace(ops.relu, input, inplace)
+    return ops.relu_(input) if inplace else ops.relu(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
