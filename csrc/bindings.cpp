@@ -21,6 +21,7 @@
 #include "kernels/ctc.h"
 #include "kernels/activation.h"
 #include "kernels/rnn.h"
+#include "kernels/batchnorm.h"
 #include "kernels/half.h"
 
 namespace py = pybind11;
@@ -548,6 +549,57 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     adadelta_step(sizes.size(), sizes.data(), p.data(), g.data(), sq.data(), acc.data(), dtype, options);
   }, "torch.optim.Adadelta's update over a group, in place.");
+
+  // Batch normalisation of x viewed as (N, C, S) (kernels/batchnorm.h): per-channel vectors hold C values of x's
+  // dtype; an optional one (weight, bias, the sums) is None when absent.
+  static auto channel_vector = [](const std::optional<Buffer>& v, const Buffer& x, int64_t C,
+                                  const char* what) -> const void* {
+    if (!v) return nullptr;
+    check_arrays(what, {{&x, x.size()}, {&*v, C}});
+    return v->data();
+  };
+  m.def("batch_norm_stats", [](Buffer x, Buffer mean, Buffer var, int64_t N, int64_t C, int64_t S) {
+    DType dtype = check_arrays("batch_norm_stats", {{&x, N * C * S}, {&mean, C}, {&var, C}});
+    void* mean_data = mean.mutable_data();
+    void* var_data = var.mutable_data();
+    py::gil_scoped_release release;
+    batch_norm_stats(x.data(), mean_data, var_data, N, C, S, dtype);
+  }, "Per-channel mean and biased variance of x (N, C, S).");
+  m.def("batch_norm_elemt", [](Buffer x, Buffer mean, Buffer invstd, std::optional<Buffer> weight,
+                               std::optional<Buffer> bias, Buffer out, int64_t N, int64_t C, int64_t S) {
+    DType dtype = check_arrays("batch_norm_elemt", {{&x, N * C * S}, {&mean, C}, {&invstd, C}, {&out, N * C * S}});
+    const void* w = channel_vector(weight, x, C, "batch_norm_elemt weight");
+    const void* b = channel_vector(bias, x, C, "batch_norm_elemt bias");
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    batch_norm_elemt(x.data(), mean.data(), invstd.data(), w, b, y, N, C, S, dtype);
+  }, "out = (x - mean) * invstd * weight + bias per channel of x (N, C, S); out may be x.");
+  m.def("batch_norm_backward_reduce", [](Buffer grad, Buffer x, Buffer mean, Buffer sum_dy,
+                                         Buffer sum_dy_xmu, int64_t N, int64_t C, int64_t S) {
+    DType dtype = check_arrays("batch_norm_backward_reduce",
+                               {{&grad, N * C * S}, {&x, N * C * S}, {&mean, C}, {&sum_dy, C}, {&sum_dy_xmu, C}});
+    void* dy = sum_dy.mutable_data();
+    void* dy_xmu = sum_dy_xmu.mutable_data();
+    py::gil_scoped_release release;
+    batch_norm_backward_reduce(grad.data(), x.data(), mean.data(), dy, dy_xmu, N, C, S, dtype);
+  }, "Per-channel sums of grad and of grad * (x - mean).");
+  m.def("batch_norm_backward_elemt", [](Buffer grad, Buffer x, Buffer mean, Buffer invstd,
+                                        std::optional<Buffer> weight, std::optional<Buffer> sum_dy,
+                                        std::optional<Buffer> sum_dy_xmu, int64_t count, Buffer grad_x,
+                                        int64_t N, int64_t C, int64_t S) {
+    DType dtype = check_arrays("batch_norm_backward_elemt",
+                               {{&grad, N * C * S}, {&x, N * C * S}, {&mean, C}, {&invstd, C}, {&grad_x, N * C * S}});
+    if (sum_dy.has_value() != sum_dy_xmu.has_value())
+      throw py::value_error("batch_norm_backward_elemt: pass both sum_dy and sum_dy_xmu, or neither");
+    if (sum_dy && count <= 0) throw py::value_error("batch_norm_backward_elemt: count must be positive");
+    const void* w = channel_vector(weight, x, C, "batch_norm_backward_elemt weight");
+    const void* dy = channel_vector(sum_dy, x, C, "batch_norm_backward_elemt sum_dy");
+    const void* dy_xmu = channel_vector(sum_dy_xmu, x, C, "batch_norm_backward_elemt sum_dy_xmu");
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    batch_norm_backward_elemt(grad.data(), x.data(), mean.data(), invstd.data(), w, dy, dy_xmu, count, gx, N, C, S,
+                              dtype);
+  }, "grad_x of batch_norm_elemt: through the batch statistics (with the sums over count values) or not (None).");
 
   // ---- comm/ (collectives) ----
   py::register_exception<CommError>(m, "DistBackendError", PyExc_RuntimeError);

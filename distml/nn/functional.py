@@ -21,7 +21,7 @@ from distml.ops import linear as _linear
 from distml.ops import loss as _loss
 from distml.ops import pool as _pool
 from distml.ops import resample as _resample
-from distml.ops.norm import Normalize
+from distml.ops.norm import BatchNorm, Normalize, batch_norm_stats
 from distml.tensor import Tensor
 
 
@@ -1206,39 +1206,38 @@ def _check_channel_vectors(channels, repeat=1, **vectors):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise each channel (dim 1) with the batch statistics (training; the running ones
-    are updated in place) or with the running statistics (eval)."""
+    are updated in place) or with the running statistics (eval): one fused primitive,
+    `F.batch_norm(x, running_mean, running_var, weight, bias, training=True)`."""
     if not training and (running_mean is None or running_var is None):
         raise RuntimeError(f"running_{'mean' if running_mean is None else 'var'} must be defined in evaluation mode")
-    _check_channel_vectors(input.array.shape[1] if input.array.ndim > 1 else 1, running_mean=running_mean,
-                           running_var=running_var, weight=weight, bias=bias)
-    axes = (0,) + tuple(range(2, input.array.ndim))
-    shape = [1] * input.array.ndim
-    shape[1] = input.array.shape[1]
-    if training:
-        count = input.array.size // input.array.shape[1]
-        if count <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
-        mean = input.array.mean(axis=axes, keepdims=True)
-        var = input.array.var(axis=axes, keepdims=True)
-        if running_mean is not None:
-            with no_grad():
-                running_mean.array[...] = (1 - momentum) * running_mean.array + momentum * mean.reshape(-1)
-                running_mean._version[0] += 1
-        if running_var is not None:
-            with no_grad():
-                unbiased = var.reshape(-1) * (count / (count - 1))
-                running_var.array[...] = (1 - momentum) * running_var.array + momentum * unbiased
-                running_var._version[0] += 1
-        out = Normalize.apply(input, axes=axes, eps=eps, mean=mean, var=var)
-    else:
-        xp = get_array_module(input.array)
-        scale = (1 / xp.sqrt(running_var.array.reshape(shape) + eps)).astype(input.array.dtype, copy=False)
-        out = (input - Tensor(running_mean.array.reshape(shape))) * Tensor(scale)
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+    x = input.array
+    if x.ndim < 2:
+        raise IndexError(f"Dimension out of range (expected to be in range of [-{max(x.ndim, 1)}, "
+                         f"{max(x.ndim, 1) - 1}], but got 1)")
+    _check_channel_vectors(x.shape[1], running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    vectors = [v for v in (weight, bias, running_mean, running_var) if v is not None]
+    if any(v.dtype != input.dtype for v in vectors):
+        if input.dtype in (dtypes.float16, dtypes.bfloat16) and all(v.dtype == dtypes.float32 for v in vectors):
+            # PyTorch's CPU "mixed type": half-precision input, float32 parameters, computed in float32
+            return batch_norm(input.float(), running_mean, running_var, weight, bias, training, momentum,
+                              eps).to(input.dtype)
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float"
+                           if input.dtype == dtypes.float32 else "mixed dtype (CPU): all inputs must share same datatype.")
+    xp = get_array_module(x)
+    if not training:
+        invstd = (1 / xp.sqrt(running_var.array + eps)).astype(x.dtype, copy=False)
+        return BatchNorm.apply(input, weight, bias, mean=running_mean.array.copy(), invstd=invstd, training=False)
+    count = x.size // x.shape[1]
+    if count <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
+    mean, var = batch_norm_stats(x)
+    for running, stat in ((running_mean, mean), (running_var, var * (count / (count - 1)))):
+        if running is not None:
+            running.array *= 1 - momentum
+            running.array += momentum * stat
+            running._version[0] += 1
+    invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, training=True, count=count)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -1375,7 +1374,7 @@ def _maybe_inplace(activation, input, inplace, **params):
 
 
 def relu(input, inplace=False):
-    return _maybe_inplace(ops.relu, input, inplace)
+    return ops.relu_(input) if inplace else ops.relu(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):

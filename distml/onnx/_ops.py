@@ -22,7 +22,7 @@ from distml.ops.index import Gather, GetItem, IndexPut, Scatter
 from distml.ops.linalg import Einsum, MatMul
 from distml.ops.linear import Embedding, Linear
 from distml.ops.math import Binary, Rounding, Unary
-from distml.ops.norm import Normalize
+from distml.ops.norm import BatchNorm, Normalize
 from distml.ops.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from distml.ops.reduce import AMax, CumSum, Prod, Sum
 from distml.ops.rnn import MODES, RecurrentLayer
@@ -641,11 +641,22 @@ def _adaptive_max_pool(c):
 
 # ---- normalisation ----
 
+@converts(BatchNorm)
+def _batch_norm(c):
+    """Evaluation mode only: BatchNormalization with epsilon 0 and the variance 1 / invstd^2 (the
+    primitive holds invstd = 1 / sqrt(running_var + eps))."""
+    if c.params["training"]:
+        raise c.unsupported("batch_norm with batch statistics (training mode); export exports in eval mode")
+    invstd = c.value(c.params["invstd"])
+    channels = np.ones(c.shape(0)[1], dtype=c.out_dtype)
+    weight = c.input(1) or c.const(channels)
+    bias = c.input(2) or c.const(np.zeros_like(channels))
+    var = c.node("Reciprocal", c.node("Mul", invstd, invstd))
+    return c.node("BatchNormalization", c.input(0), weight, bias, c.value(c.params["mean"]), var, epsilon=0.0)
+
+
 @converts(Normalize)
 def _normalize(c):
-    if c.params.get("mean") is not None:
-        raise c.unsupported("normalising with statistics passed in (batch_norm in training mode); "
-                            "export exports in eval mode")
     x, axes, ndim = c.input(0), [int(a) for a in c.params["axes"]], len(c.shape(0))
     eps = float(c.params["eps"])
     if c.opset >= 17 and axes == list(range(axes[0], ndim)):

@@ -185,21 +185,25 @@ class Conv(Primitive):
             if bias is not None:
                 out += bias.reshape((-1,) + (1,) * len(window.out))
             return out
-        self.cols = _columns(x, window)
-        out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), _grouped(self.cols, groups))
+        # x, not its columns, is what backward keeps (the columns of a k x k kernel are k*k times
+        # x's size): the weight gradient unfolds x again, as PyTorch's CPU convolutions do.
+        self.x = x
+        cols = _grouped(_columns(x, window), groups)
+        out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), cols)
         return _batch_first(out.reshape(weight.shape[0], -1), window.N, window.out, bias)
 
     def backward(self, grad):
         if self.direct:
             return self._depthwise_backward(np.ascontiguousarray(grad))
-        weight, groups, needs = self.weight, self.groups, self.needs_input_grad
+        weight, groups, needs, window = self.weight, self.groups, self.needs_input_grad, self.window
         grad = _grouped(_channels_first(grad), groups)
         grad_x = grad_w = grad_b = None
         if needs[0]:
             w = _grouped(weight.reshape(weight.shape[0], -1), groups)
-            grad_x = _fold(_matmul(w.transpose(0, 2, 1), grad).reshape(self.cols.shape), self.window)
+            grad_x = _fold(_matmul(w.transpose(0, 2, 1), grad).reshape(_rows(window), -1), window)
         if needs[1]:
-            grad_w = _matmul(grad, _grouped(self.cols, groups).transpose(0, 2, 1)).reshape(weight.shape)
+            cols = _grouped(_columns(self.x, window), groups)
+            grad_w = _matmul(grad, cols.transpose(0, 2, 1)).reshape(weight.shape)
         if needs[2]:
             grad_b = grad.sum(axis=2).reshape(-1)
         return grad_x, grad_w, grad_b
@@ -225,10 +229,10 @@ class ConvTranspose(Primitive):
     size are y's, its out is x's spatial size)."""
 
     def forward(self, x, weight, bias, window, groups):
-        self.window, self.groups, self.weight = window, groups, weight
-        self.x = _grouped(_channels_first(x), groups)
+        self.window, self.groups, self.weight, self.x = window, groups, weight, x
         w = _grouped(weight.reshape(weight.shape[0], -1), groups)
-        out = _fold(_matmul(w.transpose(0, 2, 1), self.x).reshape(_rows(window), -1), window)
+        out = _fold(_matmul(w.transpose(0, 2, 1), _grouped(_channels_first(x), groups)).reshape(_rows(window), -1),
+                    window)
         if bias is not None:
             out += bias.reshape((-1,) + (1,) * len(window.size))
         return out
@@ -241,7 +245,7 @@ class ConvTranspose(Primitive):
             out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), cols)
             grad_x = _batch_first(out.reshape(weight.shape[0], -1), self.window.N, self.window.out)
         if needs[1]:
-            grad_w = _matmul(self.x, cols.transpose(0, 2, 1)).reshape(weight.shape)
+            grad_w = _matmul(_grouped(_channels_first(self.x), groups), cols.transpose(0, 2, 1)).reshape(weight.shape)
         if needs[2]:
             grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
         return grad_x, grad_w, grad_b

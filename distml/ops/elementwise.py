@@ -250,11 +250,12 @@ class Sigmoid(Primitive):
 
 
 class Relu(Primitive):
+    """max(x, 0); `inplace=True` writes it into x's memory (backward reads only the result)."""
     saves_inputs = False
     saves_output = True
 
-    def forward(self, x):
-        self.out = get_array_module(x).maximum(x, 0)
+    def forward(self, x, inplace=False):
+        self.out = get_array_module(x).maximum(x, 0, out=x if inplace else None)
         return self.out
 
     def backward(self, grad):
@@ -554,9 +555,24 @@ def sign(x):
     return Sign.apply(x)
 
 
-@register(method=True, inplace=True)
+@register(method=True)
 def relu(x):
     return Relu.apply(x)
+
+
+@register(method=True)
+def relu_(x):
+    """relu written into x's memory, with no copy of x: backward reads the result, which x now
+    holds (`x.relu_()`, `F.relu(x, inplace=True)`, `nn.ReLU(inplace=True)`)."""
+    from distml.autograd.grad_mode import _State
+    records = x.requires_grad and _State.enabled
+    if records and (x.grad_fn is None or x._base is not None):
+        return x._inplace(Relu.apply(x))  # a leaf or a view: _inplace raises PyTorch's error, before any write
+    out = Relu.apply(x, inplace=True)
+    x._inplace(out)
+    if records:  # the node saved `out`, which is x's memory: it must watch x's versions from here on
+        out.grad_fn.saved_versions = ((x._version, x._version[0]),)
+    return x
 
 
 @register('clip', method=True, inplace=True)

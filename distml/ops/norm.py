@@ -1,20 +1,30 @@
-"""Normalisation to zero mean and unit variance over some axes: the one primitive behind
-batch_norm, layer_norm and group_norm (their affine parts are ordinary ops)."""
-from distml._backend import get_array_module
+"""Normalisation to zero mean and unit variance: `Normalize` over some axes (layer_norm,
+group_norm and instance_norm; their affine parts are ordinary ops) and `BatchNorm`, batch
+normalisation per channel with its affine part fused (`_C` kernels on the CPU, xp twins for
+other arrays).
+
+Batch normalisation is split as torch's batch_norm_stats / batch_norm_elemt so that statistics
+computed elsewhere (reduced across processes) can be passed in:
+
+    mean, var = batch_norm_stats(x.array)                  # per channel (dim 1), biased variance
+    out = BatchNorm.apply(x, weight, bias, mean=mean, invstd=1 / np.sqrt(var + eps), training=True, count=n)
+"""
+import numpy as np
+
+from distml import kernels
+from distml._backend import C, get_array_module
 from distml.autograd.function import Primitive
 
 
 class Normalize(Primitive):
-    """(x - mean) / sqrt(var + eps) over `axes` (biased variance); `mean` / `var` may be
-    passed in when the caller already computed them (batch_norm's running statistics)."""
+    """(x - mean) / sqrt(var + eps) over `axes` (biased variance)."""
     saves_inputs = False
     saves_output = True
 
-    def forward(self, x, axes, eps, mean=None, var=None):
+    def forward(self, x, axes, eps):
         xp = get_array_module(x)
-        if mean is None:
-            mean = x.mean(axis=axes, keepdims=True)
-            var = x.var(axis=axes, keepdims=True)
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True)
         self.axes = axes
         self.rstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
         self.out = (x - mean) * self.rstd
@@ -26,22 +36,111 @@ class Normalize(Primitive):
                             - out * (grad * out).mean(axis=axes, keepdims=True))
 
 
-class SyncNormalize(Normalize):
-    """Normalize with statistics over several processes (SyncBatchNorm's primitive): `mean` and `var`
-    are the statistics of every process's elements, `count` their number per channel, and
-    backward's two per-channel means are taken over all of them: `allreduce(array)` sums an
-    array over the processes in place (the caller's collective; ops know nothing of distributed)."""
+def _ncs(x):
+    """x's sizes as (N, C, S): batch, channels (dim 1) and the product of the rest."""
+    n, c = x.shape[0], x.shape[1]
+    return n, c, x.size // (n * c) if n * c else int(np.prod(x.shape[2:], dtype=np.int64))
 
-    def forward(self, x, axes, eps, mean, var, count, allreduce):
-        self.count, self.allreduce = count, allreduce
-        return super().forward(x, axes, eps, mean, var)
+
+def _kernel_path(x, *vectors):
+    """Whether the `_C` kernels take x and its per-channel vectors (None: absent)."""
+    return (kernels.compiled("batch_norm_elemt", x, kernels.FLOATS) is not None
+            and all(v is None or v.dtype == x.dtype for v in vectors))
+
+
+def _contiguous(v):
+    return None if v is None else np.ascontiguousarray(v)
+
+
+def batch_norm_stats(x):
+    """Per-channel (dim 1) mean and biased variance of x over its other dims, as (C,) arrays of
+    x's dtype: `mean, var = batch_norm_stats(x)`."""
+    N, C_, S = _ncs(x)
+    if _kernel_path(x):
+        mean, var = np.empty(C_, dtype=x.dtype), np.empty(C_, dtype=x.dtype)
+        C.batch_norm_stats(np.ascontiguousarray(x), mean, var, N, C_, S)
+        return mean, var
+    return _stats_xp(x.reshape(N, C_, S))
+
+
+def _stats_xp(x3):
+    return x3.mean(axis=(0, 2)), x3.var(axis=(0, 2))
+
+
+def _elemt_xp(x3, mean, invstd, weight, bias):
+    scale = invstd if weight is None else invstd * weight
+    out = (x3 - mean[:, None]) * scale[:, None]
+    return (out if bias is None else out + bias[:, None]).astype(x3.dtype, copy=False)
+
+
+def _backward_reduce_xp(g3, x3, mean):
+    return g3.sum(axis=(0, 2)), (g3 * (x3 - mean[:, None])).sum(axis=(0, 2))
+
+
+def _backward_elemt_xp(g3, x3, mean, invstd, weight, sum_dy, sum_dy_xmu, count):
+    scale = invstd if weight is None else invstd * weight
+    if sum_dy is None:
+        return (g3 * scale[:, None]).astype(g3.dtype, copy=False)
+    k = sum_dy_xmu / count * invstd * invstd
+    return ((g3 - (sum_dy / count)[:, None] - (x3 - mean[:, None]) * k[:, None]) * scale[:, None]).astype(
+        g3.dtype, copy=False)
+
+
+class BatchNorm(Primitive):
+    """out = (x - mean) * invstd * weight + bias per channel (dim 1) of x; weight and bias are
+    (C,) inputs or None, mean and invstd (C,) arrays of x's dtype.
+
+    training=True: mean and invstd are the statistics of the batch, taken over `count` values per
+    channel, so the gradient flows through them. `reduce_sums(sum_dy, sum_dy_xmu)`, when given,
+    returns backward's per-channel sums combined over every process that shares the statistics
+    (SyncBatchNorm: an all-reduce, `count` then being the global count); the weight and bias
+    gradients stay local. training=False: mean and invstd are constants (running statistics).
+
+        out = BatchNorm.apply(x, weight, bias, mean=mean, invstd=invstd, training=True, count=x.numel() // C)
+    """
+
+    def forward(self, x, weight, bias, mean, invstd, training, count=0, reduce_sums=None):
+        self.training, self.count, self.reduce_sums = training, count, reduce_sums
+        N, C_, S = self.sizes = _ncs(x)
+        if _kernel_path(x, weight, bias, mean, invstd):
+            x, weight, bias = np.ascontiguousarray(x), _contiguous(weight), _contiguous(bias)
+            mean, invstd = np.ascontiguousarray(mean), np.ascontiguousarray(invstd)
+            out = np.empty_like(x)
+            C.batch_norm_elemt(x, mean, invstd, weight, bias, out, N, C_, S)
+        else:
+            out = _elemt_xp(x.reshape(N, C_, S), mean, invstd, weight, bias).reshape(x.shape)
+        self.x, self.weight, self.mean, self.invstd = x, weight, mean, invstd
+        return out
 
     def backward(self, grad):
-        xp = get_array_module(grad)
-        axes, out, shape = self.axes, self.out, self.rstd.shape
-        channels = self.rstd.size
-        sums = xp.concatenate([grad.sum(axis=axes).reshape(-1), (grad * out).sum(axis=axes).reshape(-1)])
-        self.allreduce(sums)
-        mean_grad = (sums[:channels] / self.count).reshape(shape)
-        mean_grad_out = (sums[channels:] / self.count).reshape(shape)
-        return self.rstd * (grad - mean_grad - out * mean_grad_out)
+        need_x, need_weight, need_bias = self.needs_input_grad
+        x, weight, mean, invstd = self.x, self.weight, self.mean, self.invstd
+        N, C_, S = self.sizes
+        kernel = _kernel_path(x, weight, mean, invstd) and kernels.compiled("batch_norm_elemt", grad) is not None
+        if kernel:
+            grad = np.ascontiguousarray(grad, dtype=x.dtype)
+        else:
+            g3, x3 = grad.reshape(N, C_, S), x.reshape(N, C_, S)
+        sum_dy = sum_dy_xmu = None
+        if need_weight or need_bias or (need_x and self.training):
+            if kernel:
+                sum_dy, sum_dy_xmu = np.empty(C_, dtype=x.dtype), np.empty(C_, dtype=x.dtype)
+                C.batch_norm_backward_reduce(grad, x, mean, sum_dy, sum_dy_xmu, N, C_, S)
+            else:
+                sum_dy, sum_dy_xmu = _backward_reduce_xp(g3, x3, mean)
+        grad_weight = sum_dy_xmu * invstd if need_weight else None
+        grad_bias = sum_dy if need_bias else None
+        grad_x = None
+        if need_x:
+            if not self.training:
+                sum_dy = sum_dy_xmu = None
+            elif self.reduce_sums is not None:  # copies: grad_bias is sum_dy, and a reduction may work in place
+                sum_dy, sum_dy_xmu = self.reduce_sums(sum_dy.copy(), sum_dy_xmu.copy())
+            if kernel:
+                grad_x = np.empty_like(x)
+                C.batch_norm_backward_elemt(grad, x, mean, invstd, weight, sum_dy, sum_dy_xmu, self.count, grad_x,
+                                            N, C_, S)
+            else:
+                grad_x = _backward_elemt_xp(g3, x3, mean, invstd, weight, sum_dy, sum_dy_xmu,
+                                            self.count).reshape(x.shape)
+        return grad_x, grad_weight, grad_bias

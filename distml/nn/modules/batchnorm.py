@@ -9,7 +9,7 @@ from distml.nn import functional as F
 from distml.nn import init
 from distml.nn.module import Module
 from distml.nn.parameter import Parameter
-from distml.ops.norm import SyncNormalize
+from distml.ops.norm import BatchNorm, batch_norm_stats
 
 
 class _NormBase(Module):
@@ -187,16 +187,11 @@ def _sync_batch_norm(input, running_mean, running_var, weight, bias, momentum, e
     x = input.array
     xp = get_array_module(x)
     channels = x.shape[1]
-    axes = (0,) + tuple(range(2, x.ndim))
-    shape = [1] * x.ndim
-    shape[1] = channels
-    local = xp.zeros(2 * channels + 1, dtype=x.dtype)
+    local = xp.zeros(2 * channels + 1, dtype=x.dtype)  # this rank's mean, squared deviations, count
     count = x.size // channels
     if count > 0:
-        mean = x.mean(axis=axes, keepdims=True)
-        local[:channels] = mean.reshape(-1)
-        local[channels:2 * channels] = ((x - mean) ** 2).sum(axis=axes)
-        local[-1] = count
+        mean, var = batch_norm_stats(x)
+        local[:channels], local[channels:2 * channels], local[-1] = mean, var * count, count
     gathered = xp.empty(world_size * local.size, dtype=x.dtype)
     dist.all_gather_into_tensor(gathered, local, group=group)
     gathered = gathered.reshape(world_size, -1)
@@ -214,10 +209,12 @@ def _sync_batch_norm(input, running_mean, running_var, weight, bias, momentum, e
         with no_grad():
             running_var.array[...] = (1 - momentum) * running_var.array + momentum * var * (total / (total - 1))
             running_var._version[0] += 1
-    out = SyncNormalize.apply(input, axes=axes, eps=eps, mean=mean.reshape(shape), var=var.reshape(shape),
-                              count=total, allreduce=lambda array: dist.all_reduce(array, group=group))
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+
+    def reduce_sums(sum_dy, sum_dy_xmu):
+        sums = xp.concatenate([sum_dy, sum_dy_xmu])
+        dist.all_reduce(sums, group=group)
+        return sums[:channels], sums[channels:]
+
+    invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    return BatchNorm.apply(input, weight, bias, mean=mean.astype(x.dtype, copy=False), invstd=invstd,
+                           training=True, count=int(total), reduce_sums=reduce_sums)
