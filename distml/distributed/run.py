@@ -339,6 +339,8 @@ _LAUNCHER_SAYS = [
      "called MPI_Abort"),
     (re.compile(r"srun: error: \S+: task (\d+): (?!Killed|Terminated)(.+)"), "ended: {}"),
 ]
+# PRRTE's words for a host whose daemon it lost; mpiexec may still exit 0 after them.
+_LOST_HOST = re.compile(r"Remote daemon: \S+ on node (\S+)|Remote host:\s+(\S+)")
 
 
 class RankOutput:
@@ -394,6 +396,11 @@ class RankOutput:
                 rank = int(match[1])
                 return rank, description.format(*match.groups()[1:]), self.last_lines(rank)
         return None
+
+    def lost_host(self):
+        """The host whose daemon mpiexec said it lost, or None."""
+        match = _LOST_HOST.search("\n".join(line.strip() for line in self.launcher_lines))
+        return None if match is None else match[1] or match[2]
 
     def last_lines(self, rank):
         """The rank's last lines, labelled with their stream."""
@@ -581,6 +588,10 @@ def main(argv=None):
         return 124  # as timeout(1)
     for pump in pumps:
         pump.join(timeout=10)
+    lost = output.lost_host()
+    if lost is not None:
+        print(f"distmlrun: host {lost} was lost; the job was stopped", file=sys.stderr)
+        code = code or 1
     if code == 0:
         if folder != os.environ.get("DISTML_RUN_DIR"):
             shutil.rmtree(folder, ignore_errors=True)  # ours, and nothing in it is needed now

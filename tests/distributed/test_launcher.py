@@ -536,3 +536,20 @@ def test_singleton_trap_raises_at_init(env, says):
     alone = subprocess.run([sys.executable, "-c", code.replace("'gloo'", "")], env=clean_env(),
                            capture_output=True, text=True, timeout=TIMEOUT)
     assert alone.returncode == 0, alone.stderr
+
+
+def test_a_lost_host_fails_the_job_even_when_mpiexec_exits_0(tmp_path):
+    # PRRTE, having lost a host's daemon, may end mpiexec with code 0 (seen on the netns test hosts).
+    fake = write(tmp_path, "mpiexec", """\
+        #!/bin/sh
+        if [ "$1" = "--version" ]; then echo "mpiexec (Open MPI) 5.0.11"; exit 0; fi
+        echo "PRTE has lost communication with a remote daemon." >&2
+        echo "  HNP daemon   : [prterun-h1-1@0,0] on node h1" >&2
+        echo "  Remote daemon: [prterun-h1-1@0,1] on node h2" >&2
+        exit 0
+        """)
+    (tmp_path / fake).chmod(0o755)
+    write(tmp_path, "train.py", "print('hello')\n")
+    done = distmlrun(tmp_path, "-n", "2", "train.py", env={"DISTML_MPIEXEC": str(tmp_path / fake)})
+    assert done.returncode != 0, done.stderr
+    assert "distmlrun: host h2 was lost; the job was stopped" in done.stderr, done.stderr
