@@ -117,7 +117,16 @@ class DataLoader:
         return len(self._index_sampler)
 
 
+class _Progress:
+    """What the consumer has taken from one pass over a loader (not what workers prefetched)."""
+
+    def __init__(self):
+        self.samples = 0  # indices in the batches taken; one per batch without auto-batching
+
+
 class _BaseIter:
+    _progress = None  # a _Progress that StatefulDataLoader attaches; plain DataLoaders count nothing
+
     def __init__(self, loader):
         self._dataset = loader.dataset
         self._index_sampler = loader._index_sampler
@@ -127,6 +136,10 @@ class _BaseIter:
 
     def _reset(self, loader):
         self._sampler_iter = iter(self._index_sampler)
+
+    def _count(self, index):
+        if self._progress is not None:
+            self._progress.samples += len(index) if isinstance(index, list) else 1
 
     def __iter__(self):
         return self
@@ -146,7 +159,10 @@ class _SingleProcessIter(_BaseIter):
 
     @_recorder.ranged("enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__")
     def __next__(self):
-        return self._fetcher.fetch(next(self._sampler_iter))
+        index = next(self._sampler_iter)
+        data = self._fetcher.fetch(index)
+        self._count(index)
+        return data
 
 
 class _MultiProcessIter(_BaseIter):
@@ -193,6 +209,7 @@ class _MultiProcessIter(_BaseIter):
         self._send_idx = 0
         self._rcvd_idx = 0
         self._task_info = {}  # task index -> (worker id,) while pending, (worker id, data) once early
+        self._task_index = {}  # task index -> its sampler indices, until the consumer takes its batch
         self._tasks_outstanding = 0
         self._workers_status = [True] * self._num_workers
         self._worker_cycle = itertools.cycle(range(self._num_workers))
@@ -219,6 +236,7 @@ class _MultiProcessIter(_BaseIter):
             return
         self._index_queues[worker_id].put((self._send_idx, index))
         self._task_info[self._send_idx] = (worker_id,)
+        self._task_index[self._send_idx] = index
         self._tasks_outstanding += 1
         self._send_idx += 1
 
@@ -231,6 +249,7 @@ class _MultiProcessIter(_BaseIter):
                 if len(info) == 2 or self._workers_status[info[0]]:
                     break
                 del self._task_info[self._rcvd_idx]
+                del self._task_index[self._rcvd_idx]
                 self._rcvd_idx += 1
             else:
                 if not self._persistent:
@@ -252,6 +271,7 @@ class _MultiProcessIter(_BaseIter):
                 return self._process(data)
 
     def _process(self, data):
+        self._count(self._task_index.pop(self._rcvd_idx))
         self._rcvd_idx += 1
         self._try_put_index()
         if isinstance(data, _worker.ExceptionWrapper):
@@ -302,3 +322,45 @@ class _MultiProcessIter(_BaseIter):
 
     def __del__(self):
         self._shutdown_workers()
+
+
+class StatefulDataLoader(DataLoader):
+    """A DataLoader that can save and restore its place in an epoch (torchdata's StatefulDataLoader API):
+
+        loader = StatefulDataLoader(train_set, batch_size=32, sampler=DistributedSampler(train_set))
+        ...
+        state = loader.state_dict()      # after k batches of epoch e
+        loader.load_state_dict(state)    # (any world size) the next iter() continues epoch e
+
+    The position is what the consumer has taken from the loader, not what workers prefetched
+    (`num_workers > 0` works alike). The sampler must have `state_dict`/`load_state_dict`
+    (DistributedSampler does; see it for how the rest of the epoch is dealt out to a different
+    number of ranks). Iterating it is the same as iterating a DataLoader.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._progress = None
+
+    def _stateful_sampler(self):
+        sampler = getattr(self.batch_sampler, "sampler", self.sampler)
+        if isinstance(self.dataset, IterableDataset) or not hasattr(sampler, "state_dict"):
+            raise TypeError(f"StatefulDataLoader: expected a sampler with state_dict()/load_state_dict() "
+                            f"(e.g. DistributedSampler), but got {type(sampler).__name__}")
+        return sampler
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        iterator._progress = self._progress = _Progress()
+        return iterator
+
+    def state_dict(self):
+        """{"sampler": the sampler's state at the samples the consumer has taken}."""
+        sampler = self._stateful_sampler()
+        if self._progress is None or not hasattr(sampler, "_state"):
+            return {"sampler": sampler.state_dict()}
+        return {"sampler": sampler._state(self._progress.samples)}
+
+    def load_state_dict(self, state_dict):
+        self._stateful_sampler().load_state_dict(state_dict["sampler"])
+        self._progress = None
