@@ -135,3 +135,20 @@ def test_plain_dataloader_unchanged():
     loader = DataLoader(data, batch_size=2, sampler=DistributedSampler(data, num_replicas=2, rank=1, shuffle=False))
     assert [b.tolist() for b in loader] == [[1, 3], [5, 7]]
     assert not hasattr(loader, "state_dict")
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_state_between_epochs_and_after_a_broken_loop(num_workers):
+    data = list(range(12))
+    sampler = DistributedSampler(data, num_replicas=2, rank=0, shuffle=False)
+    loader = StatefulDataLoader(data, batch_size=2, sampler=sampler, num_workers=num_workers)
+    assert [b.tolist() for b in loader] == [[0, 2], [4, 6], [8, 10]]
+    assert loader.state_dict()["sampler"]["samples_consumed"] == 12
+    sampler.set_epoch(1)
+    assert loader.state_dict()["sampler"] == {"epoch": 1, "seed": 0, "shuffle": False, "dataset_length": 12,
+                                              "samples_consumed": 0}
+    it = iter(loader)
+    next(it)
+    assert loader.state_dict()["sampler"]["samples_consumed"] == 4
+    sampler.set_epoch(2)  # the loop was left with batches prefetched; the new epoch has taken none
+    assert loader.state_dict()["sampler"]["samples_consumed"] == 0

@@ -4,11 +4,13 @@ import multiprocessing
 import queue
 import sys
 import warnings
+import weakref
 
 from distml.profiler import _recorder
 from distml.utils.data import _worker
 from distml.utils.data._collate import default_collate, default_convert
 from distml.utils.data.dataset import IterableDataset
+from distml.utils.data.distributed import DistributedSampler
 from distml.utils.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, _draw_seed
 
 
@@ -117,16 +119,7 @@ class DataLoader:
         return len(self._index_sampler)
 
 
-class _Progress:
-    """What the consumer has taken from one pass over a loader (not what workers prefetched)."""
-
-    def __init__(self):
-        self.samples = 0  # indices in the batches taken; one per batch without auto-batching
-
-
 class _BaseIter:
-    _progress = None  # a _Progress that StatefulDataLoader attaches; plain DataLoaders count nothing
-
     def __init__(self, loader):
         self._dataset = loader.dataset
         self._index_sampler = loader._index_sampler
@@ -137,9 +130,9 @@ class _BaseIter:
     def _reset(self, loader):
         self._sampler_iter = iter(self._index_sampler)
 
-    def _count(self, index):
-        if self._progress is not None:
-            self._progress.samples += len(index) if isinstance(index, list) else 1
+    def _prefetched(self):
+        """How many sampler indices this iterator has drawn but not yet handed to the consumer."""
+        return 0
 
     def __iter__(self):
         return self
@@ -159,10 +152,7 @@ class _SingleProcessIter(_BaseIter):
 
     @_recorder.ranged("enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__")
     def __next__(self):
-        index = next(self._sampler_iter)
-        data = self._fetcher.fetch(index)
-        self._count(index)
-        return data
+        return self._fetcher.fetch(next(self._sampler_iter))
 
 
 class _MultiProcessIter(_BaseIter):
@@ -271,12 +261,15 @@ class _MultiProcessIter(_BaseIter):
                 return self._process(data)
 
     def _process(self, data):
-        self._count(self._task_index.pop(self._rcvd_idx))
+        del self._task_index[self._rcvd_idx]
         self._rcvd_idx += 1
         self._try_put_index()
         if isinstance(data, _worker.ExceptionWrapper):
             data.reraise()
         return data
+
+    def _prefetched(self):
+        return sum(len(index) if isinstance(index, list) else 1 for index in self._task_index.values())
 
     def _get_data(self):
         if self._timeout > 0:
@@ -340,7 +333,7 @@ class StatefulDataLoader(DataLoader):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._progress = None
+        self._live = None  # the latest iterator, while it exists: what its workers prefetched is not taken
 
     def _stateful_sampler(self):
         sampler = getattr(self.batch_sampler, "sampler", self.sampler)
@@ -351,16 +344,21 @@ class StatefulDataLoader(DataLoader):
 
     def __iter__(self):
         iterator = super().__iter__()
-        iterator._progress = self._progress = _Progress()
+        self._live = weakref.ref(iterator)
         return iterator
 
     def state_dict(self):
         """{"sampler": the sampler's state at the samples the consumer has taken}."""
         sampler = self._stateful_sampler()
-        if self._progress is None or not hasattr(sampler, "_state"):
+        iterator = self._live() if self._live is not None else None
+        ahead = iterator._prefetched() if iterator is not None else 0
+        if not ahead:
             return {"sampler": sampler.state_dict()}
-        return {"sampler": sampler._state(self._progress.samples)}
+        if not isinstance(sampler, DistributedSampler):
+            raise NotImplementedError(f"StatefulDataLoader.state_dict with workers prefetching needs a "
+                                      f"DistributedSampler, got {type(sampler).__name__}; use num_workers=0")
+        # After set_epoch the sampler counts afresh while an abandoned iterator may still hold batches.
+        return {"sampler": sampler._state(max(0, sampler._yielded - ahead))}
 
     def load_state_dict(self, state_dict):
         self._stateful_sampler().load_state_dict(state_dict["sampler"])
-        self._progress = None
