@@ -32,6 +32,8 @@ def wait_for(predicate, what, job_id, cluster, out):
     deadline = time.monotonic() + TIMEOUT
     while not predicate():
         ended = job_field(cluster, job_id, "JobState") in ENDED
+        if ended and predicate():  # it happened just before the job ended
+            return
         if ended or time.monotonic() > deadline:
             subprocess.run(cluster.client(["scancel", job_id]), env=cluster.env, timeout=60)
             pytest.fail(f"job {job_id}: {what} did not happen {'before it ended' if ended else f'in {TIMEOUT} s'}; "
