@@ -4,11 +4,13 @@ import multiprocessing
 import queue
 import sys
 import warnings
+import weakref
 
 from distml.profiler import _recorder
 from distml.utils.data import _worker
 from distml.utils.data._collate import default_collate, default_convert
 from distml.utils.data.dataset import IterableDataset
+from distml.utils.data.distributed import DistributedSampler
 from distml.utils.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, _draw_seed
 
 
@@ -128,6 +130,10 @@ class _BaseIter:
     def _reset(self, loader):
         self._sampler_iter = iter(self._index_sampler)
 
+    def _prefetched(self):
+        """How many sampler indices this iterator has drawn but not yet handed to the consumer."""
+        return 0
+
     def __iter__(self):
         return self
 
@@ -193,6 +199,7 @@ class _MultiProcessIter(_BaseIter):
         self._send_idx = 0
         self._rcvd_idx = 0
         self._task_info = {}  # task index -> (worker id,) while pending, (worker id, data) once early
+        self._task_index = {}  # task index -> its sampler indices, until the consumer takes its batch
         self._tasks_outstanding = 0
         self._workers_status = [True] * self._num_workers
         self._worker_cycle = itertools.cycle(range(self._num_workers))
@@ -219,6 +226,7 @@ class _MultiProcessIter(_BaseIter):
             return
         self._index_queues[worker_id].put((self._send_idx, index))
         self._task_info[self._send_idx] = (worker_id,)
+        self._task_index[self._send_idx] = index
         self._tasks_outstanding += 1
         self._send_idx += 1
 
@@ -231,6 +239,7 @@ class _MultiProcessIter(_BaseIter):
                 if len(info) == 2 or self._workers_status[info[0]]:
                     break
                 del self._task_info[self._rcvd_idx]
+                del self._task_index[self._rcvd_idx]
                 self._rcvd_idx += 1
             else:
                 if not self._persistent:
@@ -252,11 +261,15 @@ class _MultiProcessIter(_BaseIter):
                 return self._process(data)
 
     def _process(self, data):
+        del self._task_index[self._rcvd_idx]
         self._rcvd_idx += 1
         self._try_put_index()
         if isinstance(data, _worker.ExceptionWrapper):
             data.reraise()
         return data
+
+    def _prefetched(self):
+        return sum(len(index) if isinstance(index, list) else 1 for index in self._task_index.values())
 
     def _get_data(self):
         if self._timeout > 0:
@@ -302,3 +315,50 @@ class _MultiProcessIter(_BaseIter):
 
     def __del__(self):
         self._shutdown_workers()
+
+
+class StatefulDataLoader(DataLoader):
+    """A DataLoader that can save and restore its place in an epoch (torchdata's StatefulDataLoader API):
+
+        loader = StatefulDataLoader(train_set, batch_size=32, sampler=DistributedSampler(train_set))
+        ...
+        state = loader.state_dict()      # after k batches of epoch e
+        loader.load_state_dict(state)    # (any world size) the next iter() continues epoch e
+
+    The position is what the consumer has taken from the loader, not what workers prefetched
+    (`num_workers > 0` works alike). The sampler must have `state_dict`/`load_state_dict`
+    (DistributedSampler does; see it for how the rest of the epoch is dealt out to a different
+    number of ranks). Iterating it is the same as iterating a DataLoader.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._live = None  # the latest iterator, while it exists: what its workers prefetched is not taken
+
+    def _stateful_sampler(self):
+        sampler = getattr(self.batch_sampler, "sampler", self.sampler)
+        if isinstance(self.dataset, IterableDataset) or not hasattr(sampler, "state_dict"):
+            raise TypeError(f"StatefulDataLoader: expected a sampler with state_dict()/load_state_dict() "
+                            f"(e.g. DistributedSampler), but got {type(sampler).__name__}")
+        return sampler
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        self._live = weakref.ref(iterator)
+        return iterator
+
+    def state_dict(self):
+        """{"sampler": the sampler's state at the samples the consumer has taken}."""
+        sampler = self._stateful_sampler()
+        iterator = self._live() if self._live is not None else None
+        ahead = iterator._prefetched() if iterator is not None else 0
+        if not ahead:
+            return {"sampler": sampler.state_dict()}
+        if not isinstance(sampler, DistributedSampler):
+            raise NotImplementedError(f"StatefulDataLoader.state_dict with workers prefetching needs a "
+                                      f"DistributedSampler, got {type(sampler).__name__}; use num_workers=0")
+        # After set_epoch the sampler counts afresh while an abandoned iterator may still hold batches.
+        return {"sampler": sampler._state(max(0, sampler._yielded - ahead))}
+
+    def load_state_dict(self, state_dict):
+        self._stateful_sampler().load_state_dict(state_dict["sampler"])
