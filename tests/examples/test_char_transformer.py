@@ -1,6 +1,5 @@
 """examples/char_transformer.py: the quick run on the bundled text learns (in process and under
 `distmlrun -n 2`), and the model is causal."""
-import importlib.util
 import math
 import os
 import subprocess
@@ -9,6 +8,7 @@ import sys
 import pytest
 
 import distml
+from example_loading import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "examples", "char_transformer.py")
@@ -16,18 +16,8 @@ SCRIPT = os.path.join(ROOT, "examples", "char_transformer.py")
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("char_transformer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(SCRIPT, "char_transformer")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = distml.get_num_threads()
-    distml.set_num_threads(1)
-    yield
-    distml.set_num_threads(before)
 
 
 def test_quick_run_on_the_bundled_text_learns(example, capsys):

@@ -1,6 +1,5 @@
 """examples/cifar_resnet.py: the quick run learns (in process and under `distmlrun -n 2`), and real
 CIFAR-10 python batches in a --data-dir are read as the synthetic ones are."""
-import importlib.util
 import math
 import os
 import pickle
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 import distml
+from example_loading import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "examples", "cifar_resnet.py")
@@ -18,18 +18,8 @@ SCRIPT = os.path.join(ROOT, "examples", "cifar_resnet.py")
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("cifar_resnet", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(SCRIPT, "cifar_resnet")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = distml.get_num_threads()
-    distml.set_num_threads(1)
-    yield
-    distml.set_num_threads(before)
 
 
 def test_quick_run_on_the_synthetic_set_learns(example, capsys):

@@ -1,6 +1,5 @@
 """examples/mnist.py end to end: accuracy after a short run, checkpoints, and resume == uninterrupted."""
 import fcntl
-import importlib.util
 import os
 import struct
 import subprocess
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 import distml
+from example_loading import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "examples", "mnist.py")
@@ -18,19 +18,8 @@ SCRIPT = os.path.join(ROOT, "examples", "mnist.py")
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("mnist_demo", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(SCRIPT, "mnist_demo")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread per kernel: the runs are small, and the test machine is shared."""
-    before = distml.get_num_threads()
-    distml.set_num_threads(1)
-    yield
-    distml.set_num_threads(before)
 
 
 def test_digits_default_run_reaches_95_percent(demo, tmp_path, capsys):

@@ -1,7 +1,6 @@
 """examples/zero_join.py unchanged under `python` and `distmlrun -n 2`: ZeRO inside DDP's buckets with
 uneven batch counts (join) ends with the parameters and Adam state of one process that averages,
 at each step, the gradients of the batches the ranks still have over the initial world size."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 
 import distml
 from distml import nn
+from example_loading import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "examples", "zero_join.py")
@@ -18,10 +18,7 @@ SCRIPT = os.path.join(ROOT, "examples", "zero_join.py")
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("zero_join_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(SCRIPT, "zero_join_example")
 
 
 def run(ranks, tmp_path):

@@ -25,12 +25,6 @@ OPS = {dist.ReduceOp.SUM: np.sum, dist.ReduceOp.PRODUCT: np.prod, dist.ReduceOp.
        dist.ReduceOp.MIN: np.min}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def process_group():
-    if not dist.is_initialized():
-        dist.init_process_group("mpi", timeout=60)
-    yield
-
 
 @pytest.fixture(params=["auto", "ring", "rd", "shm"])
 def algo(request):

@@ -12,12 +12,6 @@ pytestmark = pytest.mark.mpi
 PER_RANK_BATCH = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def process_group():
-    if not dist.is_initialized():
-        dist.init_process_group("mpi")
-    yield
-
 
 def make_model(width=16):
     return nn.Sequential(nn.Linear(8, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 3))

@@ -15,12 +15,6 @@ pytestmark = pytest.mark.mpi
 BATCH = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def process_group():
-    if not dist.is_initialized():
-        dist.init_process_group("mpi", timeout=60)
-    yield
-
 
 def make_model():
     return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))

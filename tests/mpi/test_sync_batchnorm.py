@@ -14,12 +14,6 @@ pytestmark = pytest.mark.mpi
 CHANNELS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def process_group():
-    if not dist.is_initialized():
-        dist.init_process_group("mpi")
-    yield
-
 
 def split(sizes, rank):
     start = sum(sizes[:rank])

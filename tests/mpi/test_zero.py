@@ -20,12 +20,6 @@ OPTIMIZERS = {"sgd": (distml.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay
               "adamw": (distml.optim.AdamW, dict(lr=0.01, weight_decay=0.05, amsgrad=True))}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def process_group():
-    if not dist.is_initialized():
-        dist.init_process_group("mpi")
-    yield
-
 
 def make_model(seed=0):
     # Every parameter has a multiple of 12 elements, so that each bucket splits evenly over 2, 3 or 4 ranks.
