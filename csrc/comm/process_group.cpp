@@ -71,6 +71,7 @@ void ProcessGroup::free(bool exiting) {
     MPI_Comm comm = self->transport_.comm();
     // Peers that wait for this rank in a collective raise instead of waiting for the timeout.
     say_goodbye(comm, exiting ? Leave::exited : Leave::destroyed);
+    self->transport_.await_goodbyes(kFarewellS);
     if (self->is_world_) set_world_comm(MPI_COMM_NULL);
     MPI_Comm_free(&comm);
   }, false);

@@ -236,6 +236,17 @@ void Transport::receive_goodbyes() {
   if (world_comm != MPI_COMM_NULL) drain_goodbyes(world_comm, world_goodbye_tag, world_departed);
 }
 
+void Transport::await_goodbyes(double limit_s) {
+  const auto start = Clock::now();
+  for (;;) {
+    receive_goodbyes();
+    int heard = 0;
+    for (int r = 0; r < size_; ++r) heard += r != rank_ && departure(r) != nullptr;
+    if (heard == size_ - 1 || std::chrono::duration<double>(Clock::now() - start).count() > limit_s) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 // A goodbye on this group's communicator (destroy_process_group(group)), or on the world's.
 const Departure* Transport::departure(int r) const {
   auto own = departed_.find(r);

@@ -28,6 +28,8 @@ enum class Leave : int { destroyed = 0, exited = 1 };
 // A peer that left gets this long (from its goodbye's arrival) to complete what it owed before
 // a wait on it raises: data sent before the goodbye may still be on its way.
 constexpr double kGoodbyeGraceS = 1.0;
+// How long a leaving rank listens for its peers' goodbyes (Transport::await_goodbyes).
+constexpr double kFarewellS = 3.0;
 
 // Reserved tags at the top of the tag space, above every tag the algorithms use.
 int reserved_tag(MPI_Comm comm, int below_top);
@@ -72,6 +74,11 @@ class Transport {
   // that pending(group rank) says this rank still waits for left more than kGoodbyeGraceS ago.
   template <class Pending>
   void check_departures(int n, Pending pending);
+
+  // After this rank's own goodbye: take in every peer's, for up to limit_s. At a normal end all ranks
+  // leave together, and a goodbye still unread when its receiver closes its connections would
+  // reach a closed socket (over TCP MPI then aborts the sender as a peer that "disconnected").
+  void await_goodbyes(double limit_s);
 
   [[noreturn]] void fail(const std::string& message, bool fatal) const;
   void check(int mpi_code, const char* call) const;
