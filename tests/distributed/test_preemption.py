@@ -36,10 +36,11 @@ def wait_for(predicate, what, job_id, cluster, out):
             return
         if ended or time.monotonic() > deadline:
             subprocess.run(cluster.client(["scancel", job_id]), env=cluster.env, timeout=60)
+            log = cluster.dir / "cluster" / "slurmctld.log"
             pytest.fail(f"job {job_id}: {what} did not happen {'before it ended' if ended else f'in {TIMEOUT} s'}; "
-                        f"state "
-                        f"{job_field(cluster, job_id, 'JobState')}; output:\n"
-                        f"{out.read_text() if out.exists() else ''}")
+                        f"state {job_field(cluster, job_id, 'JobState')}; output:\n"
+                        f"{out.read_text() if out.exists() else ''}\nslurmctld.log ends:\n"
+                        + "".join(log.read_text().splitlines(keepends=True)[-40:] if log.exists() else ""))
         time.sleep(0.3)
 
 
@@ -70,9 +71,11 @@ def test_signalled_job_is_requeued_and_ends_as_if_never_stopped(cluster, tmp_pat
         updated = subprocess.run(cluster.client(["scontrol", "update", f"JobId={job_id}", "TimeLimit=10"]),
                                  env=cluster.env, capture_output=True, text=True, timeout=60)
         assert updated.returncode == 0, updated.stderr
-    # SLURM holds a requeued job back until a begin time about two minutes on; start it now instead.
+    # SLURM holds a requeued job back until a begin time about two minutes on; start it 3 s on instead.
+    # Not at once: slurmd revokes the first run's credential with a time in whole seconds, and refuses
+    # a credential made in that same second ("Job credential revoked"), which fails the job.
     wait_for(lambda: job_field(cluster, job_id, "Restarts") == "1", "the requeue", job_id, cluster, out)
-    subprocess.run(cluster.client(["scontrol", "update", f"JobId={job_id}", "StartTime=now"]),
+    subprocess.run(cluster.client(["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"]),
                    env=cluster.env, capture_output=True, text=True, timeout=60)
     wait_for(lambda: "done: 16 steps" in text(), "the end of the requeued run", job_id, cluster, out)
     wait_for(lambda: job_field(cluster, job_id, "JobState") in ENDED, "the end", job_id, cluster, out)
