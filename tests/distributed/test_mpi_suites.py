@@ -26,21 +26,18 @@ def mpiexec(n, *args, timeout, env=None):
     return done.returncode, done.stdout + done.stderr, time.monotonic() - start
 
 
-def assert_suite_passes(n, suite, env=None):
+def assert_suite_passes(n, suite, env=None, timeout=180):
     rc, out, _ = mpiexec(n, sys.executable, "-m", "pytest", "--with-mpi", "-p", "no:cacheprovider",
-                         suite, "-q", timeout=180, env=env)
+                         suite, "-q", timeout=timeout, env=env)
     assert rc == 0, out[-6000:]
     assert "failed" not in out and "error" not in out.lower(), out[-6000:]
 
 
 @needs_mpiexec
-@pytest.mark.parametrize("suite", ["tests/mpi/test_collectives.py", "tests/mpi/test_ddp.py",
-                                   "tests/mpi/test_ddp_hooks.py", "tests/mpi/test_ddp_join.py",
-                                   "tests/mpi/test_ddp_details.py",
-                                   "tests/mpi/test_sync_batchnorm.py", "tests/mpi/test_zero.py"])
 @pytest.mark.parametrize("n", [2, 3, 4])
-def test_mpi_suite_under_mpiexec(n, suite):
-    assert_suite_passes(n, suite)
+def test_mpi_suites_under_mpiexec(n):
+    """All of tests/mpi in one job per rank count: a job per file paid MPI's and pytest's start 7 times."""
+    assert_suite_passes(n, "tests/mpi", timeout=540)
 
 
 @needs_mpiexec
