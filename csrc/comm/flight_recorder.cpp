@@ -164,6 +164,7 @@ std::string FlightRecorder::json() {
 }
 
 std::string FlightRecorder::dump(const std::string& reason) {
+  std::lock_guard<std::mutex> one_at_a_time(dump_mutex_);
   std::string folder, stacks_path;
   int rank;
   {

@@ -74,6 +74,8 @@ class FlightRecorder {
   void dump_loop();
 
   std::mutex mutex_;
+  // One dump at a time: the SIGUSR1 thread and a failing rank's own dump would write one temporary file.
+  std::mutex dump_mutex_;
   std::vector<FlightRecord> ring_;
   uint64_t next_id_ = 1;
   std::map<int, std::vector<int>> groups_;
