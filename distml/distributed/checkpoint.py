@@ -265,8 +265,8 @@ class _ShardReader:
 
     def _range(self, name, entry, lo, hi):
         shape, dtype, chunks = entry
-        out = np.empty(hi - lo, bfloat16.np if dtype == "bfloat16" else np.dtype(dtype))
-        covered = 0
+        dtype = bfloat16.np if dtype == "bfloat16" else np.dtype(dtype)
+        parts = []
         for file, file_key, start, stop in chunks:
             a, b = max(lo, start), min(hi, stop)
             if a >= b:
@@ -277,11 +277,16 @@ class _ShardReader:
             except Exception as error:
                 raise CheckpointError(f"{os.path.join(self.path, file)} is corrupt: cannot read {file_key!r} "
                                       f"({type(error).__name__}: {str(error)[:200]})") from error
-            out[a - lo:b - lo] = part.view(out.dtype) if out.dtype == bfloat16.np else part
+            parts.append((a - lo, part.view(dtype)))
             self.bytes_read[file] = self.bytes_read.get(file, 0) + part.nbytes
-            covered += b - a
-        if covered != hi - lo:
-            raise CheckpointError(f"{self.path}: the shard files hold {covered} of elements {lo}..{hi} of {name!r}")
+        if sum(part.size for _, part in parts) != hi - lo:
+            raise CheckpointError(f"{self.path}: the shard files hold {sum(p.size for _, p in parts)} of elements "
+                                  f"{lo}..{hi} of {name!r}")
+        if len(parts) == 1:  # the range lies in one saved chunk: its slice is the array, no second copy
+            return parts[0][1]
+        out = np.empty(hi - lo, dtype)
+        for offset, part in parts:
+            out[offset:offset + part.size] = part
         return out
 
     def whole(self, key):
