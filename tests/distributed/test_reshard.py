@@ -192,3 +192,13 @@ def test_a_rank_reads_only_its_range_of_a_tensor(tmp_path):
     bytes_read, peak = map(int, done.stdout.split())
     assert bytes_read == n // 4 * 8
     assert peak < 0.75 * n * 8, f"loading a quarter of {n * 8} bytes raised the peak resident size by {peak}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, distml.bfloat16.np])
+def test_sharded_tensors_keep_their_dtype(tmp_path, dtype):
+    array = np.arange(10).astype(dtype)
+    dcp.save({"flat": _Flat(array, 0, 10)}, str(tmp_path / "ckpt"))
+    value = _Flat(None, 3, 7)
+    assert dcp.load({"flat": value}, str(tmp_path / "ckpt")) == {"shard-0.safetensors": 4 * array.itemsize}
+    assert value.array.dtype == array.dtype
+    np.testing.assert_array_equal(value.array.astype(np.float64), array[3:7].astype(np.float64))

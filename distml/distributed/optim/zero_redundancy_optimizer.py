@@ -546,18 +546,23 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
         Optimizer.load_state_dict(self, {"state": {}, "param_groups": common["param_groups"]})
         self._clear_cache()
         pieces, local_groups = self._local_layout()
-        local = {"state": {}, "param_groups": []}
+        local, flats = {"state": {}, "param_groups": []}, {}
         for i, (piece, (p, lo, hi)) in enumerate(pieces):
             saved = read(self._param_to_index[id(p)], lo, hi)
             if saved is not None:
-                flat, other = saved
-                local["state"][i] = {**other, **{name: Tensor(np.asarray(value).reshape(piece.array.shape))
-                                                 for name, value in flat.items()}}
+                flats[i], local["state"][i] = saved
         for group, indices in zip(self.param_groups, local_groups):
             packed = {k: v for k, v in group.items() if k not in ("params", "param_names")}
             packed["params"] = indices
             local["param_groups"].append(packed)
         self.optim.load_state_dict(local)
+        # The elementwise state goes in as read, cast only where it must be: the optimizer's load would
+        # copy it once more, and these tensors are most of the state's memory.
+        for i, flat in flats.items():
+            piece = pieces[i][0]
+            for name, value in flat.items():
+                state = Tensor(value.reshape(piece.array.shape)).to(device=piece.device)
+                self.optim.state[piece][name] = state.to(piece.dtype) if piece.is_floating_point() else state
         self._sync_param_groups(self.param_groups, self.optim.param_groups)
 
 
