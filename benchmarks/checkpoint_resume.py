@@ -3,7 +3,7 @@ on 2 ranks with distml.distributed.checkpoint, loaded on 3 and on 2, against tor
 torch.distributed.checkpoint (one process) of the same tensors. Time and peak resident size (the rise
 during the call: /proc/self/status VmHWM after resetting it) per rank or process.
 
-    python benchmarks/checkpoint_resume.py                 # about 2 minutes, ~5 GiB of RAM at most
+    python benchmarks/checkpoint_resume.py                 # about 4 minutes on 2 cores, ~4 GiB of RAM at most
     python benchmarks/checkpoint_resume.py --tensors 10    # 40M parameters
 
 distml's save writes each rank's optimizer shard to its own file (the model once, from rank 0); each

@@ -2,6 +2,7 @@
 mpiexec): each rank saves its own shard, each resuming rank reads only the element ranges of its new shard,
 and the resumed run ends with the parameters of a run never stopped. In one process: a sharded
 checkpoint assembled for a plain optimizer, damaged shard files, and the memory a partial read takes."""
+import json
 import os
 import shutil
 import subprocess
@@ -81,7 +82,6 @@ def test_saved_on_n_ranks_resumed_on_m_ends_as_if_never_stopped(tmp_path, uninte
 
 
 def dcp_json(path):
-    import json
     with open(path) as f:
         return json.load(f)
 
