@@ -496,6 +496,75 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
         self.optim.load_state_dict(local)
         self._sync_param_groups(self.param_groups, self.optim.param_groups)
 
+    # ---- sharded state, for distml.distributed.checkpoint (no rank gathers everything) ----
+    def _local_layout(self):
+        """The local optimizer's parameters as (piece, (parameter, first element, last element + 1)),
+        in its order, and its param groups as lists of positions in that order."""
+        if self._overlap_with_ddp:
+            pieces = [(piece, span) for shard in self._shards for piece, span in zip(shard.pieces, shard.spans)]
+            return pieces, [list(range(len(pieces)))]
+        pieces, groups = [], []
+        for group in self._partition_parameters()[self.rank]:
+            groups.append(list(range(len(pieces), len(pieces) + len(group["params"]))))
+            pieces.extend((p, (p, 0, _numel(p))) for p in group["params"])
+        return pieces, groups
+
+    def sharded_state_dict(self):
+        """This rank's part of the optimizer state, without communication: `(common, spans)`, where
+        `common` is {"param_groups": as in state_dict()} and each span, for a parameter this rank
+        updates, is (index as in state_dict(), lo, hi, the parameter's shape, flat, other): `flat`
+        holds the elementwise state of elements lo..hi of the flattened parameter (1-D arrays),
+        `other` the rest (the step count). `load_sharded_state_dict` takes it back on any world size.
+
+            common, spans = zero.sharded_state_dict()
+        """
+        self._check_overlap_initialized()
+        self._sync_param_groups(self.param_groups, self.optim.param_groups)
+        spans = []
+        for piece, (p, lo, hi) in self._local_layout()[0]:
+            state = self.optim.state.get(piece)
+            if not state:
+                continue
+            flat, other = {}, {}
+            for name, value in state.items():
+                if isinstance(value, Tensor) and value.array.ndim > 0 and value.array.shape == piece.array.shape:
+                    flat[name] = value.array.reshape(-1)
+                else:
+                    other[name] = value
+            spans.append((self._param_to_index[id(p)], lo, hi, tuple(p.array.shape), flat, other))
+        return {"param_groups": Optimizer.state_dict(self)["param_groups"]}, spans
+
+    def load_sharded_state_dict(self, common, read):
+        """Load state saved by `sharded_state_dict` on any number of ranks (call on every rank):
+        `read(index, lo, hi)` returns (flat, other) for elements lo..hi of parameter `index`, flat
+        arrays of hi - lo elements, or None where the parameter has no state. Only this rank's
+        ranges are asked for.
+
+            zero.load_sharded_state_dict(common, lambda index, lo, hi: reader.read("optimizer", index, lo, hi))
+        """
+        self._check_overlap_initialized()
+        Optimizer.load_state_dict(self, {"state": {}, "param_groups": common["param_groups"]})
+        self._clear_cache()
+        pieces, local_groups = self._local_layout()
+        local, flats = {"state": {}, "param_groups": []}, {}
+        for i, (piece, (p, lo, hi)) in enumerate(pieces):
+            saved = read(self._param_to_index[id(p)], lo, hi)
+            if saved is not None:
+                flats[i], local["state"][i] = saved
+        for group, indices in zip(self.param_groups, local_groups):
+            packed = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+            packed["params"] = indices
+            local["param_groups"].append(packed)
+        self.optim.load_state_dict(local)
+        # The elementwise state goes in as read, cast only where it must be: the optimizer's load would
+        # copy it once more, and these tensors are most of the state's memory.
+        for i, flat in flats.items():
+            piece = pieces[i][0]
+            for name, value in flat.items():
+                state = Tensor(value.reshape(piece.array.shape)).to(device=piece.device)
+                self.optim.state[piece][name] = state.to(piece.dtype) if piece.is_floating_point() else state
+        self._sync_param_groups(self.param_groups, self.optim.param_groups)
+
 
 def _slice_state(value, param, lo, hi):
     """A piece's part of a parameter's state: elements lo..hi of a tensor shaped like the parameter."""
