@@ -1,7 +1,7 @@
 """Graph nodes. `Primitive` is the base of every op in distml/ops (forward and backward on
 arrays); `Function` is PyTorch's public API for user-defined ops (forward and backward on
 Tensors, with a ctx)."""
-from distml import dtypes
+from distml import _backend, dtypes
 from distml.autograd.grad_mode import _State, no_grad
 from distml.tensor import Tensor
 
@@ -85,6 +85,8 @@ class Primitive(Node):
                 record = record or t.requires_grad
             else:
                 arrays.append(t)
+        if _backend.cupy is not None and len(arrays) > 1:
+            _check_same_device(inputs)
         out = node.forward(*arrays, **params)
         if type(out) is tuple:
             outputs = _make_outputs(node, inputs, out, record)
@@ -105,6 +107,19 @@ class Primitive(Node):
         if tracer is not None:
             tracer(cls, inputs, params, (out,))
         return out
+
+
+def _check_same_device(inputs):
+    """PyTorch's error for an op whose tensor arguments live on different devices (the one place
+    distml checks; only needed, and only run, where cupy is installed)."""
+    first = None
+    for t in inputs:
+        if isinstance(t, Tensor):
+            if first is None:
+                first = t.device
+            elif t.device != first:
+                raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                                   f"{first} and {t.device}!")
 
 
 def _make_outputs(node, inputs, arrays, record):
