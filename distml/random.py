@@ -1,7 +1,11 @@
 """Random numbers: a global generator seeded by `manual_seed`, and the random factories.
 
 The streams are NumPy's (PCG64), so the same seed gives different numbers than PyTorch;
-shapes, dtypes and distributions match.
+shapes, dtypes and distributions match. On a cuda device, rand, randn, normal, the _like forms,
+uniform_, normal_, bernoulli(_) and so dropout draw there, from the device's generator
+(distml.cuda.random, which manual_seed seeds too); the integer samplers (randint, randperm,
+random_), exponential_, multinomial and a call given an explicit Generator draw on the host and
+copy the result to the device.
 
     distml.manual_seed(0)
     x = distml.randn(2, 3)
@@ -103,7 +107,8 @@ def _cuda_index(generator, device):
     device = Device(device)
     if device.type != "cuda":
         return None
-    return _backend.require_cupy().cuda.runtime.getDevice() if device.index is None else device.index
+    cupy = _backend.require_cupy()
+    return cupy.cuda.runtime.getDevice() if device.index is None else device.index
 
 
 def _uniform(generator, size, np_dtype, device=None):
@@ -220,11 +225,12 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
     if mean_is_tensor or std_is_tensor:
         m = mean.array if mean_is_tensor else mean
         s = std.array if std_is_tensor else std
-        if np.any(np.asarray(s) < 0):
+        like = mean if mean_is_tensor else std
+        xp = get_array_module(like.array)
+        if bool(xp.any(xp.asarray(s) < 0)):
             raise RuntimeError("normal expects all elements of std >= 0.0")
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
-        like = mean if mean_is_tensor else std
-        sample = np.asarray(m + s * _normal(generator, shape, like.array.dtype))
+        sample = m + s * _normal(generator, shape, like.array.dtype, like.device)
         return _result(_on_device(sample, like.dtype, like.device), requires_grad, out, "normal")
     if size is None:
         raise TypeError(f"normal() received an invalid combination of arguments - got ({_label(mean)}, "

@@ -33,10 +33,9 @@ def install():
             return
 
         def _tracked_malloc(size):
-            memory = pool.malloc(size)
+            memory = pool.malloc(size)  # on the current device, whose counts used_bytes() reads
             peaks = _peaks.setdefault(memory.device_id, [0, 0])
-            with cupy.cuda.Device(memory.device_id):
-                used, total = pool.used_bytes(), pool.total_bytes()
+            used, total = pool.used_bytes(), pool.total_bytes()
             if used > peaks[0]:
                 peaks[0] = used
             if total > peaks[1]:

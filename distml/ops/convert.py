@@ -123,9 +123,14 @@ def clone(x):
 
 
 def to_device(x, device, non_blocking=False):
+    """x on `device` (x itself when it is there); "cuda" without an index is the current device, as in PyTorch."""
     on_cpu = isinstance(x.array, np.ndarray)
-    if (device.type == "cpu") == on_cpu and (on_cpu or device.index in (None, x.array.device.id)):
+    if device.type == "cpu" and on_cpu:
         return x
+    if device.type == "cuda" and not on_cpu:
+        index = require_cupy().cuda.runtime.getDevice() if device.index is None else device.index
+        if index == x.array.device.id:
+            return x
     return ToDevice.apply(x, device=device, non_blocking=non_blocking)
 
 
