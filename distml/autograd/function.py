@@ -117,7 +117,7 @@ def _check_same_device(inputs):
         if isinstance(t, Tensor):
             if first is None:
                 first = t.device
-            elif t.device != first:
+            elif t.device is not first and t.device != first:  # cpu tensors share one device object
                 raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
                                    f"{first} and {t.device}!")
 

@@ -60,6 +60,8 @@ def test_factories_on_cuda(torch_device):
         assert isinstance(ours.array, cupy.ndarray) and ours.device == distml.device("cuda", 0)
         theirs = make(torch if torch_device == "cuda" else _CpuTorch())
         np.testing.assert_array_equal(ours.cpu().numpy(), theirs.cpu().numpy())
+        if torch_device == "cuda":
+            assert repr(ours) == repr(theirs)
 
 
 class _CpuTorch:
