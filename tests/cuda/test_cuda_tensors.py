@@ -254,3 +254,8 @@ def test_second_device(rng):
         assert x.to("cuda") is x and y.cuda().device.index == 1
     with pytest.raises(RuntimeError, match=re.escape("found at least two devices, cuda:1 and cuda:0!")):
         x + y
+
+
+def test_factory_pin_memory_argument_is_refused_on_a_gpu_machine():
+    with pytest.raises(NotImplementedError, match=re.escape("zeros(pin_memory=True) is not supported")):
+        distml.zeros(2, pin_memory=True)
