@@ -4,8 +4,10 @@ cupy's pool plays the part of PyTorch's caching allocator: `used_bytes()` is mem
 held by live arrays, each rounded up to the pool's 512-byte unit, as PyTorch rounds), `total_bytes()`
 is memory_reserved (used plus cached for reuse). cupy keeps no peaks, so distml wraps the pool's
 malloc (`install`, done when distml first uses CUDA) and reads both counts after every allocation:
-the peaks are exact for allocations made through cupy's default pool after that point. What differs
-from PyTorch: memory a program allocates before distml first touches CUDA, through another
+the peaks are exact for allocations made through cupy's default pool after that point. The cost is
+a Python call per allocation where cupy keeps both counts as running totals (its newest pool does);
+older pools sum their chunks for each count, a cost that grows with the number of live arrays.
+What differs from PyTorch: memory a program allocates before distml first touches CUDA, through another
 allocator it sets with cupy.cuda.set_allocator, or in pinned host memory, is not in the peaks; and
 there is no memory_stats() / memory_summary() breakdown (small/large pools, segments).
 """
