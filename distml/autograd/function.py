@@ -86,7 +86,7 @@ class Primitive(Node):
             else:
                 arrays.append(t)
         if _backend.cupy is not None and len(arrays) > 1:
-            _check_same_device(inputs)
+            _check_same_device(inputs, arrays)
         out = node.forward(*arrays, **params)
         if type(out) is tuple:
             outputs = _make_outputs(node, inputs, out, record)
@@ -109,7 +109,7 @@ class Primitive(Node):
         return out
 
 
-def _check_same_device(inputs):
+def _check_same_device(inputs, arrays):
     """PyTorch's error for an op whose tensor arguments live on different devices (the one place
     distml checks; only needed, and only run, where cupy is installed)."""
     first = None
@@ -118,8 +118,26 @@ def _check_same_device(inputs):
             if first is None:
                 first = t.device
             elif t.device is not first and t.device != first:  # cpu tensors share one device object
-                raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
-                                   f"{first} and {t.device}!")
+                _mixed_devices(inputs, arrays)
+                return
+
+
+def _mixed_devices(inputs, arrays):
+    """As in PyTorch, a 0-d cpu tensor may join cuda tensors (its value is copied to their device, in
+    `arrays`); distml asks that it need no gradient. Any other mix raises PyTorch's error, naming the
+    expected device (the first cuda tensor's) and the first other one."""
+    devices = [(i, t.device) for i, t in enumerate(inputs) if isinstance(t, Tensor)]
+    cuda = [d for _, d in devices if d.type == "cuda"]
+    expected = cuda[0] if cuda else devices[0][1]
+    for i, d in devices:
+        scalar = cuda and d.type == "cpu" and inputs[i].array.ndim == 0 and not inputs[i].requires_grad
+        if d != expected and not scalar:
+            raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                               f"{expected} and {d}!")
+    with _backend.cupy.cuda.Device(expected.index):
+        for i, d in devices:
+            if d.type == "cpu":
+                arrays[i] = _backend.cupy.asarray(arrays[i])
 
 
 def _make_outputs(node, inputs, arrays, record):

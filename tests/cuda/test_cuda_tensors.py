@@ -259,3 +259,18 @@ def test_second_device(rng):
 def test_factory_pin_memory_argument_is_refused_on_a_gpu_machine():
     with pytest.raises(NotImplementedError, match=re.escape("zeros(pin_memory=True) is not supported")):
         distml.zeros(2, pin_memory=True)
+
+
+def test_a_cpu_scalar_tensor_joins_cuda_tensors(torch_device):
+    results = []
+    for m, device in ((distml, "cuda"), (torch, torch_device)):
+        x = m.ones(3, device=device, requires_grad=True)
+        y = x * m.tensor(2.0) + m.tensor(1.0)
+        y.sum().backward()
+        assert y.device.type == device
+        results.append((y.detach().cpu().numpy(), x.grad.cpu().numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_array_equal(ours, theirs)
+    # distml's one difference: the cpu scalar may not need a gradient.
+    with pytest.raises(RuntimeError, match=re.escape(MIXED)):
+        distml.ones(3, device="cuda") * distml.tensor(2.0, requires_grad=True)

@@ -123,10 +123,12 @@ def test_mixed_devices_raise_in_primitive_apply(monkeypatch):
     with pytest.raises(RuntimeError, match=re.escape("Expected all tensors to be on the same device, but found at "
                                                      "least two devices, cuda:0 and cpu!")):
         a + b
-    with pytest.raises(RuntimeError, match=re.escape("found at least two devices, cpu and cuda:1!")):
+    with pytest.raises(RuntimeError, match=re.escape("found at least two devices, cuda:1 and cpu!")):
         distml.matmul(_on("cpu", [[1.0]]), _on("cuda:1", [[2.0]]))
     with pytest.raises(RuntimeError, match=re.escape("cuda:0 and cpu!")):
         distml.cat([a, b])
     np.testing.assert_array_equal((_on("cuda:0", [1.0]) + _on("cuda:0", [2.0])).numpy(), [3.0])
     np.testing.assert_array_equal((a * 2).numpy(), [2.0, 4.0])  # a Python number is not a tensor argument
+    with pytest.raises(RuntimeError, match=re.escape("found at least two devices, cuda:0 and cpu!")):
+        _on("cpu", 2.0).requires_grad_() * a  # a 0-d cpu tensor joins cuda tensors only without a gradient
 
