@@ -54,9 +54,7 @@ def _index(spec=None):
     index = _device_index(spec, optional=True)
     if index is None or index < 0:
         return cupy.cuda.runtime.getDevice()
-    if index >= device_count():
-        raise RuntimeError(f"CUDA error: invalid device ordinal (device {index}; {device_count()} devices)")
-    return index
+    return index  # one past the last device: cupy's CUDARuntimeError (a RuntimeError), "invalid device ordinal"
 
 
 def is_bf16_supported(including_emulation=True):
@@ -120,6 +118,8 @@ class _CudaDeviceProperties:
 def get_device_properties(device=None):
     """name, total_memory (bytes), major, minor, multi_processor_count, ... of a device."""
     index = _index(device)
+    if index >= device_count():
+        raise AssertionError("Invalid device id")
     return _CudaDeviceProperties(_backend.cupy.cuda.runtime.getDeviceProperties(index))
 
 

@@ -40,8 +40,10 @@ def test_device_queries():
     distml.cuda.synchronize(0)
     with pytest.raises(ValueError, match="Expected a cuda device, but got: cpu"):
         distml.cuda.mem_get_info("cpu")
-    with pytest.raises(RuntimeError, match="invalid device ordinal"):
+    with pytest.raises(AssertionError, match="Invalid device id"):
         distml.cuda.get_device_properties(count)
+    with pytest.raises(RuntimeError, match="invalid device ordinal"):
+        distml.cuda.set_device(count)
 
 
 @torch_cuda
