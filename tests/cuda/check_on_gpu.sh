@@ -26,7 +26,8 @@ print('cupy', cupy.__version__, 'devices', cupy.cuda.runtime.getDeviceCount())" 
 } > "$out/environment.txt"
 
 start=$(date +%s)
-DISTML_CUDA=1 DISTML_BUILD_JOBS=${DISTML_BUILD_JOBS:-$(nproc)} timeout 240 "$python" setup.py build_ext --inplace > "$out/build.log" 2>&1
+DISTML_CUDA=1 DISTML_BUILD_JOBS=${DISTML_BUILD_JOBS:-$(nproc)} timeout 240 \
+  "$python" setup.py build_ext --inplace > "$out/build.log" 2>&1
 build=$?
 echo "build: exit $build in $(( $(date +%s) - start )) s" > "$out/summary.txt"
 if [ "$build" -ne 0 ]; then
