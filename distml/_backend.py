@@ -77,13 +77,27 @@ def cuda_unavailable_reason():
     return _cuda_probe()[1]
 
 
+_cuda_used = False
+
+
 def require_cupy():
     """cupy, once a CUDA device is usable; otherwise the AssertionError PyTorch's CPU build raises
-    ("Torch not compiled with CUDA enabled"), saying why."""
-    reason = cuda_unavailable_reason()
-    if reason is not None:
-        raise AssertionError(f"distml cannot use CUDA: {reason}")
+    ("Torch not compiled with CUDA enabled"), saying why. The first success sets up distml's use of
+    CUDA (the memory pool's peak tracking, distml/cuda/_memory.py)."""
+    global _cuda_used
+    if not _cuda_used:
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise AssertionError(f"distml cannot use CUDA: {reason}")
+        from distml.cuda import _memory
+        _memory.install()
+        _cuda_used = True
     return cupy
+
+
+def cuda_used():
+    """Whether distml has used CUDA in this process (made a cuda array or asked a device something)."""
+    return _cuda_used
 
 
 _NOT_COMPILED = {"xpu": "XPU", "mtia": "MTIA"}

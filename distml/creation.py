@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from distml import dtypes
-from distml._backend import device_array_module
+from distml._backend import cuda_unavailable_reason, device_array_module
 from distml.device import device as Device
 from distml.tensor import (Tensor, _as_dtype, _check_memory_format, _dim_order, _format_order, _is_int,
                            _is_int_tensor, _is_sequence, _label, _require_tensor, contiguous_format,
@@ -49,6 +49,9 @@ def _factory_options(function, out, dtype, layout, device, pin_memory, default=N
         if isinstance(layout, Layout):
             raise NotImplementedError(f"{function}() makes {strided} tensors only, not {layout}")
         raise TypeError(f"{function}(): argument 'layout' must be distml.layout, not {_label(layout)}")
+    if pin_memory and cuda_unavailable_reason() is None:
+        raise NotImplementedError(f"{function}(pin_memory=True) is not supported: make the tensor, then call "
+                                  ".pin_memory() on it")
     if pin_memory:
         raise RuntimeError("Cannot access accelerator device when none is available.")
     dtype = _as_dtype(dtype, function)

@@ -1,7 +1,11 @@
 """Random numbers: a global generator seeded by `manual_seed`, and the random factories.
 
 The streams are NumPy's (PCG64), so the same seed gives different numbers than PyTorch;
-shapes, dtypes and distributions match.
+shapes, dtypes and distributions match. On a cuda device, rand, randn, normal, the _like forms,
+uniform_, normal_, bernoulli(_) and so dropout draw there, from the device's generator
+(distml.cuda.random, which manual_seed seeds too); the integer samplers (randint, randperm,
+random_), exponential_, multinomial and a call given an explicit Generator draw on the host and
+copy the result to the device.
 
     distml.manual_seed(0)
     x = distml.randn(2, 3)
@@ -11,8 +15,11 @@ import numbers
 
 import numpy as np
 
-from distml import dtypes
+from distml import _backend, dtypes
+from distml._backend import get_array_module
+from distml.cuda import random as cuda_random
 from distml.creation import _build, _dim_order, _empty, _factory_options, _finish, _result, _size
+from distml.device import device as Device
 from distml.tensor import (Tensor, _check_memory_format, _is_int, _is_int_tensor, _label, _require_tensor,
                            preserve_format, strided)
 
@@ -50,7 +57,9 @@ default_generator = Generator()
 
 
 def manual_seed(seed):
-    """Seed the global generator (and so every random factory and `nn.init`)."""
+    """Seed the global generator (and so every random factory and `nn.init`) and every cuda device's
+    generator (distml.cuda.random; they are made on first use, so this never starts CUDA)."""
+    cuda_random.manual_seed(int(seed), all_devices=True)
     return default_generator.manual_seed(seed)
 
 
@@ -82,19 +91,42 @@ def _float_only(dtype, kernel):
 
 
 def _on_device(array, dtype, device):
-    """A host sample as an array of dtype on device."""
+    """A sample as an array of dtype on device: one drawn on a GPU stays there, a host one is copied."""
+    if get_array_module(array) is not np:
+        return array.astype(dtype.np, copy=False)
     array = np.asarray(array).astype(dtype.np, copy=False)
     return array if device is None else _build(device, lambda xp: xp.asarray(array))
 
 
-def _uniform(rng, size, np_dtype):
-    wide = np_dtype if np_dtype in (np.float32, np.float64) else np.float32
-    return rng.random(size, dtype=wide)
+def _cuda_index(generator, device):
+    """The cuda device to draw a sample on (its own generator, distml.cuda.random), or None to draw it
+    on the host: for cpu devices, and for an explicit Generator (its numbers are NumPy's, drawn on the
+    host and copied to the device)."""
+    if generator is not None or device is None:
+        return None
+    device = Device(device)
+    if device.type != "cuda":
+        return None
+    cupy = _backend.require_cupy()
+    return cupy.cuda.runtime.getDevice() if device.index is None else device.index
 
 
-def _normal(rng, size, np_dtype):
+def _uniform(generator, size, np_dtype, device=None):
+    """Uniform [0, 1) samples, on device's GPU when it is a cuda device."""
+    index = _cuda_index(generator, device)
+    if index is not None:
+        return cuda_random.uniform(size, np_dtype, index)
     wide = np_dtype if np_dtype in (np.float32, np.float64) else np.float32
-    return rng.standard_normal(size, dtype=wide)
+    return _rng(generator).random(size, dtype=wide)
+
+
+def _normal(generator, size, np_dtype, device=None):
+    """Standard normal samples, on device's GPU when it is a cuda device."""
+    index = _cuda_index(generator, device)
+    if index is not None:
+        return cuda_random.normal(size, np_dtype, index)
+    wide = np_dtype if np_dtype in (np.float32, np.float64) else np.float32
+    return _rng(generator).standard_normal(size, dtype=wide)
 
 
 def rand(*args, size=None, generator=None, out=None, dtype=None, layout=strided, device=None, pin_memory=False,
@@ -103,7 +135,8 @@ def rand(*args, size=None, generator=None, out=None, dtype=None, layout=strided,
     shape = _size(args, size, "rand")
     dtype, device = _factory_options("rand", out, dtype, layout, device, pin_memory)
     _float_only(dtype, "check_uniform_bounds")
-    return _result(_on_device(_uniform(_rng(generator), shape, dtype.np), dtype, device), requires_grad, out, "rand")
+    return _result(_on_device(_uniform(generator, shape, dtype.np, device), dtype, device), requires_grad, out,
+                   "rand")
 
 
 def randn(*args, size=None, generator=None, out=None, dtype=None, layout=strided, device=None, pin_memory=False,
@@ -112,7 +145,8 @@ def randn(*args, size=None, generator=None, out=None, dtype=None, layout=strided
     shape = _size(args, size, "randn")
     dtype, device = _factory_options("randn", out, dtype, layout, device, pin_memory)
     _float_only(dtype, "normal_kernel_cpu")
-    return _result(_on_device(_normal(_rng(generator), shape, dtype.np), dtype, device), requires_grad, out, "randn")
+    return _result(_on_device(_normal(generator, shape, dtype.np, device), dtype, device), requires_grad, out,
+                   "randn")
 
 
 _RANDINT_SIGNATURES = ("\n * (int high, tuple of ints size, *, distml.Generator generator = None, Tensor out = None, "
@@ -191,11 +225,12 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
     if mean_is_tensor or std_is_tensor:
         m = mean.array if mean_is_tensor else mean
         s = std.array if std_is_tensor else std
-        if np.any(np.asarray(s) < 0):
+        like = mean if mean_is_tensor else std
+        xp = get_array_module(like.array)
+        if bool(xp.any(xp.asarray(s) < 0)):
             raise RuntimeError("normal expects all elements of std >= 0.0")
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
-        like = mean if mean_is_tensor else std
-        sample = np.asarray(m + s * _normal(_rng(generator), shape, like.array.dtype))
+        sample = m + s * _normal(generator, shape, like.array.dtype, like.device)
         return _result(_on_device(sample, like.dtype, like.device), requires_grad, out, "normal")
     if size is None:
         raise TypeError(f"normal() received an invalid combination of arguments - got ({_label(mean)}, "
@@ -209,16 +244,17 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
     shape = _size((size,), None, "normal")
     dtype, device = _factory_options("normal", out, dtype, layout, device, pin_memory)
     _float_only(dtype, "normal_kernel_cpu")
-    sample = mean + std * _normal(_rng(generator), shape, dtype.np)
+    sample = mean + std * _normal(generator, shape, dtype.np, device)
     return _result(_on_device(sample, dtype, device), requires_grad, out, "normal")
 
 
 def bernoulli(input, p=None, *, generator=None):
     """1 with probability input (or p) elementwise, else 0, in input's dtype."""
     probs = input.array if p is None else p
-    if np.any((np.asarray(probs) < 0) | (np.asarray(probs) > 1)):
+    xp = get_array_module(probs)
+    if bool(xp.any((xp.asarray(probs) < 0) | (xp.asarray(probs) > 1))):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
-    draws = _uniform(_rng(generator), input.array.shape, np.float64) < (probs.get() if hasattr(probs, "get") else probs)
+    draws = _uniform(generator, input.array.shape, np.float64, input.device) < probs
     return _finish(_on_device(draws, input.dtype, input.device), False)
 
 
@@ -241,7 +277,7 @@ def _like(function, input, sample, dtype, layout, device, pin_memory, requires_g
     dtype, device = _factory_options(function, None, dtype or input.dtype, layout or strided, device or input.device,
                                      pin_memory)
     order = _dim_order(input.array, memory_format)
-    values = sample(input.array.shape, dtype)
+    values = sample(input.array.shape, dtype, device)
 
     def make(xp):
         array = _empty(xp, input.array.shape, dtype.np, order)
@@ -253,16 +289,16 @@ def _like(function, input, sample, dtype, layout, device, pin_memory, requires_g
 def rand_like(input, *, generator=None, dtype=None, layout=None, device=None, pin_memory=False, requires_grad=False,
               memory_format=preserve_format):
     """Uniform on [0, 1), shaped like input: `distml.rand_like(x)`."""
-    def sample(shape, d):
-        return _uniform(_rng(generator), shape, _float_only(d, "check_uniform_bounds").np).astype(d.np)
+    def sample(shape, d, device):
+        return _uniform(generator, shape, _float_only(d, "check_uniform_bounds").np, device).astype(d.np)
     return _like("rand_like", input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format)
 
 
 def randn_like(input, *, generator=None, dtype=None, layout=None, device=None, pin_memory=False, requires_grad=False,
                memory_format=preserve_format):
     """Standard normal, shaped like input: `distml.randn_like(x)`."""
-    def sample(shape, d):
-        return _normal(_rng(generator), shape, _float_only(d, "normal_kernel_cpu").np).astype(d.np)
+    def sample(shape, d, device):
+        return _normal(generator, shape, _float_only(d, "normal_kernel_cpu").np, device).astype(d.np)
     return _like("randn_like", input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format)
 
 
@@ -279,7 +315,7 @@ def randint_like(input, low=None, high=None, *, generator=None, dtype=None, layo
     low = 0 if low is None else _bound(low, "low", 2, "randint_like")
     high = _bound(high, "high", 3 if low else 2, "randint_like")
 
-    def sample(shape, d):
+    def sample(shape, d, device):  # drawn on the host (integers have no device sampler here)
         return _integers(_rng(generator), low, high, shape, d)
     return _like("randint_like", input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format)
 
@@ -294,21 +330,21 @@ def uniform_(x, a=0.0, b=1.0, generator=None):
     _float_only(x.dtype, "check_uniform_bounds")
     if a > b:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
-    return _fill_with(x, a + (b - a) * _uniform(_rng(generator), x.array.shape, np.float64))
+    return _fill_with(x, a + (b - a) * _uniform(generator, x.array.shape, np.float64, x.device))
 
 
 def normal_(x, mean=0.0, std=1.0, generator=None):
     _float_only(x.dtype, "normal_kernel_cpu")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return _fill_with(x, mean + std * _normal(_rng(generator), x.array.shape, np.float64))
+    return _fill_with(x, mean + std * _normal(generator, x.array.shape, np.float64, x.device))
 
 
 def bernoulli_(x, p=0.5, generator=None):
     if isinstance(p, numbers.Number) and not 0 <= p <= 1:
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     probs = p.array if isinstance(p, Tensor) else p
-    return _fill_with(x, _uniform(_rng(generator), x.array.shape, np.float64) < probs)
+    return _fill_with(x, _uniform(generator, x.array.shape, np.float64, x.device) < probs)
 
 
 # random_() without bounds: [0, 2 ** mantissa bits] for floats (every value exact), the dtype's range for integers.

@@ -11,7 +11,7 @@ from copy import deepcopy
 
 import numpy as np
 
-from distml import dtypes
+from distml import _backend, dtypes
 from distml._backend import cupy, get_array_module
 from distml.device import CPU, device as Device
 
@@ -425,11 +425,15 @@ class Tensor:
         return self.to(dtypes.bool)
 
     def pin_memory(self):
-        """Page-locked host memory needs a GPU; without one this raises as PyTorch does."""
-        raise RuntimeError("Cannot access accelerator device when none is available.")
+        """A copy in page-locked host memory, so `.to("cuda", non_blocking=True)` copies asynchronously;
+        needs a usable CUDA device (without one this raises as PyTorch does): `x.pin_memory()`."""
+        return ops.convert.pin_memory(self)
 
     def is_pinned(self):
-        return False
+        """Whether the values are in page-locked host memory (False while no CUDA device is usable)."""
+        if _backend.cuda_unavailable_reason() is not None:
+            return False
+        return ops.convert.is_pinned(self.array)
 
     def share_memory_(self):
         """Move the values into shared memory (in place), so processes started later share them."""

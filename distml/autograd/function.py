@@ -1,7 +1,7 @@
 """Graph nodes. `Primitive` is the base of every op in distml/ops (forward and backward on
 arrays); `Function` is PyTorch's public API for user-defined ops (forward and backward on
 Tensors, with a ctx)."""
-from distml import dtypes
+from distml import _backend, dtypes
 from distml.autograd.grad_mode import _State, no_grad
 from distml.tensor import Tensor
 
@@ -85,6 +85,8 @@ class Primitive(Node):
                 record = record or t.requires_grad
             else:
                 arrays.append(t)
+        if _backend.cupy is not None and len(arrays) > 1:
+            _check_same_device(inputs, arrays)
         out = node.forward(*arrays, **params)
         if type(out) is tuple:
             outputs = _make_outputs(node, inputs, out, record)
@@ -105,6 +107,37 @@ class Primitive(Node):
         if tracer is not None:
             tracer(cls, inputs, params, (out,))
         return out
+
+
+def _check_same_device(inputs, arrays):
+    """PyTorch's error for an op whose tensor arguments live on different devices (the one place
+    distml checks; only needed, and only run, where cupy is installed)."""
+    first = None
+    for t in inputs:
+        if isinstance(t, Tensor):
+            if first is None:
+                first = t.device
+            elif t.device is not first and t.device != first:  # cpu tensors share one device object
+                _mixed_devices(inputs, arrays)
+                return
+
+
+def _mixed_devices(inputs, arrays):
+    """As in PyTorch, a 0-d cpu tensor may join cuda tensors (its value is copied to their device, in
+    `arrays`); distml asks that it need no gradient. Any other mix raises PyTorch's error, naming the
+    expected device (the first cuda tensor's) and the first other one."""
+    devices = [(i, t.device) for i, t in enumerate(inputs) if isinstance(t, Tensor)]
+    cuda = [d for _, d in devices if d.type == "cuda"]
+    expected = cuda[0] if cuda else devices[0][1]
+    for i, d in devices:
+        scalar = cuda and d.type == "cpu" and inputs[i].array.ndim == 0 and not inputs[i].requires_grad
+        if d != expected and not scalar:
+            raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                               f"{expected} and {d}!")
+    with _backend.cupy.cuda.Device(expected.index):
+        for i, d in devices:
+            if d.type == "cpu":
+                arrays[i] = _backend.cupy.asarray(arrays[i])
 
 
 def _make_outputs(node, inputs, arrays, record):

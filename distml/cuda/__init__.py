@@ -1,15 +1,22 @@
-"""`distml.cuda`: PyTorch's torch.cuda device boilerplate, answering as PyTorch's CPU build does
-while no CUDA device is usable (cupy missing, no driver or no device):
+"""`distml.cuda`: PyTorch's torch.cuda over CuPy (cupy-cuda13x, the extra distml[cuda]):
 
     device = distml.device("cuda" if distml.cuda.is_available() else "cpu")
+    with distml.cuda.device(1):
+        x = distml.randn(3, device="cuda")      # on cuda:1
+    distml.cuda.synchronize()
 
-Whether CUDA is usable is asked of distml._backend alone. The functions that need a device raise
-PyTorch's AssertionError without one; with one, they reach `_device_call`, where the cupy
-version of each is still to be written.
+Whether CUDA is usable is asked of distml._backend alone. While no device is usable (cupy missing,
+no driver or no device) every function answers as PyTorch's CPU build does: AssertionError
+("distml cannot use CUDA: <why>") for the calls that need a device, 0 / False / a no-op for the
+rest. Streams and events are in distml/cuda/streams.py, the memory statistics in _memory.py.
 """
+import contextlib
+
 from distml import _backend
 from distml.device import device as Device
 from distml.cuda import amp  # noqa: F401  (distml.cuda.amp.GradScaler)
+from distml.cuda import _memory
+from distml.cuda.streams import Event, Stream, current_stream, default_stream, set_stream, stream  # noqa: F401
 
 
 def is_available():
@@ -17,23 +24,8 @@ def is_available():
     return _backend.cuda_device_count() > 0
 
 
-def is_bf16_supported(including_emulation=True):
-    """Whether the current CUDA device computes in bfloat16: False without a usable device, as
-    PyTorch's CPU build answers."""
-    if not is_available():
-        return False
-    return _device_call("is_bf16_supported")
-
-
 def device_count():
     return _backend.cuda_device_count()
-
-
-def _device_call(name):
-    """The GPU path of `name`: PyTorch's AssertionError when no CUDA device is usable; with one,
-    NotImplementedError until the cupy version is written."""
-    _backend.require_cupy()
-    raise NotImplementedError(f"distml.cuda.{name} on a CUDA device is not implemented yet")
 
 
 def _device_index(spec, optional=False):
@@ -54,111 +46,173 @@ def _device_index(spec, optional=False):
     return index
 
 
-def is_initialized():
-    """Whether CUDA has been set up in this process; False while no device is usable."""
+def _index(spec=None):
+    """The device a call is about, as an int: `spec` read as `_device_index(optional=True)` does, the
+    current device for None or a negative index; PyTorch's AssertionError without a usable device
+    (raised before a wrong `spec`'s ValueError, as PyTorch checks)."""
+    cupy = _backend.require_cupy()
+    index = _device_index(spec, optional=True)
+    if index is None or index < 0:
+        return cupy.cuda.runtime.getDevice()
+    return index  # one past the last device: cupy's CUDARuntimeError (a RuntimeError), "invalid device ordinal"
+
+
+def is_bf16_supported(including_emulation=True):
+    """Whether the current CUDA device computes in bfloat16 (compute capability 8.0 or later); False
+    without a usable device, as PyTorch's CPU build answers. cupy has no bfloat16 arrays, so distml
+    tensors cannot be bfloat16 on the GPU either way."""
     if not is_available():
         return False
-    _device_call("is_initialized")
+    return get_device_capability()[0] >= 8 or bool(including_emulation)
+
+
+def is_initialized():
+    """Whether this process has used CUDA through distml yet (made a cuda tensor or called a
+    device function); False while no device is usable."""
+    return is_available() and _backend.cuda_used()
 
 
 def init():
-    _device_call("init")
+    """Set CUDA up now rather than on first use: `distml.cuda.init()`."""
+    _backend.require_cupy().cuda.Device().use()
 
 
 def current_device():
-    _device_call("current_device")
+    """The index of the current device: `distml.cuda.current_device()` -> 0."""
+    return _backend.require_cupy().cuda.runtime.getDevice()
 
 
 def set_device(device):
-    """Select the current device: `distml.cuda.set_device(0)`; a negative index is a no-op."""
-    if _device_index(device) >= 0:
-        _device_call("set_device")
+    """Select the current device: `distml.cuda.set_device(1)`; a negative index is a no-op."""
+    index = _device_index(device)
+    if index >= 0:
+        _backend.require_cupy().cuda.runtime.setDevice(_index(index))
 
 
 def synchronize(device=None):
-    _device_call("synchronize")
+    """Wait for every stream of a device (the current one by default) to finish its work."""
+    with _backend.require_cupy().cuda.Device(_index(device)) as on:
+        on.synchronize()
 
 
-def get_device_name(device=None):
-    _device_call("get_device_name")
+class _CudaDeviceProperties:
+    """What `get_device_properties` returns: the fields PyTorch's has, read from cudaGetDeviceProperties."""
+
+    def __init__(self, props):
+        self.name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        self.major, self.minor = props["major"], props["minor"]
+        self.total_memory = props["totalGlobalMem"]
+        self.multi_processor_count = props["multiProcessorCount"]
+        self.is_integrated = props["integrated"]
+        self.is_multi_gpu_board = props["isMultiGpuBoard"]
+        self.max_threads_per_multi_processor = props["maxThreadsPerMultiProcessor"]
+        self.warp_size = props["warpSize"]
+        self.L2_cache_size = props["l2CacheSize"]
+
+    def __repr__(self):
+        return (f"_CudaDeviceProperties(name='{self.name}', major={self.major}, minor={self.minor}, "
+                f"total_memory={self.total_memory // 2 ** 20}MB, multi_processor_count={self.multi_processor_count}, "
+                f"L2_cache_size={self.L2_cache_size // 2 ** 20}MB)")
 
 
 def get_device_properties(device=None):
-    _device_call("get_device_properties")
+    """name, total_memory (bytes), major, minor, multi_processor_count, ... of a device."""
+    index = _index(device)
+    if index >= device_count():
+        raise AssertionError("Invalid device id")
+    return _CudaDeviceProperties(_backend.cupy.cuda.runtime.getDeviceProperties(index))
+
+
+def get_device_name(device=None):
+    """The device's name: 'NVIDIA H200'."""
+    return get_device_properties(device).name
 
 
 def get_device_capability(device=None):
-    _device_call("get_device_capability")
+    """The device's compute capability (major, minor): (9, 0) on an H100/H200."""
+    props = get_device_properties(device)
+    return props.major, props.minor
 
 
 def mem_get_info(device=None):
-    """(free, total) bytes of a device."""
+    """(free, total) bytes of a device, as the driver counts them (memory cupy's pool holds is not free)."""
     _device_index(device, optional=True)
-    _device_call("mem_get_info")
+    with _backend.require_cupy().cuda.Device(_index(device)):
+        return _backend.cupy.cuda.runtime.memGetInfo()
 
 
 def empty_cache():
-    """Release cached device memory; nothing to release while no device is usable."""
+    """Release the device and pinned memory cupy's pools hold but no array uses; a no-op while no
+    device is usable."""
     if is_available():
-        _device_call("empty_cache")
+        _memory.empty_cache()
 
 
-def _memory_stat(name):
+def _memory_stat(name, device):
     """0 while no device is usable, as PyTorch reports before CUDA is initialised."""
-    if is_available():
-        _device_call(name)
-    return 0
+    if not is_available():
+        return 0
+    return _memory.stat(name, _index(device))
 
 
 def memory_allocated(device=None):
-    return _memory_stat("memory_allocated")
+    """Bytes the device's arrays use now (cupy's pool's used_bytes); see distml/cuda/_memory.py for how
+    this differs from PyTorch's caching allocator."""
+    return _memory_stat("allocated", device)
 
 
 def max_memory_allocated(device=None):
-    return _memory_stat("max_memory_allocated")
+    """The peak of memory_allocated since the start or the last reset_peak_memory_stats."""
+    return _memory_stat("max_allocated", device)
 
 
 def memory_reserved(device=None):
-    return _memory_stat("memory_reserved")
+    """Bytes cupy's pool holds on the device (used or cached for reuse)."""
+    return _memory_stat("reserved", device)
 
 
 def max_memory_reserved(device=None):
-    return _memory_stat("max_memory_reserved")
+    """The peak of memory_reserved since the start or the last reset_peak_memory_stats."""
+    return _memory_stat("max_reserved", device)
 
 
 def reset_peak_memory_stats(device=None):
+    """Start the peaks of max_memory_allocated / max_memory_reserved again from the current values."""
     _device_index(device, optional=True)
-    _device_call("reset_peak_memory_stats")
+    _memory.reset_peaks(_index(device))
 
 
-# Seeding. distml draws every random number on the host from distml's default generator, cuda
-# tensors included (see distml.random), so there is no CUDA generator to seed: these check their
-# argument as PyTorch does and change nothing. Seed with distml.manual_seed.
+# Seeding: every cuda device has its own generator (distml/cuda/random.py), made on first use from the
+# seed these set, so seeding never initialises CUDA; distml.manual_seed seeds them all.
 
 def manual_seed(seed):
-    """Accepted for PyTorch programs; cuda tensors draw from `distml.manual_seed`'s generator."""
-    int(seed)
+    """Seed the current device's generator: `distml.cuda.manual_seed(0)`."""
+    from distml.cuda import random
+    random.manual_seed(int(seed), all_devices=False)
 
 
 def manual_seed_all(seed):
-    """Accepted for PyTorch programs; cuda tensors draw from `distml.manual_seed`'s generator."""
-    int(seed)
+    """Seed every device's generator."""
+    from distml.cuda import random
+    random.manual_seed(int(seed), all_devices=True)
 
 
 def seed():
-    """Accepted for PyTorch programs; cuda tensors draw from distml's default generator."""
+    """Seed the current device's generator from the OS's entropy."""
+    from distml.cuda import random
+    random.manual_seed(random.fresh_seed(), all_devices=False)
 
 
 def seed_all():
-    """Accepted for PyTorch programs; cuda tensors draw from distml's default generator."""
+    """Seed every device's generator from the OS's entropy."""
+    from distml.cuda import random
+    random.manual_seed(random.fresh_seed(), all_devices=True)
 
 
 def initial_seed():
-    """The seed of the generator cuda tensors draw from (distml's default one); PyTorch's
-    AssertionError while no device is usable."""
-    from distml.random import default_generator
-    _backend.require_cupy()
-    return default_generator.initial_seed()
+    """The seed of the current device's generator; PyTorch's AssertionError while no device is usable."""
+    from distml.cuda import random
+    return random.initial_seed(current_device())
 
 
 class device:
@@ -167,6 +221,7 @@ class device:
 
     def __init__(self, device):
         self.idx = _device_index(device, optional=True)
+        self._outer = contextlib.nullcontext()
 
     def __enter__(self):
         if self.idx is None or self.idx < 0:
@@ -174,7 +229,10 @@ class device:
         reason = _backend.cuda_unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"distml.cuda.device({self.idx}): distml cannot use CUDA: {reason}")
-        _device_call("device")
+        self._outer = _backend.require_cupy().cuda.Device(_index(self.idx))
+        self._outer.__enter__()
 
     def __exit__(self, *exc_info):
+        outer, self._outer = self._outer, contextlib.nullcontext()
+        outer.__exit__(*exc_info)
         return False

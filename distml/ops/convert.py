@@ -1,7 +1,7 @@
 """Changing dtype or device, and copying."""
 import numpy as np
 
-from distml import dtypes
+from distml import _backend, dtypes
 from distml._backend import get_array_module, no_tensors_on, require_cupy
 from distml.autograd.function import Primitive
 from distml.ops.registry import register
@@ -37,21 +37,78 @@ class ToDevice(Primitive):
 
     def forward(self, x, device, non_blocking):
         self.source = "cpu" if isinstance(x, np.ndarray) else x.device.id
-        return _move(x, device)
+        return _move(x, device, non_blocking)
 
     def backward(self, grad):
-        return grad.get() if self.source == "cpu" else _move(grad, ("cuda", self.source))
+        # Blocking: the engine reads a host gradient at once.
+        return _move(grad, ("cpu", None) if self.source == "cpu" else ("cuda", self.source))
 
 
-def _move(array, device):
+def _move(array, device, non_blocking=False):
+    """`array` copied to device ("cuda", 1) or device("cpu"). With non_blocking, a copy from pinned host
+    memory to the GPU, or from the GPU into new pinned host memory, is queued on the current stream
+    and returns at once, as in PyTorch (synchronize, or wait on an event, before reading the result
+    on the host); other copies wait for their data."""
     kind, index = device if isinstance(device, tuple) else (device.type, device.index)
     if kind == "cpu":
-        return array if isinstance(array, np.ndarray) else array.get()
+        if isinstance(array, np.ndarray):
+            return array
+        if not non_blocking:
+            return array.get()
+        with array.device:
+            out = pinned_empty(array.shape, array.dtype)
+            return array.get(out=out, blocking=False)
     if kind != "cuda":
         raise no_tensors_on(kind, creating=False)
     cupy = require_cupy()
-    with cupy.cuda.Device(index or 0):
+    with cupy.cuda.Device(cupy.cuda.runtime.getDevice() if index is None else index):
+        if not isinstance(array, np.ndarray):
+            return array.copy()  # from another device: cupy copies between devices
+        if non_blocking and is_pinned(array):
+            out = cupy.empty(array.shape, array.dtype)
+            out.set(np.ascontiguousarray(array))  # queued on the current stream: the memory is pinned
+            return out
         return cupy.asarray(array)
+
+
+def pinned_empty(shape, dtype):
+    """A new numpy array in page-locked host memory (cupyx's pinned memory pool)."""
+    import cupyx
+    return cupyx.empty_pinned(shape, dtype=dtype)
+
+
+def is_pinned(array):
+    """Whether a host array's memory is page-locked (CUDA can copy it asynchronously)."""
+    cupy = require_cupy()
+    if not isinstance(array, np.ndarray) or array.size == 0:
+        return False
+    try:
+        attributes = cupy.cuda.runtime.pointerGetAttributes(array.ctypes.data)
+    except cupy.cuda.runtime.CUDARuntimeError:
+        return False
+    return attributes.type == cupy.cuda.runtime.memoryTypeHost
+
+
+class PinMemory(Primitive):
+    saves_inputs = False
+
+    def forward(self, x):
+        out = pinned_empty(x.shape, x.dtype)
+        out[...] = x
+        return out
+
+    def backward(self, grad):
+        return grad
+
+
+def pin_memory(x):
+    """x copied into page-locked host memory (x itself when it is there already): what makes
+    `.to("cuda", non_blocking=True)` asynchronous. Needs a usable CUDA device, as in PyTorch."""
+    if _backend.cuda_unavailable_reason() is not None:
+        raise RuntimeError("Cannot access accelerator device when none is available.")
+    if not isinstance(x.array, np.ndarray):
+        raise RuntimeError(f"cannot pin '{x.type()}' only dense CPU tensors can be pinned")
+    return x if is_pinned(x.array) else PinMemory.apply(x)
 
 
 def cast(x, dtype):
@@ -66,9 +123,14 @@ def clone(x):
 
 
 def to_device(x, device, non_blocking=False):
+    """x on `device` (x itself when it is there); "cuda" without an index is the current device, as in PyTorch."""
     on_cpu = isinstance(x.array, np.ndarray)
-    if (device.type == "cpu") == on_cpu and (on_cpu or device.index in (None, x.array.device.id)):
+    if device.type == "cpu" and on_cpu:
         return x
+    if device.type == "cuda" and not on_cpu:
+        index = require_cupy().cuda.runtime.getDevice() if device.index is None else device.index
+        if index == x.array.device.id:
+            return x
     return ToDevice.apply(x, device=device, non_blocking=non_blocking)
 
 

@@ -5,13 +5,29 @@ import queue
 import sys
 import warnings
 import weakref
+from collections.abc import Mapping
 
+from distml import _backend
 from distml.profiler import _recorder
 from distml.utils.data import _worker
 from distml.utils.data._collate import default_collate, default_convert
 from distml.utils.data.dataset import IterableDataset
 from distml.utils.data.distributed import DistributedSampler
 from distml.utils.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, _draw_seed
+
+
+def pin_memory(data):
+    """A batch with its tensors (inside tuples, lists, namedtuples and dicts, and anything with a
+    pin_memory() method) in page-locked host memory, as the DataLoader's pin_memory=True hands it out."""
+    if hasattr(data, "pin_memory"):
+        return data.pin_memory()
+    if isinstance(data, Mapping):
+        return type(data)({key: pin_memory(value) for key, value in data.items()})
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(pin_memory(value) for value in data))
+    if isinstance(data, (tuple, list)):
+        return type(data)(pin_memory(value) for value in data)
+    return data
 
 
 class _InfiniteConstantSampler(Sampler):
@@ -33,8 +49,9 @@ class DataLoader:
       Worker i runs kernels on one thread, is seeded with base_seed + i and calls
       `worker_init_fn(i)`; inside it, `get_worker_info()` says which worker it is. An
       IterableDataset is iterated by every worker in full unless it shards itself with it.
-    - `pin_memory=True` warns, as PyTorch does without an accelerator, and loads into ordinary
-      memory: page-locked host memory comes with the GPU backend.
+    - `pin_memory=True` copies each batch's tensors into page-locked host memory (`pin_memory`), so
+      `.to("cuda", non_blocking=True)` copies them asynchronously; without a usable CUDA device it
+      warns, as PyTorch does, and loads into ordinary memory.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
@@ -77,7 +94,7 @@ class DataLoader:
         self.num_workers = num_workers
         self.prefetch_factor = 2 if num_workers > 0 and prefetch_factor is None else prefetch_factor
         self.collate_fn = collate_fn or (default_collate if batch_sampler is not None else default_convert)
-        if pin_memory:
+        if pin_memory and _backend.cuda_device_count() == 0:
             warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device "
                           "pinned memory won't be used.")
         self.pin_memory = pin_memory
@@ -126,6 +143,7 @@ class _BaseIter:
         self._fetcher_class = _worker.IterableFetcher if isinstance(loader.dataset, IterableDataset) \
             else _worker.MapFetcher
         self._fetcher_args = (loader.dataset, loader._auto_collation, loader.collate_fn, loader.drop_last)
+        self._pin = loader.pin_memory and _backend.cuda_device_count() > 0
 
     def _reset(self, loader):
         self._sampler_iter = iter(self._index_sampler)
@@ -152,7 +170,8 @@ class _SingleProcessIter(_BaseIter):
 
     @_recorder.ranged("enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__")
     def __next__(self):
-        return self._fetcher.fetch(next(self._sampler_iter))
+        data = self._fetcher.fetch(next(self._sampler_iter))
+        return pin_memory(data) if self._pin else data
 
 
 class _MultiProcessIter(_BaseIter):
@@ -266,7 +285,7 @@ class _MultiProcessIter(_BaseIter):
         self._try_put_index()
         if isinstance(data, _worker.ExceptionWrapper):
             data.reraise()
-        return data
+        return pin_memory(data) if self._pin else data
 
     def _prefetched(self):
         return sum(len(index) if isinstance(index, list) else 1 for index in self._task_index.values())
