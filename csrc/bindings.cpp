@@ -631,7 +631,8 @@ PYBIND11_MODULE(_C, m) {
       .def_readwrite("window", &Tuning::window)
       .def_readwrite("tree_max_bytes", &Tuning::tree_max_bytes)
       .def_readwrite("shared_one_round_bytes", &Tuning::shared_one_round_bytes)
-      .def_readwrite("shared_chunk_bytes", &Tuning::shared_chunk_bytes);
+      .def_readwrite("shared_chunk_bytes", &Tuning::shared_chunk_bytes)
+      .def_readwrite("hierarchical_chunk_bytes", &Tuning::hierarchical_chunk_bytes);
   // Buffers: C-contiguous numpy arrays (the Python layer copies strided views), dtype from numpy.
   static auto writable = [](py::array a, const char* what) {
     require_contiguous(a, what);

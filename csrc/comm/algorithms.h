@@ -37,6 +37,8 @@ struct Tuning {
   size_t shared_one_round_bytes = 32 << 10;  // shared-memory allreduce: every rank reduces the whole
                                              // buffer up to this; above, each reduces a segment
   size_t shared_chunk_bytes = 256 << 10;     // ... of chunks this big (at most the arena's half)
+  size_t hierarchical_chunk_bytes = 1 << 20;  // hierarchical allreduce: the arena's rounds within a
+                                              // host (at most its half; fewer syncs than 256 KiB)
 };
 
 struct Hierarchy;

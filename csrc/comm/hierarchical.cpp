@@ -27,7 +27,7 @@ void arena_reduce_scatter(Transport& t, SharedArena& arena, const Tuning& tune, 
                           DType dtype, ReduceOp op) {
   const int p = t.size(), me = t.rank();
   const size_t esz = dtype_size(dtype);
-  const size_t slot = std::max<size_t>(1, std::min(tune.shared_chunk_bytes, arena.half_bytes()) / esz / p);
+  const size_t slot = std::max<size_t>(1, std::min(tune.hierarchical_chunk_bytes, arena.half_bytes()) / esz / p);
   const size_t rounds = (shards.longest() + slot - 1) / slot;
   auto copy_in = [&](size_t k) {
     const uint64_t round = arena.begin_round(nullptr);
@@ -59,7 +59,7 @@ void arena_reduce_scatter(Transport& t, SharedArena& arena, const Tuning& tune, 
 void arena_allgather(Transport& t, SharedArena& arena, const Tuning& tune, char* buf, const Segments& shards,
                      size_t esz) {
   const int p = t.size(), me = t.rank();
-  const size_t piece = std::max<size_t>(1, std::min(tune.shared_chunk_bytes, arena.half_bytes()) / esz);
+  const size_t piece = std::max<size_t>(1, std::min(tune.hierarchical_chunk_bytes, arena.half_bytes()) / esz);
   const size_t rounds = (shards.longest() + piece - 1) / piece;
   auto publish = [&](size_t k) {
     const uint64_t round = arena.begin_round(nullptr);

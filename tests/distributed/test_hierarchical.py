@@ -88,11 +88,11 @@ CHECKS = textwrap.dedent("""
             check(allreduce(count, dtype), count, dtype, against=ring)
             assert flight_recorder.records()[-1]["algo"] == "hierarchical"
     # Many rounds through the arena's halves (4 KiB chunks), a short last one.
-    force("hier", shared_chunk_bytes=4096)
+    force("hier", hierarchical_chunk_bytes=4096)
     for count in (1025, 100_003):
         check(allreduce(count, np.float64, dist.ReduceOp.MAX), count, np.float64, dist.ReduceOp.MAX)
     # auto: recursive doubling up to rd_max_bytes (32 KiB), hierarchical above.
-    force("auto", shared_chunk_bytes=256 << 10)
+    force("auto", hierarchical_chunk_bytes=1 << 20)
     for count, algo in ((8000, "recursive_doubling"), (8193, "hierarchical"), (1 << 20, "hierarchical")):
         check(allreduce(count, np.float32), count, np.float32)
         assert flight_recorder.records()[-1]["algo"] == algo, (count, flight_recorder.records()[-1])
