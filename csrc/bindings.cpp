@@ -621,6 +621,7 @@ PYBIND11_MODULE(_C, m) {
       .value("ring", Algo::ring)
       .value("rd", Algo::recursive_doubling)
       .value("shm", Algo::shared_memory)
+      .value("hier", Algo::hierarchical)
       .finalize();
   py::class_<Tuning>(m, "Tuning", "Algorithm choice (algo, an Algo) and sizes.")
       .def(py::init<>())
@@ -630,7 +631,8 @@ PYBIND11_MODULE(_C, m) {
       .def_readwrite("window", &Tuning::window)
       .def_readwrite("tree_max_bytes", &Tuning::tree_max_bytes)
       .def_readwrite("shared_one_round_bytes", &Tuning::shared_one_round_bytes)
-      .def_readwrite("shared_chunk_bytes", &Tuning::shared_chunk_bytes);
+      .def_readwrite("shared_chunk_bytes", &Tuning::shared_chunk_bytes)
+      .def_readwrite("hierarchical_chunk_bytes", &Tuning::hierarchical_chunk_bytes);
   // Buffers: C-contiguous numpy arrays (the Python layer copies strided views), dtype from numpy.
   static auto writable = [](py::array a, const char* what) {
     require_contiguous(a, what);
@@ -671,6 +673,7 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("local_rank", &ProcessGroup::local_rank)
       .def_property_readonly("local_size", &ProcessGroup::local_size)
       .def_property_readonly("shared_memory", &ProcessGroup::shared_memory)
+      .def_property_readonly("hierarchical", &ProcessGroup::hierarchical)
       .def_property_readonly("timeout", &ProcessGroup::timeout)
       .def_property("tuning", [](const ProcessGroup& g) { return g.tuning(); }, &ProcessGroup::set_tuning,
                     "A copy of the algorithm settings; assign to change them.")

@@ -1,11 +1,13 @@
 // Which algorithm runs for which call. Every collective checks agreement first (agreement.h),
 // then moves data with the ring (ring.h), recursive doubling (recursive_doubling.h), root
-// exchanges (tree.h) or the shared arena (shared_memory.h). send/recv: point_to_point.cpp.
+// exchanges (tree.h), the shared arena (shared_memory.h) or, for allreduces across hosts, within
+// and across hosts in turn (hierarchical.h). send/recv: point_to_point.cpp.
 #include "comm/algorithms.h"
 
 #include <cstring>
 
 #include "comm/agreement.h"
+#include "comm/hierarchical.h"
 #include "comm/recursive_doubling.h"
 #include "comm/ring.h"
 #include "comm/shared_memory.h"
@@ -13,23 +15,32 @@
 
 namespace distml {
 
-Algo choose_allreduce(const Tuning& tune, size_t bytes, bool shared_memory) {
+Algo choose_allreduce(const Tuning& tune, size_t bytes, bool shared_memory, bool hierarchical) {
   if (tune.allreduce != Algo::automatic) return tune.allreduce;
-  return shared_memory ? Algo::shared_memory : bytes <= tune.rd_max_bytes ? Algo::recursive_doubling : Algo::ring;
+  if (shared_memory) return Algo::shared_memory;
+  if (bytes <= tune.rd_max_bytes) return Algo::recursive_doubling;
+  return hierarchical ? Algo::hierarchical : Algo::ring;
 }
 
 void allreduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,
                ReduceOp op) {
   if (t.size() == 1) return;
   const Signature sig = signature(Collective::all_reduce, dtype, count, op);
-  const Algo algo = choose_allreduce(tune, count * dtype_size(dtype), s.shared != nullptr);
+  const Algo algo = choose_allreduce(tune, count * dtype_size(dtype), s.shared != nullptr, s.hierarchy != nullptr);
   if (algo == Algo::shared_memory && !s.shared)
     t.fail("the shared-memory allreduce needs every rank of the group on one host, with shared memory enabled",
+           false);
+  if (algo == Algo::hierarchical && !s.hierarchy)
+    t.fail("the hierarchical allreduce needs a group that spans several hosts with the same number (at least 2) "
+           "of ranks on each",
            false);
   char* data = static_cast<char*>(buf);
   switch (algo) {
     case Algo::shared_memory:
       shared_allreduce(t, *s.shared, tune, sig, data, count, dtype, op);
+      break;
+    case Algo::hierarchical:
+      hierarchical_allreduce(t, s, *s.hierarchy, tune, sig, data, count, dtype, op);
       break;
     case Algo::recursive_doubling:
       if (s.shared) check_agreement(t, s, tune, sig);  // the same check as every other collective

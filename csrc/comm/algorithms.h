@@ -22,9 +22,10 @@ enum class Collective : int64_t {
   all_reduce, broadcast, all_gather, reduce_scatter, reduce, gather, scatter, barrier, send
 };
 
-// shared_memory: through the group's SharedArena, when every rank is on one host. Python gets it
-// as distml._C.Algo, by DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm (bindings.cpp).
-enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2, shared_memory = 3 };
+// shared_memory: through the group's SharedArena, when every rank is on one host; hierarchical:
+// within each host, across hosts, within each host again (hierarchical.h). Python gets it as
+// distml._C.Algo, by DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm, hier (bindings.cpp).
+enum class Algo : int { automatic = 0, ring = 1, recursive_doubling = 2, shared_memory = 3, hierarchical = 4 };
 
 struct Tuning {
   Algo allreduce = Algo::automatic;
@@ -36,18 +37,24 @@ struct Tuning {
   size_t shared_one_round_bytes = 32 << 10;  // shared-memory allreduce: every rank reduces the whole
                                              // buffer up to this; above, each reduces a segment
   size_t shared_chunk_bytes = 256 << 10;     // ... of chunks this big (at most the arena's half)
+  size_t hierarchical_chunk_bytes = 1 << 20;  // hierarchical allreduce: the arena's rounds within a
+                                              // host (at most its half; fewer syncs than 256 KiB)
 };
+
+struct Hierarchy;
 
 // Memory reused across calls (only one collective runs at a time): private scratch buffers, and
 // the arena shared with the other ranks when they all live on this host (else null). With an
-// arena, every collective's agreement check goes through it.
+// arena, every collective's agreement check goes through it. hierarchy: the group's sub-groups
+// within and across hosts, when it spans hosts with several ranks on each (else null).
 struct Scratch {
   std::vector<char> a, b, work;
   std::unique_ptr<SharedArena> shared;
+  std::shared_ptr<Hierarchy> hierarchy;
 };
 
 // The allreduce algorithm for a buffer of `bytes` (tune.allreduce unless that is automatic).
-Algo choose_allreduce(const Tuning& tune, size_t bytes, bool shared_memory);
+Algo choose_allreduce(const Tuning& tune, size_t bytes, bool shared_memory, bool hierarchical);
 void allreduce(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,
                ReduceOp op);
 void broadcast(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t count, DType dtype,

@@ -1,22 +1,51 @@
 #include "comm/process_group.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "comm/hierarchical.h"
 
 namespace distml {
 
 // Each half of a rank's part of the arena: the shared-memory allreduce's chunk.
 constexpr size_t kArenaHalfBytes = 1 << 20;
 
+namespace {
+
+// The host of each rank of t's group (collective): ranks whose host names agree share a host,
+// numbered in the order of their first rank. Not MPI_COMM_TYPE_SHARED: under `srun --mpi=pmix`
+// that gives groups of one rank.
+std::vector<int> host_indices(const Transport& t) {
+  constexpr int kName = 256;
+  char name[kName] = {};
+  gethostname(name, kName - 1);
+  std::vector<char> all(static_cast<size_t>(t.size()) * kName);
+  t.check(MPI_Allgather(name, kName, MPI_CHAR, all.data(), kName, MPI_CHAR, t.comm()), "MPI_Allgather");
+  std::vector<std::string> names;
+  std::vector<int> host(t.size());
+  for (int r = 0; r < t.size(); ++r) {
+    const std::string theirs(all.data() + static_cast<size_t>(r) * kName);
+    const auto known = std::find(names.begin(), names.end(), theirs);
+    host[r] = static_cast<int>(known - names.begin());
+    if (known == names.end()) names.push_back(theirs);
+  }
+  return host;
+}
+
+}  // namespace
+
 ProcessGroup::ProcessGroup(MPI_Comm comm, double timeout_s, const Tuning& tune, bool shared_memory)
     : transport_(comm, timeout_s), tune_(tune), wants_shared_memory_(shared_memory) {
-  // Ranks that share a host (shared memory) make up the "local" world.
-  MPI_Comm node;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, transport_.rank(), MPI_INFO_NULL, &node);
-  MPI_Comm_rank(node, &local_rank_);
-  MPI_Comm_size(node, &local_size_);
-  MPI_Comm_free(&node);
+  // Ranks that share a host make up the "local" world.
+  const std::vector<int> host = host_indices(transport_);
+  local_size_ = static_cast<int>(std::count(host.begin(), host.end(), host[rank()]));
+  local_rank_ = static_cast<int>(std::count(host.begin(), host.begin() + rank(), host[rank()]));
   if (shared_memory && local_size_ == size() && size() > 1)
     scratch_.shared = SharedArena::create(transport_, kArenaHalfBytes);
+  scratch_.hierarchy = Hierarchy::create(transport_, host, shared_memory, kArenaHalfBytes);
   std::vector<int> members(size());
   for (int r = 0; r < size(); ++r) members[r] = world_rank(r);
   record_group_ = FlightRecorder::get().add_group(members);
@@ -68,12 +97,19 @@ void ProcessGroup::free(bool exiting) {
   auto self = shared_from_this();
   Engine::get().submit([self, exiting] {
     self->scratch_.shared.reset();
-    MPI_Comm comm = self->transport_.comm();
+    std::vector<Transport*> transports = {&self->transport_};  // with the hierarchy's sub-groups
+    if (Hierarchy* h = self->scratch_.hierarchy.get()) transports.insert(transports.end(), {&h->local, &h->cross});
     // Peers that wait for this rank in a collective raise instead of waiting for the timeout.
-    say_goodbye(comm, exiting ? Leave::exited : Leave::destroyed);
-    self->transport_.await_goodbyes(kFarewellS);
+    for (Transport* t : transports) say_goodbye(t->comm(), exiting ? Leave::exited : Leave::destroyed);
+    const auto start = std::chrono::steady_clock::now();
+    for (Transport* t : transports)
+      t->await_goodbyes(kFarewellS - std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (self->is_world_) set_world_comm(MPI_COMM_NULL);
-    MPI_Comm_free(&comm);
+    for (Transport* t : transports) {
+      MPI_Comm comm = t->comm();
+      MPI_Comm_free(&comm);
+    }
+    self->scratch_.hierarchy.reset();
   }, false);
 }
 
@@ -96,6 +132,10 @@ std::shared_ptr<Work> ProcessGroup::submit(const char* what, const Call& call,
       FlightRecorder& recorder = FlightRecorder::get();
       recorder.started(id);
       self->transport_.set_context(what);
+      if (Hierarchy* h = self->scratch_.hierarchy.get()) {
+        h->local.set_context(what);
+        h->cross.set_context(what);
+      }
       try {
         fn(self->transport_, self->scratch_);
       } catch (const CommError& e) {
@@ -115,8 +155,8 @@ std::shared_ptr<Work> ProcessGroup::submit(const char* what, const Call& call,
 
 // The allreduce algorithm that algorithms.cpp will choose, for the flight recorder.
 const char* ProcessGroup::allreduce_algo(size_t bytes) const {
-  const Algo algo = choose_allreduce(tune_, bytes, shared_memory());
-  static const char* names[] = {"auto", "ring", "recursive_doubling", "shared_memory"};
+  const Algo algo = choose_allreduce(tune_, bytes, shared_memory(), hierarchical());
+  static const char* names[] = {"auto", "ring", "recursive_doubling", "shared_memory", "hierarchical"};
   return size() == 1 ? "none" : names[static_cast<int>(algo)];
 }
 

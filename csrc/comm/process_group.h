@@ -16,7 +16,8 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
  public:
   // Duplicates MPI_COMM_WORLD once every rank reported within join_timeout_s (else a CommError
   // names the missing ranks). MPI must be initialised with at least MPI_THREAD_SERIALIZED.
-  // shared_memory: give groups whose ranks all share a host a SharedArena.
+  // shared_memory: give groups whose ranks all share a host a SharedArena (and the host's part of
+  // a group that spans hosts, for the hierarchical allreduce).
   static std::shared_ptr<ProcessGroup> world(double timeout_s, double join_timeout_s, const Tuning& tune,
                                              bool shared_memory);
   // Collective over this group: the members of `ranks` (ranks of this group) get a new group,
@@ -32,6 +33,8 @@ class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
   bool shared_memory() const { return scratch_.shared != nullptr; }
+  // Whether the group has sub-groups within and across hosts for the hierarchical allreduce.
+  bool hierarchical() const { return scratch_.hierarchy != nullptr; }
   double timeout() const { return transport_.timeout(); }
   const Tuning& tuning() const { return tune_; }
   void set_tuning(const Tuning& tune) { tune_ = tune; }

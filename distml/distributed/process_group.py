@@ -6,8 +6,10 @@
     work = dist.all_reduce(g, async_op=True)  # runs on the comm thread; overlap, then work.wait()
 
 The algorithms live in C++ (csrc/comm/): on one host a shared-memory allreduce, across hosts
-recursive doubling and a pipelined ring over MPI messages. DISTML_ALLREDUCE_ALGO (auto, shm,
-ring, rd) forces one; DISTML_SHM=0 keeps everything on MPI messages.
+recursive doubling and a pipelined ring over MPI messages, and with several ranks on each host a
+hierarchical allreduce (within each host, across hosts, within each host again).
+DISTML_ALLREDUCE_ALGO (auto, shm, ring, rd, hier) forces one; DISTML_SHM=0 keeps everything on
+MPI messages.
 
 This module turns Tensors into contiguous numpy buffers, maps global ranks to group ranks, and
 owns MPI's lifetime: init_process_group initialises MPI (MPI_THREAD_SERIALIZED: only one thread
@@ -42,7 +44,7 @@ DEFAULT_TIMEOUT_S = 300.0
 # Both enums are C++'s (csrc/comm/reduce.h, algorithms.h), exported by csrc/bindings.cpp.
 ReduceOp = C.ReduceOp  # an IntEnum: SUM, PRODUCT, MAX, MIN, AVG (a SUM on the wire, divided afterwards)
 _REDUCE_OPS = frozenset(ReduceOp)
-_ALGOS = C.Algo.__members__  # DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm
+_ALGOS = C.Algo.__members__  # DISTML_ALLREDUCE_ALGO's names: auto, ring, rd, shm, hier
 
 
 class ProcessGroup:

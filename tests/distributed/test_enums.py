@@ -24,7 +24,7 @@ def test_reduce_op_is_the_cpp_enum_with_torch_names():
     assert torch.distributed.ReduceOp.SUM == 0
 
 
-@pytest.mark.parametrize("name", ["auto", "ring", "rd", "shm"])
+@pytest.mark.parametrize("name", ["auto", "ring", "rd", "shm", "hier"])
 def test_allreduce_algo_names_reach_the_cpp_tuning(name, monkeypatch):
     monkeypatch.setenv("DISTML_ALLREDUCE_ALGO", name)
     tuning = process_group._tuning()
@@ -36,7 +36,7 @@ def test_allreduce_algo_names_reach_the_cpp_tuning(name, monkeypatch):
 
 def test_unknown_allreduce_algo_raises(monkeypatch):
     monkeypatch.setenv("DISTML_ALLREDUCE_ALGO", "tree")
-    with pytest.raises(ValueError, match=r"DISTML_ALLREDUCE_ALGO must be one of \['auto', 'rd', 'ring', 'shm'\], "
+    with pytest.raises(ValueError, match=r"DISTML_ALLREDUCE_ALGO must be one of \['auto', 'hier', 'rd', 'ring', 'shm'\], "
                                          r"got 'tree'"):
         process_group._tuning()
     with pytest.raises(TypeError):

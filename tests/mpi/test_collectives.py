@@ -6,6 +6,7 @@ The per-rank inputs are gathered with mpi4py (on the user's communicator, not di
 rank computes the expected result itself. tests/distributed/test_collectives_mpi_run.py launches
 this file; without --with-mpi every test here is skipped.
 """
+import socket
 import time
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 import distml
 import distml.distributed as dist
+from distml.distributed import flight_recorder
 from distml.distributed import process_group as pg_module
 
 pytestmark = pytest.mark.mpi
@@ -26,12 +28,14 @@ OPS = {dist.ReduceOp.SUM: np.sum, dist.ReduceOp.PRODUCT: np.prod, dist.ReduceOp.
 
 
 
-@pytest.fixture(params=["auto", "ring", "rd", "shm"])
+@pytest.fixture(params=["auto", "ring", "rd", "shm", "hier"])
 def algo(request):
     """Force one allreduce algorithm on the world group for the test."""
     pg = pg_module._world()._pg
     if request.param == "shm" and not pg.shared_memory:
         pytest.skip("no shared-memory arena (DISTML_SHM=0, or ranks on several hosts)")
+    if request.param == "hier" and not pg.hierarchical:
+        pytest.skip("not hierarchical (ranks on one host, or not the same number, at least 2, on each host)")
     saved = pg.tuning
     tuning = pg.tuning
     tuning.algo = pg_module._ALGOS[request.param]
@@ -300,15 +304,45 @@ def test_mismatch_raises_on_every_rank_and_the_group_stays_usable():
     assert (t.numpy() == n).all()
 
 
+def ranks_per_host():
+    """{host name: its ranks' count}, in the order of their first ranks."""
+    names = comm().allgather(socket.gethostname())
+    return {name: names.count(name) for name in names}
+
+
 def local_world_size():
-    from mpi4py import MPI
-    node = comm().Split_type(MPI.COMM_TYPE_SHARED)
-    size = node.Get_size()
-    node.Free()
-    return size
+    return ranks_per_host()[socket.gethostname()]
 
 
 def test_local_rank_and_world():
     assert dist.get_local_world_size() == local_world_size()
     assert 0 <= dist.get_local_rank() < dist.get_local_world_size()
     assert dist.get_world_size() == comm().Get_size() and dist.get_rank() == comm().Get_rank()
+
+
+def test_hierarchical_only_across_hosts_with_as_many_ranks_on_each():
+    pg = pg_module._world()._pg
+    per_host = list(ranks_per_host().values())
+    assert pg.hierarchical == (len(per_host) >= 2 and min(per_host) >= 2 and len(set(per_host)) == 1)
+    dist.all_reduce(distml.from_numpy(np.ones(100_000, np.float32)))  # above the recursive-doubling limit
+    expected = "shared_memory" if pg.shared_memory else "hierarchical" if pg.hierarchical else "ring"
+    assert flight_recorder.records()[-1]["algo"] == expected
+
+
+def test_forcing_hierarchical_on_a_group_that_cannot_use_it_raises():
+    pg = pg_module._world()._pg
+    if pg.hierarchical:
+        pytest.skip("this world can use it (tests/distributed/test_hierarchical.py covers the error on sub-groups)")
+    saved = pg.tuning
+    tuning = pg.tuning
+    tuning.algo = pg_module._ALGOS["hier"]
+    pg.tuning = tuning
+    try:
+        with pytest.raises(dist.DistBackendError, match="hierarchical allreduce needs a group that spans several "
+                                                        r"hosts with the same number \(at least 2\) of ranks on each"):
+            dist.all_reduce(distml.from_numpy(np.ones(100_000, np.float32)))
+    finally:
+        pg.tuning = saved
+    t = distml.from_numpy(np.ones(3, np.float32))
+    dist.all_reduce(t)
+    assert (t.numpy() == dist.get_world_size()).all()
