@@ -7,7 +7,7 @@ runs two warm-up steps, resets the kernel's peak-RSS mark (/proc/self/clear_refs
 steps and reads the peak (VmHWM: "peak MB"). "step MB" = peak - import: what the model, its
 gradients, optimizer state and a step's activations and temporaries need, without the libraries'
 own footprint (PyTorch's is larger). The workloads and the step (forward, backward,
-SGD(momentum=0.9).step()) are models_vs_torch.py's. Subprocesses alternate distml / PyTorch.
+SGD(momentum=0.9).step()) are models_vs_torch.py's (its training_step). Subprocesses alternate distml / PyTorch.
 """
 import argparse
 import json
@@ -35,16 +35,7 @@ def child(framework, name, threads):
     lib.set_num_threads(threads)
     import models_vs_torch
     imported = vm("VmRSS")
-    model, batches, loss_fn = models_vs_torch.workload(lib, name)
-    model.train()
-    optimizer = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    def step(i):
-        x, y = batches[i % len(batches)]
-        optimizer.zero_grad()
-        loss_fn(model(x), y).backward()
-        optimizer.step()
-
+    step = models_vs_torch.training_step(lib, name)
     for i in range(2):
         step(i)
     with open("/proc/self/clear_refs", "w") as f:

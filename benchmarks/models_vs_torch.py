@@ -123,13 +123,9 @@ def workload(lib, name):
     raise ValueError(f"unknown workload {name!r}; expected one of {WORKLOADS}")
 
 
-def child(framework, name, threads, seconds):
-    """Time training steps in this process; print one JSON line."""
-    if framework == "distml":
-        sys.path.insert(0, ROOT)  # this checkout's distml, not whichever one the environment installed
-    lib = __import__(framework)
-    if threads != "default":
-        lib.set_num_threads(int(threads))
+def training_step(lib, name):
+    """One training step of a workload as `step(i)`, on its i-th batch (cycled): forward, loss,
+    backward, SGD(momentum=0.9).step(). memory_vs_torch.py measures the same step."""
     model, batches, loss_fn = workload(lib, name)
     if hasattr(model, "train"):
         model.train()
@@ -141,6 +137,17 @@ def child(framework, name, threads, seconds):
         loss_fn(model(x), y).backward()
         optimizer.step()
 
+    return step
+
+
+def child(framework, name, threads, seconds):
+    """Time training steps in this process; print one JSON line."""
+    if framework == "distml":
+        sys.path.insert(0, ROOT)  # this checkout's distml, not whichever one the environment installed
+    lib = __import__(framework)
+    if threads != "default":
+        lib.set_num_threads(int(threads))
+    step = training_step(lib, name)
     for i in range(2):
         step(i)
     walls, cpus, start = [], [], time.perf_counter()

@@ -22,6 +22,7 @@
 #include "kernels/activation.h"
 #include "kernels/rnn.h"
 #include "kernels/batchnorm.h"
+#include "kernels/layernorm.h"
 #include "kernels/half.h"
 
 namespace py = pybind11;
@@ -600,6 +601,29 @@ PYBIND11_MODULE(_C, m) {
     batch_norm_backward_elemt(grad.data(), x.data(), mean.data(), invstd.data(), w, dy, dy_xmu, count, gx, N, C, S,
                               dtype);
   }, "grad_x of batch_norm_elemt: through the batch statistics (with the sums over count values) or not (None).");
+  m.def("layer_norm_forward", [](Buffer x, std::optional<Buffer> weight, std::optional<Buffer> bias, Buffer out,
+                                 Buffer mean, Buffer rstd, int64_t M, int64_t N, double eps) {
+    DType dtype = check_arrays("layer_norm_forward", {{&x, M * N}, {&out, M * N}, {&mean, M}, {&rstd, M}});
+    const void* w = channel_vector(weight, x, N, "layer_norm_forward weight");
+    const void* b = channel_vector(bias, x, N, "layer_norm_forward bias");
+    void *y = out.mutable_data(), *mu = mean.mutable_data(), *rs = rstd.mutable_data();
+    py::gil_scoped_release release;
+    layer_norm_forward(x.data(), w, b, y, mu, rs, M, N, eps, dtype);
+  }, "out = layer norm of each of x's M rows of N values, times weight plus bias; each row's mean and rstd.");
+  m.def("layer_norm_backward", [](Buffer grad, Buffer x, Buffer mean, Buffer rstd, std::optional<Buffer> weight,
+                                  std::optional<Buffer> grad_x, std::optional<Buffer> grad_weight,
+                                  std::optional<Buffer> grad_bias, int64_t M, int64_t N) {
+    DType dtype = check_arrays("layer_norm_backward", {{&grad, M * N}, {&x, M * N}, {&mean, M}, {&rstd, M}});
+    const void* w = channel_vector(weight, x, N, "layer_norm_backward weight");
+    void* gx = grad_x ? (check_arrays("layer_norm_backward grad_x", {{&x, M * N}, {&*grad_x, M * N}}),
+                         grad_x->mutable_data()) : nullptr;
+    void* gw = grad_weight ? (channel_vector(grad_weight, x, N, "layer_norm_backward grad_weight"),
+                              grad_weight->mutable_data()) : nullptr;
+    void* gb = grad_bias ? (channel_vector(grad_bias, x, N, "layer_norm_backward grad_bias"),
+                            grad_bias->mutable_data()) : nullptr;
+    py::gil_scoped_release release;
+    layer_norm_backward(grad.data(), x.data(), mean.data(), rstd.data(), w, gx, gw, gb, M, N, dtype);
+  }, "grad_x, grad_weight and grad_bias (each written when given) of layer_norm_forward.");
 
   // ---- comm/ (collectives) ----
   py::register_exception<CommError>(m, "DistBackendError", PyExc_RuntimeError);

@@ -21,7 +21,7 @@ from distml.ops import linear as _linear
 from distml.ops import loss as _loss
 from distml.ops import pool as _pool
 from distml.ops import resample as _resample
-from distml.ops.norm import BatchNorm, Normalize, batch_norm_stats
+from distml.ops.norm import BatchNorm, LayerNorm, Normalize, batch_norm_stats
 from distml.tensor import Tensor
 
 
@@ -190,7 +190,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     from distml.random import rand
     keep = rand(*input.array.shape, dtype=input.dtype, device=input.device).array >= p
-    mask = Tensor((keep / (1.0 - p)).astype(input.array.dtype) if p < 1.0 else keep.astype(input.array.dtype))
+    mask = keep.astype(input.array.dtype)
+    if p < 1.0:
+        mask *= mask.dtype.type(1.0 / (1.0 - p))  # in the input's dtype: keep / (1 - p) would make a float64 array
+    mask = Tensor(mask)
     return input.mul_(mask) if inplace else input * mask
 
 
@@ -1255,12 +1258,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
             return layer_norm(input.float(), normalized_shape, weight, bias, eps).to(input.dtype)
         raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float"
                            if input.dtype == dtypes.float32 else "mixed dtype (CPU): all inputs must share same datatype.")
-    out = Normalize.apply(input, axes=tuple(range(input.array.ndim - n, input.array.ndim)), eps=eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return LayerNorm.apply(input, weight, bias, dims=n, eps=eps)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):

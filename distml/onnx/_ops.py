@@ -22,7 +22,7 @@ from distml.ops.index import Gather, GetItem, IndexPut, Scatter
 from distml.ops.linalg import Einsum, MatMul
 from distml.ops.linear import Embedding, Linear
 from distml.ops.math import Binary, Rounding, Unary
-from distml.ops.norm import BatchNorm, Normalize
+from distml.ops.norm import BatchNorm, LayerNorm, Normalize
 from distml.ops.pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from distml.ops.reduce import AMax, CumSum, Prod, Sum
 from distml.ops.rnn import MODES, RecurrentLayer
@@ -665,6 +665,23 @@ def _normalize(c):
     centered = c.node("Sub", x, c.reduce("ReduceMean", x, axes, True))
     var = c.reduce("ReduceMean", c.node("Mul", centered, centered), axes, True)
     return c.node("Div", centered, c.node("Sqrt", c.node("Add", var, c.scalar(eps))))
+
+
+@converts(LayerNorm)
+def _layer_norm(c):
+    """LayerNormalization from opset 17, before it the normalisation composed, then Mul and Add."""
+    x, dims, ndim = c.input(0), int(c.params["dims"]), len(c.shape(0))
+    eps = float(c.params["eps"])
+    if c.opset >= 17:
+        weight = c.input(1) or c.const(np.ones(c.shape(0)[ndim - dims:], dtype=c.out_dtype))
+        bias = [c.input(2)] if c.input(2) else []  # an empty trailing name crashes onnxruntime's loader
+        return c.node("LayerNormalization", x, weight, *bias, axis=ndim - dims, epsilon=eps)
+    axes = list(range(ndim - dims, ndim))
+    centered = c.node("Sub", x, c.reduce("ReduceMean", x, axes, True))
+    var = c.reduce("ReduceMean", c.node("Mul", centered, centered), axes, True)
+    out = c.node("Div", centered, c.node("Sqrt", c.node("Add", var, c.scalar(eps))))
+    out = c.node("Mul", out, c.input(1)) if c.input(1) else out
+    return c.node("Add", out, c.input(2)) if c.input(2) else out
 
 
 # ---- reductions ----

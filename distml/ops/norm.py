@@ -1,5 +1,5 @@
-"""Normalisation to zero mean and unit variance: `Normalize` over some axes (layer_norm,
-group_norm and instance_norm; their affine parts are ordinary ops) and `BatchNorm`, batch
+"""Normalisation to zero mean and unit variance: `Normalize` over some axes (group_norm and
+instance_norm; their affine parts are ordinary ops), `LayerNorm` with its affine part fused, and `BatchNorm`, batch
 normalisation per channel with its affine part fused (`_C` kernels on the CPU, xp twins for
 other arrays).
 
@@ -34,6 +34,75 @@ class Normalize(Primitive):
         axes, out = self.axes, self.out
         return self.rstd * (grad - grad.mean(axis=axes, keepdims=True)
                             - out * (grad * out).mean(axis=axes, keepdims=True))
+
+
+class LayerNorm(Primitive):
+    """(x - mean) / sqrt(var + eps) * weight + bias over x's last `dims` dims (biased variance);
+    weight and bias have those dims' shape, or are None. One fused `_C` kernel each way on the CPU
+    (float32, float64), the xp twins otherwise:
+
+        out = LayerNorm.apply(x, weight, bias, dims=1, eps=1e-5)
+    """
+
+    def forward(self, x, weight, bias, dims, eps):
+        self.shape = x.shape[x.ndim - dims:]
+        N = int(np.prod(self.shape, dtype=np.int64))
+        M = x.size // N if N else 0
+        self.sizes = M, N
+        if kernels.compiled("layer_norm_forward", x, kernels.FLOATS) is not None and all(
+                v is None or v.dtype == x.dtype for v in (weight, bias)):
+            x, weight, bias = np.ascontiguousarray(x), _contiguous(weight), _contiguous(bias)
+            out, self.mean, self.rstd = np.empty_like(x), np.empty(M, dtype=x.dtype), np.empty(M, dtype=x.dtype)
+            C.layer_norm_forward(x, weight, bias, out, self.mean, self.rstd, M, N, float(eps))
+        else:
+            out, self.mean, self.rstd = _layer_norm_xp(x.reshape(M, N), _row(weight, N), _row(bias, N), eps)
+            out = out.reshape(x.shape)
+        self.x, self.weight = x, weight
+        return out
+
+    def backward(self, grad):
+        x, weight, (M, N) = self.x, self.weight, self.sizes
+        need_x, need_weight, need_bias = self.needs_input_grad
+        if kernels.compiled("layer_norm_backward", x, kernels.FLOATS) is not None and (
+                weight is None or weight.dtype == x.dtype):
+            grad = np.ascontiguousarray(grad, dtype=x.dtype)
+            grad_x = np.empty_like(x) if need_x else None
+            grad_w = np.empty(self.shape, dtype=x.dtype) if need_weight else None
+            grad_b = np.empty(self.shape, dtype=x.dtype) if need_bias else None
+            C.layer_norm_backward(grad, x, self.mean, self.rstd, weight, grad_x, grad_w, grad_b, M, N)
+        else:
+            grad_x, grad_w, grad_b = _layer_norm_backward_xp(grad.reshape(M, N), x.reshape(M, N), self.mean,
+                                                             self.rstd, _row(weight, N))
+            grad_x = grad_x.reshape(x.shape) if need_x else None
+            grad_w = grad_w.reshape(self.shape) if need_weight else None
+            grad_b = grad_b.reshape(self.shape) if need_bias else None
+        return grad_x, grad_w, grad_b
+
+
+def _row(v, N):
+    return None if v is None else v.reshape(N)
+
+
+def _layer_norm_xp(x2, weight, bias, eps):
+    """LayerNorm's forward on (M, N) rows: (out, mean, rstd), mean and rstd (M,)."""
+    xp = get_array_module(x2)
+    mean = x2.mean(axis=1)
+    rstd = (1 / xp.sqrt(x2.var(axis=1) + eps)).astype(x2.dtype, copy=False)
+    out = (x2 - mean[:, None]) * rstd[:, None]
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out.astype(x2.dtype, copy=False), mean.astype(x2.dtype, copy=False), rstd
+
+
+def _layer_norm_backward_xp(g2, x2, mean, rstd, weight):
+    """LayerNorm's gradients on (M, N) rows: (grad_x, grad_weight, grad_bias)."""
+    xhat = (x2 - mean[:, None]) * rstd[:, None]
+    gxhat = g2 if weight is None else g2 * weight
+    grad_x = rstd[:, None] * (gxhat - gxhat.mean(axis=1, keepdims=True)
+                              - xhat * (gxhat * xhat).mean(axis=1, keepdims=True))
+    return grad_x.astype(x2.dtype, copy=False), (g2 * xhat).sum(axis=0), g2.sum(axis=0)
 
 
 def _ncs(x):
