@@ -97,10 +97,11 @@ class _Bucket:
         return GradBucket(self.index, count, Tensor(self.buffer), [Tensor(v) for v in self.views],
                           list(self.params))
 
-    def write_back(self, as_view):
-        """The reduced buffer becomes the gradients (they already are, as views)."""
+    def write_back(self, as_view, globally_unused=frozenset()):
+        """The reduced buffer becomes the gradients (they already are, as views); the `.grad` of
+        a parameter no rank used (ids in globally_unused) is left as it was, as PyTorch does."""
         for p, view in zip(self.params, self.views):
-            if p.grad is not None and p.grad.array is view:
+            if id(p) in globally_unused or (p.grad is not None and p.grad.array is view):
                 continue
             if as_view:
                 p.grad = Tensor(view)
@@ -124,7 +125,11 @@ class _Reducer:
         self.buckets = [_Bucket(b, i) for i, b in enumerate(groups)]
         self.bucket_of = {id(p): bucket for bucket in self.buckets for p in bucket.params}
         self.hook, self.hook_state = None, None
+        self.params = params
+        self.find_unused = False  # find_unused_parameters or static_graph: skip the globally unused
+        self.used_work = None     # the allreduce of which parameters each rank used
         self.ready = set()
+        self.used = set()  # ids of the parameters whose gradient hook ran in this iteration
         self.next_bucket = 0
         self.active = False
         self.divisor = None  # join(divide_by_initial_world_size=False): the Work counting active ranks
@@ -141,6 +146,7 @@ class _Reducer:
                 "`find_unused_parameters=True` to `distml.nn.parallel.DistributedDataParallel`. Parameters "
                 f"that did not receive a gradient: {self._missing_names()}")
         self.ready.clear()
+        self.used.clear()
         self.launch_log = []
         self.next_bucket = 0
         for bucket in self.buckets:
@@ -154,6 +160,7 @@ class _Reducer:
 
     def _on_gradient(self, param):
         if self.active:
+            self.used.add(id(param))
             self._mark_ready(param)
 
     def _mark_ready(self, param):
@@ -170,7 +177,24 @@ class _Reducer:
             bucket.fill(self.as_view)
             self._launch(bucket)
         if self.next_bucket == len(self.buckets):
+            if self.find_unused:
+                self.used_work = self._allreduce_used([id(p) in self.used for p in self.params])
             self._finish()
+
+    def _allreduce_used(self, flags):
+        """Start summing, over the ranks, which parameters each used (PyTorch's local_used_map)."""
+        used = Tensor(np.array(flags, np.int32))
+        return dist.all_reduce(used, group=self.group, async_op=True)
+
+    def _globally_unused(self):
+        """Ids of the parameters no rank used; waits for the used-map allreduce only when some
+        parameter was unused here (as PyTorch, models that use everything never wait for it)."""
+        work, self.used_work = self.used_work, None
+        if work is None or len(self.used) == len(self.params):
+            return frozenset()
+        work.wait()
+        counts = work.result()[0].array
+        return frozenset(id(p) for p, count in zip(self.params, counts) if count == 0)
 
     def _launch(self, bucket):
         with _recorder.comm_args(bucket_index=bucket.index):
@@ -185,6 +209,7 @@ class _Reducer:
             self.divisor.wait()
             divisor = int(self.divisor.result()[0].item())
             self.divisor = None
+        unused = self._globally_unused()
         for bucket in self.buckets:
             if self.hook is None:
                 bucket.work.wait()
@@ -193,7 +218,7 @@ class _Reducer:
             else:
                 future, bucket.future = bucket.future, None
                 self._copy_result(bucket, future.wait())
-            bucket.write_back(self.as_view)
+            bucket.write_back(self.as_view, unused)
         self.active = False
 
     def _copy_result(self, bucket, result):
@@ -216,6 +241,8 @@ class _Reducer:
                 views = [Tensor(v) for v in _views(bucket.params, zeros)]
                 grad_bucket = GradBucket(bucket.index, len(self.buckets), Tensor(zeros), views, list(bucket.params))
                 pending.append(self.hook(self.hook_state, grad_bucket))
+        if self.find_unused:  # the used map of a rank that used nothing
+            pending.append(self._allreduce_used([False] * len(self.params)))
         for handle in pending:
             handle.wait()
 
@@ -285,6 +312,7 @@ class DistributedDataParallel(Module, Joinable):
         _broadcast_coalesced(params + list(module.buffers()), self._first_rank(), process_group)
         named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
         self.reducer = _Reducer(named, bucket_cap_mb, process_group, gradient_as_bucket_view)
+        self.reducer.find_unused = find_unused_parameters
         if static_graph:
             self._set_static_graph()
 
@@ -315,6 +343,7 @@ class DistributedDataParallel(Module, Joinable):
             warnings.warn("You've set static_graph to be True, no need to set it again.", stacklevel=2)
             return
         self.static_graph = True
+        self.reducer.find_unused = True
         if self.find_unused_parameters:
             warnings.warn("You passed find_unused_parameters=true to DistributedDataParallel, "
                           "`_set_static_graph` will detect unused parameters automatically, so you do not need "

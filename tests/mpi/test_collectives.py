@@ -281,6 +281,34 @@ def test_new_group():
     dist.barrier()
 
 
+def test_group_world_is_the_default_group():
+    """torch.distributed.group.WORLD (and GroupMember.WORLD): the default group, taken as group=."""
+    n, rank = dist.get_world_size(), dist.get_rank()
+    world = dist.group.WORLD
+    assert world is not None and dist.GroupMember.WORLD is world
+    assert dist.get_rank(world) == rank and dist.get_world_size(world) == n
+    assert dist.get_backend(world) == dist.get_backend()
+    t = distml.from_numpy(np.full(7, rank + 1, np.float32))
+    dist.all_reduce(t, group=world)
+    assert (t.numpy() == n * (n + 1) / 2).all()
+    work = dist.all_reduce(t, op=dist.ReduceOp.AVG, group=dist.GroupMember.WORLD, async_op=True)
+    work.wait()
+    assert (t.numpy() == n * (n + 1) / 2).all()
+    b = distml.from_numpy(np.full(3, rank, np.int64))
+    dist.broadcast(b, src=n - 1, group=world)
+    assert (b.numpy() == n - 1).all()
+    out = distml.zeros(n)
+    dist.all_gather_into_tensor(out, distml.full((1,), float(rank)), group=world)
+    assert (out.numpy() == np.arange(n)).all()
+    objects = [None] * n
+    dist.all_gather_object(objects, rank, group=world)
+    assert objects == list(range(n))
+    dist.barrier(group=world)
+    sub = dist.new_group([0])
+    assert dist.get_rank(sub) == (0 if rank == 0 else -1)
+    dist.destroy_process_group(sub)
+
+
 def test_mismatch_raises_on_every_rank_and_the_group_stays_usable():
     n, rank = dist.get_world_size(), dist.get_rank()
     bad_count = distml.from_numpy(np.ones(5 if rank == 0 else 6, np.float32))

@@ -146,9 +146,47 @@ def test_work_get_future():
     t = distml.full((5,), float(rank + 1))
     fut = dist.all_reduce(t, async_op=True).get_future()
     doubled = fut.then(lambda f: f.value()[0] * 2)
-    assert not fut.done()
     np.testing.assert_array_equal(doubled.wait().numpy(), np.full(5, world * (world + 1), np.float32))
     assert fut.done() and fut.value()[0] is t
+
+
+def _poll(future, seconds=30):
+    """future.done(), asked until it holds (no wait()): True, or False after `seconds`."""
+    import time
+    deadline = time.monotonic() + seconds
+    while not future.done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+@pytest.mark.parametrize("op", [dist.ReduceOp.SUM, dist.ReduceOp.AVG])
+def test_future_done_once_the_work_finished_without_wait(op):
+    """As torch's: done() turns True when the collective has finished, nobody having waited;
+    the value is final then (AVG divided) and then() chains and collect_all follow."""
+    from distml.futures import collect_all
+    rank, world = dist.get_rank(), dist.get_world_size()
+    t = distml.full((1000,), float(rank + 1))
+    work = dist.all_reduce(t, op=op, async_op=True)
+    fut = work.get_future()
+    seen = []
+    chained = fut.then(lambda f: seen.append("first") or f.value()[0] + 1)
+    chained2 = chained.then(lambda f: seen.append("second") or f.value() * 10)
+    other = dist.all_reduce(distml.ones(3), async_op=True).get_future()
+    both = collect_all([fut, other])
+    assert _poll(chained2)  # asking the end of the chain drives the whole chain
+    assert fut.done() and chained.done() and work.is_completed() and seen == ["first", "second"]
+    total = world * (world + 1) / 2 / (world if op == dist.ReduceOp.AVG else 1)
+    np.testing.assert_allclose(t.numpy(), np.full(1000, total, np.float32))
+    np.testing.assert_allclose(chained2.value().numpy(), np.full(1000, (total + 1) * 10, np.float32))
+    assert _poll(both) and other.done()
+    np.testing.assert_array_equal(other.value()[0].numpy(), np.full(3, world, np.float32))
+    callbacks = []
+    late = dist.all_reduce(distml.ones(2), async_op=True).get_future()
+    late.add_done_callback(lambda f: callbacks.append(f.value()[0].numpy().copy()))
+    assert _poll(late) and len(callbacks) == 1  # done() ran the callback, once
+    assert late.done() and len(callbacks) == 1
     out = distml.zeros(2 * world)
     gathered = dist.all_gather_into_tensor(out, distml.full((2,), float(rank)), async_op=True).get_future()
     np.testing.assert_array_equal(gathered.wait()[0].numpy(), np.repeat(np.arange(world, dtype=np.float32), 2))

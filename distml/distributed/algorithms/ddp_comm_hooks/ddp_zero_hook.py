@@ -31,6 +31,7 @@ Differences from PyTorch:
   group size (DDP's join with divide_by_initial_world_size=False is not followed).
 """
 from distml.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from distml.distributed.process_group import _group
 from distml.futures import Future
 
 __all__ = ["hook_with_zero_step"]
@@ -47,7 +48,7 @@ def hook_with_zero_step(hook, ddp, zero):
         raise NotImplementedError(f"hook_with_zero_step: distml replaces allreduce_hook's averaging by a "
                                   f"reduce-scatter and an all-gather; wrapping {getattr(hook, '__name__', hook)} "
                                   "is not supported")
-    if zero.process_group is not ddp.process_group:
+    if _group(zero.process_group) is not _group(ddp.process_group):  # None and group.WORLD are one group
         raise ValueError("hook_with_zero_step: the ZeroRedundancyOptimizer and the DistributedDataParallel must "
                          "use the same process group")
     zero._init_overlap([bucket.params for bucket in ddp.reducer.buckets])
