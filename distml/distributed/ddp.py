@@ -75,9 +75,13 @@ def _views(params, flat):
 
 
 class _Bucket:
-    def __init__(self, params, index):
+    def __init__(self, params, index, world_size):
         self.params, self.index = params, index
-        self.buffer = np.zeros(sum(p.array.size for p in params), dtype=params[0].array.dtype)
+        numel = sum(p.array.size for p in params)
+        # `buffer` starts `storage`, padded to a multiple of the group size, which a reduce-scatter
+        # of the whole bucket (ddp_zero_hook) takes in place.
+        self.storage = np.zeros(-(-numel // world_size) * world_size, dtype=params[0].array.dtype)
+        self.buffer = self.storage[:numel]
         self.views = _views(params, self.buffer)
         self.pending = len(params)
         self.work = None    # the default allreduce
@@ -122,7 +126,7 @@ class _Reducer:
         self.names = {id(p): name for name, p in named_params}
         params = [p for _, p in named_params]
         groups = _bucket_parameters(params, int(bucket_cap_mb * (1 << 20)))
-        self.buckets = [_Bucket(b, i) for i, b in enumerate(groups)]
+        self.buckets = [_Bucket(b, i, self.world_size) for i, b in enumerate(groups)]
         self.bucket_of = {id(p): bucket for bucket in self.buckets for p in bucket.params}
         self.hook, self.hook_state = None, None
         self.params = params

@@ -533,7 +533,9 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
 
 @collective("mpi:reduce_scatter_tensor")
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
-    """output = this rank's slice (in rank order) of input reduced over all ranks."""
+    """output = this rank's slice (in rank order) of input reduced over all ranks. When output is
+    that slice of input itself, the reduction runs in input (no copy of it is made) and input's
+    other slices are left holding partial results."""
     call = _call(group)
     if call is None:
         return None

@@ -190,6 +190,26 @@ def test_reduce_scatter_list_and_tensor(count, dtype, op):
     dist.reduce_scatter_tensor(out2, distml.from_numpy(source), op=op)
     assert_close(out2.numpy(), expected)
     np.testing.assert_array_equal(source, mine)  # the input is left unchanged
+    in_place = mine.copy()  # the output is the input's own slice: reduced there, without a copy
+    dist.reduce_scatter_tensor(distml.from_numpy(in_place[rank]), distml.from_numpy(in_place), op=op)
+    assert_close(in_place[rank], expected)
+
+
+@pytest.mark.parametrize("count", [1, 9, 40_001])
+def test_all_reduce_bfloat16_sums_in_float32_rounding_each_step(count):
+    """bfloat16 SUM as PyTorch's ring: float32 additions, each rounded to nearest even."""
+    import ml_dtypes
+    n, rank = dist.get_world_size(), dist.get_rank()
+    mine = (rank_data((count,), np.float32, seed=count) * 10).astype(ml_dtypes.bfloat16)
+    t = distml.from_numpy(mine.copy())
+    dist.all_reduce(t)
+    got = t.numpy()
+    assert got.dtype == ml_dtypes.bfloat16
+    rows = [row.astype(np.float64) for row in everyone(mine)]
+    bound = 2.0 ** -8 * n * np.sum(np.abs(rows), axis=0)
+    assert np.all(np.abs(got.astype(np.float64) - np.sum(rows, axis=0)) <= bound)
+    gathered = everyone(got)
+    assert all((g.view(np.uint16) == got.view(np.uint16)).all() for g in gathered)  # the same on every rank
 
 
 @pytest.mark.parametrize("count", [1, 7, 40_003])
