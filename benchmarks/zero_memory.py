@@ -120,7 +120,7 @@ def worker(variant, workload, steps, profile):
     if profiler is not None:
         import pstats
         profiler.disable()
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(60)
     mine = {"peak_mb": vm("VmHWM"), "max_mb": _max_rss_mb(), "ms": 1e3 * elapsed / steps,
             "cpu_ms": 1e3 * cpu / steps}
     everyone = [None] * dist.get_world_size()
