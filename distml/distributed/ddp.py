@@ -282,7 +282,9 @@ class DistributedDataParallel(Module, Joinable):
     from rank 0 in one collective before each forward (`broadcast_buffers`).
     `gradient_as_bucket_view=True` makes each `.grad` a view into its bucket (no copy back);
     `static_graph=True` promises that the set of used parameters never changes: it is found
-    in the first iteration (as `find_unused_parameters` does every iteration) and kept.
+    in the first iteration (as `find_unused_parameters` does every iteration) and kept. With
+    either, a parameter that no rank used keeps its `.grad` as it was (None at first), as in
+    PyTorch; one used on some ranks gets their gradients summed over the world size.
     """
 
     def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
