@@ -48,6 +48,7 @@ static DType dtype_of(const py::array& a) {
     case 'q': return DType::i64;
     case 'B': return DType::u8;
     case '?': return DType::b8;
+    case 'E': return DType::bf16;  // ml_dtypes.bfloat16: the collectives only
   }
   throw py::type_error("unsupported dtype " + std::string(py::str(a.dtype())));
 }

@@ -84,9 +84,14 @@ void reduce_scatter(Transport& t, Scratch& s, const Tuning& tune, const void* in
                     DType dtype, ReduceOp op) {
   const size_t esz = dtype_size(dtype), bytes = count * esz;
   if (t.size() > 1) check_agreement(t, s, tune, signature(Collective::reduce_scatter, dtype, count, op));
+  const Segments segs = Segments::equal(count, t.size());
+  if (out == static_cast<const char*>(in) + t.rank() * bytes) {  // in place: the ring works on in itself
+    ring_reduce_scatter(t, s, tune, static_cast<char*>(out) - t.rank() * bytes, segs, dtype, op);
+    return;
+  }
   // The ring reduces in place, and the input must survive: work on a copy.
   s.work.assign(static_cast<const char*>(in), static_cast<const char*>(in) + t.size() * bytes);
-  ring_reduce_scatter(t, s, tune, s.work.data(), Segments::equal(count, t.size()), dtype, op);
+  ring_reduce_scatter(t, s, tune, s.work.data(), segs, dtype, op);
   std::memcpy(out, s.work.data() + t.rank() * bytes, bytes);
 }
 

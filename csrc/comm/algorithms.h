@@ -62,7 +62,8 @@ void broadcast(Transport& t, Scratch& s, const Tuning& tune, void* buf, size_t c
 // out holds size() * count elements; in may alias out's own slot.
 void allgather(Transport& t, Scratch& s, const Tuning& tune, const void* in, void* out, size_t count,
                DType dtype);
-// in holds size() * count elements (left unchanged); out receives this rank's reduced slot.
+// in holds size() * count elements (left unchanged); out receives this rank's reduced slot. When out
+// is in's own slot, the ring runs in in itself (no copy) and in's other slots end as partial results.
 void reduce_scatter(Transport& t, Scratch& s, const Tuning& tune, const void* in, void* out,
                     size_t count, DType dtype, ReduceOp op);
 // The result lands in buf on root only; other ranks' buf is left unchanged.

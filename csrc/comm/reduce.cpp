@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace distml {
@@ -72,6 +73,39 @@ void reduce_f16(void* dst, const void* src, size_t n, ReduceOp op) {
   }
 }
 
+// bfloat16: the top half of a float32. Each step computes in float32 and rounds to nearest even
+// (c10::BFloat16's rounding, so a sum is rounded once per rank added, as PyTorch's ring does).
+inline float bf16_to_float(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline uint16_t float_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // a quiet NaN
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+template <typename F>
+inline void apply_bf16(uint16_t* __restrict d, const uint16_t* __restrict s, size_t n, F f) {
+  for (size_t i = 0; i < n; ++i) d[i] = float_to_bf16(f(bf16_to_float(d[i]), bf16_to_float(s[i])));
+}
+
+void reduce_bf16(void* dst, const void* src, size_t n, ReduceOp op) {
+  auto d = static_cast<uint16_t*>(dst);
+  auto s = static_cast<const uint16_t*>(src);
+  switch (op) {
+    case ReduceOp::sum: apply_bf16(d, s, n, [](float a, float b) { return a + b; }); break;
+    case ReduceOp::prod: apply_bf16(d, s, n, [](float a, float b) { return a * b; }); break;
+    case ReduceOp::max: apply_bf16(d, s, n, [](float a, float b) { return a > b ? a : b; }); break;
+    case ReduceOp::min: apply_bf16(d, s, n, [](float a, float b) { return a < b ? a : b; }); break;
+    case ReduceOp::avg: break;  // rejected by reduce_into
+  }
+}
+
 }  // namespace
 
 // One AVX2 clone and a portable default, picked at load time.
@@ -80,6 +114,7 @@ void reduce_into(void* dst, const void* src, size_t count, DType dtype, ReduceOp
   if (op == ReduceOp::avg) throw std::invalid_argument("reduce: avg is a sum divided afterwards, not an elementwise op");
   switch (dtype) {
     case DType::f16: reduce_f16(dst, src, count, op); break;
+    case DType::bf16: reduce_bf16(dst, src, count, op); break;
     case DType::f32: reduce_typed<float>(dst, src, count, op); break;
     case DType::f64: reduce_typed<double>(dst, src, count, op); break;
     case DType::i8: reduce_typed<int8_t>(dst, src, count, op); break;

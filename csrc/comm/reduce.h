@@ -13,7 +13,8 @@ enum class ReduceOp : int { sum = 0, prod = 1, max = 2, min = 3, avg = 4 };
 
 const char* reduce_op_name(ReduceOp op);
 
-// dst[i] = dst[i] (op) src[i] for i < count. float16 is computed in float32.
+// dst[i] = dst[i] (op) src[i] for i < count. float16 and bfloat16 are computed in float32,
+// rounded to nearest even.
 void reduce_into(void* dst, const void* src, size_t count, DType dtype, ReduceOp op);
 
 }  // namespace distml

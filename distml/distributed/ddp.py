@@ -75,9 +75,13 @@ def _views(params, flat):
 
 
 class _Bucket:
-    def __init__(self, params, index):
+    def __init__(self, params, index, world_size):
         self.params, self.index = params, index
-        self.buffer = np.zeros(sum(p.array.size for p in params), dtype=params[0].array.dtype)
+        numel = sum(p.array.size for p in params)
+        # `buffer` starts `storage`, padded to a multiple of the group size, which a reduce-scatter
+        # of the whole bucket (ddp_zero_hook) takes in place.
+        self.storage = np.zeros(-(-numel // world_size) * world_size, dtype=params[0].array.dtype)
+        self.buffer = self.storage[:numel]
         self.views = _views(params, self.buffer)
         self.pending = len(params)
         self.work = None    # the default allreduce
@@ -97,10 +101,11 @@ class _Bucket:
         return GradBucket(self.index, count, Tensor(self.buffer), [Tensor(v) for v in self.views],
                           list(self.params))
 
-    def write_back(self, as_view):
-        """The reduced buffer becomes the gradients (they already are, as views)."""
+    def write_back(self, as_view, globally_unused=frozenset()):
+        """The reduced buffer becomes the gradients (they already are, as views); the `.grad` of
+        a parameter no rank used (ids in globally_unused) is left as it was, as PyTorch does."""
         for p, view in zip(self.params, self.views):
-            if p.grad is not None and p.grad.array is view:
+            if id(p) in globally_unused or (p.grad is not None and p.grad.array is view):
                 continue
             if as_view:
                 p.grad = Tensor(view)
@@ -121,10 +126,14 @@ class _Reducer:
         self.names = {id(p): name for name, p in named_params}
         params = [p for _, p in named_params]
         groups = _bucket_parameters(params, int(bucket_cap_mb * (1 << 20)))
-        self.buckets = [_Bucket(b, i) for i, b in enumerate(groups)]
+        self.buckets = [_Bucket(b, i, self.world_size) for i, b in enumerate(groups)]
         self.bucket_of = {id(p): bucket for bucket in self.buckets for p in bucket.params}
         self.hook, self.hook_state = None, None
+        self.params = params
+        self.find_unused = False  # find_unused_parameters or static_graph: skip the globally unused
+        self.used_work = None     # the allreduce of which parameters each rank used
         self.ready = set()
+        self.used = set()  # ids of the parameters whose gradient hook ran in this iteration
         self.next_bucket = 0
         self.active = False
         self.divisor = None  # join(divide_by_initial_world_size=False): the Work counting active ranks
@@ -141,6 +150,7 @@ class _Reducer:
                 "`find_unused_parameters=True` to `distml.nn.parallel.DistributedDataParallel`. Parameters "
                 f"that did not receive a gradient: {self._missing_names()}")
         self.ready.clear()
+        self.used.clear()
         self.launch_log = []
         self.next_bucket = 0
         for bucket in self.buckets:
@@ -154,6 +164,7 @@ class _Reducer:
 
     def _on_gradient(self, param):
         if self.active:
+            self.used.add(id(param))
             self._mark_ready(param)
 
     def _mark_ready(self, param):
@@ -170,7 +181,24 @@ class _Reducer:
             bucket.fill(self.as_view)
             self._launch(bucket)
         if self.next_bucket == len(self.buckets):
+            if self.find_unused:
+                self.used_work = self._allreduce_used([id(p) in self.used for p in self.params])
             self._finish()
+
+    def _allreduce_used(self, flags):
+        """Start summing, over the ranks, which parameters each used (PyTorch's local_used_map)."""
+        used = Tensor(np.array(flags, np.int32))
+        return dist.all_reduce(used, group=self.group, async_op=True)
+
+    def _globally_unused(self):
+        """Ids of the parameters no rank used; waits for the used-map allreduce only when some
+        parameter was unused here (as PyTorch, models that use everything never wait for it)."""
+        work, self.used_work = self.used_work, None
+        if work is None or len(self.used) == len(self.params):
+            return frozenset()
+        work.wait()
+        counts = work.result()[0].array
+        return frozenset(id(p) for p, count in zip(self.params, counts) if count == 0)
 
     def _launch(self, bucket):
         with _recorder.comm_args(bucket_index=bucket.index):
@@ -185,6 +213,7 @@ class _Reducer:
             self.divisor.wait()
             divisor = int(self.divisor.result()[0].item())
             self.divisor = None
+        unused = self._globally_unused()
         for bucket in self.buckets:
             if self.hook is None:
                 bucket.work.wait()
@@ -193,7 +222,7 @@ class _Reducer:
             else:
                 future, bucket.future = bucket.future, None
                 self._copy_result(bucket, future.wait())
-            bucket.write_back(self.as_view)
+            bucket.write_back(self.as_view, unused)
         self.active = False
 
     def _copy_result(self, bucket, result):
@@ -216,6 +245,8 @@ class _Reducer:
                 views = [Tensor(v) for v in _views(bucket.params, zeros)]
                 grad_bucket = GradBucket(bucket.index, len(self.buckets), Tensor(zeros), views, list(bucket.params))
                 pending.append(self.hook(self.hook_state, grad_bucket))
+        if self.find_unused:  # the used map of a rank that used nothing
+            pending.append(self._allreduce_used([False] * len(self.params)))
         for handle in pending:
             handle.wait()
 
@@ -251,7 +282,9 @@ class DistributedDataParallel(Module, Joinable):
     from rank 0 in one collective before each forward (`broadcast_buffers`).
     `gradient_as_bucket_view=True` makes each `.grad` a view into its bucket (no copy back);
     `static_graph=True` promises that the set of used parameters never changes: it is found
-    in the first iteration (as `find_unused_parameters` does every iteration) and kept.
+    in the first iteration (as `find_unused_parameters` does every iteration) and kept. With
+    either, a parameter that no rank used keeps its `.grad` as it was (None at first), as in
+    PyTorch; one used on some ranks gets their gradients summed over the world size.
     """
 
     def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
@@ -285,6 +318,7 @@ class DistributedDataParallel(Module, Joinable):
         _broadcast_coalesced(params + list(module.buffers()), self._first_rank(), process_group)
         named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
         self.reducer = _Reducer(named, bucket_cap_mb, process_group, gradient_as_bucket_view)
+        self.reducer.find_unused = find_unused_parameters
         if static_graph:
             self._set_static_graph()
 
@@ -315,6 +349,7 @@ class DistributedDataParallel(Module, Joinable):
             warnings.warn("You've set static_graph to be True, no need to set it again.", stacklevel=2)
             return
         self.static_graph = True
+        self.reducer.find_unused = True
         if self.find_unused_parameters:
             warnings.warn("You passed find_unused_parameters=true to DistributedDataParallel, "
                           "`_set_static_graph` will detect unused parameters automatically, so you do not need "

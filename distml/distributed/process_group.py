@@ -68,8 +68,8 @@ class ProcessGroup:
 class Work:
     """Handle of an async collective: `wait()` blocks until it is done (raising its error) and
     finishes the Python side (copies back into strided or listed tensors, AVG's division).
-    `result()` is the list of output tensors; `get_future()` a Future of it that completes when
-    the Work is waited on (by the Future's wait)."""
+    `result()` is the list of output tensors; `get_future()` a Future of it, done (and its
+    callbacks run) at its first wait() or the first done() after the collective finished."""
 
     def __init__(self, work, keep, finish=None, result=None):
         self._work, self._keep, self._finish = work, keep, finish
@@ -96,6 +96,7 @@ class Work:
         from distml.futures import Future
         future = Future()
         future._complete = lambda: (self.wait(), future.set_result(self._result))
+        future._ready = self.is_completed
         return future
 
 
@@ -272,6 +273,23 @@ def destroy_process_group(group=None):
     if _state.world is not None:
         _state.world._pg.free(_state.exiting)
         _state.world = None
+
+
+class _WorldMeta(type):
+    """Gives `group` and `GroupMember` the class property WORLD, as in torch.distributed."""
+
+    @property
+    def WORLD(cls):
+        """The default (world) process group; None before init_process_group."""
+        return _state.world
+
+
+class group(metaclass=_WorldMeta):
+    """`dist.group.WORLD`: the default group, accepted wherever `group=` is (the same as None)."""
+
+
+class GroupMember(metaclass=_WorldMeta):
+    """`dist.GroupMember.WORLD`: the same group as `dist.group.WORLD`."""
 
 
 def _world():
@@ -517,7 +535,9 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
 
 @collective("mpi:reduce_scatter_tensor")
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
-    """output = this rank's slice (in rank order) of input reduced over all ranks."""
+    """output = this rank's slice (in rank order) of input reduced over all ranks. When output is
+    that slice of input itself, the reduction runs in input (no copy of it is made) and input's
+    other slices are left holding partial results."""
     call = _call(group)
     if call is None:
         return None

@@ -4,9 +4,10 @@
     halved = fut.then(lambda f: f.value()[0].div_(2))   # runs once fut completes
     halved.wait()                                       # t, summed over ranks and halved
 
-distml's collectives complete when waited on (there is no callback from the comm thread), so a
-Future made by `Work.get_future()` completes inside `wait()`, and `then` callbacks run there, in
-the waiting thread, in the order they were added.
+distml's comm thread does not call back into Python, so a Future made by `Work.get_future()`
+completes in the Python thread that first asks: `wait()`, or `done()` once the collective has
+finished on the comm thread. `then` callbacks run there, in the order they were added, and a
+chained Future is done as soon as its parent's callbacks have run.
 """
 from typing import Generic, TypeVar
 
@@ -29,24 +30,33 @@ class Future(Generic[T]):
         self._exception = None
         self._callbacks = []
         self._complete = None  # called by wait() to drive the work behind an unfinished Future
+        self._ready = None     # () -> whether _complete would return without blocking
 
     def done(self):
-        """Whether the Future holds a result or an exception."""
+        """Whether the Future holds a result or an exception: True as soon as the work behind it
+        has finished (completing it here, with its callbacks, if nobody waited yet)."""
+        if not self._done and self._ready is not None and self._ready():
+            self._drive()
         return self._done
 
     def wait(self):
         """Block until complete and return the value, or raise the exception it was completed with."""
-        if not self._done and self._complete is not None:
-            complete, self._complete = self._complete, None
-            try:
-                complete()
-            except Exception as error:  # the work failed: this Future carries its error
-                if not self._done:
-                    self.set_exception(error)
+        self._drive()
         if not self._done:
             raise RuntimeError("Future.wait(): the Future is not completed and nothing will complete it "
                                "(call set_result or set_exception)")
         return self.value()
+
+    def _drive(self):
+        """Run the work's completion once (blocking until it is done); its error completes self."""
+        if self._done or self._complete is None:
+            return
+        complete, self._complete, self._ready = self._complete, None, None
+        try:
+            complete()
+        except Exception as error:  # the work failed: this Future carries its error
+            if not self._done:
+                self.set_exception(error)
 
     def value(self):
         """The value of a completed Future (raising its exception); call after wait() or in a callback."""
@@ -60,7 +70,7 @@ class Future(Generic[T]):
         """A new Future completed with callback(self) once self completes; if callback raises, the
         new Future holds a RuntimeError naming that error (torch's wording)."""
         child = Future()
-        child._complete = self.wait
+        child._complete, child._ready = self.wait, self.done
 
         def run(parent):
             try:
@@ -98,7 +108,7 @@ class Future(Generic[T]):
             raise RuntimeError("Future can only be marked completed once (set_result or set_exception "
                                "was already called)")
         self._done, self._value, self._exception = True, value, exception
-        self._complete = None
+        self._complete = self._ready = None
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback(self)
@@ -111,12 +121,13 @@ def collect_all(futures):
     """
     futures = list(futures)
     combined = Future()
-    combined._complete = lambda: [_drive(f) for f in futures]
+    combined._complete = lambda: [_wait_quietly(f) for f in futures]
+    combined._ready = lambda: all([f.done() for f in futures])  # a list: every done() gets to complete its Future
     remaining = [len(futures)]
 
     def one_done(f):
         remaining[0] -= 1
-        if combined.done():
+        if combined._done:
             return
         if f._exception is not None:  # as torch: the first error completes the collection
             combined.set_exception(f._exception)
@@ -130,7 +141,7 @@ def collect_all(futures):
     return combined
 
 
-def _drive(future):
+def _wait_quietly(future):
     """Complete `future` by waiting; its error, if any, reaches collect_all through its callback."""
     try:
         future.wait()

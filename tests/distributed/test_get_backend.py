@@ -21,6 +21,20 @@ print(json.dumps([dist.get_backend(), dist.get_backend(dist.new_group()),
 """
 
 
+def test_group_world_is_none_before_init_and_the_world_after():
+    script = ("import distml.distributed as dist\n"
+              "assert dist.group.WORLD is None and dist.GroupMember.WORLD is None\n"
+              "dist.init_process_group('gloo')\n"
+              "assert dist.group.WORLD is dist.GroupMember.WORLD and dist.get_world_size(dist.group.WORLD) == 1\n"
+              "dist.destroy_process_group(dist.group.WORLD)\n"
+              "assert dist.group.WORLD is None and not dist.is_initialized()\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "OMPI_COMM_WORLD", "PMI_")) and k not in ("RANK", "WORLD_SIZE")}
+    env["PYTHONPATH"] = REPO
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("backend, world, groups", [
     ("gloo", "gloo", "gloo"), ("GLOO", "gloo", "gloo"), ("cpu:gloo", "cpu:gloo", "cpu:gloo"),
     ("mpi", "mpi", "mpi"), ("default", "mpi", "mpi"),

@@ -194,6 +194,26 @@ def test_reduce_scatter_list_and_tensor(count, dtype, op):
     dist.reduce_scatter_tensor(out2, distml.from_numpy(source), op=op)
     assert_close(out2.numpy(), expected)
     np.testing.assert_array_equal(source, mine)  # the input is left unchanged
+    in_place = mine.copy()  # the output is the input's own slice: reduced there, without a copy
+    dist.reduce_scatter_tensor(distml.from_numpy(in_place[rank]), distml.from_numpy(in_place), op=op)
+    assert_close(in_place[rank], expected)
+
+
+@pytest.mark.parametrize("count", [1, 9, 40_001])
+def test_all_reduce_bfloat16_sums_in_float32_rounding_each_step(count):
+    """bfloat16 SUM as PyTorch's ring: float32 additions, each rounded to nearest even."""
+    import ml_dtypes
+    n, rank = dist.get_world_size(), dist.get_rank()
+    mine = (rank_data((count,), np.float32, seed=count) * 10).astype(ml_dtypes.bfloat16)
+    t = distml.from_numpy(mine.copy())
+    dist.all_reduce(t)
+    got = t.numpy()
+    assert got.dtype == ml_dtypes.bfloat16
+    rows = [row.astype(np.float64) for row in everyone(mine)]
+    bound = 2.0 ** -8 * n * np.sum(np.abs(rows), axis=0)
+    assert np.all(np.abs(got.astype(np.float64) - np.sum(rows, axis=0)) <= bound)
+    gathered = everyone(got)
+    assert all((g.view(np.uint16) == got.view(np.uint16)).all() for g in gathered)  # the same on every rank
 
 
 @pytest.mark.parametrize("count", [1, 7, 40_003])
@@ -283,6 +303,34 @@ def test_new_group():
         assert (t.numpy() == rank + 1).all()  # non-members: a no-op
     dist.destroy_process_group(group)
     dist.barrier()
+
+
+def test_group_world_is_the_default_group():
+    """torch.distributed.group.WORLD (and GroupMember.WORLD): the default group, taken as group=."""
+    n, rank = dist.get_world_size(), dist.get_rank()
+    world = dist.group.WORLD
+    assert world is not None and dist.GroupMember.WORLD is world
+    assert dist.get_rank(world) == rank and dist.get_world_size(world) == n
+    assert dist.get_backend(world) == dist.get_backend()
+    t = distml.from_numpy(np.full(7, rank + 1, np.float32))
+    dist.all_reduce(t, group=world)
+    assert (t.numpy() == n * (n + 1) / 2).all()
+    work = dist.all_reduce(t, op=dist.ReduceOp.AVG, group=dist.GroupMember.WORLD, async_op=True)
+    work.wait()
+    assert (t.numpy() == n * (n + 1) / 2).all()
+    b = distml.from_numpy(np.full(3, rank, np.int64))
+    dist.broadcast(b, src=n - 1, group=world)
+    assert (b.numpy() == n - 1).all()
+    out = distml.zeros(n)
+    dist.all_gather_into_tensor(out, distml.full((1,), float(rank)), group=world)
+    assert (out.numpy() == np.arange(n)).all()
+    objects = [None] * n
+    dist.all_gather_object(objects, rank, group=world)
+    assert objects == list(range(n))
+    dist.barrier(group=world)
+    sub = dist.new_group([0])
+    assert dist.get_rank(sub) == (0 if rank == 0 else -1)
+    dist.destroy_process_group(sub)
 
 
 def test_mismatch_raises_on_every_rank_and_the_group_stays_usable():

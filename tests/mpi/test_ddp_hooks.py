@@ -146,9 +146,47 @@ def test_work_get_future():
     t = distml.full((5,), float(rank + 1))
     fut = dist.all_reduce(t, async_op=True).get_future()
     doubled = fut.then(lambda f: f.value()[0] * 2)
-    assert not fut.done()
     np.testing.assert_array_equal(doubled.wait().numpy(), np.full(5, world * (world + 1), np.float32))
     assert fut.done() and fut.value()[0] is t
+
+
+def _poll(future, seconds=30):
+    """future.done(), asked until it holds (no wait()): True, or False after `seconds`."""
+    import time
+    deadline = time.monotonic() + seconds
+    while not future.done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+@pytest.mark.parametrize("op", [dist.ReduceOp.SUM, dist.ReduceOp.AVG])
+def test_future_done_once_the_work_finished_without_wait(op):
+    """As torch's: done() turns True when the collective has finished, nobody having waited;
+    the value is final then (AVG divided) and then() chains and collect_all follow."""
+    from distml.futures import collect_all
+    rank, world = dist.get_rank(), dist.get_world_size()
+    t = distml.full((1000,), float(rank + 1))
+    work = dist.all_reduce(t, op=op, async_op=True)
+    fut = work.get_future()
+    seen = []
+    chained = fut.then(lambda f: seen.append("first") or f.value()[0] + 1)
+    chained2 = chained.then(lambda f: seen.append("second") or f.value() * 10)
+    other = dist.all_reduce(distml.ones(3), async_op=True).get_future()
+    both = collect_all([fut, other])
+    assert _poll(chained2)  # asking the end of the chain drives the whole chain
+    assert fut.done() and chained.done() and work.is_completed() and seen == ["first", "second"]
+    total = world * (world + 1) / 2 / (world if op == dist.ReduceOp.AVG else 1)
+    np.testing.assert_allclose(t.numpy(), np.full(1000, total, np.float32))
+    np.testing.assert_allclose(chained2.value().numpy(), np.full(1000, (total + 1) * 10, np.float32))
+    assert _poll(both) and other.done()
+    np.testing.assert_array_equal(other.value()[0].numpy(), np.full(3, world, np.float32))
+    callbacks = []
+    late = dist.all_reduce(distml.ones(2), async_op=True).get_future()
+    late.add_done_callback(lambda f: callbacks.append(f.value()[0].numpy().copy()))
+    assert _poll(late) and len(callbacks) == 1  # done() ran the callback, once
+    assert late.done() and len(callbacks) == 1
     out = distml.zeros(2 * world)
     gathered = dist.all_gather_into_tensor(out, distml.full((2,), float(rank)), async_op=True).get_future()
     np.testing.assert_array_equal(gathered.wait()[0].numpy(), np.repeat(np.arange(world, dtype=np.float32), 2))
@@ -184,6 +222,77 @@ def test_fp16_compress_hook():
 
 def test_bf16_compress_hook():
     _check_compression(default_hooks.bf16_compress_hook, ml_dtypes.bfloat16, rtol=2.0 ** -7)
+
+
+@pytest.fixture(scope="module")
+def torch_gloo():
+    """torch.distributed over gloo among the same ranks (rank 0's free port, broadcast)."""
+    import socket
+
+    import torch
+    import torch.distributed as tdist
+    port = [None]
+    if dist.get_rank() == 0:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port[0] = sock.getsockname()[1]
+    dist.broadcast_object_list(port, src=0)
+    tdist.init_process_group("gloo", rank=dist.get_rank(), world_size=dist.get_world_size(),
+                             init_method=f"tcp://127.0.0.1:{port[0]}")
+    yield torch
+    tdist.destroy_process_group()
+
+
+def test_bfloat16_all_reduce_as_torch_gloo(torch_gloo):
+    """A bfloat16 SUM: float32 arithmetic rounded to nearest even after each rank's addition, so
+    at 2 ranks bitwise torch's; at more, the order of the additions differs (within bf16 rounding)."""
+    torch = torch_gloo
+    rank, world = dist.get_rank(), dist.get_world_size()
+    values = np.random.default_rng(rank).standard_normal(5000).astype(np.float32) * 100
+    values[:4] = [1.0, 2.0 ** -8, -3.5, 3e37]
+    ours = distml.from_numpy(values).to(distml.bfloat16)
+    theirs = torch.from_numpy(values).to(torch.bfloat16)
+    dist.all_reduce(ours)
+    torch.distributed.all_reduce(theirs)
+    got, expected = ours.float().numpy(), theirs.float().numpy()
+    if world == 2:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        everyone = [None] * world
+        dist.all_gather_object(everyone, np.abs(values.astype(ml_dtypes.bfloat16).astype(np.float64)))
+        bound = 2.0 ** -8 * world * np.sum(everyone, axis=0)
+        assert np.all(np.abs(got.astype(np.float64) - expected) <= bound)
+    assert ours.dtype == distml.bfloat16
+    maxed = distml.from_numpy(values).to(distml.bfloat16)
+    dist.all_reduce(maxed, op=dist.ReduceOp.MAX)
+    t_maxed = torch.from_numpy(values).to(torch.bfloat16)
+    torch.distributed.all_reduce(t_maxed, op=torch.distributed.ReduceOp.MAX)
+    np.testing.assert_array_equal(maxed.float().numpy(), t_maxed.float().numpy())
+
+
+def test_bf16_compress_hook_as_torchs(torch_gloo):
+    """distml's bf16_compress_hook against torch's (given the bucket as a tuple, which it takes;
+    torch's DDP refuses it without NCCL) on the same float32 buffer of every rank."""
+    torch = torch_gloo
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks as t_default
+    from distml.distributed import GradBucket
+    rank, world = dist.get_rank(), dist.get_world_size()
+    values = np.random.default_rng(10 + rank).standard_normal(3001).astype(np.float32)
+    buffer = distml.from_numpy(values.copy())
+    bucket = GradBucket(0, 1, buffer, [buffer], [])
+    got = default_hooks.bf16_compress_hook(None, bucket).wait()
+    expected = t_default.bf16_compress_hook(None, (torch.from_numpy(values.copy()),)).wait()
+    assert got is buffer and got.dtype == distml.float32
+    if world == 2:
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    else:
+        # Each is a sum of the same bfloat16 terms in another order: each addition rounds by 2**-8
+        # of the partial sum, bounded by the sum of the terms' magnitudes.
+        terms = [None] * world
+        dist.all_gather_object(terms, np.abs((values.astype(ml_dtypes.bfloat16).astype(np.float32) / world)
+                                             .astype(ml_dtypes.bfloat16).astype(np.float64)))
+        bound = 2 * 2.0 ** -8 * world * np.sum(terms, axis=0)
+        assert np.all(np.abs(got.numpy().astype(np.float64) - expected.numpy()) <= bound)
 
 
 def test_fp16_hook_sends_half_the_bytes():

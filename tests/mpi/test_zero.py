@@ -196,6 +196,36 @@ def test_a_single_bucket_and_a_large_one():
     assert_same_parameters(ddp.module, reference.module)
 
 
+def test_parameters_are_the_all_gathers_output_in_place():
+    """No copy of a bucket: each bucket's parameters view one flat array, the all-gather's output,
+    whose slice this rank's optimizer steps; DDP's bucket storage is what the reduce-scatter takes
+    (padded in place). A parameter whose memory is replaced from outside is taken back, its values kept."""
+    ddp, zero = overlapped("sgd", bucket_cap_mb=0.001)
+    reference, optimizer = plain_ddp("sgd", bucket_cap_mb=0.001)
+    for shard, bucket in zip(zero._shards, ddp.reducer.buckets):
+        assert all(np.shares_memory(p.array, shard.flat) for p in shard.params)
+        assert all(np.shares_memory(piece.array, shard.flat) for piece in shard.pieces)
+        assert bucket.storage.size == shard.flat.size and bucket.buffer.base is bucket.storage
+    train(ddp, zero, 2, part=mine(), call_step=False)
+    first = next(ddp.module.parameters())
+    first.data = distml.from_numpy(first.detach().numpy().copy())  # e.g. a user's `p.data = ...`
+    train(ddp, zero, 2, part=mine(), call_step=False, first=2)
+    assert any(np.shares_memory(first.array, shard.flat) for shard in zero._shards)
+    train(reference, optimizer, 4, part=mine())
+    assert_same_parameters(ddp.module, reference.module)
+
+
+def test_group_world_and_none_are_one_group_for_the_hook():
+    ddp = DDP(make_model(seed=dist.get_rank()), process_group=dist.group.WORLD, bucket_cap_mb=0.001)
+    zero = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=distml.optim.SGD, overlap_with_ddp=True, lr=0.05)
+    ddp.register_comm_hook(None, hook_with_zero_step(allreduce_hook, ddp, zero))
+    reference, optimizer = plain_ddp("sgd")
+    optimizer = distml.optim.SGD(reference.parameters(), lr=0.05)
+    train(ddp, zero, 2, part=mine(), call_step=False)
+    train(reference, optimizer, 2, part=mine())
+    assert_same_parameters(ddp.module, reference.module)
+
+
 def bytes_sent(monkeypatch, run):
     """Bytes this rank sends in `run()`, counting each collective as the ring algorithm does
     (N ranks, B bytes): allreduce 2(N-1)/N B, reduce-scatter and all-gather (N-1)/N B each,

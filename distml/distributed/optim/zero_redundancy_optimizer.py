@@ -42,20 +42,27 @@ def _numel(p):
 
 class _BucketShard:
     """This rank's slice of one DDP gradient bucket: elements [start, start + size) of the bucket's
-    flat buffer, padded at the end so that all N slices have `size` elements. `pieces` are the
-    local optimizer's tensors: for each parameter overlapping the slice, a flat view of its part
-    in `values`, with (parameter, first element, last element + 1) in `spans`."""
+    flat buffer, padded at the end so that all N slices have `size` elements.
+
+    The bucket's parameters become views into one flat array, `flat` (padded likewise), so the
+    all-gather of the updated slices lands in the parameters themselves: `values`, this rank's
+    slice of `flat`, is the all-gather's input in place. `pieces` are the local optimizer's
+    tensors: for each parameter overlapping the slice, a flat view of its part in `values` (so the
+    step updates the parameter), with (parameter, first element, last element + 1) in `spans`."""
 
     def __init__(self, index, params, rank, world_size):
         numel = sum(_numel(p) for p in params)
         self.index, self.params, self.numel = index, params, numel
         self.size = -(-numel // world_size)
         self.start = rank * self.size
-        dtype = params[0].array.dtype
-        self.values = np.zeros(self.size, dtype)                 # this rank's parameter values
-        self.grad = np.zeros(self.size, dtype)                   # their averaged gradient
-        self.gathered = np.empty(self.size * world_size, dtype)  # every rank's values, after the all-gather
-        self.padded = np.zeros(self.size * world_size, dtype) if self.size * world_size != numel else None
+        self.flat = np.zeros(self.size * world_size, params[0].array.dtype)
+        self.views = []
+        offset = 0
+        for p in params:
+            self.views.append(self.flat[offset:offset + _numel(p)].reshape(p.array.shape))
+            offset += _numel(p)
+        self.adopt_params()
+        self.values = self.flat[self.start:self.start + self.size]
         self.pieces, self.spans = [], []
         offset, stop = 0, self.start + self.size
         for p in params:
@@ -65,19 +72,22 @@ class _BucketShard:
                 self.spans.append((p, lo - offset, hi - offset))
             offset += _numel(p)
         self.reduce_work = self.gather_work = None
+        self.grad = None  # this iteration's averaged slice of the gradient (a view into DDP's bucket)
 
-    def load_values(self):
-        """Copy the current parameter values of the slice in (they may have been set from outside)."""
-        for piece, (p, lo, hi) in zip(self.pieces, self.spans):
-            piece.array[...] = p.array.reshape(-1)[lo:hi]
+    def adopt_params(self):
+        """Make each parameter a view into `flat` again, with its current values (at the start, and
+        after something replaced a parameter's memory, e.g. `p.data = ...`)."""
+        for p, view in zip(self.params, self.views):
+            if p.array is not view:
+                view[...] = p.array
+                p.data = Tensor(view)
 
-    def write_params(self):
-        """Every rank's updated values, all-gathered, become the parameters."""
-        offset = 0
+    def finish_gather(self):
+        """Wait for the all-gather; the parameters (views into `flat`) then hold every rank's update."""
+        self.gather_work.wait()
+        self.gather_work = None
         for p in self.params:
-            p.array[...] = self.gathered[offset:offset + _numel(p)].reshape(p.array.shape)
             p._version[0] += 1
-            offset += _numel(p)
 
 
 class _ZeROJoinHook(JoinHook):
@@ -353,28 +363,30 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
         self.optim = self._optim_constructor([group], **self._optim_defaults)
         self._sync_param_groups(self.optim.param_groups, self.param_groups)
 
-    def _reduce_bucket(self, index, buffer):
-        """Start the reduce-scatter (average) of bucket `index`'s flat gradient `buffer`."""
+    def _reduce_bucket(self, index, buffer, storage=None):
+        """Start the reduce-scatter (average) of bucket `index`'s flat gradient `buffer`. `storage`:
+        the padded array `buffer` starts (DDP's bucket storage): the average of this rank's slice
+        then lands in place, in the slice of `buffer` it averages (no copy of the bucket)."""
         shard = self._shards[index]
-        source = buffer
-        if shard.padded is not None:
-            shard.padded[:shard.numel] = buffer
-            source = shard.padded
-        shard.reduce_work = dist.reduce_scatter_tensor(Tensor(shard.grad), Tensor(source), op=dist.ReduceOp.AVG,
+        if storage is None:  # a joined rank's buffer of zeros
+            storage = np.zeros(shard.size * self.world_size, buffer.dtype)
+            storage[:shard.numel] = buffer
+        shard.grad = storage[shard.start:shard.start + shard.size]
+        shard.reduce_work = dist.reduce_scatter_tensor(Tensor(shard.grad), Tensor(storage), op=dist.ReduceOp.AVG,
                                                        group=self.process_group, async_op=True)
 
     def _step_bucket(self, index, buffer):
         """Wait for bucket `index`'s reduce-scatter, step this rank's slice, start its all-gather;
-        the averaged slice is written into `buffer` (the rest keeps this rank's own gradients)."""
+        the averaged slice is in `buffer` (the rest keeps this rank's own gradients)."""
         shard = self._shards[index]
         if shard.reduce_work is None:
             return
         shard.reduce_work.wait()
         shard.reduce_work = None
         stop = min(shard.start + shard.size, shard.numel)
-        if stop > shard.start:
+        if stop > shard.start and not np.shares_memory(shard.grad, buffer):
             buffer[shard.start:stop] = shard.grad[:stop - shard.start]
-        shard.load_values()
+        shard.adopt_params()
         offset = 0
         for piece in shard.pieces:
             piece.grad = Tensor(shard.grad[offset:offset + piece.array.size])
@@ -384,16 +396,15 @@ class ZeroRedundancyOptimizer(Optimizer, Joinable):
         self._sync_param_groups(self.optim.param_groups, self.param_groups)
         for piece in shard.pieces:
             piece.grad = None
-        shard.gather_work = dist.all_gather_into_tensor(Tensor(shard.gathered), Tensor(shard.values),
+        shard.grad = None
+        shard.gather_work = dist.all_gather_into_tensor(Tensor(shard.flat), Tensor(shard.values),
                                                         group=self.process_group, async_op=True)
 
     def _finish_overlap(self):
-        """Wait for the all-gathers and write the updated parameters (after the last bucket)."""
+        """Wait for the all-gathers (after the last bucket): the parameters then hold every update."""
         for shard in self._shards:
             if shard.gather_work is not None:
-                shard.gather_work.wait()
-                shard.gather_work = None
-                shard.write_params()
+                shard.finish_gather()
 
     def _check_overlap_initialized(self):
         if self._overlap_with_ddp and self._shards is None:

@@ -25,12 +25,17 @@ Differences from PyTorch:
   backward; the last bucket's step and the all-gathers' wait end the backward pass. All ranks
   issue the collectives in the same order: RS0, RS1, AG0, RS2, AG1, ...
 - After backward, each `.grad` holds the averaged gradient only in this rank's slice of its
-  bucket (the rest is this rank's own gradient): the averaged whole is never communicated.
+  bucket: the averaged whole is never communicated, and the reduce-scatter runs in place in the
+  bucket (no copy of it), leaving partial sums of the ring in the other slices.
+- Memory: the bucket's parameters are views into one flat array per bucket, into which the
+  all-gather writes directly, and each rank's slice of it is what its optimizer steps: beyond
+  plain DDP, ZeRO holds only padding (under N elements a bucket), and 1/N of the optimizer state.
 - The optimizer must be elementwise (SGD, Adam, AdamW, Adamax, Adagrad, Adadelta, RMSprop,
   Rprop, NAdam, RAdam, ASGD), as the step runs on flat slices; the gradients are averaged by the
   group size (DDP's join with divide_by_initial_world_size=False is not followed).
 """
 from distml.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from distml.distributed.process_group import _group
 from distml.futures import Future
 
 __all__ = ["hook_with_zero_step"]
@@ -47,7 +52,7 @@ def hook_with_zero_step(hook, ddp, zero):
         raise NotImplementedError(f"hook_with_zero_step: distml replaces allreduce_hook's averaging by a "
                                   f"reduce-scatter and an all-gather; wrapping {getattr(hook, '__name__', hook)} "
                                   "is not supported")
-    if zero.process_group is not ddp.process_group:
+    if _group(zero.process_group) is not _group(ddp.process_group):  # None and group.WORLD are one group
         raise ValueError("hook_with_zero_step: the ZeroRedundancyOptimizer and the DistributedDataParallel must "
                          "use the same process group")
     zero._init_overlap([bucket.params for bucket in ddp.reducer.buckets])
@@ -62,7 +67,8 @@ def hook_with_zero_step(hook, ddp, zero):
                                "was made")
         buffer = bucket.buffer()
         buffers[index] = buffer.array
-        zero._reduce_bucket(index, buffer.array)
+        storage = ddp.reducer.buckets[index].storage
+        zero._reduce_bucket(index, buffer.array, storage if buffer.array.base is storage else None)
         if index > 0:
             zero._step_bucket(index - 1, buffers.pop(index - 1))
         if bucket.is_last():

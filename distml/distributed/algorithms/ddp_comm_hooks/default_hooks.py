@@ -60,27 +60,16 @@ def fp16_compress_hook(process_group, bucket):
 
 
 def bf16_compress_hook(process_group, bucket):
-    """As fp16_compress_hook, in bfloat16 (float32's range, 8 bits of mantissa).
+    """As fp16_compress_hook, in bfloat16 (float32's range, 8 bits of mantissa): the bfloat16
+    allreduce sums in float32 and rounds to bfloat16 at every step, as PyTorch's.
 
         model.register_comm_hook(None, bf16_compress_hook)
-
-    distml's reducing collectives have no bfloat16 arithmetic yet, so the bfloat16 values are
-    all-gathered (2 bytes an element on the wire) and summed here in float32 in rank order; the
-    sum is rounded to bfloat16, as a bfloat16 allreduce returns it.
     """
     buffer = bucket.buffer()
-    world_size = dist.get_world_size(process_group)
-    compressed = buffer.to(distml.bfloat16).div_(world_size)
-    bits = compressed.array.view(np.int16)  # the collectives move int16; the bits are bfloat16's
-    gathered = np.empty(world_size * bits.size, np.int16)
-    work = dist.all_gather_into_tensor(Tensor(gathered), Tensor(bits), group=process_group, async_op=True)
+    compressed = buffer.to(distml.bfloat16).div_(dist.get_world_size(process_group))
 
     def decompress(fut):
-        values = gathered.view(compressed.array.dtype).reshape(world_size, -1).astype(np.float32)
-        total = values[0].copy()
-        for row in values[1:]:
-            total += row
-        buffer.copy_(Tensor(total.astype(compressed.array.dtype)))
+        buffer.copy_(fut.value()[0])
         return buffer
 
-    return work.get_future().then(decompress)
+    return dist.all_reduce(compressed, group=process_group, async_op=True).get_future().then(decompress)
