@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from memory_vs_torch import vm  # this folder is on sys.path: the script's own
+
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -60,14 +62,6 @@ def lenet(nn):
 
 
 WORKLOADS = {"resnet18": (resnet18, (16, 3, 32, 32), 3), "lenet": (lenet, (64, 1, 28, 28), None)}
-
-
-def vm(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB -> MB
-    raise KeyError(field)
 
 
 def worker(variant, workload, steps, profile):

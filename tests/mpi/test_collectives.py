@@ -6,6 +6,7 @@ The per-rank inputs are gathered with mpi4py (on the user's communicator, not di
 rank computes the expected result itself. tests/distributed/test_collectives_mpi_run.py launches
 this file; without --with-mpi every test here is skipped.
 """
+import contextlib
 import socket
 import time
 
@@ -36,12 +37,22 @@ def algo(request):
         pytest.skip("no shared-memory arena (DISTML_SHM=0, or ranks on several hosts)")
     if request.param == "hier" and not pg.hierarchical:
         pytest.skip("not hierarchical (ranks on one host, or not the same number, at least 2, on each host)")
+    with tuned(pg, algo=pg_module._ALGOS[request.param]):
+        yield request.param
+
+
+@contextlib.contextmanager
+def tuned(pg, **fields):
+    """The group's Tuning with `fields` changed, restored afterwards: `with tuned(pg, algo=...):`."""
     saved = pg.tuning
     tuning = pg.tuning
-    tuning.algo = pg_module._ALGOS[request.param]
+    for name, value in fields.items():
+        setattr(tuning, name, value)
     pg.tuning = tuning
-    yield request.param
-    pg.tuning = saved
+    try:
+        yield
+    finally:
+        pg.tuning = saved
 
 
 def comm():
@@ -110,11 +121,7 @@ def test_shared_memory_allreduce_in_many_small_chunks():
     pg = pg_module._world()._pg
     if not pg.shared_memory:
         pytest.skip("no shared-memory arena (DISTML_SHM=0, or ranks on several hosts)")
-    saved = pg.tuning
-    tuning = pg.tuning
-    tuning.algo, tuning.shared_chunk_bytes, tuning.shared_one_round_bytes = pg_module._ALGOS["shm"], 4096, 0
-    pg.tuning = tuning
-    try:
+    with tuned(pg, algo=pg_module._ALGOS["shm"], shared_chunk_bytes=4096, shared_one_round_bytes=0):
         for count in (1, 3, 1000, 1025, 100_003):
             for dtype in (np.float16, np.float32, np.float64, np.int32):
                 mine = rank_data(count, dtype, seed=count)
@@ -124,23 +131,15 @@ def test_shared_memory_allreduce_in_many_small_chunks():
                 assert_close(t.numpy(), expected.astype(dtype))
                 results = everyone(t.numpy())
                 assert (results == results[0]).all()
-    finally:
-        pg.tuning = saved
 
 
 def test_forcing_shared_memory_without_an_arena_raises():
     pg = pg_module._world()._pg
     if pg.shared_memory:
         pytest.skip("this run has an arena (the DISTML_SHM=0 run covers this)")
-    saved = pg.tuning
-    tuning = pg.tuning
-    tuning.algo = pg_module._ALGOS["shm"]
-    pg.tuning = tuning
-    try:
+    with tuned(pg, algo=pg_module._ALGOS["shm"]):
         with pytest.raises(dist.DistBackendError, match="needs every rank of the group on one host"):
             dist.all_reduce(distml.from_numpy(np.ones(3, np.float32)))
-    finally:
-        pg.tuning = saved
     t = distml.from_numpy(np.ones(3, np.float32))
     dist.all_reduce(t)
     assert (t.numpy() == dist.get_world_size()).all()
@@ -381,16 +380,10 @@ def test_forcing_hierarchical_on_a_group_that_cannot_use_it_raises():
     pg = pg_module._world()._pg
     if pg.hierarchical:
         pytest.skip("this world can use it (tests/distributed/test_hierarchical.py covers the error on sub-groups)")
-    saved = pg.tuning
-    tuning = pg.tuning
-    tuning.algo = pg_module._ALGOS["hier"]
-    pg.tuning = tuning
-    try:
+    with tuned(pg, algo=pg_module._ALGOS["hier"]):
         with pytest.raises(dist.DistBackendError, match="hierarchical allreduce needs a group that spans several "
                                                         r"hosts with the same number \(at least 2\) of ranks on each"):
             dist.all_reduce(distml.from_numpy(np.ones(100_000, np.float32)))
-    finally:
-        pg.tuning = saved
     t = distml.from_numpy(np.ones(3, np.float32))
     dist.all_reduce(t)
     assert (t.numpy() == dist.get_world_size()).all()
