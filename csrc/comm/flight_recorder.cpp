@@ -181,6 +181,12 @@ std::string FlightRecorder::dump(const std::string& reason) {
     std::fclose(f);
     truncate(stacks_path.c_str(), 0);  // faulthandler appends: the next stacks start afresh
   }
+  // Several peers signal a stalled rank at once: the first dump reads every stack faulthandler
+  // wrote, and a later one of the same burst finds none; it keeps the stacks just read.
+  if (reason == "SIGUSR1") {
+    if (stacks.empty()) stacks = last_stacks_;
+    else last_stacks_ = stacks;
+  }
   std::string text = json();
   text.insert(text.size() - 2, ", \"reason\": " + quoted(reason) + ", \"dumped\": " + std::to_string(now_s()) +
                                    ", \"stacks\": " + quoted(stacks));
@@ -204,7 +210,8 @@ void FlightRecorder::wake(char reason) {
 }
 
 void FlightRecorder::dump_loop() {
-  for (char reason; read(wake_pipe_[0], &reason, 1) == 1;)
+  // One dump for all the wake-ups that arrived together.
+  for (char reasons[64]; read(wake_pipe_[0], reasons, sizeof reasons) > 0;)
     dump(failure_pending_.exchange(false) ? "a collective failed" : "SIGUSR1");
 }
 

@@ -76,6 +76,7 @@ class FlightRecorder {
   std::mutex mutex_;
   // One dump at a time: the SIGUSR1 thread and a failing rank's own dump would write one temporary file.
   std::mutex dump_mutex_;
+  std::string last_stacks_;  // under dump_mutex_: the stacks the last SIGUSR1 made faulthandler write
   std::vector<FlightRecord> ring_;
   uint64_t next_id_ = 1;
   std::map<int, std::vector<int>> groups_;
