@@ -132,7 +132,7 @@ def test_collective_suites_pass_across_hosts(hosts, layout):
     assert rc == 0, out[-6000:]
     # PRRTE's ssh launcher warns when the agent has exec'd before the launcher set its process group.
     said = "\n".join(line for line in out.splitlines() if "plm:ssh: Warning: setpgid" not in line)
-    assert "failed" not in said and "error" not in said.lower(), out[-6000:]
+    assert not re.search(r"\b\d+ (failed|errors?)\b", said), out[-6000:]  # pytest's summary on any rank
     assert said.count("[100%]") == len(layout_hosts(layout)), out[-6000:]  # every rank ran every test
 
 
