@@ -289,7 +289,9 @@ class group(metaclass=_WorldMeta):
 
 
 class GroupMember(metaclass=_WorldMeta):
-    """`dist.GroupMember.WORLD`: the same group as `dist.group.WORLD`."""
+    """`dist.GroupMember.WORLD`: the same group as `dist.group.WORLD`; `NON_GROUP_MEMBER`: what
+    new_group returns on ranks outside the new group (rank and size -1, collectives no-ops)."""
+    NON_GROUP_MEMBER = ProcessGroup(None, [])
 
 
 def _world():
@@ -305,11 +307,13 @@ def _group(group):
 
 def new_group(ranks=None, backend=None):
     """A group of the given global ranks (all ranks when None). Every rank of the world must
-    call it, members or not; non-members get a group whose rank() is -1."""
+    call it, members or not; non-members get `GroupMember.NON_GROUP_MEMBER`, as in torch.distributed."""
     backend = _check_backend(backend)
     world = _world()
     ranks = sorted(range(world.size()) if ranks is None else set(ranks))
     pg = world._pg.split(ranks)
+    if pg is None:
+        return GroupMember.NON_GROUP_MEMBER
     return ProcessGroup(pg, ranks, backend or world.backend)
 
 

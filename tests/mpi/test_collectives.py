@@ -298,7 +298,8 @@ def test_new_group():
         dist.broadcast(b, src=members[-1], group=group)
         assert (b.numpy() == members[-1]).all()
     else:
-        assert dist.get_rank(group) == -1
+        assert group is dist.GroupMember.NON_GROUP_MEMBER
+        assert dist.get_rank(group) == -1 and dist.get_world_size(group) == -1
         assert (t.numpy() == rank + 1).all()  # non-members: a no-op
     dist.destroy_process_group(group)
     dist.barrier()
