@@ -104,8 +104,9 @@ class MPIBuildExt(build_ext):
 
         def compile_one(job):
             source, obj = job
+            # --extended-lambda: the launchers pass __device__ lambdas to cuda/common.cuh's launch_each
             command = [nvcc, "-c", source, "-o", obj, "-O3", "-std=c++17", "--expt-relaxed-constexpr",
-                       "-Xcompiler", "-fPIC", "-Icsrc"] + nvcc_arch_flags()
+                       "--extended-lambda", "-Xcompiler", "-fPIC", "-Icsrc"] + nvcc_arch_flags()
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True)
 

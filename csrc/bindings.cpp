@@ -59,7 +59,50 @@ static void require_contiguous(const py::array& a, const char* what) {
 
 #ifdef DISTML_WITH_CUDA
 static cuda::Stream stream_of(const Buffer& b) { return reinterpret_cast<cuda::Stream>(b.stream); }
+// In a binding of a kernel with a CUDA twin: run `call` (the twin) and return when the arrays are on a GPU.
+#define DISTML_ON_CUDA(device, call) \
+  if ((device) == Device::cuda) return call
+#else
+#define DISTML_ON_CUDA(device, call)
 #endif
+
+// A kernel binding's arrays, each with the element count it must have: C-contiguous, of one dtype, on
+// one device (a CUDA one only where the kernel has a twin, `cuda_twin`). Returns that dtype and device.
+struct Arrays {
+  DType dtype;
+  Device device;
+};
+static Arrays check_buffers(const char* what, std::initializer_list<std::pair<const Buffer*, int64_t>> arrays,
+                            bool cuda_twin) {
+  const Buffer& first = *arrays.begin()->first;
+  for (const auto& [a, size] : arrays) {
+    if (!cuda_twin) require_host(*a, what);
+    common_device(what, {&first, a}, cuda_twin);
+    require_contiguous(*a, what);
+    if (!a->same_dtype(first)) throw py::type_error(std::string(what) + ": dtypes differ");
+    if (a->size() != size)
+      throw py::value_error(std::string(what) + ": expected an array of " + std::to_string(size) + " elements, got " +
+                            std::to_string(a->size()));
+  }
+  return {dtype_of(first), first.device};
+}
+
+// For the kernels without a CUDA version.
+static DType check_arrays(const char* what, std::initializer_list<std::pair<const Buffer*, int64_t>> arrays) {
+  return check_buffers(what, arrays, false).dtype;
+}
+
+// An int64 index array (targets, argmax indices, positions) of `size` elements on `like`'s device.
+static const int64_t* index_data(const char* what, const Buffer& index, const Buffer& like, int64_t size) {
+  common_device(what, {&like, &index}, true);
+  require_contiguous(index, what);
+  if (index.dtype != static_cast<int>(DType::i64))
+    throw py::type_error(std::string(what) + ": expected int64 indices, got " + index.dtype_name());
+  if (index.size() != size)
+    throw py::value_error(std::string(what) + ": expected " + std::to_string(size) + " indices, got " +
+                          std::to_string(index.size()));
+  return static_cast<const int64_t*>(index.data());
+}
 
 static py::dict build_info() {
   py::dict info;
@@ -96,18 +139,16 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
 
   // ---- kernels/ (tensor kernels) ----
-  m.def("scatter_add", [](Buffer target, py::array_t<int64_t, py::array::c_style> index, Buffer values) {
-    require_host(target, "scatter_add");
-    require_host(values, "scatter_add");
-    require_contiguous(target, "target");
-    require_contiguous(values, "values");
-    if (!target.same_dtype(values)) throw py::type_error("scatter_add: target and values dtypes differ");
-    if (index.size() != values.size()) throw py::value_error("scatter_add: index and values sizes differ");
-    DType dtype = dtype_of(target);
+  m.def("scatter_add", [](Buffer target, Buffer index, Buffer values) {
+    auto [dtype, device] = check_buffers("scatter_add", {{&target, target.size()}, {&values, values.size()}}, true);
+    const int64_t* positions = index_data("scatter_add index", index, target, values.size());
     void* out = target.mutable_data();
     py::gil_scoped_release release;
-    scatter_add(out, target.size(), index.data(), values.data(), values.size(), dtype);
-  }, "target.flat[index] += values, repeated indices accumulating (index: int64).");
+    DISTML_ON_CUDA(device, cuda::scatter_add(out, target.size(), positions, values.data(), values.size(), dtype,
+                                             stream_of(target)));
+    scatter_add(out, target.size(), positions, values.data(), values.size(), dtype);
+  }, "target.flat[index] += values, repeated indices accumulating (index: int64; on a GPU, indices out of range "
+     "are skipped).");
   m.def("f32_to_f16_divided", [](Buffer src, Buffer dst, float divisor) {
     require_host(src, "f32_to_f16_divided");
     require_host(dst, "f32_to_f16_divided");
@@ -139,9 +180,7 @@ PYBIND11_MODULE(_C, m) {
     void* y = out.mutable_data();
     [[maybe_unused]] Device device = common_device("softmax_forward", {&x, &out}, true);
     py::gil_scoped_release release;
-#ifdef DISTML_WITH_CUDA
-    if (device == Device::cuda) return cuda::softmax_forward(x.data(), y, outer, n, inner, log, dtype, stream_of(x));
-#endif
+    DISTML_ON_CUDA(device, cuda::softmax_forward(x.data(), y, outer, n, inner, log, dtype, stream_of(x)));
     softmax_forward(x.data(), y, outer, n, inner, log, dtype);
   }, "out = softmax (or log_softmax) of x viewed as [outer, n, inner], along n.");
   m.def("softmax_backward", [](Buffer grad, Buffer out, Buffer grad_x, int64_t outer, int64_t n,
@@ -155,25 +194,11 @@ PYBIND11_MODULE(_C, m) {
     void* gx = grad_x.mutable_data();
     [[maybe_unused]] Device device = common_device("softmax_backward", {&grad, &out, &grad_x}, true);
     py::gil_scoped_release release;
-#ifdef DISTML_WITH_CUDA
-    if (device == Device::cuda)
-      return cuda::softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype, stream_of(grad));
-#endif
+    DISTML_ON_CUDA(device, cuda::softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype,
+                                                  stream_of(grad)));
     softmax_backward(grad.data(), out.data(), gx, outer, n, inner, log, dtype);
   }, "grad_x of softmax (or log_softmax) from grad of its output and the output itself.");
 
-  static auto check_arrays = [](const char* what, std::initializer_list<std::pair<const Buffer*, int64_t>> arrays) {
-    const Buffer& first = *arrays.begin()->first;
-    for (const auto& [a, size] : arrays) {
-      require_host(*a, what);
-      require_contiguous(*a, what);
-      if (!a->same_dtype(first)) throw py::type_error(std::string(what) + ": dtypes differ");
-      if (a->size() != size)
-        throw py::value_error(std::string(what) + ": expected an array of " + std::to_string(size) + " elements, got " +
-                              std::to_string(a->size()));
-    }
-    return dtype_of(first);
-  };
   // Convolution columns: `geometry` is (N, C, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW).
   static auto conv_geometry3d = [](const std::vector<int64_t>& v) {
     if (v.size() != 20) throw py::value_error("geometry: expected 20 values, got " + std::to_string(v.size()));
@@ -236,60 +261,69 @@ PYBIND11_MODULE(_C, m) {
     return PoolGeometry{v[0], v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8], v[9],
                         v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18]};
   };
-  m.def("max_pool", [](Buffer x, Buffer out, py::array_t<int64_t, py::array::c_style> indices,
-                       std::vector<int64_t> geometry) {
+  m.def("max_pool", [](Buffer x, Buffer out, Buffer indices, std::vector<int64_t> geometry) {
     PoolGeometry g = pool_geometry(geometry);
-    DType dtype = check_arrays("max_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}});
-    if (indices.size() != out.size()) throw py::value_error("max_pool: indices and out sizes differ");
+    auto [dtype, device] =
+        check_buffers("max_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}}, true);
+    index_data("max_pool indices", indices, out, out.size());
     void* y = out.mutable_data();
-    int64_t* index = indices.mutable_data();
+    auto index = static_cast<int64_t*>(indices.mutable_data());
     py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::max_pool(x.data(), y, index, g, dtype, stream_of(x)));
     max_pool(x.data(), y, index, g, dtype);
   }, "Window maxima of the planes x (P, D, H, W) and the flat index of each maximum within its plane.");
-  m.def("max_pool_backward", [](Buffer grad_out, py::array_t<int64_t, py::array::c_style> indices,
-                                Buffer grad_x, int64_t planes) {
+  m.def("max_pool_backward", [](Buffer grad_out, Buffer indices, Buffer grad_x, int64_t planes) {
     if (planes <= 0 || grad_out.size() % planes || grad_x.size() % planes)
       throw py::value_error("max_pool_backward: sizes are not a multiple of the number of planes");
-    DType dtype = check_arrays("max_pool_backward", {{&grad_out, grad_out.size()}, {&grad_x, grad_x.size()}});
-    if (indices.size() != grad_out.size()) throw py::value_error("max_pool_backward: indices and grad sizes differ");
+    auto [dtype, device] =
+        check_buffers("max_pool_backward", {{&grad_out, grad_out.size()}, {&grad_x, grad_x.size()}}, true);
+    const int64_t* index = index_data("max_pool_backward indices", indices, grad_out, grad_out.size());
     void* gx = grad_x.mutable_data();
     const int64_t in_size = grad_x.size() / planes, out_size = grad_out.size() / planes;
     py::gil_scoped_release release;
-    max_pool_backward(grad_out.data(), indices.data(), gx, planes, in_size, out_size, dtype);
+    DISTML_ON_CUDA(device, cuda::max_pool_backward(grad_out.data(), index, gx, planes, in_size, out_size, dtype,
+                                                   stream_of(grad_out)));
+    max_pool_backward(grad_out.data(), index, gx, planes, in_size, out_size, dtype);
   }, "grad_x (planes, in) of a max pooling: each output's gradient added at its maximum's index in its plane.");
   m.def("avg_pool", [](Buffer x, Buffer out, std::vector<int64_t> geometry, bool count_include_pad,
                        int64_t divisor_override) {
     PoolGeometry g = pool_geometry(geometry);
-    DType dtype = check_arrays("avg_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}});
+    auto [dtype, device] =
+        check_buffers("avg_pool", {{&x, g.P * g.D * g.H * g.W}, {&out, g.P * g.OD * g.OH * g.OW}}, true);
     void* y = out.mutable_data();
     py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::avg_pool(x.data(), y, g, count_include_pad, divisor_override, dtype, stream_of(x)));
     avg_pool(x.data(), y, g, count_include_pad, divisor_override, dtype);
   }, "Window averages of the planes x (P, D, H, W) with PyTorch's divisor rules (divisor_override 0: none).");
   m.def("avg_pool_backward", [](Buffer grad_out, Buffer grad_x, std::vector<int64_t> geometry,
                                 bool count_include_pad, int64_t divisor_override) {
     PoolGeometry g = pool_geometry(geometry);
-    DType dtype = check_arrays("avg_pool_backward",
-                               {{&grad_out, g.P * g.OD * g.OH * g.OW}, {&grad_x, g.P * g.D * g.H * g.W}});
+    auto [dtype, device] = check_buffers(
+        "avg_pool_backward", {{&grad_out, g.P * g.OD * g.OH * g.OW}, {&grad_x, g.P * g.D * g.H * g.W}}, true);
     void* gx = grad_x.mutable_data();
     py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::avg_pool_backward(grad_out.data(), gx, g, count_include_pad, divisor_override, dtype,
+                                                   stream_of(grad_out)));
     avg_pool_backward(grad_out.data(), gx, g, count_include_pad, divisor_override, dtype);
   }, "grad_x of avg_pool.");
-  m.def("cross_entropy", [](Buffer logits, py::array_t<int64_t, py::array::c_style> target,
-                            std::optional<Buffer> weight, Buffer loss, Buffer target_weight,
-                            std::optional<Buffer> grad, int64_t N, int64_t C, int64_t L, int64_t ignore_index,
-                            double label_smoothing) {
-    DType dtype = check_arrays("cross_entropy", {{&logits, N * C * L}, {&loss, N * L}, {&target_weight, N * L}});
-    if (target.size() != N * L) throw py::value_error("cross_entropy: target must have N * L elements");
-    if (weight) check_arrays("cross_entropy weight", {{&logits, N * C * L}, {&*weight, C}});
-    if (grad) check_arrays("cross_entropy grad", {{&logits, N * C * L}, {&*grad, N * C * L}});
+  m.def("cross_entropy", [](Buffer logits, Buffer target, std::optional<Buffer> weight, Buffer loss,
+                            Buffer target_weight, std::optional<Buffer> grad, int64_t N, int64_t C, int64_t L,
+                            int64_t ignore_index, double label_smoothing) {
+    auto [dtype, device] = check_buffers(
+        "cross_entropy", {{&logits, N * C * L}, {&loss, N * L}, {&target_weight, N * L}}, true);
+    const int64_t* y = index_data("cross_entropy target", target, logits, N * L);
+    if (weight) check_buffers("cross_entropy weight", {{&logits, N * C * L}, {&*weight, C}}, true);
+    if (grad) check_buffers("cross_entropy grad", {{&logits, N * C * L}, {&*grad, N * C * L}}, true);
     const void* w = weight ? weight->data() : nullptr;
     void* g = grad ? grad->mutable_data() : nullptr;
     void* out = loss.mutable_data();
     void* tw = target_weight.mutable_data();
     py::gil_scoped_release release;
-    cross_entropy(logits.data(), target.data(), w, out, tw, g, N, C, L, ignore_index, label_smoothing, dtype);
-  }, "Per-position cross-entropy of logits (N, C, L) and class targets (N, L), its class weight, and optionally "
-     "its gradient (kernels/cross_entropy.h).");
+    DISTML_ON_CUDA(device, cuda::cross_entropy(logits.data(), y, w, out, tw, g, N, C, L, ignore_index,
+                                               label_smoothing, dtype, stream_of(logits)));
+    cross_entropy(logits.data(), y, w, out, tw, g, N, C, L, ignore_index, label_smoothing, dtype);
+  }, "Per-position cross-entropy of logits (N, C, L) and class targets (N, L, int64), its class weight, and "
+     "optionally its gradient (kernels/cross_entropy.h; on a GPU, a target out of range gives NaN).");
   using Index = py::array_t<int64_t, py::array::c_style>;
   static auto check_ctc = [](const char* what, const Index& targets, const Index& input_lengths,
                              const Index& target_lengths, const Buffer& log_alpha, int64_t T, int64_t N, int64_t S) {
@@ -480,11 +514,8 @@ PYBIND11_MODULE(_C, m) {
     DType dtype = dtype_of(params[0]);
     SgdOptions options{lr, momentum, dampening, weight_decay, nesterov, maximize};
     py::gil_scoped_release release;
-#ifdef DISTML_WITH_CUDA
-    if (params[0].device == Device::cuda)
-      return cuda::sgd_step(sizes.size(), sizes.data(), p.data(), g.data(), b.data(), fresh.data(), dtype, options,
-                            stream_of(params[0]));
-#endif
+    DISTML_ON_CUDA(params[0].device, cuda::sgd_step(sizes.size(), sizes.data(), p.data(), g.data(), b.data(),
+                                                    fresh.data(), dtype, options, stream_of(params[0])));
     sgd_step(sizes.size(), sizes.data(), p.data(), g.data(), b.data(), fresh.data(), dtype, options);
   }, "torch.optim.SGD's update over a group, in place; fresh[i] starts momentum buffer i at the gradient.");
   m.def("adam_step", [](std::vector<Buffer> params, std::vector<Buffer> grads, std::vector<Buffer> exp_avgs,
@@ -500,11 +531,9 @@ PYBIND11_MODULE(_C, m) {
     DType dtype = dtype_of(params[0]);
     AdamOptions options{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay};
     py::gil_scoped_release release;
-#ifdef DISTML_WITH_CUDA
-    if (params[0].device == Device::cuda)
-      return cuda::adam_step(sizes.size(), sizes.data(), p.data(), g.data(), m1.data(), m2.data(), mx.data(),
-                             steps.data(), dtype, options, stream_of(params[0]));
-#endif
+    DISTML_ON_CUDA(params[0].device, cuda::adam_step(sizes.size(), sizes.data(), p.data(), g.data(), m1.data(),
+                                                     m2.data(), mx.data(), steps.data(), dtype, options,
+                                                     stream_of(params[0])));
     adam_step(sizes.size(), sizes.data(), p.data(), g.data(), m1.data(), m2.data(), mx.data(), steps.data(), dtype,
               options);
   }, "torch.optim.Adam's (decoupled: AdamW's) update over a group, in place; steps[i] counts this step.");
@@ -557,40 +586,48 @@ PYBIND11_MODULE(_C, m) {
   static auto channel_vector = [](const std::optional<Buffer>& v, const Buffer& x, int64_t C,
                                   const char* what) -> const void* {
     if (!v) return nullptr;
-    check_arrays(what, {{&x, x.size()}, {&*v, C}});
+    check_buffers(what, {{&x, x.size()}, {&*v, C}}, true);
     return v->data();
   };
   m.def("batch_norm_stats", [](Buffer x, Buffer mean, Buffer var, int64_t N, int64_t C, int64_t S) {
-    DType dtype = check_arrays("batch_norm_stats", {{&x, N * C * S}, {&mean, C}, {&var, C}});
+    auto [dtype, device] = check_buffers("batch_norm_stats", {{&x, N * C * S}, {&mean, C}, {&var, C}}, true);
     void* mean_data = mean.mutable_data();
     void* var_data = var.mutable_data();
     py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::batch_norm_stats(x.data(), mean_data, var_data, N, C, S, dtype, stream_of(x)));
     batch_norm_stats(x.data(), mean_data, var_data, N, C, S, dtype);
   }, "Per-channel mean and biased variance of x (N, C, S).");
   m.def("batch_norm_elemt", [](Buffer x, Buffer mean, Buffer invstd, std::optional<Buffer> weight,
                                std::optional<Buffer> bias, Buffer out, int64_t N, int64_t C, int64_t S) {
-    DType dtype = check_arrays("batch_norm_elemt", {{&x, N * C * S}, {&mean, C}, {&invstd, C}, {&out, N * C * S}});
+    auto [dtype, device] = check_buffers(
+        "batch_norm_elemt", {{&x, N * C * S}, {&mean, C}, {&invstd, C}, {&out, N * C * S}}, true);
     const void* w = channel_vector(weight, x, C, "batch_norm_elemt weight");
     const void* b = channel_vector(bias, x, C, "batch_norm_elemt bias");
     void* y = out.mutable_data();
     py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::batch_norm_elemt(x.data(), mean.data(), invstd.data(), w, b, y, N, C, S, dtype,
+                                                  stream_of(x)));
     batch_norm_elemt(x.data(), mean.data(), invstd.data(), w, b, y, N, C, S, dtype);
   }, "out = (x - mean) * invstd * weight + bias per channel of x (N, C, S); out may be x.");
   m.def("batch_norm_backward_reduce", [](Buffer grad, Buffer x, Buffer mean, Buffer sum_dy,
                                          Buffer sum_dy_xmu, int64_t N, int64_t C, int64_t S) {
-    DType dtype = check_arrays("batch_norm_backward_reduce",
-                               {{&grad, N * C * S}, {&x, N * C * S}, {&mean, C}, {&sum_dy, C}, {&sum_dy_xmu, C}});
+    auto [dtype, device] = check_buffers(
+        "batch_norm_backward_reduce",
+        {{&grad, N * C * S}, {&x, N * C * S}, {&mean, C}, {&sum_dy, C}, {&sum_dy_xmu, C}}, true);
     void* dy = sum_dy.mutable_data();
     void* dy_xmu = sum_dy_xmu.mutable_data();
     py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::batch_norm_backward_reduce(grad.data(), x.data(), mean.data(), dy, dy_xmu, N, C, S,
+                                                            dtype, stream_of(grad)));
     batch_norm_backward_reduce(grad.data(), x.data(), mean.data(), dy, dy_xmu, N, C, S, dtype);
   }, "Per-channel sums of grad and of grad * (x - mean).");
   m.def("batch_norm_backward_elemt", [](Buffer grad, Buffer x, Buffer mean, Buffer invstd,
                                         std::optional<Buffer> weight, std::optional<Buffer> sum_dy,
                                         std::optional<Buffer> sum_dy_xmu, int64_t count, Buffer grad_x,
                                         int64_t N, int64_t C, int64_t S) {
-    DType dtype = check_arrays("batch_norm_backward_elemt",
-                               {{&grad, N * C * S}, {&x, N * C * S}, {&mean, C}, {&invstd, C}, {&grad_x, N * C * S}});
+    auto [dtype, device] = check_buffers(
+        "batch_norm_backward_elemt",
+        {{&grad, N * C * S}, {&x, N * C * S}, {&mean, C}, {&invstd, C}, {&grad_x, N * C * S}}, true);
     if (sum_dy.has_value() != sum_dy_xmu.has_value())
       throw py::value_error("batch_norm_backward_elemt: pass both sum_dy and sum_dy_xmu, or neither");
     if (sum_dy && count <= 0) throw py::value_error("batch_norm_backward_elemt: count must be positive");
@@ -599,6 +636,8 @@ PYBIND11_MODULE(_C, m) {
     const void* dy_xmu = channel_vector(sum_dy_xmu, x, C, "batch_norm_backward_elemt sum_dy_xmu");
     void* gx = grad_x.mutable_data();
     py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::batch_norm_backward_elemt(grad.data(), x.data(), mean.data(), invstd.data(), w, dy,
+                                                           dy_xmu, count, gx, N, C, S, dtype, stream_of(grad)));
     batch_norm_backward_elemt(grad.data(), x.data(), mean.data(), invstd.data(), w, dy, dy_xmu, count, gx, N, C, S,
                               dtype);
   }, "grad_x of batch_norm_elemt: through the batch statistics (with the sums over count values) or not (None).");
@@ -641,6 +680,13 @@ PYBIND11_MODULE(_C, m) {
       .value("MIN", ReduceOp::min)
       .value("AVG", ReduceOp::avg)
       .finalize();
+  m.def("reduce_into", [](Buffer dst, Buffer src, ReduceOp op) {
+    auto [dtype, device] = check_buffers("reduce_into", {{&dst, dst.size()}, {&src, dst.size()}}, true);
+    void* d = dst.mutable_data();
+    py::gil_scoped_release release;
+    DISTML_ON_CUDA(device, cuda::reduce_into(d, src.data(), dst.size(), dtype, op, stream_of(dst)));
+    reduce_into(d, src.data(), dst.size(), dtype, op);
+  }, "dst = dst (op) src elementwise, in place: the reduction step of the collectives (op: not AVG).");
   py::native_enum<Algo>(m, "Algo", "enum.Enum", "The allreduce algorithm, by its DISTML_ALLREDUCE_ALGO name.")
       .value("auto", Algo::automatic)
       .value("ring", Algo::ring)

@@ -1,6 +1,7 @@
 """distml.kernels (which version of a fused kernel runs), the bindings' buffers (csrc/buffer.h), and
 the arithmetic the CPU kernels share with their CUDA twins (csrc/kernels/*_math.h), compiled for the
-host here, against the NumPy forms and PyTorch."""
+host here, against the NumPy forms and PyTorch. (The pooling and batch-norm kernels are checked against
+their xp versions in tests/nn/test_pooling.py and tests/nn/test_batchnorm.py.)"""
 import importlib
 import itertools
 import re
@@ -15,8 +16,11 @@ from distml._backend import C
 from distml.optim import adam, sgd
 
 softmax = importlib.import_module("distml.ops.softmax")  # the module, which distml.ops.softmax (the function) hides
+loss_ops = importlib.import_module("distml.ops.loss")
 
-TWINS = {"softmax_forward", "softmax_backward", "sgd_step", "adam_step"}
+TWINS = {"softmax_forward", "softmax_backward", "sgd_step", "adam_step", "cross_entropy", "scatter_add", "max_pool",
+         "max_pool_backward", "avg_pool", "avg_pool_backward", "batch_norm_stats", "batch_norm_elemt",
+         "batch_norm_backward_reduce", "batch_norm_backward_elemt", "reduce_into"}
 needs_no_device = pytest.mark.skipif(distml.cuda.is_available(),
                                      reason="fake CUDA pointers are only safe without a CUDA device")
 
@@ -221,3 +225,90 @@ def test_adam_element_matches_numpy_form_and_torch(rng, dtype, weight_decay, dec
     for got, want, theirs in zip(mine, numpy_form, ours):
         np.testing.assert_allclose(got, want, **tol)
         np.testing.assert_allclose(got, theirs.detach().numpy(), **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted, eps", [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0.2)])
+@pytest.mark.parametrize("N, C_, L", [(6, 5, 1), (3, 130, 1), (2, 7, 9)])
+def test_cross_entropy_line_matches_numpy_form_and_torch(rng, N, C_, L, weighted, eps, dtype):
+    logits = (rng.standard_normal((N, C_, L)) * 3).astype(dtype)
+    target = rng.integers(0, C_, (N, L))
+    target[0, 0] = -100  # ignored
+    if eps == 0:  # a masked class: its probability is 0, and without smoothing the loss stays finite
+        logits[1, (target[1, 0] + 1) % C_, 0] = -np.inf
+    weight = (rng.random(C_) + 0.5).astype(dtype) if weighted else None
+    loss, target_weight, grad = np.empty((N, L), dtype), np.empty((N, L), dtype), np.empty_like(logits)
+    C.cross_entropy(logits, target, weight, loss, target_weight, grad, N, C_, L, -100, eps)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    numpy_form = loss_ops._cross_entropy_xp(logits, target, weight, -100, eps, True)
+    for got, want in zip((loss, target_weight, grad), numpy_form):
+        np.testing.assert_allclose(got, want, **tol)
+    t = torch.from_numpy(logits).requires_grad_()
+    theirs = torch.nn.functional.cross_entropy(t, torch.from_numpy(target), None if weight is None else
+                                               torch.from_numpy(weight), ignore_index=-100, reduction="none",
+                                               label_smoothing=eps)
+    theirs.sum().backward()
+    np.testing.assert_allclose(loss, theirs.detach().numpy(), **tol)
+    np.testing.assert_allclose(grad, t.grad.numpy(), **tol)
+
+
+def test_cross_entropy_kernel_checks_its_targets():
+    logits, out = np.zeros((2, 3, 1), np.float32), np.empty((2, 1), np.float32)
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):
+        C.cross_entropy(logits, np.array([[0], [3]]), None, out, out.copy(), None, 2, 3, 1, -100, 0.0)
+    with pytest.raises(TypeError, match="cross_entropy target: expected int64 indices, got int32"):
+        C.cross_entropy(logits, np.zeros((2, 1), np.int32), None, out, out.copy(), None, 2, 3, 1, -100, 0.0)
+    with pytest.raises(ValueError, match="cross_entropy target: expected 2 indices, got 3"):
+        C.cross_entropy(logits, np.zeros(3, np.int64), None, out, out.copy(), None, 2, 3, 1, -100, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_scatter_add_matches_numpy(rng, dtype):
+    index = rng.integers(0, 37, 500)
+    values = (rng.standard_normal(500) * 10).astype(dtype)
+    target, expected = np.ones(37, dtype), np.ones(37, dtype)
+    C.scatter_add(target, index, values)
+    np.add.at(expected, index, values)
+    np.testing.assert_allclose(target, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_scatter_add_errors():
+    target = np.zeros(4, np.float32)
+    with pytest.raises(IndexError, match="index 4 is out of bounds for size 4"):
+        C.scatter_add(target, np.array([1, 4]), np.ones(2, np.float32))
+    with pytest.raises(TypeError, match="scatter_add index: expected int64 indices, got int32"):
+        C.scatter_add(target, np.array([1, 2], np.int32), np.ones(2, np.float32))
+    with pytest.raises(TypeError, match="scatter_add: dtypes differ"):
+        C.scatter_add(target, np.array([1, 2]), np.ones(2))
+
+
+REDUCE_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8]
+NUMPY_REDUCTIONS = {C.ReduceOp.SUM: np.add, C.ReduceOp.PRODUCT: np.multiply,
+                    C.ReduceOp.MAX: lambda a, b: np.where(a > b, a, b), C.ReduceOp.MIN: lambda a, b: np.where(a < b, a, b)}
+
+
+@pytest.mark.parametrize("op", list(NUMPY_REDUCTIONS), ids=str)
+@pytest.mark.parametrize("dtype", REDUCE_DTYPES)
+def test_reduce_into_matches_numpy(rng, op, dtype):
+    def values():  # odd length: past the 8-wide float16 loop; integers over their whole range (sums wrap)
+        if np.issubdtype(dtype, np.integer):
+            return rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, 1001, dtype=dtype, endpoint=True)
+        a = (rng.standard_normal(1001) * 100).astype(dtype)
+        a[::97] = np.nan
+        return a
+
+    dst, src = values(), values()
+    with np.errstate(all="ignore"):
+        expected = NUMPY_REDUCTIONS[op](dst, src).astype(dtype)
+    C.reduce_into(dst, src, op)
+    np.testing.assert_array_equal(dst, expected)
+
+
+def test_reduce_into_errors():
+    x = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="reduce: avg is a sum divided afterwards"):
+        C.reduce_into(x, x.copy(), C.ReduceOp.AVG)
+    with pytest.raises(ValueError, match="reduce_into: expected an array of 3 elements, got 2"):
+        C.reduce_into(x, np.zeros(2, np.float32), C.ReduceOp.SUM)
+    with pytest.raises(ValueError, match="reduce: unsupported dtype bool"):
+        C.reduce_into(np.zeros(3, bool), np.zeros(3, bool), C.ReduceOp.SUM)

@@ -3,8 +3,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
-#include <stdexcept>
+
+#include "kernels/reduce_math.h"
 
 namespace distml {
 
@@ -14,6 +14,8 @@ const char* reduce_op_name(ReduceOp op) {
 }
 
 namespace {
+
+using reduce_math::Combine;
 
 // Compute is the type the arithmetic runs in: float for float16, T otherwise.
 template <typename T, typename Compute, typename F>
@@ -27,10 +29,10 @@ inline void reduce_typed(void* dst, const void* src, size_t n, ReduceOp op) {
   T* d = static_cast<T*>(dst);
   const T* s = static_cast<const T*>(src);
   switch (op) {
-    case ReduceOp::sum: apply<T, Compute>(d, s, n, [](Compute a, Compute b) { return a + b; }); break;
-    case ReduceOp::prod: apply<T, Compute>(d, s, n, [](Compute a, Compute b) { return a * b; }); break;
-    case ReduceOp::max: apply<T, Compute>(d, s, n, [](Compute a, Compute b) { return a > b ? a : b; }); break;
-    case ReduceOp::min: apply<T, Compute>(d, s, n, [](Compute a, Compute b) { return a < b ? a : b; }); break;
+    case ReduceOp::sum: apply<T, Compute>(d, s, n, Combine<ReduceOp::sum>{}); break;
+    case ReduceOp::prod: apply<T, Compute>(d, s, n, Combine<ReduceOp::prod>{}); break;
+    case ReduceOp::max: apply<T, Compute>(d, s, n, Combine<ReduceOp::max>{}); break;
+    case ReduceOp::min: apply<T, Compute>(d, s, n, Combine<ReduceOp::min>{}); break;
     case ReduceOp::avg: break;  // rejected by reduce_into
   }
 }
@@ -39,12 +41,7 @@ inline void reduce_typed(void* dst, const void* src, size_t n, ReduceOp op) {
 // through libgcc calls, about 50x slower.
 template <ReduceOp Op>
 __attribute__((target("avx,f16c"))) void reduce_f16c(uint16_t* d, const uint16_t* s, size_t n) {
-  auto combine = [](auto a, auto b) {
-    if constexpr (Op == ReduceOp::sum) return a + b;
-    if constexpr (Op == ReduceOp::prod) return a * b;
-    if constexpr (Op == ReduceOp::max) return a > b ? a : b;
-    if constexpr (Op == ReduceOp::min) return a < b ? a : b;
-  };
+  constexpr Combine<Op> combine{};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i)));
@@ -73,35 +70,21 @@ void reduce_f16(void* dst, const void* src, size_t n, ReduceOp op) {
   }
 }
 
-// bfloat16: the top half of a float32. Each step computes in float32 and rounds to nearest even
-// (c10::BFloat16's rounding, so a sum is rounded once per rank added, as PyTorch's ring does).
-inline float bf16_to_float(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-inline uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // a quiet NaN
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
+// bfloat16 (reduce_math.h's conversions).
 template <typename F>
 inline void apply_bf16(uint16_t* __restrict d, const uint16_t* __restrict s, size_t n, F f) {
-  for (size_t i = 0; i < n; ++i) d[i] = float_to_bf16(f(bf16_to_float(d[i]), bf16_to_float(s[i])));
+  for (size_t i = 0; i < n; ++i)
+    d[i] = reduce_math::float_to_bf16(f(reduce_math::bf16_to_float(d[i]), reduce_math::bf16_to_float(s[i])));
 }
 
 void reduce_bf16(void* dst, const void* src, size_t n, ReduceOp op) {
   auto d = static_cast<uint16_t*>(dst);
   auto s = static_cast<const uint16_t*>(src);
   switch (op) {
-    case ReduceOp::sum: apply_bf16(d, s, n, [](float a, float b) { return a + b; }); break;
-    case ReduceOp::prod: apply_bf16(d, s, n, [](float a, float b) { return a * b; }); break;
-    case ReduceOp::max: apply_bf16(d, s, n, [](float a, float b) { return a > b ? a : b; }); break;
-    case ReduceOp::min: apply_bf16(d, s, n, [](float a, float b) { return a < b ? a : b; }); break;
+    case ReduceOp::sum: apply_bf16(d, s, n, Combine<ReduceOp::sum>{}); break;
+    case ReduceOp::prod: apply_bf16(d, s, n, Combine<ReduceOp::prod>{}); break;
+    case ReduceOp::max: apply_bf16(d, s, n, Combine<ReduceOp::max>{}); break;
+    case ReduceOp::min: apply_bf16(d, s, n, Combine<ReduceOp::min>{}); break;
     case ReduceOp::avg: break;  // rejected by reduce_into
   }
 }
@@ -111,7 +94,7 @@ void reduce_bf16(void* dst, const void* src, size_t n, ReduceOp op) {
 // One AVX2 clone and a portable default, picked at load time.
 __attribute__((target_clones("arch=haswell", "default")))
 void reduce_into(void* dst, const void* src, size_t count, DType dtype, ReduceOp op) {
-  if (op == ReduceOp::avg) throw std::invalid_argument("reduce: avg is a sum divided afterwards, not an elementwise op");
+  reduce_math::require_elementwise(op);
   switch (dtype) {
     case DType::f16: reduce_f16(dst, src, count, op); break;
     case DType::bf16: reduce_bf16(dst, src, count, op); break;

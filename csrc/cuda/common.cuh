@@ -1,9 +1,14 @@
-// Helpers for the CUDA launchers: error checks, the device of a pointer, block reductions.
+// Helpers for the CUDA launchers: error checks, the device of a pointer, grid sizes, elementwise
+// launches, atomics and block reductions.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+
+#include "kernels/host_device.h"
 
 namespace distml::cuda {
 
@@ -36,6 +41,43 @@ class DeviceGuard {
 };
 
 constexpr int kWarp = 32;
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = int64_t{1} << 20;
+
+// Blocks of `threads` for `work` items, capped (kernels stride over the rest).
+inline int blocks_for(int64_t work, int threads) {
+  return static_cast<int>(std::min(kMaxBlocks, (work + threads - 1) / threads));
+}
+
+template <typename F>
+__global__ void each_index(int64_t n, F f) {
+  const int64_t step = gridDim.x * int64_t{blockDim.x};
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += step) f(i);
+}
+
+// f(i) for every i < n, one thread per index, on `stream` (f: a __device__ lambda).
+template <typename F>
+void launch_each(int64_t n, cudaStream_t stream, F f) {
+  if (n > 0) each_index<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(n, f);
+}
+
+// *p += v atomically, for the dtypes scatter_add and the pooling backwards take (int64 through the
+// unsigned 64-bit atomic: two's complement addition is the same).
+__device__ inline void atomic_add(float* p, float v) { atomicAdd(p, v); }
+__device__ inline void atomic_add(double* p, double v) { atomicAdd(p, v); }
+__device__ inline void atomic_add(int32_t* p, int32_t v) { atomicAdd(p, v); }
+__device__ inline void atomic_add(int64_t* p, int64_t v) {
+  atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
+}
+
+struct Max {
+  template <typename T>
+  __device__ T operator()(T a, T b) const { return max_of(a, b); }
+};
+struct Sum {
+  template <typename T>
+  __device__ T operator()(T a, T b) const { return a + b; }
+};
 
 // op(...) of `value` over the block (`identity`: op's neutral value); every thread gets the result.
 // `shared` holds blockDim.x / 32 values; blockDim.x is a multiple of 32.

@@ -12,16 +12,6 @@ namespace {
 
 constexpr int kRowThreads = 256;
 constexpr int kLineThreads = 256;
-constexpr int64_t kMaxBlocks = int64_t{1} << 20;
-
-struct Max {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return max_of(a, b); }
-};
-struct Sum {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
 
 template <typename T>
 __global__ void forward_rows(const T* x, T* y, int64_t rows, int64_t n, bool log) {
@@ -81,10 +71,6 @@ __global__ void backward_lines(const T* g, const T* y, T* gx, int64_t lines, int
     const int64_t offset = line / inner * n * inner + line % inner;
     softmax_math::backward_line(g + offset, y + offset, gx + offset, n, inner, log);
   }
-}
-
-int blocks_for(int64_t work, int threads) {
-  return static_cast<int>(std::min(kMaxBlocks, (work + threads - 1) / threads));
 }
 
 template <typename T>

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/batchnorm_math.h"
+
 namespace distml {
 
 // The sum of channel c's values f(n, s) over its N planes of S values, in double.
@@ -46,10 +48,8 @@ static void stats_typed(const T* x, T* mean, T* var, int64_t N, int64_t C, int64
     double* squares = v.data();
     for_rows(N, C, [&](int64_t n, int64_t c) { mu[c] += x[n * C + c]; });
     for (int64_t c = 0; c < C; ++c) mu[c] /= count;
-    for_rows(N, C, [&](int64_t n, int64_t c) {
-      const double d = x[n * C + c] - mu[c];
-      squares[c] += d * d;
-    });
+    for_rows(N, C,
+             [&](int64_t n, int64_t c) { squares[c] += batchnorm_math::squared_deviation(x[n * C + c], mu[c]); });
     for (int64_t c = 0; c < C; ++c) {
       mean[c] = static_cast<T>(m[c]);
       var[c] = static_cast<T>(v[c] / count);
@@ -62,8 +62,7 @@ static void stats_typed(const T* x, T* mean, T* var, int64_t N, int64_t C, int64
     const int64_t stride = C * S;
     const double m = channel_sum(N, S, [&](int64_t n, int64_t s) { return double(xc[n * stride + s]); }) / count;
     const double v = channel_sum(N, S, [&](int64_t n, int64_t s) {
-      const double d = xc[n * stride + s] - m;
-      return d * d;
+      return batchnorm_math::squared_deviation(xc[n * stride + s], m);
     }) / count;
     mean[c] = static_cast<T>(m);
     var[c] = static_cast<T>(v);
@@ -74,27 +73,27 @@ template <typename T>
 static void elemt_typed(const T* x, const T* mean, const T* invstd, const T* weight, const T* bias, T* out, int64_t N,
                         int64_t C, int64_t S) {
   std::vector<T> scale(C);
-  for (int64_t c = 0; c < C; ++c) scale[c] = static_cast<T>(double(invstd[c]) * (weight ? double(weight[c]) : 1.0));
+  for (int64_t c = 0; c < C; ++c) scale[c] = batchnorm_math::elemt_scale(invstd, weight, c);
   if (S == 1) {
-    std::vector<T> shift(C, T(0));
-    if (bias) std::copy(bias, bias + C, shift.begin());
+    std::vector<T> shift(C);
+    for (int64_t c = 0; c < C; ++c) shift[c] = batchnorm_math::elemt_shift(bias, c);
     const T* a = scale.data();
     const T* b = shift.data();
 #pragma omp parallel for schedule(static) if (N * C > kParallelWork)
     for (int64_t n = 0; n < N; ++n) {
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) out[n * C + c] = (x[n * C + c] - mean[c]) * a[c] + b[c];
+      for (int64_t c = 0; c < C; ++c) out[n * C + c] = batchnorm_math::elemt_value(x[n * C + c], mean[c], a[c], b[c]);
     }
     return;
   }
 #pragma omp parallel for schedule(static) if (N * C * S > kParallelWork)
   for (int64_t plane = 0; plane < N * C; ++plane) {
     const int64_t c = plane % C;
-    const T m = mean[c], a = scale[c], b = bias ? bias[c] : T(0);
+    const T m = mean[c], a = scale[c], b = batchnorm_math::elemt_shift(bias, c);
     const T* p = x + plane * S;
     T* q = out + plane * S;
 #pragma omp simd
-    for (int64_t s = 0; s < S; ++s) q[s] = (p[s] - m) * a + b;
+    for (int64_t s = 0; s < S; ++s) q[s] = batchnorm_math::elemt_value(p[s], m, a, b);
   }
 }
 
@@ -108,7 +107,7 @@ static void backward_reduce_typed(const T* grad, const T* x, const T* mean, T* s
     for_rows(N, C, [&](int64_t n, int64_t c) {
       const double g = grad[n * C + c];
       a[c] += g;
-      b[c] += g * (double(x[n * C + c]) - double(mean[c]));
+      b[c] += batchnorm_math::grad_times_deviation(g, x[n * C + c], mean[c]);
     });
     for (int64_t c = 0; c < C; ++c) {
       sum_dy[c] = static_cast<T>(dy[c]);
@@ -128,7 +127,7 @@ static void backward_reduce_typed(const T* grad, const T* x, const T* mean, T* s
 #pragma omp simd reduction(+ : plane_dy, plane_dy_xmu)
       for (int64_t s = 0; s < S; ++s) {
         plane_dy += g[s];
-        plane_dy_xmu += double(g[s]) * (double(xc[s]) - m);
+        plane_dy_xmu += batchnorm_math::grad_times_deviation(g[s], xc[s], m);
       }
       dy += plane_dy;
       dy_xmu += plane_dy_xmu;
@@ -142,13 +141,12 @@ template <typename T>
 static void backward_elemt_typed(const T* grad, const T* x, const T* mean, const T* invstd, const T* weight,
                                  const T* sum_dy, const T* sum_dy_xmu, int64_t count, T* grad_x, int64_t N, int64_t C,
                                  int64_t S) {
-  // grad_x = grad * a - (x - mean) * b - d per channel.
   std::vector<T> a(C), b(C), d(C);
   for (int64_t c = 0; c < C; ++c) {
-    const double istd = invstd[c], scale = istd * (weight ? double(weight[c]) : 1.0);
-    a[c] = static_cast<T>(scale);
-    b[c] = static_cast<T>(sum_dy ? double(sum_dy_xmu[c]) / count * istd * istd * scale : 0.0);
-    d[c] = static_cast<T>(sum_dy ? double(sum_dy[c]) / count * scale : 0.0);
+    const auto k = batchnorm_math::backward_coefficients(invstd, weight, sum_dy, sum_dy_xmu, count, c);
+    a[c] = k.a;
+    b[c] = k.b;
+    d[c] = k.d;
   }
   if (S == 1) {
     const T *ac = a.data(), *bc = b.data(), *dc = d.data();
@@ -157,7 +155,7 @@ static void backward_elemt_typed(const T* grad, const T* x, const T* mean, const
       const int64_t row = n * C;
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c)
-        grad_x[row + c] = grad[row + c] * ac[c] - (x[row + c] - mean[c]) * bc[c] - dc[c];
+        grad_x[row + c] = batchnorm_math::backward_value(grad[row + c], x[row + c], mean[c], ac[c], bc[c], dc[c]);
     }
     return;
   }
@@ -169,7 +167,7 @@ static void backward_elemt_typed(const T* grad, const T* x, const T* mean, const
     const T* p = x + plane * S;
     T* q = grad_x + plane * S;
 #pragma omp simd
-    for (int64_t s = 0; s < S; ++s) q[s] = g[s] * ac - (p[s] - mc) * bc - dc;
+    for (int64_t s = 0; s < S; ++s) q[s] = batchnorm_math::backward_value(g[s], p[s], mc, ac, bc, dc);
   }
 }
 

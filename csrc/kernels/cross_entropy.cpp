@@ -1,10 +1,9 @@
 #include "kernels/cross_entropy.h"
 
-#include <cmath>
-#include <limits>
 #include <stdexcept>
 #include <string>
-#include <vector>
+
+#include "kernels/cross_entropy_math.h"
 
 namespace distml {
 
@@ -16,50 +15,13 @@ static void cross_entropy_typed(const T* logits, const int64_t* target, const T*
     if (y != ignore_index && (y < 0 || y >= C))
       throw std::out_of_range("Target " + std::to_string(y) + " is out of bounds.");
   }
-  double weight_total = static_cast<double>(C);
-  if (weight) {
-    weight_total = 0;
-    for (int64_t c = 0; c < C; ++c) weight_total += weight[c];
-  }
-  const double smooth = eps / static_cast<double>(C);
-#pragma omp parallel if (N * L * C > kParallelWork)
-  {
-    std::vector<double> logp(C);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t l = 0; l < L; ++l) {
-        const T* x = logits + n * C * L + l;  // x[c * L] is class c
-        T* g = grad ? grad + n * C * L + l : nullptr;
-        const int64_t i = n * L + l, y = target[i];
-        if (y == ignore_index) {
-          loss[i] = 0;
-          target_weight[i] = 0;
-          if (g)
-            for (int64_t c = 0; c < C; ++c) g[c * L] = 0;
-          continue;
-        }
-        double max = -std::numeric_limits<double>::infinity();
-        for (int64_t c = 0; c < C; ++c) max = std::max(max, static_cast<double>(x[c * L]));
-        double sum = 0;
-        for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(x[c * L]) - max);
-        const double log_sum = max + std::log(sum);
-        double smooth_sum = 0;
-        for (int64_t c = 0; c < C; ++c) {
-          logp[c] = static_cast<double>(x[c * L]) - log_sum;
-          smooth_sum += (weight ? weight[c] : 1.0) * logp[c];
-        }
-        const double wy = weight ? weight[y] : 1.0;
-        loss[i] = static_cast<T>(-(1 - eps) * wy * logp[y] - smooth * smooth_sum);
-        target_weight[i] = static_cast<T>(wy);
-        if (!g) continue;
-        for (int64_t c = 0; c < C; ++c) {
-          const double p = std::exp(logp[c]);
-          const double wc = weight ? weight[c] : 1.0;
-          g[c * L] = static_cast<T>((1 - eps) * wy * (p - (c == y)) + smooth * (p * weight_total - wc));
-        }
-      }
+#pragma omp parallel for schedule(static) if (N * L * C > kParallelWork)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t l = 0; l < L; ++l) {
+      const int64_t i = n * L + l;
+      cross_entropy_math::line(logits + n * C * L + l, L, C, target[i], ignore_index, weight, eps, loss + i,
+                               target_weight + i, grad ? grad + n * C * L + l : nullptr);
     }
-  }
 }
 
 void cross_entropy(const void* logits, const int64_t* target, const void* weight, void* loss, void* target_weight,

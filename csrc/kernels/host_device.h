@@ -17,4 +17,9 @@ DISTML_HD T max_of(T a, T b) {
   return a < b ? b : a;
 }
 
+template <typename T>
+DISTML_HD T min_of(T a, T b) {
+  return b < a ? b : a;
+}
+
 }  // namespace distml

@@ -1,42 +1,14 @@
 #include "kernels/pool.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
+
+#include "kernels/pool_math.h"
 
 namespace distml {
 
-// Keep v when it beats best (branch-free: random data mispredicts a branch half the time).
-// NaN always wins, so the last NaN of a window is the maximum, as in PyTorch.
-template <typename T>
-static inline void take_max(T v, int64_t q, T& best, int64_t& best_index) {
-  const bool take = (v > best) | (v != v);
-  best = take ? v : best;
-  best_index = take ? q : best_index;
-}
-
-// Max over the window rows [h0, h1) x columns [w0, w1) of one depth slice range, clipped to
-// the input, with dilation; `best` starts at -inf so padding never wins.
-template <typename T>
-static inline void clipped_window_max(const T* plane, const PoolGeometry& g, int64_t d0, int64_t d1, int64_t h0,
-                                      int64_t h1, int64_t w0, int64_t w1, T& best, int64_t& best_index) {
-  best = -std::numeric_limits<T>::infinity();
-  best_index = (d0 * g.H + h0) * g.W + w0;
-  for (int64_t d = d0; d < d1; d += g.DD)
-    for (int64_t h = h0; h < h1; h += g.DH)
-      for (int64_t w = w0; w < w1; w += g.DW) {
-        const int64_t q = (d * g.H + h) * g.W + w;
-        take_max(plane[q], q, best, best_index);
-      }
-}
-
-// The first in-range window position of a dimension: start, stepped past the padding by
-// whole dilations, and the clipped end.
-static inline void clip_start(int64_t& start, int64_t& end, int64_t k, int64_t dilation, int64_t size) {
-  end = std::min(start + (k - 1) * dilation + 1, size);
-  while (start < 0) start += dilation;
-}
+using pool_math::clip_start;
+using pool_math::clipped_window_max;
+using pool_math::take_max;
 
 // 2-D planes with a K x K window and no dilation (ResNet's 3x3 stride 2 and the common 2x2):
 // windows that lie inside the input take a loop unrolled at compile time, the border ones
@@ -87,23 +59,9 @@ static void max_pool_typed(const T* x, T* out, int64_t* indices, const PoolGeome
     const T* plane = x + p * plane_size;
     T* o = out + p * L;
     int64_t* index = indices + p * L;
-    for (int64_t od = 0; od < g.OD; ++od) {
-      int64_t d0 = od * g.SD - g.PD, d1;
-      clip_start(d0, d1, g.KD, g.DD, g.D);
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        int64_t h0 = oh * g.SH - g.PH, h1;
-        clip_start(h0, h1, g.KH, g.DH, g.H);
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          int64_t w0 = ow * g.SW - g.PW, w1;
-          clip_start(w0, w1, g.KW, g.DW, g.W);
-          T best;
-          int64_t best_index;
-          clipped_window_max(plane, g, d0, d1, h0, h1, w0, w1, best, best_index);
-          *o++ = best;
-          *index++ = best_index;
-        }
-      }
-    }
+    for (int64_t od = 0; od < g.OD; ++od)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) pool_math::window_max(plane, g, od, oh, ow, *o++, *index++);
   }
 }
 
@@ -118,41 +76,17 @@ static void max_pool_backward_typed(const T* grad_out, const int64_t* indices, T
   }
 }
 
-// One dimension of an average window: [begin, end) clipped to the input, and the length of
-// the window clipped to the padded input (PyTorch's count_include_pad extent).
-struct Extent {
-  int64_t begin, end, padded;
-};
-
-static inline Extent avg_extent(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t size) {
-  const int64_t begin = o * stride - pad, end = std::min(begin + k, size + pad);
-  return {std::max<int64_t>(begin, 0), std::min(end, size), end - begin};
-}
-
-static inline int64_t avg_divisor(const Extent& d, const Extent& h, const Extent& w, bool count_include_pad,
-                                  int64_t divisor_override) {
-  if (divisor_override) return divisor_override;
-  if (count_include_pad) return d.padded * h.padded * w.padded;
-  return (d.end - d.begin) * (h.end - h.begin) * (w.end - w.begin);
-}
-
-// Calls body(plane, output offset, d, h, w extents, divisor) for every window.
+// Calls body(plane, output offset, window) for every average window.
 template <typename Body>
 static void for_each_avg_window(const PoolGeometry& g, bool count_include_pad, int64_t divisor_override, Body body) {
   const int64_t L = g.OD * g.OH * g.OW;
 #pragma omp parallel for schedule(static) if (g.P * L > kParallelWork)
   for (int64_t p = 0; p < g.P; ++p) {
     int64_t o = p * L;
-    for (int64_t od = 0; od < g.OD; ++od) {
-      const Extent d = avg_extent(od, g.SD, g.PD, g.KD, g.D);
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        const Extent h = avg_extent(oh, g.SH, g.PH, g.KH, g.H);
-        for (int64_t ow = 0; ow < g.OW; ++ow, ++o) {
-          const Extent w = avg_extent(ow, g.SW, g.PW, g.KW, g.W);
-          body(p, o, d, h, w, avg_divisor(d, h, w, count_include_pad, divisor_override));
-        }
-      }
-    }
+    for (int64_t od = 0; od < g.OD; ++od)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow, ++o)
+          body(p, o, pool_math::avg_window(g, od, oh, ow, count_include_pad, divisor_override));
   }
 }
 
@@ -161,13 +95,8 @@ static void avg_pool_typed(const T* x, T* out, const PoolGeometry& g, bool count
                            int64_t divisor_override) {
   const int64_t plane_size = g.D * g.H * g.W;
   for_each_avg_window(g, count_include_pad, divisor_override,
-                      [&](int64_t p, int64_t o, const Extent& d, const Extent& h, const Extent& w, int64_t divisor) {
-                        const T* plane = x + p * plane_size;
-                        T sum = 0;
-                        for (int64_t i = d.begin; i < d.end; ++i)
-                          for (int64_t j = h.begin; j < h.end; ++j)
-                            for (int64_t k = w.begin; k < w.end; ++k) sum += plane[(i * g.H + j) * g.W + k];
-                        out[o] = divisor ? sum / static_cast<T>(divisor) : sum;
+                      [&](int64_t p, int64_t o, const pool_math::AvgWindow& w) {
+                        out[o] = pool_math::window_average(x + p * plane_size, g, w.d, w.h, w.w, w.divisor);
                       });
 }
 
@@ -177,13 +106,10 @@ static void avg_pool_backward_typed(const T* grad_out, T* grad_x, const PoolGeom
   const int64_t plane_size = g.D * g.H * g.W;
   std::memset(grad_x, 0, sizeof(T) * g.P * plane_size);
   for_each_avg_window(g, count_include_pad, divisor_override,
-                      [&](int64_t p, int64_t o, const Extent& d, const Extent& h, const Extent& w, int64_t divisor) {
-                        if (!divisor) return;
+                      [&](int64_t p, int64_t o, const pool_math::AvgWindow& w) {
                         T* plane = grad_x + p * plane_size;  // each thread owns whole planes
-                        const T share = grad_out[o] / static_cast<T>(divisor);
-                        for (int64_t i = d.begin; i < d.end; ++i)
-                          for (int64_t j = h.begin; j < h.end; ++j)
-                            for (int64_t k = w.begin; k < w.end; ++k) plane[(i * g.H + j) * g.W + k] += share;
+                        const T share = pool_math::window_share(grad_out[o], w.divisor);
+                        pool_math::for_each_in_window(g, w.d, w.h, w.w, [&](int64_t q) { plane[q] += share; });
                       });
 }
 

@@ -1,5 +1,5 @@
 """Indexing (read and write), gather/scatter, index_select: every backward that sends
-gradients to indexed positions goes through one scatter-add (the _C kernel on the CPU)."""
+gradients to indexed positions goes through one scatter-add (the _C kernel, or its CUDA twin)."""
 import numpy as np
 
 from distml import dtypes, kernels
@@ -12,16 +12,17 @@ from distml.tensor import Tensor
 
 def scatter_add_flat(target, positions, values):
     """target.flat[positions] += values with repeats accumulating; target is C-contiguous."""
-    if kernels.compiled("scatter_add", target) is None:
+    xp = kernels.compiled("scatter_add", target)
+    if xp is None:
         get_array_module(target).add.at(target.reshape(-1), positions.reshape(-1), values.reshape(-1))
         return
-    positions = np.ascontiguousarray(positions.reshape(-1), dtype=np.int64)
+    positions = xp.ascontiguousarray(positions.reshape(-1), dtype=np.int64)
     if target.dtype in (np.float16, dtypes.bfloat16.np):  # accumulate in float32, as PyTorch does for half
         wide = target.astype(np.float32)
-        C.scatter_add(wide.reshape(-1), positions, np.ascontiguousarray(values.reshape(-1), dtype=np.float32))
+        C.scatter_add(wide.reshape(-1), positions, xp.ascontiguousarray(values.reshape(-1), dtype=np.float32))
         target[...] = wide
         return
-    C.scatter_add(target.reshape(-1), positions, np.ascontiguousarray(values.reshape(-1), dtype=target.dtype))
+    C.scatter_add(target.reshape(-1), positions, xp.ascontiguousarray(values.reshape(-1), dtype=target.dtype))
 
 
 def _flat_positions(shape, index):

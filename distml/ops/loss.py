@@ -28,12 +28,14 @@ class CrossEntropy(Primitive):
 
     def forward(self, logits, target, weight, ignore_index, label_smoothing, reduction, compute_grad):
         N, C_, L = logits.shape
-        if kernels.compiled("cross_entropy", logits) is not None:
-            loss = np.empty((N, L), dtype=logits.dtype)
-            target_weight = np.empty((N, L), dtype=logits.dtype)
-            self.dlogits = np.empty(logits.shape, dtype=logits.dtype) if compute_grad else None
-            C.cross_entropy(np.ascontiguousarray(logits), np.ascontiguousarray(target, dtype=np.int64),
-                            None if weight is None else np.ascontiguousarray(weight, dtype=logits.dtype), loss,
+        xp = kernels.compiled("cross_entropy", logits, kernels.FLOATS)
+        if xp is not None:
+            _valid_targets(xp, target, C_, ignore_index)  # raises here: the CUDA kernel cannot
+            loss = xp.empty((N, L), dtype=logits.dtype)
+            target_weight = xp.empty((N, L), dtype=logits.dtype)
+            self.dlogits = xp.empty(logits.shape, dtype=logits.dtype) if compute_grad else None
+            C.cross_entropy(xp.ascontiguousarray(logits), xp.ascontiguousarray(target, dtype=np.int64),
+                            None if weight is None else xp.ascontiguousarray(weight, dtype=logits.dtype), loss,
                             target_weight, self.dlogits, N, C_, L, ignore_index, label_smoothing)
         else:
             loss, target_weight, self.dlogits = _cross_entropy_xp(logits, target, weight, ignore_index,
@@ -68,8 +70,9 @@ def _cross_entropy_xp(logits, target, weight, ignore_index, eps, compute_grad):
     w = _class_weights(xp, weight, C_, logits.dtype)
     w_y = w[safe] * valid
     logp_y = xp.take_along_axis(logp, safe[:, None, :], axis=1)[:, 0]
-    smooth = (w[None, :, None] * logp).sum(axis=1)
-    loss = -(1 - eps) * w_y * logp_y - (eps / C_) * smooth * valid
+    loss = -(1 - eps) * w_y * logp_y
+    if eps:  # only then: a logit of -inf would make the smoothing term 0 * -inf
+        loss = loss - (eps / C_) * (w[None, :, None] * logp).sum(axis=1) * valid
     grad = None
     if compute_grad:
         p = xp.exp(logp)

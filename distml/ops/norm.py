@@ -1,7 +1,7 @@
 """Normalisation to zero mean and unit variance: `Normalize` over some axes (group_norm and
 instance_norm; their affine parts are ordinary ops), `LayerNorm` with its affine part fused, and `BatchNorm`, batch
-normalisation per channel with its affine part fused (`_C` kernels on the CPU, xp twins for
-other arrays).
+normalisation per channel with its affine part fused (`_C` kernels and their CUDA twins, xp
+versions for other dtypes).
 
 Batch normalisation is split as torch's batch_norm_stats / batch_norm_elemt so that statistics
 computed elsewhere (reduced across processes) can be passed in:
@@ -51,7 +51,7 @@ class LayerNorm(Primitive):
         self.sizes = M, N
         if kernels.compiled("layer_norm_forward", x, kernels.FLOATS) is not None and all(
                 v is None or v.dtype == x.dtype for v in (weight, bias)):
-            x, weight, bias = np.ascontiguousarray(x), _contiguous(weight), _contiguous(bias)
+            x, weight, bias = np.ascontiguousarray(x), _contiguous(np, weight), _contiguous(np, bias)
             out, self.mean, self.rstd = np.empty_like(x), np.empty(M, dtype=x.dtype), np.empty(M, dtype=x.dtype)
             C.layer_norm_forward(x, weight, bias, out, self.mean, self.rstd, M, N, float(eps))
         else:
@@ -111,23 +111,24 @@ def _ncs(x):
     return n, c, x.size // (n * c) if n * c else int(np.prod(x.shape[2:], dtype=np.int64))
 
 
-def _kernel_path(x, *vectors):
-    """Whether the `_C` kernels take x and its per-channel vectors (None: absent)."""
-    return (kernels.compiled("batch_norm_elemt", x, kernels.FLOATS) is not None
-            and all(v is None or v.dtype == x.dtype for v in vectors))
+def _kernel_xp(x, *vectors):
+    """x's array module where the `_C` kernels take x and its per-channel vectors (None: absent), else None."""
+    xp = kernels.compiled("batch_norm_elemt", x, kernels.FLOATS)
+    return xp if xp is not None and all(v is None or v.dtype == x.dtype for v in vectors) else None
 
 
-def _contiguous(v):
-    return None if v is None else np.ascontiguousarray(v)
+def _contiguous(xp, v):
+    return None if v is None else xp.ascontiguousarray(v)
 
 
 def batch_norm_stats(x):
     """Per-channel (dim 1) mean and biased variance of x over its other dims, as (C,) arrays of
     x's dtype: `mean, var = batch_norm_stats(x)`."""
     N, C_, S = _ncs(x)
-    if _kernel_path(x):
-        mean, var = np.empty(C_, dtype=x.dtype), np.empty(C_, dtype=x.dtype)
-        C.batch_norm_stats(np.ascontiguousarray(x), mean, var, N, C_, S)
+    xp = _kernel_xp(x)
+    if xp is not None:
+        mean, var = xp.empty(C_, dtype=x.dtype), xp.empty(C_, dtype=x.dtype)
+        C.batch_norm_stats(xp.ascontiguousarray(x), mean, var, N, C_, S)
         return mean, var
     return _stats_xp(x.reshape(N, C_, S))
 
@@ -171,10 +172,11 @@ class BatchNorm(Primitive):
     def forward(self, x, weight, bias, mean, invstd, training, count=0, reduce_sums=None):
         self.training, self.count, self.reduce_sums = training, count, reduce_sums
         N, C_, S = self.sizes = _ncs(x)
-        if _kernel_path(x, weight, bias, mean, invstd):
-            x, weight, bias = np.ascontiguousarray(x), _contiguous(weight), _contiguous(bias)
-            mean, invstd = np.ascontiguousarray(mean), np.ascontiguousarray(invstd)
-            out = np.empty_like(x)
+        xp = _kernel_xp(x, weight, bias, mean, invstd)
+        if xp is not None:
+            x, weight, bias = xp.ascontiguousarray(x), _contiguous(xp, weight), _contiguous(xp, bias)
+            mean, invstd = xp.ascontiguousarray(mean), xp.ascontiguousarray(invstd)
+            out = xp.empty_like(x)
             C.batch_norm_elemt(x, mean, invstd, weight, bias, out, N, C_, S)
         else:
             out = _elemt_xp(x.reshape(N, C_, S), mean, invstd, weight, bias).reshape(x.shape)
@@ -185,15 +187,16 @@ class BatchNorm(Primitive):
         need_x, need_weight, need_bias = self.needs_input_grad
         x, weight, mean, invstd = self.x, self.weight, self.mean, self.invstd
         N, C_, S = self.sizes
-        kernel = _kernel_path(x, weight, mean, invstd) and kernels.compiled("batch_norm_elemt", grad) is not None
+        xp = _kernel_xp(x, weight, mean, invstd)
+        kernel = xp is not None and kernels.compiled("batch_norm_elemt", grad) is not None
         if kernel:
-            grad = np.ascontiguousarray(grad, dtype=x.dtype)
+            grad = xp.ascontiguousarray(grad, dtype=x.dtype)
         else:
             g3, x3 = grad.reshape(N, C_, S), x.reshape(N, C_, S)
         sum_dy = sum_dy_xmu = None
         if need_weight or need_bias or (need_x and self.training):
             if kernel:
-                sum_dy, sum_dy_xmu = np.empty(C_, dtype=x.dtype), np.empty(C_, dtype=x.dtype)
+                sum_dy, sum_dy_xmu = xp.empty(C_, dtype=x.dtype), xp.empty(C_, dtype=x.dtype)
                 C.batch_norm_backward_reduce(grad, x, mean, sum_dy, sum_dy_xmu, N, C_, S)
             else:
                 sum_dy, sum_dy_xmu = _backward_reduce_xp(g3, x3, mean)
@@ -206,7 +209,7 @@ class BatchNorm(Primitive):
             elif self.reduce_sums is not None:  # copies: grad_bias is sum_dy, and a reduction may work in place
                 sum_dy, sum_dy_xmu = self.reduce_sums(sum_dy.copy(), sum_dy_xmu.copy())
             if kernel:
-                grad_x = np.empty_like(x)
+                grad_x = xp.empty_like(x)
                 C.batch_norm_backward_elemt(grad, x, mean, invstd, weight, sum_dy, sum_dy_xmu, self.count, grad_x,
                                             N, C_, S)
             else:

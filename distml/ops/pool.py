@@ -1,6 +1,6 @@
 """Pooling over the last 1 to 3 dims of an array (the planes are all the leading dims): max
-(with argmax indices) and average in `_C` on the CPU with xp twins for cupy; adaptive
-average, adaptive max and max-unpooling in xp.
+(with argmax indices) and average in `_C` (CPU kernels and their CUDA twins), with xp versions
+for other dtypes; adaptive average, adaptive max and max-unpooling in xp.
 
 `geometry` is csrc/kernels/pool.h's tuple (P, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW,
 DD, DH, DW, OD, OH, OW); `pool_geometry` builds it, filling missing leading dims with 1.
@@ -36,7 +36,7 @@ class MaxPool(Primitive):
     def forward(self, x, geometry, dims):
         self.shape, self.planes = x.shape, geometry[0]
         out_shape = _out_shape(x.shape, geometry, dims)
-        xp = kernels.compiled("max_pool", x)
+        xp = kernels.compiled("max_pool", x, kernels.FLOATS)
         if xp is not None:
             out = xp.empty(out_shape, dtype=x.dtype)
             self.indices = xp.empty(out_shape, dtype=np.int64)
@@ -54,10 +54,10 @@ def max_pool_backward(grad, indices, shape, planes):
     """grad_x of any max pooling: each output's gradient added at its plane's flat `indices`."""
     if not planes:
         return get_array_module(grad).zeros(shape, dtype=grad.dtype)
-    xp = kernels.compiled("max_pool_backward", grad)
+    xp = kernels.compiled("max_pool_backward", grad, kernels.FLOATS)
     if xp is not None:
         grad_x = xp.empty(shape, dtype=grad.dtype)
-        C.max_pool_backward(xp.ascontiguousarray(grad), xp.ascontiguousarray(indices), grad_x, planes)
+        C.max_pool_backward(xp.ascontiguousarray(grad), xp.ascontiguousarray(indices, dtype=np.int64), grad_x, planes)
         return grad_x
     return _max_pool_backward_xp(grad, indices, shape, planes)
 
@@ -117,7 +117,7 @@ class AvgPool(Primitive):
         self.shape, self.geometry = x.shape, geometry
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
         out_shape = _out_shape(x.shape, geometry, dims)
-        xp = kernels.compiled("avg_pool", x)
+        xp = kernels.compiled("avg_pool", x, kernels.FLOATS)
         if xp is not None:
             out = xp.empty(out_shape, dtype=x.dtype)
             C.avg_pool(xp.ascontiguousarray(x), out, geometry, count_include_pad, divisor_override)
@@ -126,7 +126,7 @@ class AvgPool(Primitive):
         return (windows.sum(axis=0) / self._divisor_xp(x)).reshape(out_shape)
 
     def backward(self, grad):
-        xp = kernels.compiled("avg_pool_backward", grad)
+        xp = kernels.compiled("avg_pool_backward", grad, kernels.FLOATS)
         if xp is not None:
             grad_x = xp.empty(self.shape, dtype=grad.dtype)
             C.avg_pool_backward(xp.ascontiguousarray(grad), grad_x, self.geometry, self.count_include_pad,
