@@ -368,9 +368,10 @@ def test_reduce_into_matches_cpu_and_torch(rng, torch_device, op, dtype, count):
     np.testing.assert_array_equal(_host(device), theirs.cpu().numpy())
 
 
-def test_cuda_reduce_into_errors():
-    x = cupy.zeros(3, np.float32)
-    with pytest.raises(ValueError, match="reduce: avg is a sum divided afterwards"):
-        C.reduce_into(x, x.copy(), C.ReduceOp.AVG)
-    with pytest.raises(ValueError, match="reduce_into: expected all arrays on one device, got CUDA and CPU"):
-        C.reduce_into(x, np.zeros(3, np.float32), C.ReduceOp.SUM)
+@pytest.mark.parametrize("src_device, op, match", [
+    ("cuda", C.ReduceOp.AVG, "reduce: avg is a sum divided afterwards"),  # the CUDA launcher's own check
+    ("cpu", C.ReduceOp.SUM, "reduce_into: expected all arrays on one device, got CUDA and CPU")])
+def test_cuda_reduce_into_errors(src_device, op, match):
+    src = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=match):
+        C.reduce_into(cupy.zeros(3, np.float32), cupy.asarray(src) if src_device == "cuda" else src, op)
