@@ -137,6 +137,46 @@ def test_cuda_buffers_without_a_device_raise():
     assert _backend.cuda_unavailable_reason() is not None
 
 
+def fake(*shape, typestr="<f4"):
+    return FakeCudaArray(shape, typestr)
+
+
+POOL_GEOMETRY = [1, 1, 1, 8, 1, 1, 4, 1, 1, 4, 0, 0, 0, 1, 1, 1, 1, 1, 2]  # x (1, 1, 1, 8), a window of 4, stride 4
+TWIN_CALLS = {
+    "cross_entropy": lambda: C.cross_entropy(fake(2, 3), fake(2, typestr="<i8"), None, fake(2), fake(2), None, 2, 3, 1,
+                                             -100, 0.0),
+    "scatter_add": lambda: C.scatter_add(fake(4), fake(3, typestr="<i8"), fake(3)),
+    "max_pool": lambda: C.max_pool(fake(8), fake(2), fake(2, typestr="<i8"), POOL_GEOMETRY),
+    "max_pool_backward": lambda: C.max_pool_backward(fake(2), fake(2, typestr="<i8"), fake(8), 1),
+    "avg_pool": lambda: C.avg_pool(fake(8), fake(2), POOL_GEOMETRY, False, 0),
+    "avg_pool_backward": lambda: C.avg_pool_backward(fake(2), fake(8), POOL_GEOMETRY, True, 0),
+    "batch_norm_stats": lambda: C.batch_norm_stats(fake(2, 3), fake(3), fake(3), 2, 3, 1),
+    "batch_norm_elemt": lambda: C.batch_norm_elemt(fake(2, 3), fake(3), fake(3), None, None, fake(2, 3), 2, 3, 1),
+    "batch_norm_backward_reduce": lambda: C.batch_norm_backward_reduce(fake(2, 3), fake(2, 3), fake(3), fake(3),
+                                                                       fake(3), 2, 3, 1),
+    "batch_norm_backward_elemt": lambda: C.batch_norm_backward_elemt(fake(2, 3), fake(2, 3), fake(3), fake(3), None,
+                                                                     None, None, 0, fake(2, 3), 2, 3, 1),
+    "reduce_into": lambda: C.reduce_into(fake(4), fake(4), C.ReduceOp.SUM),
+}
+
+
+@needs_no_device
+@pytest.mark.parametrize("name", sorted(TWIN_CALLS))
+def test_cuda_buffers_reach_each_twin(name):
+    """Each binding hands CUDA buffers to its CUDA launcher, which reports the runtime's error here."""
+    assert name in TWINS
+    expected = "CUDA error: " if C.build_info()["cuda"] else "distml._C was built without CUDA"
+    with pytest.raises(RuntimeError, match=f"^{name}: {expected}"):
+        TWIN_CALLS[name]()
+
+
+def test_cuda_index_arrays_must_be_int64_on_the_arrays_device():
+    with pytest.raises(TypeError, match="scatter_add index: expected int64 indices, got int32"):
+        C.scatter_add(fake(4), fake(3, typestr="<i4"), fake(3))
+    with pytest.raises(ValueError, match="scatter_add index: expected all arrays on one device, got CUDA and CPU"):
+        C.scatter_add(fake(4), np.zeros(3, np.int64), fake(3))
+
+
 # ---- the shared arithmetic, host-compiled ----
 
 def softmax_inputs(rng, dtype):
