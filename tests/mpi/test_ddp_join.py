@@ -87,6 +87,53 @@ def test_join_with_a_comm_hook():
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-3, atol=1e-3)
 
 
+class BranchOnRankZero(nn.Module):
+    """The middle layer runs only on rank 0's batches: once rank 0 has joined, no active rank uses it."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.middle, self.head = nn.Linear(6, 16), nn.Linear(16, 16), nn.Linear(16, 2)
+
+    def forward(self, x, use_middle):
+        h = distml.tanh(self.first(x))
+        return self.head(h + distml.tanh(self.middle(h)) if use_middle else h)
+
+
+@pytest.mark.parametrize("bucket_cap_mb", [25, 0.0005])
+def test_joined_ranks_mirror_the_unused_parameter_map(bucket_cap_mb):
+    """find_unused_parameters under join: after rank 0 joins, the layer only it used gets no
+    gradient (grad None, so momentum SGD leaves it alone), as in one process on the union."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    distml.manual_seed(11)
+    model = DDP(BranchOnRankZero(), find_unused_parameters=True, bucket_cap_mb=bucket_cap_mb)
+    start = {k: v.clone() for k, v in model.module.state_dict().items()}
+
+    def make_optimizer(params):
+        return distml.optim.SGD(params, lr=0.1, momentum=0.9)
+
+    optimizer = make_optimizer(model.parameters())
+    with model.join():
+        for x, y in batches_of(rank):
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x, rank == 0), y).backward()
+            optimizer.step()
+    if rank > 0:  # in each rank's last iteration, rank 0 had joined (a joined rank keeps its grads)
+        assert model.module.middle.weight.grad is None and model.module.head.weight.grad is not None
+
+    reference = BranchOnRankZero()
+    reference.load_state_dict(start)
+    ref_optimizer = make_optimizer(reference.parameters())
+    data = [batches_of(r) for r in range(world)]
+    for step in range(BASE + world - 1):
+        active = [r for r in range(world) if step < len(data[r])]
+        ref_optimizer.zero_grad()
+        loss = sum(nn.functional.mse_loss(reference(data[r][step][0], r == 0), data[r][step][1]) for r in active)
+        (loss / world).backward()
+        ref_optimizer.step()
+    for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_buffers_and_final_model_agree_after_join():
     model = DDP(nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 2)))
     optimizer = distml.optim.SGD(model.parameters(), lr=0.05)
