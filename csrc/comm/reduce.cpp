@@ -6,6 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/bfloat16.h"
+
 namespace distml {
 
 const char* reduce_op_name(ReduceOp op) {
@@ -73,22 +75,8 @@ void reduce_f16(void* dst, const void* src, size_t n, ReduceOp op) {
   }
 }
 
-// bfloat16: the top half of a float32. Each step computes in float32 and rounds to nearest even
-// (c10::BFloat16's rounding, so a sum is rounded once per rank added, as PyTorch's ring does).
-inline float bf16_to_float(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-inline uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // a quiet NaN
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
+// bfloat16 (kernels/bfloat16.h): each step computes in float32 and rounds to nearest even, so a
+// sum is rounded once per rank added, as PyTorch's ring does.
 template <typename F>
 inline void apply_bf16(uint16_t* __restrict d, const uint16_t* __restrict s, size_t n, F f) {
   for (size_t i = 0; i < n; ++i) d[i] = float_to_bf16(f(bf16_to_float(d[i]), bf16_to_float(s[i])));
