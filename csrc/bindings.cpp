@@ -149,28 +149,36 @@ PYBIND11_MODULE(_C, m) {
     scatter_add(out, target.size(), positions, values.data(), values.size(), dtype);
   }, "target.flat[index] += values, repeated indices accumulating (index: int64; on a GPU, indices out of range "
      "are skipped).");
-  m.def("f32_to_f16_divided", [](Buffer src, Buffer dst, float divisor) {
-    require_host(src, "f32_to_f16_divided");
-    require_host(dst, "f32_to_f16_divided");
+  m.def("f32_to_half_divided", [](Buffer src, Buffer dst, float divisor) {
+    require_host(src, "f32_to_half_divided");
+    require_host(dst, "f32_to_half_divided");
     require_contiguous(src, "src");
     require_contiguous(dst, "dst");
-    if (src.dtype != static_cast<int>(DType::f32) || dst.dtype != static_cast<int>(DType::f16) || src.size() != dst.size())
-      throw py::type_error("f32_to_f16_divided: expected float32 src and float16 dst of one size");
+    const bool bf16 = dst.dtype == static_cast<int>(DType::bf16);
+    if (src.dtype != static_cast<int>(DType::f32) || !(bf16 || dst.dtype == static_cast<int>(DType::f16)) ||
+        src.size() != dst.size())
+      throw py::type_error("f32_to_half_divided: expected float32 src and float16 or bfloat16 dst of one size, got " +
+                           src.dtype_name() + " and " + dst.dtype_name());
     auto out = static_cast<uint16_t*>(dst.mutable_data());
+    auto in = static_cast<const float*>(src.data());
     py::gil_scoped_release release;
-    f32_to_f16_divided(static_cast<const float*>(src.data()), out, src.size(), divisor);
-  }, "dst = float16(float16(src) / divisor): the fp16 compression hook's cast.");
-  m.def("f16_to_f32", [](Buffer src, Buffer dst) {
-    require_host(src, "f16_to_f32");
-    require_host(dst, "f16_to_f32");
+    (bf16 ? f32_to_bf16_divided : f32_to_f16_divided)(in, out, src.size(), divisor);
+  }, "dst = half(half(src) / divisor), half being dst's float16 or bfloat16: the compression hooks' cast.");
+  m.def("half_to_f32", [](Buffer src, Buffer dst) {
+    require_host(src, "half_to_f32");
+    require_host(dst, "half_to_f32");
     require_contiguous(src, "src");
     require_contiguous(dst, "dst");
-    if (src.dtype != static_cast<int>(DType::f16) || dst.dtype != static_cast<int>(DType::f32) || src.size() != dst.size())
-      throw py::type_error("f16_to_f32: expected float16 src and float32 dst of one size");
+    const bool bf16 = src.dtype == static_cast<int>(DType::bf16);
+    if (!(bf16 || src.dtype == static_cast<int>(DType::f16)) || dst.dtype != static_cast<int>(DType::f32) ||
+        src.size() != dst.size())
+      throw py::type_error("half_to_f32: expected float16 or bfloat16 src and float32 dst of one size, got " +
+                           src.dtype_name() + " and " + dst.dtype_name());
     auto out = static_cast<float*>(dst.mutable_data());
+    auto in = static_cast<const uint16_t*>(src.data());
     py::gil_scoped_release release;
-    f16_to_f32(static_cast<const uint16_t*>(src.data()), out, src.size());
-  }, "dst = float32(src).");
+    (bf16 ? bf16_to_f32 : f16_to_f32)(in, out, src.size());
+  }, "dst = float32(src), src float16 or bfloat16 (exact).");
   m.def("softmax_forward", [](Buffer x, Buffer out, int64_t outer, int64_t n, int64_t inner, bool log) {
     require_contiguous(x, "x");
     require_contiguous(out, "out");

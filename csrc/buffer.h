@@ -53,6 +53,7 @@ inline int dtype_code(char c) {
     case 'q': return static_cast<int>(DType::i64);
     case 'B': return static_cast<int>(DType::u8);
     case '?': return static_cast<int>(DType::b8);
+    case 'E': return static_cast<int>(DType::bf16);  // ml_dtypes.bfloat16
   }
   return -1;
 }

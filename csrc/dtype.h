@@ -10,8 +10,8 @@ namespace distml {
 // (measured: milliseconds per call on a loaded 2-core machine).
 constexpr int64_t kParallelWork = int64_t{1} << 16;
 
-// bf16 (ml_dtypes.bfloat16, numpy char 'E') is known to the collectives only (bindings.cpp's comm
-// buffers); the kernels' Buffer (buffer.h) does not map it.
+// bf16 is ml_dtypes.bfloat16 (numpy char 'E'): the collectives and the half conversions take it;
+// other kernels reject it as an unsupported dtype.
 enum class DType : int { f16 = 0, f32 = 1, f64 = 2, i8 = 3, i16 = 4, i32 = 5, i64 = 6, u8 = 7, b8 = 8, bf16 = 9 };
 
 inline const char* dtype_name(DType t) {

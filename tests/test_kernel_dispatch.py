@@ -322,7 +322,8 @@ def test_scatter_add_errors():
         C.scatter_add(target, np.array([1, 2]), np.ones(2))
 
 
-REDUCE_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8]
+REDUCE_DTYPES = [np.float16, distml.bfloat16.np, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
+                 np.uint8]
 NUMPY_REDUCTIONS = {C.ReduceOp.SUM: np.add, C.ReduceOp.PRODUCT: np.multiply,
                     C.ReduceOp.MAX: lambda a, b: np.where(a > b, a, b), C.ReduceOp.MIN: lambda a, b: np.where(a < b, a, b)}
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "kernels/bfloat16.h"
 #include "kernels/reduce_math.h"
 
 namespace distml {
@@ -70,11 +71,12 @@ void reduce_f16(void* dst, const void* src, size_t n, ReduceOp op) {
   }
 }
 
-// bfloat16 (reduce_math.h's conversions).
+// bfloat16 (kernels/bfloat16.h): each step computes in float32 and rounds to nearest even, so a
+// sum is rounded once per rank added, as PyTorch's ring does.
 template <typename F>
 inline void apply_bf16(uint16_t* __restrict d, const uint16_t* __restrict s, size_t n, F f) {
   for (size_t i = 0; i < n; ++i)
-    d[i] = reduce_math::float_to_bf16(f(reduce_math::bf16_to_float(d[i]), reduce_math::bf16_to_float(s[i])));
+    d[i] = float_to_bf16(f(bf16_to_float(d[i]), bf16_to_float(s[i])));
 }
 
 void reduce_bf16(void* dst, const void* src, size_t n, ReduceOp op) {

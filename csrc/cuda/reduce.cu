@@ -5,6 +5,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
+#include "kernels/bfloat16.h"
 #include "kernels/reduce_math.h"
 
 namespace distml::cuda {
@@ -21,8 +22,8 @@ struct Half {
   __device__ static __half store(float v) { return __float2half_rn(v); }
 };
 struct BFloat16 {
-  __device__ static float load(uint16_t v) { return reduce_math::bf16_to_float(v); }
-  __device__ static uint16_t store(float v) { return reduce_math::float_to_bf16(v); }
+  __device__ static float load(uint16_t v) { return bf16_to_float(v); }
+  __device__ static uint16_t store(float v) { return float_to_bf16(v); }
 };
 
 template <ReduceOp Op, typename Element, typename Convert>

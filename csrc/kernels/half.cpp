@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "dtype.h"
+#include "kernels/bfloat16.h"
 
 namespace distml {
 
@@ -45,6 +46,18 @@ void f16_to_f32(const uint16_t* src, float* dst, size_t n) {
   if (has_f16c()) return to_float_f16c(src, dst, static_cast<int64_t>(n));
   auto s = reinterpret_cast<const _Float16*>(src);
   for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+}
+
+void f32_to_bf16_divided(const float* src, uint16_t* dst, size_t n, float divisor) {
+  const auto count = static_cast<int64_t>(n);
+#pragma omp parallel for simd if (count >= kParallelWork) schedule(static)
+  for (int64_t i = 0; i < count; ++i) dst[i] = float_to_bf16(bf16_to_float(float_to_bf16(src[i])) / divisor);
+}
+
+void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
+  const auto count = static_cast<int64_t>(n);
+#pragma omp parallel for simd if (count >= kParallelWork) schedule(static)
+  for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_float(src[i]);
 }
 
 }  // namespace distml

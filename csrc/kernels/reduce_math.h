@@ -1,8 +1,6 @@
-// The elementwise reductions shared by comm/reduce.cpp and cuda/reduce.cu: ReduceOp's arithmetic and
-// bfloat16's conversions (float16 uses each side's native conversions).
+// The elementwise reductions shared by comm/reduce.cpp and cuda/reduce.cu: ReduceOp's arithmetic
+// (bfloat16's conversions are kernels/bfloat16.h's; float16 uses each side's native ones).
 #pragma once
-#include <cstdint>
-#include <cstring>
 #include <stdexcept>
 
 #include "comm/reduce.h"
@@ -26,22 +24,6 @@ struct Combine {
 // reduce_into's check on both devices: avg is not elementwise (reduce.h).
 inline void require_elementwise(ReduceOp op) {
   if (op == ReduceOp::avg) throw std::invalid_argument("reduce: avg is a sum divided afterwards, not an elementwise op");
-}
-
-// bfloat16: the top half of a float32. Each step computes in float32 and rounds to nearest even
-// (c10::BFloat16's rounding, so a sum is rounded once per rank added, as PyTorch's ring does).
-DISTML_HD float bf16_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-DISTML_HD uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // a quiet NaN
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
 }
 
 }  // namespace distml::reduce_math

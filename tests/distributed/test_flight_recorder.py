@@ -113,7 +113,7 @@ def waiting_line(out, n):
 
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_timeout_of_distmlrun_prints_where_each_rank_is(tmp_path, n):
-    rc, out = run(tmp_path, n, "stall", "--timeout", "60", env={"DISTML_TIMEOUT": "300"})
+    rc, out = run(tmp_path, n, "stall", "--timeout", "30", env={"DISTML_TIMEOUT": "300"})
     assert rc == 124 and "unreachable" not in out, out
     report = out[out.index("flight recorder report:"):]
     assert waiting_line(out, n) in report, out

@@ -31,17 +31,21 @@ def batches_of(rank):
              distml.from_numpy(rng.standard_normal((BATCH, 2)).astype(np.float32))) for _ in range(BASE + rank)]
 
 
-def train_uneven(model, optimizer, join):
+def forward(model, x, rank):
+    return model(x)
+
+
+def train_uneven(model, optimizer, join, call=forward):
     with join:
         for x, y in batches_of(dist.get_rank()):
             optimizer.zero_grad()
-            nn.functional.mse_loss(model(x), y).backward()
+            nn.functional.mse_loss(call(model, x, dist.get_rank()), y).backward()
             optimizer.step()
 
 
-def reference_training(state_dict, divide_by_initial_world_size, make_optimizer):
+def reference_training(state_dict, divide_by_initial_world_size, make_optimizer, build=make_model, call=forward):
     world = dist.get_world_size()
-    reference = make_model()
+    reference = build()
     reference.load_state_dict(state_dict)
     optimizer = make_optimizer(reference.parameters())
     data = [batches_of(r) for r in range(world)]
@@ -49,7 +53,7 @@ def reference_training(state_dict, divide_by_initial_world_size, make_optimizer)
         active = [r for r in range(world) if step < len(data[r])]
         divisor = world if divide_by_initial_world_size else len(active)
         optimizer.zero_grad()
-        loss = sum(nn.functional.mse_loss(reference(data[r][step][0]), data[r][step][1]) for r in active)
+        loss = sum(nn.functional.mse_loss(call(reference, data[r][step][0], r), data[r][step][1]) for r in active)
         (loss / divisor).backward()
         optimizer.step()
     return reference
@@ -85,6 +89,41 @@ def test_join_with_a_comm_hook():
     reference = reference_training(start, True, make_optimizer)
     for p, q in zip(model.module.parameters(), reference.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-3, atol=1e-3)
+
+
+class BranchOnRankZero(nn.Module):
+    """The middle layer runs only on rank 0's batches: once rank 0 has joined, no active rank uses it."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.middle, self.head = nn.Linear(6, 16), nn.Linear(16, 16), nn.Linear(16, 2)
+
+    def forward(self, x, use_middle):
+        h = distml.tanh(self.first(x))
+        return self.head(h + distml.tanh(self.middle(h)) if use_middle else h)
+
+
+@pytest.mark.parametrize("bucket_cap_mb", [25, 0.0005])
+def test_joined_ranks_mirror_the_unused_parameter_map(bucket_cap_mb):
+    """find_unused_parameters under join: after rank 0 joins, the layer only it used gets no
+    gradient (grad None, so momentum SGD leaves it alone), as in one process on the union."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    distml.manual_seed(11)
+    model = DDP(BranchOnRankZero(), find_unused_parameters=True, bucket_cap_mb=bucket_cap_mb)
+    start = {k: v.clone() for k, v in model.module.state_dict().items()}
+
+    def make_optimizer(params):
+        return distml.optim.SGD(params, lr=0.1, momentum=0.9)
+
+    def call(model, x, rank):
+        return model(x, rank == 0)
+
+    train_uneven(model, make_optimizer(model.parameters()), model.join(), call)
+    if rank > 0:  # in each rank's last iteration, rank 0 had joined (a joined rank keeps its grads)
+        assert model.module.middle.weight.grad is None and model.module.head.weight.grad is not None
+    reference = reference_training(start, True, make_optimizer, BranchOnRankZero, call)
+    for (name, p), q in zip(model.module.named_parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_buffers_and_final_model_agree_after_join():

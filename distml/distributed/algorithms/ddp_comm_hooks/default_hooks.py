@@ -5,7 +5,7 @@
 import numpy as np
 
 import distml
-from distml import distributed as dist
+from distml import distributed as dist, dtypes
 from distml._backend import C
 from distml.tensor import Tensor
 
@@ -26,21 +26,33 @@ def allreduce_hook(process_group, bucket):
     return _allreduce_fut(process_group, bucket.buffer())
 
 
-def _to_float16_divided(buffer, divisor):
-    """buffer.to(float16).div_(divisor); for float32 in one pass of C++ (NumPy's float16 casts are slow)."""
+def _to_half_divided(buffer, dtype, divisor):
+    """buffer.to(dtype).div_(divisor) for float16 or bfloat16; float32 in one pass of C++ (NumPy's
+    half casts are slow)."""
     array = buffer.array
     if array.dtype != np.float32 or not array.flags.c_contiguous:
-        return buffer.to(distml.float16).div_(divisor)
-    out = np.empty(array.shape, np.float16)
-    C.f32_to_f16_divided(array, out, float(divisor))
+        return buffer.to(dtype).div_(divisor)
+    out = np.empty(array.shape, dtypes.to_numpy(dtype))
+    C.f32_to_half_divided(array, out, float(divisor))
     return Tensor(out)
 
 
-def _copy_from_float16(buffer, half):
+def _copy_from_half(buffer, half):
     if buffer.array.dtype == np.float32 and buffer.array.flags.c_contiguous and half.array.flags.c_contiguous:
-        C.f16_to_f32(half.array, buffer.array)
+        C.half_to_f32(half.array, buffer.array)
     else:
         buffer.copy_(half)
+
+
+def _compressed_allreduce(process_group, bucket, dtype):
+    buffer = bucket.buffer()
+    compressed = _to_half_divided(buffer, dtype, dist.get_world_size(process_group))
+
+    def decompress(fut):
+        _copy_from_half(buffer, fut.value()[0])
+        return buffer
+
+    return dist.all_reduce(compressed, group=process_group, async_op=True).get_future().then(decompress)
 
 
 def fp16_compress_hook(process_group, bucket):
@@ -49,14 +61,7 @@ def fp16_compress_hook(process_group, bucket):
 
         model.register_comm_hook(None, fp16_compress_hook)
     """
-    buffer = bucket.buffer()
-    compressed = _to_float16_divided(buffer, dist.get_world_size(process_group))
-
-    def decompress(fut):
-        _copy_from_float16(buffer, fut.value()[0])
-        return buffer
-
-    return dist.all_reduce(compressed, group=process_group, async_op=True).get_future().then(decompress)
+    return _compressed_allreduce(process_group, bucket, distml.float16)
 
 
 def bf16_compress_hook(process_group, bucket):
@@ -65,11 +70,4 @@ def bf16_compress_hook(process_group, bucket):
 
         model.register_comm_hook(None, bf16_compress_hook)
     """
-    buffer = bucket.buffer()
-    compressed = buffer.to(distml.bfloat16).div_(dist.get_world_size(process_group))
-
-    def decompress(fut):
-        buffer.copy_(fut.value()[0])
-        return buffer
-
-    return dist.all_reduce(compressed, group=process_group, async_op=True).get_future().then(decompress)
+    return _compressed_allreduce(process_group, bucket, distml.bfloat16)
