@@ -10,9 +10,13 @@ from distml.ops.registry import register
 from distml.tensor import Tensor
 
 
+# The dtypes scatter_add_flat adds in `_C` (the halves widened to float32); others take xp's add.at.
+_SCATTER_DTYPES = (np.float16, dtypes.bfloat16.np, np.float32, np.float64, np.int32, np.int64)
+
+
 def scatter_add_flat(target, positions, values):
     """target.flat[positions] += values with repeats accumulating; target is C-contiguous."""
-    xp = kernels.compiled("scatter_add", target)
+    xp = kernels.compiled("scatter_add", target, _SCATTER_DTYPES)
     if xp is None:
         get_array_module(target).add.at(target.reshape(-1), positions.reshape(-1), values.reshape(-1))
         return
