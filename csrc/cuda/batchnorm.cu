@@ -104,54 +104,33 @@ void backward_elemt_typed(const void* grad_data, const void* x_data, const void*
 void batch_norm_stats(const void* x, void* mean, void* var, int64_t N, int64_t C, int64_t S, DType dtype,
                       Stream stream) {
   if (C == 0) return;
-  DeviceGuard guard(mean, "batch_norm_stats");
-  switch (dtype) {
-    case DType::f32: stats_typed<float>(x, mean, var, N, C, S, stream); break;
-    case DType::f64: stats_typed<double>(x, mean, var, N, C, S, stream); break;
-    default: unsupported_dtype("batch_norm_stats", dtype);
-  }
-  check(cudaGetLastError(), "batch_norm_stats");
+  launch_float("batch_norm_stats", dtype, mean,
+               [&](auto type) { stats_typed<decltype(type)>(x, mean, var, N, C, S, stream); });
 }
 
 void batch_norm_elemt(const void* x, const void* mean, const void* invstd, const void* weight, const void* bias,
                       void* out, int64_t N, int64_t C, int64_t S, DType dtype, Stream stream) {
   if (N * C * S == 0) return;
-  DeviceGuard guard(out, "batch_norm_elemt");
-  switch (dtype) {
-    case DType::f32: elemt_typed<float>(x, mean, invstd, weight, bias, out, N, C, S, stream); break;
-    case DType::f64: elemt_typed<double>(x, mean, invstd, weight, bias, out, N, C, S, stream); break;
-    default: unsupported_dtype("batch_norm_elemt", dtype);
-  }
-  check(cudaGetLastError(), "batch_norm_elemt");
+  launch_float("batch_norm_elemt", dtype, out,
+               [&](auto type) { elemt_typed<decltype(type)>(x, mean, invstd, weight, bias, out, N, C, S, stream); });
 }
 
 void batch_norm_backward_reduce(const void* grad, const void* x, const void* mean, void* sum_dy, void* sum_dy_xmu,
                                 int64_t N, int64_t C, int64_t S, DType dtype, Stream stream) {
   if (C == 0) return;
-  DeviceGuard guard(sum_dy, "batch_norm_backward_reduce");
-  switch (dtype) {
-    case DType::f32: backward_reduce_typed<float>(grad, x, mean, sum_dy, sum_dy_xmu, N, C, S, stream); break;
-    case DType::f64: backward_reduce_typed<double>(grad, x, mean, sum_dy, sum_dy_xmu, N, C, S, stream); break;
-    default: unsupported_dtype("batch_norm_backward_reduce", dtype);
-  }
-  check(cudaGetLastError(), "batch_norm_backward_reduce");
+  launch_float("batch_norm_backward_reduce", dtype, sum_dy, [&](auto type) {
+    backward_reduce_typed<decltype(type)>(grad, x, mean, sum_dy, sum_dy_xmu, N, C, S, stream);
+  });
 }
 
 void batch_norm_backward_elemt(const void* grad, const void* x, const void* mean, const void* invstd,
                                const void* weight, const void* sum_dy, const void* sum_dy_xmu, int64_t count,
                                void* grad_x, int64_t N, int64_t C, int64_t S, DType dtype, Stream stream) {
   if (N * C * S == 0) return;
-  DeviceGuard guard(grad_x, "batch_norm_backward_elemt");
-  switch (dtype) {
-    case DType::f32:
-      backward_elemt_typed<float>(grad, x, mean, invstd, weight, sum_dy, sum_dy_xmu, count, grad_x, N, C, S, stream);
-      break;
-    case DType::f64:
-      backward_elemt_typed<double>(grad, x, mean, invstd, weight, sum_dy, sum_dy_xmu, count, grad_x, N, C, S, stream);
-      break;
-    default: unsupported_dtype("batch_norm_backward_elemt", dtype);
-  }
-  check(cudaGetLastError(), "batch_norm_backward_elemt");
+  launch_float("batch_norm_backward_elemt", dtype, grad_x, [&](auto type) {
+    backward_elemt_typed<decltype(type)>(grad, x, mean, invstd, weight, sum_dy, sum_dy_xmu, count, grad_x, N, C, S,
+                                      stream);
+  });
 }
 
 }  // namespace distml::cuda

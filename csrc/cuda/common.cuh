@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "dtype.h"
 #include "kernels/host_device.h"
 
 namespace distml::cuda {
@@ -39,6 +40,19 @@ class DeviceGuard {
   int previous_ = 0;
   bool changed_ = false;
 };
+
+// Runs launch(T{}) with T the float or double of a float32 or float64 `dtype` (others raise), on the
+// device that holds `ptr`, then checks the launches; errors name `what`.
+template <typename Launch>
+void launch_float(const char* what, DType dtype, const void* ptr, Launch launch) {
+  DeviceGuard guard(ptr, what);
+  switch (dtype) {
+    case DType::f32: launch(float{}); break;
+    case DType::f64: launch(double{}); break;
+    default: unsupported_dtype(what, dtype);
+  }
+  check(cudaGetLastError(), what);
+}
 
 constexpr int kWarp = 32;
 constexpr int kThreads = 256;

@@ -86,19 +86,10 @@ void cross_entropy(const void* logits, const int64_t* target, const void* weight
                    void* grad, int64_t N, int64_t C, int64_t L, int64_t ignore_index, double label_smoothing,
                    DType dtype, Stream stream) {
   if (N * L == 0) return;
-  DeviceGuard guard(loss, "cross_entropy");
-  switch (dtype) {
-    case DType::f32:
-      cross_entropy_typed<float>(logits, target, weight, loss, target_weight, grad, N, C, L, ignore_index,
-                                 label_smoothing, stream);
-      break;
-    case DType::f64:
-      cross_entropy_typed<double>(logits, target, weight, loss, target_weight, grad, N, C, L, ignore_index,
-                                  label_smoothing, stream);
-      break;
-    default: unsupported_dtype("cross_entropy", dtype);
-  }
-  check(cudaGetLastError(), "cross_entropy");
+  launch_float("cross_entropy", dtype, loss, [&](auto type) {
+    cross_entropy_typed<decltype(type)>(logits, target, weight, loss, target_weight, grad, N, C, L, ignore_index,
+                                     label_smoothing, stream);
+  });
 }
 
 }  // namespace distml::cuda

@@ -117,29 +117,18 @@ void adam_typed(int64_t count, const int64_t* sizes, void* const* params, const 
 void sgd_step(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
               void* const* momentum_buffers, const uint8_t* fresh, DType dtype, const SgdOptions& options,
               Stream stream) {
-  DeviceGuard guard(params[0], "sgd_step");
-  switch (dtype) {
-    case DType::f32: sgd_typed<float>(count, sizes, params, grads, momentum_buffers, fresh, options, stream); break;
-    case DType::f64: sgd_typed<double>(count, sizes, params, grads, momentum_buffers, fresh, options, stream); break;
-    default: unsupported_dtype("sgd_step", dtype);
-  }
-  check(cudaGetLastError(), "sgd_step");
+  launch_float("sgd_step", dtype, params[0], [&](auto type) {
+    sgd_typed<decltype(type)>(count, sizes, params, grads, momentum_buffers, fresh, options, stream);
+  });
 }
 
 void adam_step(int64_t count, const int64_t* sizes, void* const* params, const void* const* grads,
                void* const* exp_avgs, void* const* exp_avg_sqs, void* const* max_exp_avg_sqs, const double* steps,
                DType dtype, const AdamOptions& options, Stream stream) {
-  DeviceGuard guard(params[0], "adam_step");
-  switch (dtype) {
-    case DType::f32:
-      adam_typed<float>(count, sizes, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, options, stream);
-      break;
-    case DType::f64:
-      adam_typed<double>(count, sizes, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, options, stream);
-      break;
-    default: unsupported_dtype("adam_step", dtype);
-  }
-  check(cudaGetLastError(), "adam_step");
+  launch_float("adam_step", dtype, params[0], [&](auto type) {
+    adam_typed<decltype(type)>(count, sizes, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, options,
+                            stream);
+  });
 }
 
 }  // namespace distml::cuda

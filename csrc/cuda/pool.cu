@@ -74,53 +74,31 @@ void avg_pool_backward_typed(const void* grad_data, void* grad_x_data, const Poo
 
 void max_pool(const void* x, void* out, int64_t* indices, const PoolGeometry& g, DType dtype, Stream stream) {
   if (g.P * g.OD * g.OH * g.OW == 0) return;
-  DeviceGuard guard(out, "max_pool");
-  switch (dtype) {
-    case DType::f32: max_pool_typed<float>(x, out, indices, g, stream); break;
-    case DType::f64: max_pool_typed<double>(x, out, indices, g, stream); break;
-    default: unsupported_dtype("max_pool", dtype);
-  }
-  check(cudaGetLastError(), "max_pool");
+  launch_float("max_pool", dtype, out, [&](auto type) { max_pool_typed<decltype(type)>(x, out, indices, g, stream); });
 }
 
 void max_pool_backward(const void* grad_out, const int64_t* indices, void* grad_x, int64_t P, int64_t in_size,
                        int64_t out_size, DType dtype, Stream stream) {
   if (P * in_size == 0) return;
-  DeviceGuard guard(grad_x, "max_pool_backward");
-  switch (dtype) {
-    case DType::f32: max_pool_backward_typed<float>(grad_out, indices, grad_x, P, in_size, out_size, stream); break;
-    case DType::f64: max_pool_backward_typed<double>(grad_out, indices, grad_x, P, in_size, out_size, stream); break;
-    default: unsupported_dtype("max_pool_backward", dtype);
-  }
-  check(cudaGetLastError(), "max_pool_backward");
+  launch_float("max_pool_backward", dtype, grad_x, [&](auto type) {
+    max_pool_backward_typed<decltype(type)>(grad_out, indices, grad_x, P, in_size, out_size, stream);
+  });
 }
 
 void avg_pool(const void* x, void* out, const PoolGeometry& g, bool count_include_pad, int64_t divisor_override,
               DType dtype, Stream stream) {
   if (g.P * g.OD * g.OH * g.OW == 0) return;
-  DeviceGuard guard(out, "avg_pool");
-  switch (dtype) {
-    case DType::f32: avg_pool_typed<float>(x, out, g, count_include_pad, divisor_override, stream); break;
-    case DType::f64: avg_pool_typed<double>(x, out, g, count_include_pad, divisor_override, stream); break;
-    default: unsupported_dtype("avg_pool", dtype);
-  }
-  check(cudaGetLastError(), "avg_pool");
+  launch_float("avg_pool", dtype, out, [&](auto type) {
+    avg_pool_typed<decltype(type)>(x, out, g, count_include_pad, divisor_override, stream);
+  });
 }
 
 void avg_pool_backward(const void* grad_out, void* grad_x, const PoolGeometry& g, bool count_include_pad,
                        int64_t divisor_override, DType dtype, Stream stream) {
   if (g.P * g.D * g.H * g.W == 0) return;
-  DeviceGuard guard(grad_x, "avg_pool_backward");
-  switch (dtype) {
-    case DType::f32:
-      avg_pool_backward_typed<float>(grad_out, grad_x, g, count_include_pad, divisor_override, stream);
-      break;
-    case DType::f64:
-      avg_pool_backward_typed<double>(grad_out, grad_x, g, count_include_pad, divisor_override, stream);
-      break;
-    default: unsupported_dtype("avg_pool_backward", dtype);
-  }
-  check(cudaGetLastError(), "avg_pool_backward");
+  launch_float("avg_pool_backward", dtype, grad_x, [&](auto type) {
+    avg_pool_backward_typed<decltype(type)>(grad_out, grad_x, g, count_include_pad, divisor_override, stream);
+  });
 }
 
 }  // namespace distml::cuda

@@ -101,25 +101,15 @@ void backward_typed(const void* grad, const void* y, void* grad_x, int64_t outer
 void softmax_forward(const void* x, void* out, int64_t outer, int64_t n, int64_t inner, bool log, DType dtype,
                      Stream stream) {
   if (outer * n * inner == 0) return;
-  DeviceGuard guard(out, "softmax_forward");
-  switch (dtype) {
-    case DType::f32: forward_typed<float>(x, out, outer, n, inner, log, stream); break;
-    case DType::f64: forward_typed<double>(x, out, outer, n, inner, log, stream); break;
-    default: unsupported_dtype("softmax_forward", dtype);
-  }
-  check(cudaGetLastError(), "softmax_forward");
+  launch_float("softmax_forward", dtype, out,
+               [&](auto type) { forward_typed<decltype(type)>(x, out, outer, n, inner, log, stream); });
 }
 
 void softmax_backward(const void* grad, const void* y, void* grad_x, int64_t outer, int64_t n, int64_t inner,
                       bool log, DType dtype, Stream stream) {
   if (outer * n * inner == 0) return;
-  DeviceGuard guard(grad_x, "softmax_backward");
-  switch (dtype) {
-    case DType::f32: backward_typed<float>(grad, y, grad_x, outer, n, inner, log, stream); break;
-    case DType::f64: backward_typed<double>(grad, y, grad_x, outer, n, inner, log, stream); break;
-    default: unsupported_dtype("softmax_backward", dtype);
-  }
-  check(cudaGetLastError(), "softmax_backward");
+  launch_float("softmax_backward", dtype, grad_x,
+               [&](auto type) { backward_typed<decltype(type)>(grad, y, grad_x, outer, n, inner, log, stream); });
 }
 
 }  // namespace distml::cuda

@@ -23,7 +23,8 @@ struct Combine {
 
 // reduce_into's check on both devices: avg is not elementwise (reduce.h).
 inline void require_elementwise(ReduceOp op) {
-  if (op == ReduceOp::avg) throw std::invalid_argument("reduce: avg is a sum divided afterwards, not an elementwise op");
+  if (op == ReduceOp::avg)
+    throw std::invalid_argument("reduce: avg is a sum divided afterwards, not an elementwise op");
 }
 
 }  // namespace distml::reduce_math
