@@ -31,21 +31,23 @@ __global__ void rows_kernel(const T* logits, const int64_t* target, const T* wei
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) g[c] = fill;
       continue;
     }
-    double max = lowest;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) max = max_of(max, static_cast<double>(x[c]));
+    double max = lowest, weighted_sum = 0, weight_total = 0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      const double xc = x[c];
+      max = max_of(max, xc);
+      if (eps != 0) {
+        weighted_sum += ce::class_weight(weight, c) * xc;
+        weight_total += ce::class_weight(weight, c);
+      }
+    }
     max = block_reduce(max, shared, Max{}, lowest);
     double sum = 0;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) sum += std::exp(static_cast<double>(x[c]) - max);
     const double log_sum = ce::log_sum_of(max, block_reduce(sum, shared, Sum{}, 0.0));
-    double smooth_sum = 0, weight_total = 0;
-    if (eps != 0) {
-      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-        const double wc = ce::class_weight(weight, c);
-        smooth_sum += wc * (static_cast<double>(x[c]) - log_sum);
-        weight_total += wc;
-      }
-      smooth_sum = block_reduce(smooth_sum, shared, Sum{}, 0.0);
+    double smooth_sum = 0;
+    if (eps != 0) {  // the same for every thread of the block
       weight_total = block_reduce(weight_total, shared, Sum{}, 0.0);
+      smooth_sum = ce::smooth_sum_of(block_reduce(weighted_sum, shared, Sum{}, 0.0), log_sum, weight_total);
     }
     const double smooth = eps / static_cast<double>(C), wy = ce::class_weight(weight, y);
     if (threadIdx.x == 0) {
@@ -75,8 +77,9 @@ void cross_entropy_typed(const void* logits_data, const int64_t* target, const v
   }
   launch_each(N * L, stream, [=] __device__(int64_t i) {
     const int64_t n = i / L, l = i % L;
-    ce::line(logits + n * C * L + l, L, C, target[i], ignore_index, weight, eps, loss + i, target_weight + i,
-             grad ? grad + n * C * L + l : nullptr);
+    const double weight_total = eps != 0 ? ce::weight_total_of(weight, C) : 0.0;  // per thread: C loads with weights
+    ce::line(logits + n * C * L + l, L, C, target[i], ignore_index, weight, weight_total, eps, loss + i,
+             target_weight + i, grad ? grad + n * C * L + l : nullptr);
   });
 }
 

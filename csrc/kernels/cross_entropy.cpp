@@ -15,12 +15,13 @@ static void cross_entropy_typed(const T* logits, const int64_t* target, const T*
     if (y != ignore_index && (y < 0 || y >= C))
       throw std::out_of_range("Target " + std::to_string(y) + " is out of bounds.");
   }
+  const double weight_total = cross_entropy_math::weight_total_of(weight, C);
 #pragma omp parallel for schedule(static) if (N * L * C > kParallelWork)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t l = 0; l < L; ++l) {
       const int64_t i = n * L + l;
-      cross_entropy_math::line(logits + n * C * L + l, L, C, target[i], ignore_index, weight, eps, loss + i,
-                               target_weight + i, grad ? grad + n * C * L + l : nullptr);
+      cross_entropy_math::line(logits + n * C * L + l, L, C, target[i], ignore_index, weight, weight_total, eps,
+                               loss + i, target_weight + i, grad ? grad + n * C * L + l : nullptr);
     }
 }
 

@@ -24,8 +24,23 @@ DISTML_HD double class_weight(const T* weight, int64_t c) {
   return weight ? static_cast<double>(weight[c]) : 1.0;
 }
 
+// sum_c w[c], in double (C without weights).
+template <typename T>
+DISTML_HD double weight_total_of(const T* weight, int64_t C) {
+  if (!weight) return static_cast<double>(C);
+  double total = 0;
+  for (int64_t c = 0; c < C; ++c) total += weight[c];
+  return total;
+}
+
 // log sum_c exp(x[c]) from the line's maximum and sum_c exp(x[c] - max).
 DISTML_HD double log_sum_of(double max, double sum) { return max + std::log(sum); }
+
+// sum_c w[c] * logp[c] = sum_c w[c] * x[c] - log_sum * sum_c w[c]: the sum over the logits is taken
+// in the pass that finds their maximum.
+DISTML_HD double smooth_sum_of(double weighted_sum, double log_sum, double weight_total) {
+  return weighted_sum - log_sum * weight_total;
+}
 
 // -(1 - eps) * w[y] * logp[y] - eps / C * sum_c w[c] * logp[c], with smooth = eps / C and
 // smooth_sum = sum_c w[c] * logp[c] (taken only when eps != 0: 0 otherwise, so that a logit of -inf
@@ -43,10 +58,11 @@ DISTML_HD double grad_value(double eps, double smooth, double wy, double logp, d
   return eps != 0 ? grad + smooth * (p * weight_total - wc) : grad;
 }
 
-// One position: loss, target_weight and (when g is not null) the gradient line.
+// One position: loss, target_weight and (when g is not null) the gradient line; weight_total is
+// weight_total_of(weight, C) (read only when eps != 0).
 template <typename T>
 DISTML_HD void line(const T* x, int64_t stride, int64_t C, int64_t y, int64_t ignore_index, const T* weight,
-                    double eps, T* loss, T* target_weight, T* g) {
+                    double weight_total, double eps, T* loss, T* target_weight, T* g) {
   if (skipped(y, ignore_index, C)) {
     const T fill = skipped_value<T>(y, ignore_index);
     *loss = *target_weight = fill;
@@ -54,18 +70,16 @@ DISTML_HD void line(const T* x, int64_t stride, int64_t C, int64_t y, int64_t ig
       for (int64_t c = 0; c < C; ++c) g[c * stride] = fill;
     return;
   }
-  double max = -std::numeric_limits<double>::infinity();
-  for (int64_t c = 0; c < C; ++c) max = max_of(max, static_cast<double>(x[c * stride]));
+  double max = -std::numeric_limits<double>::infinity(), weighted_sum = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const double xc = x[c * stride];
+    max = max_of(max, xc);
+    if (eps != 0) weighted_sum += class_weight(weight, c) * xc;
+  }
   double sum = 0;
   for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(x[c * stride]) - max);
   const double log_sum = log_sum_of(max, sum);
-  double smooth_sum = 0, weight_total = 0;
-  if (eps != 0)
-    for (int64_t c = 0; c < C; ++c) {
-      const double wc = class_weight(weight, c);
-      smooth_sum += wc * (static_cast<double>(x[c * stride]) - log_sum);
-      weight_total += wc;
-    }
+  const double smooth_sum = eps != 0 ? smooth_sum_of(weighted_sum, log_sum, weight_total) : 0.0;
   const double smooth = eps / static_cast<double>(C), wy = class_weight(weight, y);
   *loss = static_cast<T>(loss_value(eps, smooth, wy, static_cast<double>(x[y * stride]) - log_sum, smooth_sum));
   *target_weight = static_cast<T>(wy);
