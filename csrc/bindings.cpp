@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <omp.h>
 
+#include "blas_threads.h"
 #include "buffer.h"
 #include "comm/process_group.h"
 #include "cuda/kernels.h"
@@ -95,6 +96,8 @@ PYBIND11_MODULE(_C, m) {
         "kernels with a CUDA version.");
   m.def("set_num_threads", [](int n) { omp_set_num_threads(n); }, "Threads used by the OpenMP kernels.");
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  m.def("blas_threads_callback", []() { return reinterpret_cast<uintptr_t>(&blas_threads_callback); },
+        "The address of the callback that runs OpenBLAS's parallel jobs on the OpenMP threads (blas_threads.h).");
 
   // ---- kernels/ (tensor kernels) ----
   m.def("scatter_add", [](Buffer target, py::array_t<int64_t, py::array::c_style> index, Buffer values) {
