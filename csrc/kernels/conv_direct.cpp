@@ -85,6 +85,8 @@ struct Plan {
 };
 
 Plan make_plan(Dim d, Dim h, Dim w, int64_t channels) {
+  // Along lines (stride 1) whole vectors are read: past a line's end they must read zeros.
+  if (w.stride == 1) w.extent = std::max(w.extent, w.start + round_up(w.out, kLanes<float>) + (w.kernel - 1) * w.dilation);
   Plan p{d, h, w, d.extent * h.extent * w.extent, d.out * h.out * w.out, channels * d.kernel * h.kernel * w.kernel};
   for (int64_t a = 0; a < d.out; ++a)
     for (int64_t b = 0; b < h.out; ++b)
@@ -205,7 +207,7 @@ DISTML_CLONES void correlate_batch(const T* src, const T* packed, T* dst, const 
   const bool lines = p.w.stride == 1 && fuller<T>(p.w.out, outs);
 #pragma omp parallel if (N * groups * outs * p.rows * p.positions > kParallelWork)
   {
-    std::vector<T> padded(channels * p.plane + kLanes<T>);  // a line's last vector may read past the plane
+    std::vector<T> padded(channels * p.plane);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       place(src + n * sample, padded.data(), p, channels);
@@ -247,40 +249,98 @@ void input_grad_typed(const T* grad_out, const T* w, T* grad_x, const ConvGeomet
   with_tile([&](auto P) { correlate_batch<T, P>(grad_out, packed.data(), grad_x, p, g.N, groups, Og, Cg); });
 }
 
-// Each thread's sums (groups, Rt rows, width) of grad_w[o, r] = sum over its samples and positions l
-// of grad_out[n, o, l] * (padded sample)[row[r] + pos[l]]: the tiles' vectors run over output
-// channels of grad_out transposed (L, Og rounded up to width), P rows a tile.
+// One sample's part of grad_w[o, r] = sum over positions l of grad_out[o, l] * padded[row[r] + pos[l]],
+// added to sums (groups, Rt rows, width): the tiles' vectors run over output channels of grad_out
+// transposed (L, Og rounded up to width), P rows a tile.
+template <typename T, int64_t P>
+DISTML_INLINE void weight_grad_channels(const T* gy, const T* padded, T* transposed, T* sums, const Plan& p,
+                                        int64_t groups, int64_t ins, int64_t Og, int64_t width, int64_t Rt) {
+  const int64_t L = p.positions, R = p.rows;
+  for (int64_t grp = 0; grp < groups; ++grp)
+    for (int64_t o = 0; o < Og; ++o)
+      for (int64_t l = 0; l < L; ++l) transposed[(grp * L + l) * width + o] = gy[(grp * Og + o) * L + l];
+  for (int64_t grp = 0; grp < groups; ++grp) {
+    for (int64_t ob = 0; ob < Og; ob += kLanes<T>) {
+      for (int64_t r0 = 0; r0 < R; r0 += P) {
+        Vec<T> acc[P];
+        T* sum = sums + (grp * Rt + r0) * width + ob;  // P rows of sums, width apart
+        for (int64_t q = 0; q < P; ++q) std::memcpy(&acc[q], sum + q * width, sizeof acc[q]);
+        int64_t at[P];
+        for (int64_t q = 0; q < P; ++q) at[q] = p.row[least(r0 + q, R - 1)];
+        tile(acc, transposed + grp * L * width + ob, width, padded + grp * ins * p.plane, p.pos.data(), L, at);
+        for (int64_t q = 0; q < P; ++q) std::memcpy(sum + q * width, &acc[q], sizeof acc[q]);
+      }
+    }
+  }
+}
+
+// weight_grad_channels with the vectors along lines instead (stride 1): V consecutive positions of
+// grad_out (its lines padded with zeros to whole vectors) times those of the padded sample, 2
+// outputs by P / 2 rows a tile, each vector summed at the end; for few outputs on long lines.
+template <typename T, int64_t P>
+DISTML_INLINE void weight_grad_lines(const T* gy, const T* padded, T* lined, T* sums, const Plan& p, int64_t groups,
+                                     int64_t ins, int64_t Og, int64_t width, int64_t Rt) {
+  constexpr int64_t V = kLanes<T>, A = 2, B = P / 2;
+  const int64_t W = p.w.out, Wv = round_up(W, V), lines = p.positions / W, R = p.rows, Oa = round_up(Og, A);
+  for (int64_t grp = 0; grp < groups; ++grp)
+    for (int64_t o = 0; o < Og; ++o)
+      for (int64_t line = 0; line < lines; ++line)
+        std::memcpy(lined + ((grp * Oa + o) * lines + line) * Wv, gy + ((grp * Og + o) * lines + line) * W,
+                    sizeof(T) * W);
+  for (int64_t grp = 0; grp < groups; ++grp) {
+    const T* xg = padded + grp * ins * p.plane;
+    for (int64_t o0 = 0; o0 < Og; o0 += A) {
+      for (int64_t r0 = 0; r0 < R; r0 += B) {
+        Vec<T> acc[A][B] = {};
+        int64_t at[B];
+        for (int64_t i = 0; i < B; ++i) at[i] = p.row[least(r0 + i, R - 1)];
+        for (int64_t line = 0; line < lines; ++line) {
+          for (int64_t w0 = 0; w0 < Wv; w0 += V) {
+            const T* xs = xg + p.pos[line * W] + w0;
+            const T* gs = lined + ((grp * Oa + o0) * lines + line) * Wv + w0;
+            Vec<T> gv[A];
+            for (int64_t j = 0; j < A; ++j) std::memcpy(&gv[j], gs + j * lines * Wv, sizeof gv[j]);
+            for (int64_t i = 0; i < B; ++i) {
+              Vec<T> xv;
+              std::memcpy(&xv, xs + at[i], sizeof xv);
+              for (int64_t j = 0; j < A; ++j) acc[j][i] += gv[j] * xv;
+            }
+          }
+        }
+        for (int64_t j = 0; j < least(A, Og - o0); ++j)
+          for (int64_t i = 0; i < least(B, R - r0); ++i) {
+            T total = 0;
+            for (int64_t v = 0; v < V; ++v) total += acc[j][i][v];
+            sums[(grp * Rt + r0 + i) * width + o0 + j] += total;
+          }
+      }
+    }
+  }
+}
+
+// Each thread's sums (groups, Rt rows, width) of grad_w over its samples: along lines where they
+// fill the vectors better than the output channels do.
 template <typename T, int64_t P>
 DISTML_CLONES void weight_grad_sums(const T* grad_out, const T* x, T* sums, const ConvGeometry3d& g, int64_t O,
                                     int64_t groups, const Plan& p, int64_t width, int64_t Rt) {
-  const int64_t Cg = g.C / groups, Og = O / groups, L = p.positions, R = p.rows;
+  const int64_t Cg = g.C / groups, Og = O / groups, L = p.positions;
   const int64_t in_sample = g.C * g.D * g.H * g.W, per_thread = groups * Rt * width;
-#pragma omp parallel if (g.N * O * R * L > kParallelWork)
+  const bool lines = p.w.stride == 1 && fuller<T>(p.w.out, Og);
+  const int64_t scratch = lines ? groups * round_up(Og, 2) * (L / p.w.out) * round_up(p.w.out, kLanes<T>)
+                                : groups * L * width;
+#pragma omp parallel if (g.N * O * p.rows * L > kParallelWork)
   {
     std::vector<T> padded(g.C * p.plane);
-    Zeros<T> transposed(groups * L * width);
+    Zeros<T> arranged(round_up(scratch, kLanes<T>));  // grad_out transposed, or its lines padded
     T* mine = sums + omp_get_thread_num() * per_thread;
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; ++n) {
       place(x + n * in_sample, padded.data(), p, g.C);
-      for (int64_t grp = 0; grp < groups; ++grp)
-        for (int64_t o = 0; o < Og; ++o)
-          for (int64_t l = 0; l < L; ++l)
-            transposed[(grp * L + l) * width + o] = grad_out[((n * O) + grp * Og + o) * L + l];
-      for (int64_t grp = 0; grp < groups; ++grp) {
-        for (int64_t ob = 0; ob < Og; ob += kLanes<T>) {
-          for (int64_t r0 = 0; r0 < R; r0 += P) {
-            Vec<T> acc[P];
-            T* sum = mine + (grp * Rt + r0) * width + ob;  // P rows of sums, width apart
-            for (int64_t q = 0; q < P; ++q) std::memcpy(&acc[q], sum + q * width, sizeof acc[q]);
-            int64_t at[P];
-            for (int64_t q = 0; q < P; ++q) at[q] = p.row[least(r0 + q, R - 1)];
-            tile(acc, transposed.data() + grp * L * width + ob, width, padded.data() + grp * Cg * p.plane,
-                 p.pos.data(), L, at);
-            for (int64_t q = 0; q < P; ++q) std::memcpy(sum + q * width, &acc[q], sizeof acc[q]);
-          }
-        }
-      }
+      const T* gy = grad_out + n * O * L;
+      if (lines)
+        weight_grad_lines<T, P>(gy, padded.data(), arranged.data(), mine, p, groups, Cg, Og, width, Rt);
+      else
+        weight_grad_channels<T, P>(gy, padded.data(), arranged.data(), mine, p, groups, Cg, Og, width, Rt);
     }
   }
 }
