@@ -118,13 +118,7 @@ def test_forked_child_runs_openmp_kernels_on_one_thread():
         finally:
             os._exit(0)
     os.close(write)
-    deadline = time.monotonic() + 60
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung in an OpenMP kernel")
-        time.sleep(0.01)
+    _wait(pid, "the forked child hung in an OpenMP kernel")
     assert os.read(read, 100).decode() == "1 True"
     os.close(read)
     assert distml.get_num_threads() == 2  # the parent keeps its count
@@ -168,12 +162,17 @@ def test_forked_child_runs_threaded_products():
         finally:
             os._exit(0)
     os.close(write)
-    deadline = time.monotonic() + 60
+    _wait(pid, "the forked child hung in a threaded product")
+    assert os.read(read, 100).decode() == "True"
+    os.close(read)
+
+
+def _wait(pid, hung, seconds=60):
+    """Wait for a forked child; kill it and fail with `hung` after `seconds`."""
+    deadline = time.monotonic() + seconds
     while os.waitpid(pid, os.WNOHANG) == (0, 0):
         if time.monotonic() > deadline:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-            pytest.fail("the forked child hung in a threaded product")
+            pytest.fail(hung)
         time.sleep(0.01)
-    assert os.read(read, 100).decode() == "True"
-    os.close(read)
