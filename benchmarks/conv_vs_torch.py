@@ -3,8 +3,9 @@
     python benchmarks/conv_vs_torch.py [--threads 1] [--repeats 7] [--no-step]
 
 For ResNet-18's convolution shapes at 32x32 input, batch 16 (and a few at 224x224, batch 4,
-a depthwise one, and LeNet-5's two on MNIST at batch 64) it times the forward (no grad), forward + backward for the input
-gradient only, and forward + backward for the weight gradient only. Then one whole
+a depthwise one, and LeNet-5's two on MNIST at batch 64) it times the forward (no grad),
+forward + backward for the input gradient only, and forward + backward for the weight gradient
+only. Then one whole
 ResNet-18 training step (distml.vision.models.resnet18 against the torchvision layout written
 out below, SGD with momentum, cross-entropy) at 32x32, batch 16. Both frameworks run at the
 same thread count (torch.set_num_threads, threadpoolctl for BLAS and OpenMP); the fastest of

@@ -5,8 +5,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <type_traits>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace distml {
@@ -86,7 +86,8 @@ struct Plan {
 
 Plan make_plan(Dim d, Dim h, Dim w, int64_t channels) {
   // Along lines (stride 1) whole vectors are read: past a line's end they must read zeros.
-  if (w.stride == 1) w.extent = std::max(w.extent, w.start + round_up(w.out, kLanes<float>) + (w.kernel - 1) * w.dilation);
+  if (w.stride == 1)
+    w.extent = std::max(w.extent, w.start + round_up(w.out, kLanes<float>) + (w.kernel - 1) * w.dilation);
   Plan p{d, h, w, d.extent * h.extent * w.extent, d.out * h.out * w.out, channels * d.kernel * h.kernel * w.kernel};
   for (int64_t a = 0; a < d.out; ++a)
     for (int64_t b = 0; b < h.out; ++b)
@@ -129,8 +130,8 @@ void place(const T* src, T* padded, const Plan& p, int64_t channels) {
 
 // The register tile: acc[q] += a_s * b[step[s] + at[q]] for s < steps, a_s the vector at a + s * a_stride.
 template <typename T, int64_t P>
-DISTML_INLINE void tile(Vec<T> (&acc)[P], const T* a, int64_t a_stride, const T* b,
-                                                const int64_t* step, int64_t steps, const int64_t (&at)[P]) {
+DISTML_INLINE void tile(Vec<T> (&acc)[P], const T* a, int64_t a_stride, const T* b, const int64_t* step,
+                        int64_t steps, const int64_t (&at)[P]) {
   for (int64_t s = 0; s < steps; ++s) {
     Vec<T> as;
     std::memcpy(&as, a + s * a_stride, sizeof as);
@@ -143,8 +144,8 @@ DISTML_INLINE void tile(Vec<T> (&acc)[P], const T* a, int64_t a_stride, const T*
 // packed[grp, r, o] * padded[grp's planes][row[r] + pos[t]]. packed is (groups, rows, outs rounded up
 // to whole vectors); the tiles' vectors run over its outputs.
 template <typename T, int64_t P>
-DISTML_INLINE void correlate(const T* padded, const T* packed, T* y, const Plan& p,
-                                                     int64_t groups, int64_t ins, int64_t outs) {
+DISTML_INLINE void correlate(const T* padded, const T* packed, T* y, const Plan& p, int64_t groups, int64_t ins,
+                             int64_t outs) {
   constexpr int64_t V = kLanes<T>;
   const int64_t width = round_up(outs, V), L = p.positions;
   for (int64_t grp = 0; grp < groups; ++grp) {
@@ -165,8 +166,8 @@ DISTML_INLINE void correlate(const T* padded, const T* packed, T* y, const Plan&
 // correlate with the tiles' vectors along W instead: V consecutive output positions of a line (the
 // window moving one element a position: stride 1) by P outputs, for few outputs on long lines.
 template <typename T, int64_t P>
-DISTML_INLINE void correlate_lines(const T* padded, const T* packed, T* y, const Plan& p,
-                                                           int64_t groups, int64_t ins, int64_t outs) {
+DISTML_INLINE void correlate_lines(const T* padded, const T* packed, T* y, const Plan& p, int64_t groups,
+                                   int64_t ins, int64_t outs) {
   constexpr int64_t V = kLanes<T>;
   const int64_t width = round_up(outs, V), L = p.positions, W = p.w.out;
   for (int64_t grp = 0; grp < groups; ++grp) {

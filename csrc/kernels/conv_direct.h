@@ -8,8 +8,9 @@ namespace distml {
 
 // Direct convolutions for small planes, with no columns in memory: each sample's input is copied
 // once into a zero-padded plane that every window reads inside, and the products run as register
-// tiles of 4 output positions (or kernel rows) by one vector of 16 floats or 8 doubles (AVX-512,
-// AVX2 or plain code, picked at run time). g describes the window over x (N, C, D, H, W); w is
+// tiles of 8 (AVX-512) or 4 (AVX2) output positions or kernel rows by a vector of 16 floats or 8
+// doubles, over channels or along the lines of a plane, whichever fills the vectors better (the
+// instruction set is picked at run time). g describes the window over x (N, C, D, H, W); w is
 // (O, C / groups, KD, KH, KW) and out (N, O, OD, OH, OW). Parallel over the batch.
 void conv_direct(const void* x, const void* w, void* out, const ConvGeometry3d& g, int64_t O, int64_t groups,
                  DType dtype);
