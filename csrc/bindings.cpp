@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <omp.h>
 
+#include "blas_threads.h"
 #include "buffer.h"
 #include "comm/process_group.h"
 #include "cuda/kernels.h"
@@ -15,6 +16,7 @@
 #include "kernels/optim.h"
 #include "kernels/softmax.h"
 #include "kernels/im2col.h"
+#include "kernels/conv_direct.h"
 #include "kernels/depthwise.h"
 #include "kernels/pool.h"
 #include "kernels/cross_entropy.h"
@@ -137,6 +139,8 @@ PYBIND11_MODULE(_C, m) {
         "kernels with a CUDA version.");
   m.def("set_num_threads", [](int n) { omp_set_num_threads(n); }, "Threads used by the OpenMP kernels.");
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  m.def("blas_threads_callback", []() { return reinterpret_cast<uintptr_t>(&blas_threads_callback); },
+        "The address of the callback that runs OpenBLAS's parallel jobs on the OpenMP threads (blas_threads.h).");
 
   // ---- kernels/ (tensor kernels) ----
   m.def("scatter_add", [](Buffer target, Buffer index, Buffer values) {
@@ -262,6 +266,39 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     depthwise_conv_weight_grad(grad_out.data(), x.data(), gw, g, M, dtype);
   }, "grad_w of depthwise_conv: summed over the batch and the output positions.");
+  // Direct convolutions: x (N, C, D, H, W), weight (O, C / groups, K), out (N, O, OD, OH, OW) (kernels/conv_direct.h).
+  static auto direct_sizes = [](const ConvGeometry3d& g, int64_t O, int64_t groups) {
+    if (groups < 1 || g.C % groups || O % groups)
+      throw py::value_error("conv_direct: groups must divide the input and output channels");
+    return std::tuple{g.N * g.C * g.D * g.H * g.W, O * (g.C / groups) * g.KD * g.KH * g.KW,
+                      g.N * O * g.OD * g.OH * g.OW};
+  };
+  m.def("conv_direct", [](Buffer x, Buffer w, Buffer out, std::vector<int64_t> geometry, int64_t O, int64_t groups) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = direct_sizes(g, O, groups);
+    DType dtype = check_arrays("conv_direct", {{&x, x_size}, {&w, w_size}, {&out, out_size}});
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    conv_direct(x.data(), w.data(), y, g, O, groups, dtype);
+  }, "out = the convolution of x by weight, computed directly (for small planes).");
+  m.def("conv_direct_input_grad", [](Buffer grad_out, Buffer w, Buffer grad_x, std::vector<int64_t> geometry,
+                                     int64_t O, int64_t groups) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = direct_sizes(g, O, groups);
+    DType dtype = check_arrays("conv_direct_input_grad", {{&grad_out, out_size}, {&w, w_size}, {&grad_x, x_size}});
+    void* gx = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    conv_direct_input_grad(grad_out.data(), w.data(), gx, g, O, groups, dtype);
+  }, "grad_x of conv_direct.");
+  m.def("conv_direct_weight_grad", [](Buffer grad_out, Buffer x, Buffer grad_w, std::vector<int64_t> geometry,
+                                      int64_t O, int64_t groups) {
+    ConvGeometry3d g = conv_geometry3d(geometry);
+    auto [x_size, w_size, out_size] = direct_sizes(g, O, groups);
+    DType dtype = check_arrays("conv_direct_weight_grad", {{&grad_out, out_size}, {&x, x_size}, {&grad_w, w_size}});
+    void* gw = grad_w.mutable_data();
+    py::gil_scoped_release release;
+    conv_direct_weight_grad(grad_out.data(), x.data(), gw, g, O, groups, dtype);
+  }, "grad_w of conv_direct: summed over the batch.");
   // Pooling windows: `geometry` is (P, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW)
   // (kernels/pool.h).
   static auto pool_geometry = [](const std::vector<int64_t>& v) {

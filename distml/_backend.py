@@ -64,7 +64,7 @@ def blas_core():
     from scipy.linalg import cython_blas
     C.rnn_set_blas(cython_blas.__pyx_capi__["sgemm"], cython_blas.__pyx_capi__["dgemm"])
     from distml import threads
-    threads.limit_blas_pools()  # scipy's BLAS may have just been loaded, with a pool of its own
+    threads.adopt_blas_pools()  # scipy's BLAS may have just been loaded, with a pool of its own
     return C
 
 

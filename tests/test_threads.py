@@ -1,4 +1,5 @@
 """distml.set_num_threads / get_num_threads against torch's, the thread pools they reach, and forked children."""
+import ctypes
 import json
 import os
 import subprocess
@@ -117,13 +118,61 @@ def test_forked_child_runs_openmp_kernels_on_one_thread():
         finally:
             os._exit(0)
     os.close(write)
-    deadline = time.monotonic() + 60
+    _wait(pid, "the forked child hung in an OpenMP kernel")
+    assert os.read(read, 100).decode() == "1 True"
+    os.close(read)
+    assert distml.get_num_threads() == 2  # the parent keeps its count
+
+
+def _callbacks():
+    """Each OpenBLAS pool's threads callback (openblas_threads_callback_, a variable every build exports)."""
+    return {p["filepath"]: ctypes.c_void_p.in_dll(ctypes.CDLL(p["filepath"]), "openblas_threads_callback_").value
+            for p in pools("blas") if p["internal_api"] == "openblas"}
+
+
+def test_openblas_runs_its_jobs_on_the_openmp_threads():
+    """NumPy's OpenBLAS from import on, scipy's once the recurrent kernels load it."""
+    from distml._backend import blas_core
+    blas_core()
+    callbacks = _callbacks()
+    assert any("numpy" in path for path in callbacks) and any("scipy" in path for path in callbacks)
+    assert set(callbacks.values()) == {C.blas_threads_callback()}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_threaded_products_through_the_callback(rng, n):
+    """Products large enough for OpenBLAS to split, on n threads (3: more than the cores here)."""
+    distml.set_num_threads(n)
+    a, b = rng.standard_normal((300, 700)), rng.standard_normal((700, 500))
+    expected = np.einsum("ik,kj->ij", a, b)
+    np.testing.assert_allclose(a @ b, expected, rtol=1e-10)
+    np.testing.assert_allclose(a.astype(np.float32) @ b.astype(np.float32), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_forked_child_runs_threaded_products():
+    """A child forked after the parent ran OpenBLAS jobs on an OpenMP team runs them on plain threads."""
+    distml.set_num_threads(2)
+    a = np.random.default_rng(0).standard_normal((400, 400))
+    expected = a @ a  # the parent's OpenMP team runs OpenBLAS's jobs
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, str(np.allclose(a @ a, expected, rtol=1e-12)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _wait(pid, "the forked child hung in a threaded product")
+    assert os.read(read, 100).decode() == "True"
+    os.close(read)
+
+
+def _wait(pid, hung, seconds=60):
+    """Wait for a forked child; kill it and fail with `hung` after `seconds`."""
+    deadline = time.monotonic() + seconds
     while os.waitpid(pid, os.WNOHANG) == (0, 0):
         if time.monotonic() > deadline:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-            pytest.fail("the forked child hung in an OpenMP kernel")
+            pytest.fail(hung)
         time.sleep(0.01)
-    assert os.read(read, 100).decode() == "1 True"
-    os.close(read)
-    assert distml.get_num_threads() == 2  # the parent keeps its count

@@ -10,8 +10,9 @@ position), K the kernel's size and L the number of output positions. Then, per g
     weight grad  weight_grad     = grad @ cols.T          (one product over the whole batch)
 
 and (O, N*L) <-> (N, O, L) is one transposed copy each way. A 1x1 kernel without padding
-needs no general unfolding: its columns are x, strided and transposed. Depthwise convolutions
-(one input channel per group) skip the columns on the CPU: `_C` computes them directly.
+needs no general unfolding: its columns are x, strided and transposed. On the CPU, depthwise
+convolutions (one input channel per group) and small ones on small planes skip the columns: `_C`
+computes them directly (`_direct_kernels` says which).
 
 A `Window` says how the kernel slides over an input: N, C, the input's spatial size, kernel,
 stride, padding (before each dim; the padding after is implied by `out`), dilation and the
@@ -163,12 +164,26 @@ def _batch_first(a, N, spatial, bias=None):
     return out.reshape((N, a.shape[0]) + tuple(spatial))
 
 
-def _direct_depthwise(x, weight, window, groups):
-    """Whether `_C`'s depthwise kernels take this convolution (one input channel per group, on
-    the CPU): they read x directly, where columns would be K times its size for a GEMM per group
-    too small to pay."""
-    return (groups > 1 and weight.shape[1] == 1 and not _pointwise(window)
-            and kernels.compiled("depthwise_conv", x) is not None)
+def _direct_kernels(x, weight, window, groups):
+    """`_C`'s kernels that compute this convolution directly on the CPU, as ((forward, input grad,
+    weight grad), their arguments after the geometry), or None for the matrix products. Depthwise
+    convolutions (one input channel per group) always: columns would be K times x for a product
+    per group too small to pay. Others where the products are small and the columns many times
+    x: stride 1, at most 28 x 28 output positions and 2**16 weights per group; beyond those,
+    BLAS on the columns was faster (benchmarks/conv_vs_torch.py)."""
+    if _pointwise(window) or kernels.compiled("conv_direct", x, kernels.FLOATS) is None:
+        return None
+    out_channels = weight.shape[0]
+    if groups > 1 and weight.shape[1] == 1:
+        return _DEPTHWISE, (out_channels // groups,)
+    if (all(s == 1 for s in window.stride) and 0 < _positions(window) <= 28 * 28 and window.N > 0
+            and weight.size // groups <= 2 ** 16):
+        return _DIRECT, (out_channels, groups)
+    return None
+
+
+_DEPTHWISE = (C.depthwise_conv, C.depthwise_conv_input_grad, C.depthwise_conv_weight_grad)
+_DIRECT = (C.conv_direct, C.conv_direct_input_grad, C.conv_direct_weight_grad)
 
 
 class Conv(Primitive):
@@ -177,11 +192,12 @@ class Conv(Primitive):
 
     def forward(self, x, weight, bias, window, groups):
         self.window, self.groups, self.weight = window, groups, weight
-        self.direct = _direct_depthwise(x, weight, window, groups)
-        if self.direct:
+        self.direct = _direct_kernels(x, weight, window, groups)
+        if self.direct is not None:
+            (forward, _, _), args = self.direct
             self.x, self.weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
             out = np.empty((window.N, weight.shape[0]) + tuple(window.out), dtype=x.dtype)
-            C.depthwise_conv(self.x, self.weight, out, _geometry(window), weight.shape[0] // groups)
+            forward(self.x, self.weight, out, _geometry(window), *args)
             if bias is not None:
                 out += bias.reshape((-1,) + (1,) * len(window.out))
             return out
@@ -193,8 +209,8 @@ class Conv(Primitive):
         return _batch_first(out.reshape(weight.shape[0], -1), window.N, window.out, bias)
 
     def backward(self, grad):
-        if self.direct:
-            return self._depthwise_backward(np.ascontiguousarray(grad))
+        if self.direct is not None:
+            return self._direct_backward(np.ascontiguousarray(grad))
         weight, groups, needs, window = self.weight, self.groups, self.needs_input_grad, self.window
         grad = _grouped(_channels_first(grad), groups)
         grad_x = grad_w = grad_b = None
@@ -208,16 +224,16 @@ class Conv(Primitive):
             grad_b = grad.sum(axis=2).reshape(-1)
         return grad_x, grad_w, grad_b
 
-    def _depthwise_backward(self, grad):
-        window, weight, needs = self.window, self.weight, self.needs_input_grad
-        geometry, multiplier = _geometry(window), weight.shape[0] // self.groups
+    def _direct_backward(self, grad):
+        (_, input_grad, weight_grad), args = self.direct
+        geometry, needs = _geometry(self.window), self.needs_input_grad
         grad_x = grad_w = grad_b = None
         if needs[0]:
             grad_x = np.empty(self.x.shape, dtype=grad.dtype)
-            C.depthwise_conv_input_grad(grad, weight, grad_x, geometry, multiplier)
+            input_grad(grad, self.weight, grad_x, geometry, *args)
         if needs[1]:
-            grad_w = np.empty(weight.shape, dtype=grad.dtype)
-            C.depthwise_conv_weight_grad(grad, self.x, grad_w, geometry, multiplier)
+            grad_w = np.empty(self.weight.shape, dtype=grad.dtype)
+            weight_grad(grad, self.x, grad_w, geometry, *args)
         if needs[2]:
             grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
         return grad_x, grad_w, grad_b
