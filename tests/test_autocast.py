@@ -490,6 +490,20 @@ def test_grad_scaler_training_matches_torch(kwargs):
         np.testing.assert_allclose(b1, b2, rtol=1e-5, atol=1e-6)
 
 
+def test_grad_scaler_reads_the_device_once_per_step(monkeypatch):
+    # The inf/nan checks of all gradients land in one flag per device; step() reads each flag once.
+    model = distml.nn.Sequential(distml.nn.Linear(4, 8), distml.nn.ReLU(), distml.nn.Linear(8, 2))
+    optimizer = distml.optim.SGD(model.parameters(), lr=0.1)
+    scaler = distml.amp.GradScaler("cpu", init_scale=8.0)
+    scaler.scale(model(distml.tensor(A)).sum()).backward()
+    reads = []
+    item = distml.Tensor.item
+    monkeypatch.setattr(distml.Tensor, "item", lambda self: reads.append(self.shape) or item(self))
+    scaler.step(optimizer)
+    scaler.update()
+    assert reads == [()] and scaler.get_scale() == 8.0
+
+
 def _unscale_then_clip(m):
     model = m.nn.Linear(4, 2)
     with m.no_grad():
@@ -523,8 +537,9 @@ def test_unscale_kernel_matches_torch(dtype):
                    distml.tensor(values).to(getattr(distml, dtype))]
         found_t, inv_scale = torch.zeros(()), torch.tensor(1 / 96.0)
         torch._amp_foreach_non_finite_check_and_unscale_(grads_t, found_t, inv_scale)
-        found_d = grad_scaler.non_finite_check_and_unscale_([g.array for g in grads_d], np.float32(1 / 96.0))
-        assert found_d == bool(found_t)
+        found_d = np.zeros((), dtype=np.float32)
+        grad_scaler.non_finite_check_and_unscale_([g.array for g in grads_d], found_d, np.array(1 / 96.0, np.float32))
+        assert found_d.item() == found_t.item()
         for ours, theirs in zip(grads_d, grads_t):
             np.testing.assert_array_equal(ours.float().numpy(), theirs.float().numpy())
 
@@ -536,7 +551,7 @@ def test_update_scale_kernel_matches_torch(found_inf, scale, tracker, growth, ba
     s_t, t_t = torch.tensor(scale), torch.tensor(tracker, dtype=torch.int32)
     torch._amp_update_scale_(s_t, t_t, torch.tensor(float(found_inf)), growth, backoff, interval)
     s_d, t_d = np.array(scale, dtype=np.float32), np.array(tracker, dtype=np.int32)
-    grad_scaler.update_scale_(s_d, t_d, found_inf, growth, backoff, interval)
+    grad_scaler.update_scale_(s_d, t_d, np.array(float(found_inf), np.float32), growth, backoff, interval)
     assert (s_d.item(), t_d.item()) == (s_t.item(), t_t.item())
 
 
