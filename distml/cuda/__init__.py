@@ -61,8 +61,8 @@ def _index(spec=None):
 
 def is_bf16_supported(including_emulation=True):
     """Whether the current CUDA device computes in bfloat16 (compute capability 8.0 or later); False
-    without a usable device, as PyTorch's CPU build answers. cupy has no bfloat16 arrays, so distml
-    tensors cannot be bfloat16 on the GPU either way."""
+    without a usable device, as PyTorch's CPU build answers. bfloat16 cuda tensors need CuPy 14 or
+    later (bfloat16 arrays through ml_dtypes)."""
     if not is_available():
         return False
     return get_device_capability()[0] >= 8 or bool(including_emulation)

@@ -5,8 +5,6 @@ against the same run on the CPU: LeNet on MNIST and a small ResNet-18 reach the 
 Mixed precision: bfloat16 and float16 (with a GradScaler) autocast training converges. Runs only
 where a CUDA device is usable."""
 import copy
-import gzip
-import os
 
 import numpy as np
 import pytest
@@ -119,9 +117,6 @@ def test_dropout_training_on_cuda():
 
 # ---- the same training on cuda and on the CPU: accuracy agrees ----
 
-MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist")
-
-
 def lenet():
     nn = distml.nn
     return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
@@ -162,22 +157,20 @@ def fit_and_score(model, device, train_set, test_set, epochs, lr, batch=64, seed
     return float((predicted == test_set[1]).mean())
 
 
-def load_mnist(directory, train=4000, test=2000):
+def mnist_split(directory, train=4000, test=2000):
     """The MNIST test split (the files in ../shared/data/mnist), normalised: its first `train` images to
     train on, its last `test` to test on."""
-    with gzip.open(os.path.join(directory, "t10k-images-idx3-ubyte.gz")) as f:
-        images = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(os.path.join(directory, "t10k-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8).astype(np.int64)
-    images = ((images.astype(np.float32) / 255.0) - 0.1307) / 0.3081
+    from distml.vision.datasets import MNIST
+    split = MNIST(directory, train=False)
+    images = ((split.data.numpy()[:, None].astype(np.float32) / 255.0) - 0.1307) / 0.3081
+    labels = split.targets.numpy()
     return (images[:train], labels[:train]), (images[-test:], labels[-test:])
 
 
 # float32 on two devices rounds differently, so the runs drift apart a little: one point of accuracy
 # on 2,000 MNIST images (20 images), four points on the 200 synthetic ones (16 x 16).
-@pytest.mark.skipif(not os.path.isdir(MNIST), reason=f"needs the MNIST test split in {os.path.normpath(MNIST)}")
-def test_lenet_on_mnist_reaches_the_cpu_accuracy_on_cuda():
-    train_set, test_set = load_mnist(MNIST)
+def test_lenet_on_mnist_reaches_the_cpu_accuracy_on_cuda(mnist_dir):
+    train_set, test_set = mnist_split(mnist_dir)
     distml.manual_seed(0)
     model = lenet()
     on_cuda = copy.deepcopy(model)
