@@ -1,7 +1,7 @@
 """Training-step time on one GPU, distml against PyTorch CUDA on the same device, in float32 and in
 bfloat16 autocast.
 
-    python benchmarks/gpu_vs_torch.py [--rounds 3] [--seconds 2] [--workloads resnet18,transformer]
+    python benchmarks/gpu_vs_torch.py [--rounds 3] [--seconds 2] [--workloads transformer,resnet18]
                                       [--precisions float32,bf16]
 
 Workloads: ResNet-18 (distml.vision.models.resnet18 / torch_resnet.TorchResNet18, 1000 classes) on
@@ -105,9 +105,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="about how long each measurement runs")
-    parser.add_argument("--workloads", default="resnet18,transformer")
+    parser.add_argument("--workloads", default="transformer,resnet18")
     parser.add_argument("--precisions", default="float32,bf16")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # rows printed before a time limit stops the run are kept
     reason = unavailable()
     if reason is not None:
         print(f"gpu_vs_torch: no GPU to measure on: {reason}", file=sys.stderr)
@@ -130,8 +131,7 @@ def main():
                 continue
             ratio = ms["torch"] / ms["distml"]
             verdict = "" if ratio >= TARGET else f"  (below the {TARGET} target)"
-            print(f"{workload:<12} {precision:<10} {ms['distml']:>15.2f} {ms['torch']:>14.2f} {ratio:>13.2f}{verdict}",
-                  flush=True)
+            print(f"{workload:<12} {precision:<10} {ms['distml']:>15.2f} {ms['torch']:>14.2f} {ratio:>13.2f}{verdict}")
             torch.cuda.empty_cache()
             distml.cuda.empty_cache()
     return 1 if failed else 0
