@@ -838,10 +838,10 @@ def torch_cuda_autocast(name, input_dtype, autocast_dtype):
 
 @pytest.fixture
 def pretend_cuda(monkeypatch):
-    """PLUMBING ONLY: autocast reads every host array as a cuda one, so the CUDA table and the casts run
+    """PLUMBING ONLY: autocast reads every host tensor as a cuda one, so the CUDA table and the casts run
     here; real cuda tensors take the same path in test_cuda_list_on_the_device."""
     from distml.amp import autocast_mode
-    monkeypatch.setattr(autocast_mode, "_kind", lambda array: "cuda")
+    monkeypatch.setattr(autocast_mode, "_kind", lambda tensor: "cuda")
 
 
 @pytest.mark.parametrize("autocast_dtype", ["float16", "bfloat16"])

@@ -44,10 +44,10 @@ _nesting = 0
 _cache = {}
 _active = False  # whether declared ops cast now: the one check each makes
 _BANNED = {"binary_cross_entropy": (
-    "{m}.nn.functional.binary_cross_entropy and {m}.nn.BCELoss are unsafe to autocast.\nMany models use a "
+    "distml.nn.functional.binary_cross_entropy and distml.nn.BCELoss are unsafe to autocast.\nMany models use a "
     "sigmoid layer right before the binary cross entropy layer.\nIn this case, combine the two layers using "
-    "{m}.nn.functional.binary_cross_entropy_with_logits\nor {m}.nn.BCEWithLogitsLoss.  "
-    "binary_cross_entropy_with_logits and BCEWithLogits are\nsafe to autocast.".format(m="distml"))}
+    "distml.nn.functional.binary_cross_entropy_with_logits\nor distml.nn.BCEWithLogitsLoss.  "
+    "binary_cross_entropy_with_logits and BCEWithLogits are\nsafe to autocast.")}
 
 
 def _device_type(device_type):
@@ -250,9 +250,9 @@ def policy(op, device_type):
     return getattr(op, "autocast_policies", {}).get(_device_type(device_type))
 
 
-def _kind(array):
-    """The device type an array is on, as autocast's tables are keyed."""
-    return "cpu" if isinstance(array, np.ndarray) else "cuda"
+def _kind(tensor):
+    """The device type a tensor is on, as autocast's tables are keyed."""
+    return "cuda" if tensor.is_cuda else "cpu"
 
 
 def _tensors(value):
@@ -269,7 +269,7 @@ def _tensors(value):
 
 def _call_device(values):
     """The device type a call dispatches on: cuda when any tensor argument is there, else cpu (None: no tensor)."""
-    kinds = {_kind(t.array) for t in _tensors(values)}
+    kinds = {_kind(t) for t in _tensors(values)}
     return "cuda" if "cuda" in kinds else "cpu" if kinds else None
 
 
@@ -299,9 +299,9 @@ def _widest(values, device):
     `device` is float32, else the region's dtype (a tensor of the other lower dtype is an error)."""
     widest = _dtype[device]
     for t in _tensors(values):
-        found = t.array.dtype
-        if found not in _CASTABLE or _kind(t.array) != device:
+        if t.is_sparse or _kind(t) != device or t.array.dtype not in _CASTABLE:
             continue
+        found = t.array.dtype
         if widest is dtypes.float32 or found == np.float32:
             widest = dtypes.float32
         elif found != widest.np:
@@ -314,9 +314,9 @@ def _cast(value, device, dtype, cache=False):
     excepted) as `dtype`, through lists, tuples and dicts; `cache`: reuse the region's cast of a
     float32 leaf."""
     if isinstance(value, Tensor):
-        array = value.array
-        if (array.dtype in _CASTABLE and array.dtype != dtype.np and not value.is_sparse
-                and (device is None or _kind(array) == device)):
+        if value.is_sparse or (device is not None and _kind(value) != device):
+            return value
+        if value.array.dtype in _CASTABLE and value.array.dtype != dtype.np:
             return _cached_cast(value, dtype) if cache else cast(value, dtype)
         return value
     if type(value) in (list, tuple):
