@@ -199,9 +199,9 @@ def memory_summary(device=None, abbreviated=False):
     lines += [f"{label:<24}{_memory.readable(stats[key + '.all.current']):>14}"
               f"{_memory.readable(stats[key + '.all.peak']):>14}" for label, key in rows]
     if not abbreviated:
-        lines.append(f"{'Free cached blocks':<24}{stats['inactive_split.all.current']:>14}{'':>14}")
-    rule = "=" * 52
-    return "\n".join([rule, *lines[:2], "-" * 52, *lines[2:], rule]) + "\n"
+        lines.append(f"{'Free cached blocks':<24}{stats['inactive_split.all.current']:>14}")
+    width = max(len(line) for line in lines)
+    return "\n".join(["=" * width, *lines[:2], "-" * width, *lines[2:], "=" * width]) + "\n"
 
 
 def reset_peak_memory_stats(device=None):
