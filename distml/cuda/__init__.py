@@ -8,7 +8,9 @@
 Whether CUDA is usable is asked of distml._backend alone. While no device is usable (cupy missing,
 no driver or no device) every function answers as PyTorch's CPU build does: AssertionError
 ("distml cannot use CUDA: <why>") for the calls that need a device, 0 / False / a no-op for the
-rest. Streams and events are in distml/cuda/streams.py, the memory statistics in _memory.py.
+rest. Streams and events are in distml/cuda/streams.py, the memory statistics (memory_stats,
+memory_summary, ...) in _memory.py, the per-device generators (get_rng_state / set_rng_state) in
+random.py.
 """
 import contextlib
 
