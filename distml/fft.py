@@ -171,36 +171,36 @@ def _inverse_real_transform(x, s, dim, norm, default, name):
 
 # ---- one-dimensional ----
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def fft(input, n=None, dim=-1, norm=None):
     """The discrete Fourier transform along `dim`: `distml.fft.fft(x)`."""
     return _complex_transform(input, *_one_dim(n, dim), norm, False, None, "fft")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def ifft(input, n=None, dim=-1, norm=None):
     return _complex_transform(input, *_one_dim(n, dim), norm, True, None, "ifft")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def rfft(input, n=None, dim=-1, norm=None):
     """The non-negative frequencies of a real signal's transform: `distml.fft.rfft(x)`."""
     return _real_transform(input, *_one_dim(n, dim), norm, None, "rfft")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def irfft(input, n=None, dim=-1, norm=None):
     """The real signal of a half spectrum (length 2 * (m - 1) unless n is given)."""
     return _inverse_real_transform(input, *_one_dim(n, dim), norm, None, "irfft")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def hfft(input, n=None, dim=-1, norm=None):
     """The real transform of a Hermitian-symmetric signal given by its first half."""
     return irfft(input.conj(), n, dim, _DUAL_NORM[_check_norm(norm)])
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def ihfft(input, n=None, dim=-1, norm=None):
     """The inverse of hfft: the first half of the inverse transform of a real signal."""
     return rfft(input, n, dim, _DUAL_NORM[_check_norm(norm)]).conj()
@@ -208,43 +208,43 @@ def ihfft(input, n=None, dim=-1, norm=None):
 
 # ---- two- and n-dimensional ----
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def fft2(input, s=None, dim=(-2, -1), norm=None):
     return _complex_transform(input, s, dim, norm, False, None, "fft2")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def ifft2(input, s=None, dim=(-2, -1), norm=None):
     return _complex_transform(input, s, dim, norm, True, None, "ifft2")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def rfft2(input, s=None, dim=(-2, -1), norm=None):
     return _real_transform(input, s, dim, norm, None, "rfft2")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def irfft2(input, s=None, dim=(-2, -1), norm=None):
     return _inverse_real_transform(input, s, dim, norm, None, "irfft2")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def fftn(input, s=None, dim=None, norm=None):
     """The transform over `dim` (all dimensions by default, or the last len(s))."""
     return _complex_transform(input, s, dim, norm, False, _all_dims, "fftn")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def ifftn(input, s=None, dim=None, norm=None):
     return _complex_transform(input, s, dim, norm, True, _all_dims, "ifftn")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def rfftn(input, s=None, dim=None, norm=None):
     return _real_transform(input, s, dim, norm, _all_dims, "rfftn")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def irfftn(input, s=None, dim=None, norm=None):
     return _inverse_real_transform(input, s, dim, norm, _all_dims, "irfftn")
 

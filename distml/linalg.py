@@ -644,6 +644,7 @@ def _ord_text(ord):
     return str(int(ord)) if float(ord).is_integer() else str(ord)
 
 
+@autocast_op(cuda="float32")
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     """The `ord`-norm of the vectors along `dim` (all elements when None):
     `distml.linalg.vector_norm(x, 1, dim=-1)`."""
@@ -668,6 +669,7 @@ def _matrix_dims(name, A, dim):
     return wrapped
 
 
+@autocast_op(cuda="float32")
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     """A matrix norm over the two dims `dim`: 'fro', 'nuc', inf, -inf, 1, -1, 2 or -2:
     `distml.linalg.matrix_norm(A, 'nuc')`."""
@@ -712,7 +714,7 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
 
 # ---- inverses and determinants ----
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def inv_ex(A, *, check_errors=False):
     """(inverse, info): info is 0, or for a singular matrix the first zero pivot (1-based) of its LU
     (its inverse is then nan); a singular matrix raises only with check_errors=True."""
@@ -720,7 +722,7 @@ def inv_ex(A, *, check_errors=False):
     return linalg_inv_ex(*Inv.apply(A, name="linalg.inv_ex", check=check_errors))
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def inv(A):
     """The inverse of square matrices; LinAlgError for a singular one: `distml.linalg.inv(A)`."""
     _check_matrix("linalg.inv", A)
@@ -746,7 +748,7 @@ def _vector_rhs(A, B):
     return B.array.ndim == 1 or (B.array.ndim == A.array.ndim - 1 and B.array.shape == A.array.shape[:-1])
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def solve(A, B, *, left=True):
     """X with AX = B (XA = B when left=False); B a matrix or a vector, batch dims broadcast:
     `distml.linalg.solve(A, b)`."""
@@ -779,7 +781,7 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
     return transpose(X, -1, -2)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def cholesky_ex(A, *, upper=False, check_errors=False):
     """(L, info): info is 0, or the order of the first leading minor that is not positive-definite
     (L is then only partly computed); raises only with check_errors=True."""
@@ -787,7 +789,7 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
     return linalg_cholesky_ex(*Cholesky.apply(A, upper=upper, name="linalg.cholesky_ex", check=check_errors))
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def cholesky(A, *, upper=False):
     """The Cholesky factor L (A = L L^T) of symmetric positive-definite matrices, read from A's lower
     triangle (U with A = U^T U, from the upper triangle, when upper): `distml.linalg.cholesky(A)`."""
@@ -797,7 +799,7 @@ def cholesky(A, *, upper=False):
 
 # ---- decompositions ----
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def qr(A, mode="reduced"):
     """Q, R with A = QR: mode 'reduced' (Q is m x k), 'complete' (Q is m x m) or 'r' (R only):
     `Q, R = distml.linalg.qr(A)`."""
@@ -808,7 +810,7 @@ def qr(A, mode="reduced"):
     return linalg_qr(*QR.apply(A, mode=mode))
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def svd(A, full_matrices=True, *, driver=None):
     """U, S, Vh with A = U diag(S) Vh, S descending: `U, S, Vh = distml.linalg.svd(A, full_matrices=False)`."""
     if driver is not None:
@@ -822,7 +824,7 @@ def _records(*tensors):
     return is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def svdvals(A, *, driver=None):
     """The singular values, descending: `distml.linalg.svdvals(A)`."""
     if driver is not None:
@@ -839,7 +841,7 @@ def _check_uplo(UPLO):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def eigh(A, UPLO="L"):
     """Eigenvalues (ascending) and eigenvectors of symmetric matrices, read from the UPLO triangle:
     `w, V = distml.linalg.eigh(A)`."""
@@ -848,7 +850,7 @@ def eigh(A, UPLO="L"):
     return linalg_eigh(*Eigh.apply(A, uplo=UPLO))
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def eigvalsh(A, UPLO="L"):
     """The eigenvalues (ascending) of symmetric matrices: `distml.linalg.eigvalsh(A)`."""
     _check_uplo(UPLO)
@@ -891,7 +893,7 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False, rcond=None):
     return Pinv.apply(A, atol=atol, rtol=rtol, hermitian=hermitian)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
     """How many singular values (|eigenvalues| when hermitian) exceed max(atol, rtol * largest);
     `tol` is torch's older form of atol (with rtol 0)."""
@@ -914,7 +916,7 @@ def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
     return Tensor(xp.asarray(keep.sum(axis=-1), dtype=np.int64))
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def lstsq(A, B, rcond=None, *, driver=None):
     """The least-squares (minimum-norm) solution of AX = B, with residuals, rank and singular values as
     PyTorch's CPU drivers return them (default 'gelsy': rank only): `X = distml.linalg.lstsq(A, B).solution`."""
@@ -995,7 +997,7 @@ def cross(input, other, *, dim=-1):
     return cat([sub(mul(a[(i + 1) % 3], b[(i + 2) % 3]), mul(a[(i + 2) % 3], b[(i + 1) % 3])) for i in range(3)], d)
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def vecdot(x, y, *, dim=-1):
     """The dot product of the vectors along `dim` (other dims broadcast): `distml.linalg.vecdot(x, y)`."""
     _check_float("linalg.vecdot", x, low_precision=True)
@@ -1019,6 +1021,7 @@ def _chain_order(sizes):
     return split
 
 
+@autocast_op(cuda="lower")
 def multi_dot(tensors):
     """The product of a chain of matrices in the cheapest order; the first and last may be vectors:
     `distml.linalg.multi_dot([a, B, C])`."""
@@ -1153,7 +1156,7 @@ def _legacy(name, method=True):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def inverse(A):
     """torch.inverse: linalg.inv."""
     return inv(A)
@@ -1169,7 +1172,7 @@ def logdet(A):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def pinverse(A, rcond=1e-15):
     """torch.pinverse: linalg.pinv with rtol=rcond."""
     return pinv(A, rtol=rcond)
@@ -1206,7 +1209,7 @@ def _qr_legacy(A, some=True):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def cholesky_solve(B, L, upper=False):
     """X with A X = B, given A's Cholesky factor L (A = L L^T; U with A = U^T U when upper):
     `distml.cholesky_solve(B, distml.linalg.cholesky(A))`. Solved through A rebuilt from the
@@ -1219,7 +1222,7 @@ def cholesky_solve(B, L, upper=False):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def cholesky_inverse(L, upper=False):
     """A^-1 from A's Cholesky factor: `distml.cholesky_inverse(L)`."""
     xp = get_array_module(L.array)

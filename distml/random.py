@@ -1,17 +1,20 @@
 """Random numbers: a global generator seeded by `manual_seed`, and the random factories.
 
 The streams are NumPy's (PCG64), so the same seed gives different numbers than PyTorch;
-shapes, dtypes and distributions match. On a cuda device, rand, randn, normal, the _like forms,
-uniform_, normal_, bernoulli(_) and so dropout draw there, from the device's generator
-(distml.cuda.random, which manual_seed seeds too); the integer samplers (randint, randperm,
-random_), exponential_, multinomial and a call given an explicit Generator draw on the host and
-copy the result to the device.
+shapes, dtypes and distributions match. On a cuda device every sampler (rand, randn, normal,
+randint, randperm, multinomial, bernoulli, the _like forms and the in-place fills, so dropout and
+nn.init too) draws there, from the device's generator (distml.cuda.random, which manual_seed seeds
+too); a call given an explicit Generator draws on the host and copies the result to the device.
 
     distml.manual_seed(0)
     x = distml.randn(2, 3)
+    with distml.random.fork_rng(devices=[]):
+        noise = distml.rand(3)       # the global state is restored on exit
 """
+import contextlib
 import json
 import numbers
+import warnings
 
 import numpy as np
 
@@ -77,6 +80,41 @@ def get_rng_state():
 
 def set_rng_state(state):
     default_generator.set_state(state)
+
+
+_fork_rng_warned = False
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled=True, _caller="fork_rng", _devices_kw="devices", device_type="cuda"):
+    """Restore the CPU generator's state and the cuda `devices`' (every device when None) on exit:
+    `with distml.random.fork_rng(devices=[0]): ...`; `enabled=False` forks nothing."""
+    global _fork_rng_warned
+    from distml import cuda
+    if device_type != "cuda":
+        raise RuntimeError(f"distml has no module of `{device_type}`: distml forks the cpu and cuda generators")
+    if not enabled:
+        yield
+        return
+    if devices is None:
+        count = cuda.device_count()
+        if count > 1 and not _fork_rng_warned:
+            warnings.warn(f"CUDA reports that you have {count} available devices, and you have used {_caller} "
+                          f"without explicitly specifying which devices are being used. For safety, we initialize "
+                          f"*every* CUDA device by default, which can be quite slow if you have a lot of CUDAs. "
+                          f"Set the '{_devices_kw}' keyword argument of {_caller} with the set of devices you are "
+                          f"actually using, for example devices=[0].", stacklevel=3)
+            _fork_rng_warned = True
+        devices = range(count)
+    devices = list(devices)
+    cpu_state = get_rng_state()
+    device_states = [cuda.get_rng_state(d) for d in devices]
+    try:
+        yield
+    finally:
+        set_rng_state(cpu_state)
+        for d, state in zip(devices, device_states):
+            cuda.set_rng_state(state, d)
 
 
 def _rng(generator):
@@ -168,8 +206,9 @@ def _bound(value, name, position, function="randint"):
     return int(value)
 
 
-def _integers(rng, low, high, shape, dtype):
-    """Integers in [low, high) as dtype, with PyTorch's errors for empty ranges and bounds dtype cannot hold."""
+def _integers(generator, low, high, shape, dtype, device=None):
+    """Integers in [low, high) for dtype (on device's GPU when it is a cuda device), with PyTorch's errors
+    for empty ranges and bounds dtype cannot hold."""
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     if dtype.np.kind in "iub":
@@ -178,7 +217,10 @@ def _integers(rng, low, high, shape, dtype):
             raise RuntimeError(f"from is out of bounds for {_C_NAMES[dtype.name]}")
         if high - 1 > limits[1]:
             raise RuntimeError(f"to - 1 is out of bounds for {_C_NAMES[dtype.name]}")
-    return rng.integers(low, high, shape)
+    index = _cuda_index(generator, device)
+    if index is not None:
+        return cuda_random.integers(low, high, shape, index)
+    return _rng(generator).integers(low, high, shape)
 
 
 def randint(*args, low=None, high=None, size=None, generator=None, out=None, dtype=None, layout=strided,
@@ -205,7 +247,7 @@ def randint(*args, low=None, high=None, size=None, generator=None, out=None, dty
     high = _bound(high, "high", 2 if args and len(values) == 2 else 1)
     shape = _size((size,), None, "randint")
     dtype, device = _factory_options("randint", out, dtype, layout, device, pin_memory, default=dtypes.int64)
-    sample = _integers(_rng(generator), low, high, shape, dtype)
+    sample = _integers(generator, low, high, shape, dtype, device)
     return _result(_on_device(sample, dtype, device), requires_grad, out, "randint")
 
 
@@ -215,7 +257,9 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=strided, device=
     n = _bound(n, "n", 1, "randperm")
     _size((n,), None, "randperm")
     dtype, device = _factory_options("randperm", out, dtype, layout, device, pin_memory, default=dtypes.int64)
-    return _result(_on_device(_rng(generator).permutation(n), dtype, device), requires_grad, out, "randperm")
+    index = _cuda_index(generator, device)
+    sample = _rng(generator).permutation(n) if index is None else cuda_random.permutation(n, index)
+    return _result(_on_device(sample, dtype, device), requires_grad, out, "randperm")
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=strided, device=None,
@@ -260,10 +304,15 @@ def bernoulli(input, p=None, *, generator=None):
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Indices drawn with probability proportional to the rows of input (1-D or 2-D)."""
+    shape = input.array.shape
+    if not replacement and num_samples > shape[-1]:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    index = _cuda_index(generator, input.device)
+    if index is not None:
+        out = cuda_random.multinomial(input.array.reshape(-1, shape[-1]), num_samples, replacement, index)
+        return _finish(out.reshape(shape[:-1] + (num_samples,)), False)
     probs = np.asarray(input.array if isinstance(input.array, np.ndarray) else input.array.get(), dtype=np.float64)
     rows = probs.reshape(-1, probs.shape[-1])
-    if not replacement and num_samples > rows.shape[1]:
-        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
     rng = _rng(generator)
     out = np.stack([rng.choice(rows.shape[1], num_samples, replace=replacement, p=row / row.sum()) for row in rows])
     return _finish(_on_device(out.reshape(probs.shape[:-1] + (num_samples,)), dtypes.int64, input.device), False)
@@ -315,8 +364,8 @@ def randint_like(input, low=None, high=None, *, generator=None, dtype=None, layo
     low = 0 if low is None else _bound(low, "low", 2, "randint_like")
     high = _bound(high, "high", 3 if low else 2, "randint_like")
 
-    def sample(shape, d, device):  # drawn on the host (integers have no device sampler here)
-        return _integers(_rng(generator), low, high, shape, d)
+    def sample(shape, d, device):
+        return _integers(generator, low, high, shape, d, device)
     return _like("randint_like", input, sample, dtype, layout, device, pin_memory, requires_grad, memory_format)
 
 
@@ -360,10 +409,13 @@ def random_(x, low=0, high=None, generator=None):
             high = 2 if x.dtype is dtypes.bool else int(np.iinfo(x.array.dtype).max) + 1
     elif high is None:
         low, high = 0, low
-    return _fill_with(x, _rng(generator).integers(low, high, x.array.shape))
+    return _fill_with(x, _integers(generator, low, high, x.array.shape, x.dtype, x.device))
 
 
 def exponential_(x, lambd=1.0, generator=None):
     if not lambd > 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+    index = _cuda_index(generator, x.device)
+    if index is not None:
+        return _fill_with(x, cuda_random.exponential(x.array.shape, index) / lambd)
     return _fill_with(x, _rng(generator).exponential(1.0 / lambd, x.array.shape))

@@ -490,6 +490,20 @@ def test_grad_scaler_training_matches_torch(kwargs):
         np.testing.assert_allclose(b1, b2, rtol=1e-5, atol=1e-6)
 
 
+def test_grad_scaler_reads_the_device_once_per_step(monkeypatch):
+    # The inf/nan checks of all gradients land in one flag per device; step() reads each flag once.
+    model = distml.nn.Sequential(distml.nn.Linear(4, 8), distml.nn.ReLU(), distml.nn.Linear(8, 2))
+    optimizer = distml.optim.SGD(model.parameters(), lr=0.1)
+    scaler = distml.amp.GradScaler("cpu", init_scale=8.0)
+    scaler.scale(model(distml.tensor(A)).sum()).backward()
+    reads = []
+    item = distml.Tensor.item
+    monkeypatch.setattr(distml.Tensor, "item", lambda self: reads.append(self.shape) or item(self))
+    scaler.step(optimizer)
+    scaler.update()
+    assert reads == [()] and scaler.get_scale() == 8.0
+
+
 def _unscale_then_clip(m):
     model = m.nn.Linear(4, 2)
     with m.no_grad():
@@ -523,8 +537,9 @@ def test_unscale_kernel_matches_torch(dtype):
                    distml.tensor(values).to(getattr(distml, dtype))]
         found_t, inv_scale = torch.zeros(()), torch.tensor(1 / 96.0)
         torch._amp_foreach_non_finite_check_and_unscale_(grads_t, found_t, inv_scale)
-        found_d = grad_scaler.non_finite_check_and_unscale_([g.array for g in grads_d], np.float32(1 / 96.0))
-        assert found_d == bool(found_t)
+        found_d = np.zeros((), dtype=np.float32)
+        grad_scaler.non_finite_check_and_unscale_([g.array for g in grads_d], found_d, np.array(1 / 96.0, np.float32))
+        assert found_d.item() == found_t.item()
         for ours, theirs in zip(grads_d, grads_t):
             np.testing.assert_array_equal(ours.float().numpy(), theirs.float().numpy())
 
@@ -536,7 +551,7 @@ def test_update_scale_kernel_matches_torch(found_inf, scale, tracker, growth, ba
     s_t, t_t = torch.tensor(scale), torch.tensor(tracker, dtype=torch.int32)
     torch._amp_update_scale_(s_t, t_t, torch.tensor(float(found_inf)), growth, backoff, interval)
     s_d, t_d = np.array(scale, dtype=np.float32), np.array(tracker, dtype=np.int32)
-    grad_scaler.update_scale_(s_d, t_d, found_inf, growth, backoff, interval)
+    grad_scaler.update_scale_(s_d, t_d, np.array(float(found_inf), np.float32), growth, backoff, interval)
     assert (s_d.item(), t_d.item()) == (s_t.item(), t_t.item())
 
 
@@ -649,3 +664,220 @@ def test_cpu_amp_grad_scaler_is_deprecated_alias():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         distml.amp.GradScaler("cpu")
+
+
+# ---- CUDA's list, checked without a GPU: PyTorch's CUDA autocast runs on fake cuda tensors (its
+# dispatcher's AutocastCUDA kernels decide the dtypes), distml's on host arrays its table takes for
+# cuda ones (the `pretend` fixture). On a GPU machine the same probes also run on real cuda tensors.
+
+def _image(a):
+    return a.expand(2, 2, 4, 4)
+
+
+def _weight(a):
+    return a.reshape(2, 2, 2, 2)
+
+
+def _row(a, i):
+    return a.narrow(0, i, 1).squeeze(0)
+
+
+def _zeros(a):
+    return (a.narrow(1, 0, 1).squeeze(1) * 0).long()
+
+
+def _half(m, a):
+    return a.to(m.float16)
+
+
+CUDA_LOWER = {
+    "matmul": lambda m, F, a: a @ a,
+    "mm": lambda m, F, a: m.mm(a, a),
+    "bmm": lambda m, F, a: m.bmm(batch(a), batch(a)),
+    "addmm": lambda m, F, a: m.addmm(a, a, a),
+    "addmv": lambda m, F, a: m.addmv(_row(a, 0), a, _row(a, 1)),
+    "baddbmm": lambda m, F, a: m.baddbmm(batch(a), batch(a), batch(a)),
+    "addbmm": lambda m, F, a: m.addbmm(a, batch(a), batch(a)),
+    "linear": lambda m, F, a: F.linear(a, a, _row(a, 0)),
+    "einsum": lambda m, F, a: m.einsum("ij,jk->ik", a, a),
+    "chain_matmul": lambda m, F, a: m.chain_matmul(a, a, a),
+    "multi_dot": lambda m, F, a: m.linalg.multi_dot([a, a, a]),
+    "vecdot": lambda m, F, a: m.linalg.vecdot(a, a),
+    "conv1d": lambda m, F, a: F.conv1d(a.unsqueeze(0), a.unsqueeze(2), _row(a, 0), padding=1),
+    "conv2d": lambda m, F, a: F.conv2d(_image(a), _weight(a), _row(a, 0).narrow(0, 0, 2), padding=1),
+    "conv_transpose2d": lambda m, F, a: F.conv_transpose2d(_image(a), _weight(a), stride=2),
+    "prelu": lambda m, F, a: F.prelu(a, _row(a, 0).narrow(0, 0, 1)),
+    "sdpa": lambda m, F, a: F.scaled_dot_product_attention(a.unsqueeze(0), a.unsqueeze(0), a.unsqueeze(0)),
+}
+CUDA_FLOAT32 = {
+    "exp": lambda m, F, a: a.exp(),
+    "log": lambda m, F, a: (a.abs() + 1).log(),
+    "log1p": lambda m, F, a: a.abs().log1p(),
+    "expm1": lambda m, F, a: m.expm1(a),
+    "log10": lambda m, F, a: m.log10(a.abs() + 1),
+    "log2": lambda m, F, a: m.log2(a.abs() + 1),
+    "acos": lambda m, F, a: m.acos(a.tanh()),
+    "asin": lambda m, F, a: m.asin(a.tanh()),
+    "cosh": lambda m, F, a: m.cosh(a),
+    "sinh": lambda m, F, a: m.sinh(a),
+    "tan": lambda m, F, a: m.tan(a),
+    "erfinv": lambda m, F, a: m.erfinv(a.tanh()),
+    "reciprocal": lambda m, F, a: m.reciprocal(a),
+    "rsqrt": lambda m, F, a: (a.abs() + 1).rsqrt(),
+    "pow": lambda m, F, a: a ** 2,
+    "pow_tensor": lambda m, F, a: m.pow(a.abs(), a),
+    "softplus": lambda m, F, a: F.softplus(a),
+    "layer_norm": lambda m, F, a: F.layer_norm(a, (4,)),
+    "group_norm": lambda m, F, a: F.group_norm(_image(a), 2),
+    "norm": lambda m, F, a: a.norm(),
+    "vector_norm": lambda m, F, a: m.linalg.vector_norm(a),
+    "matrix_norm": lambda m, F, a: m.linalg.matrix_norm(a),
+    "linalg.norm": lambda m, F, a: m.linalg.norm(a),
+    "normalize": lambda m, F, a: F.normalize(a),
+    "cosine_similarity": lambda m, F, a: F.cosine_similarity(a, a * 0.5),
+    "cdist": lambda m, F, a: m.cdist(a, a * 0.5),
+    "renorm": lambda m, F, a: a.renorm(2, 0, 1.0),
+    "logsumexp": lambda m, F, a: a.logsumexp(0),
+    "interpolate": lambda m, F, a: F.interpolate(_image(a), scale_factor=2, mode="bilinear"),
+    "prod": lambda m, F, a: a.prod(1),
+    "softmax": lambda m, F, a: a.softmax(-1),
+    "log_softmax": lambda m, F, a: F.log_softmax(a, -1),
+    "softmin": lambda m, F, a: F.softmin(a, -1),
+    "cumprod": lambda m, F, a: a.cumprod(0),
+    "cumsum": lambda m, F, a: a.cumsum(0),
+    "sum": lambda m, F, a: a.sum(0),
+    "mse_loss": lambda m, F, a: F.mse_loss(a, a * 0.5),
+    "l1_loss": lambda m, F, a: F.l1_loss(a, a * 0.5),
+    "smooth_l1_loss": lambda m, F, a: F.smooth_l1_loss(a, a * 0.5),
+    "huber_loss": lambda m, F, a: F.huber_loss(a, a),
+    "cross_entropy": lambda m, F, a: F.cross_entropy(a, _zeros(a)),
+    "nll_loss": lambda m, F, a: F.nll_loss(a, _zeros(a)),
+    "bce_with_logits": lambda m, F, a: F.binary_cross_entropy_with_logits(a, a.sigmoid()),
+    "kl_div": lambda m, F, a: F.kl_div(a, a.sigmoid(), reduction="batchmean"),
+    "poisson_nll_loss": lambda m, F, a: F.poisson_nll_loss(a, a.abs()),
+    "margin_ranking_loss": lambda m, F, a: F.margin_ranking_loss(a, a * 0.5, a.sign()),
+    "hinge_embedding_loss": lambda m, F, a: F.hinge_embedding_loss(a, a.sign()),
+    "soft_margin_loss": lambda m, F, a: F.soft_margin_loss(a, a.sign()),
+    "cosine_embedding_loss": lambda m, F, a: F.cosine_embedding_loss(a, a * 0.5, _row(a, 0).sign()),
+    "triplet_margin_loss": lambda m, F, a: F.triplet_margin_loss(a, a * 0.5, a * 2),
+    "multi_margin_loss": lambda m, F, a: F.multi_margin_loss(a, _zeros(a)),
+    "multilabel_margin_loss": lambda m, F, a: F.multilabel_margin_loss(a, _zeros(a).unsqueeze(0).expand(4, 4)),
+}
+CUDA_PROMOTE = {
+    "dot": lambda m, F, a: m.dot(_row(a, 0), _row(_half(m, a), 1)),
+    "cross": lambda m, F, a: m.cross(a.narrow(0, 0, 3), _half(m, a).narrow(0, 0, 3), dim=1),
+    "atan2": lambda m, F, a: m.atan2(a, _half(m, a)),
+    "tensordot": lambda m, F, a: m.tensordot(a, a, 1),
+    "scatter_add": lambda m, F, a: a.scatter_add(0, _zeros(a).unsqueeze(0).expand(4, 4), _half(m, a)),
+    "bilinear": lambda m, F, a: F.bilinear(a, a, a.expand(2, 4, 4)),
+}
+CUDA_UNLISTED = {
+    "add": lambda m, F, a: a + _half(m, a),
+    "linalg.cross": lambda m, F, a: m.linalg.cross(a.narrow(1, 0, 3), a.narrow(1, 1, 3)),  # unlike cross
+    "relu": lambda m, F, a: F.relu(a),
+    "cat": lambda m, F, a: m.cat([a, a]),
+    "max_pool2d": lambda m, F, a: F.max_pool2d(_image(a), 2),
+    "trace": lambda m, F, a: m.trace(a),
+    "tanh": lambda m, F, a: a.tanh(),
+    "mean": lambda m, F, a: a.mean(0),
+    "var": lambda m, F, a: a.var(0),
+    "std": lambda m, F, a: a.std(),
+    "sqrt": lambda m, F, a: a.abs().sqrt(),
+    "sigmoid": lambda m, F, a: a.sigmoid(),
+    "gelu": lambda m, F, a: F.gelu(a) if a.dtype != m.float16 else a,
+    "silu": lambda m, F, a: F.silu(a),
+    "mish": lambda m, F, a: F.mish(a),
+    "elu": lambda m, F, a: F.elu(a),
+    "leaky_relu": lambda m, F, a: F.leaky_relu(a),
+    "hardswish": lambda m, F, a: F.hardswish(a),
+    "batch_norm": lambda m, F, a: F.batch_norm(_image(a), None, None, training=True),
+    "batch_norm_affine": lambda m, F, a: F.batch_norm(_image(a), None, None, _row(a, 0).narrow(0, 0, 2),
+                                                      _row(a, 1).narrow(0, 0, 2), training=True),
+    "instance_norm": lambda m, F, a: F.instance_norm(_image(a)),
+    "avg_pool2d": lambda m, F, a: F.avg_pool2d(_image(a), 2),
+    "adaptive_avg_pool2d": lambda m, F, a: F.adaptive_avg_pool2d(_image(a), 1),
+    "embedding": lambda m, F, a: F.embedding(_zeros(a), a),
+    "dropout": lambda m, F, a: F.dropout(a, 0.0),
+    "clamp": lambda m, F, a: a.clamp(-1, 1),
+    "abs": lambda m, F, a: a.abs(),
+    "div": lambda m, F, a: a / 3,
+    "square": lambda m, F, a: a.square(),
+    "amax": lambda m, F, a: a.amax(0),
+    "sort": lambda m, F, a: a.sort(0)[0],
+    "inv": lambda m, F, a: m.linalg.inv(a.float() + 4 * m.eye(4, device=a.device)).to(a.dtype),
+}
+CUDA_BANNED = {"binary_cross_entropy": lambda m, F, a: F.binary_cross_entropy(a.sigmoid(), a.sigmoid())}
+CUDA_OPS = {**CUDA_LOWER, **CUDA_FLOAT32, **CUDA_PROMOTE, **CUDA_UNLISTED, **CUDA_BANNED}
+
+
+def _cuda_autocast(m, dtype):
+    """PyTorch's CUDA autocast state set directly: its region class disables itself without CUDA."""
+    saved = m.is_autocast_enabled("cuda"), m.get_autocast_dtype("cuda")
+    m.set_autocast_enabled("cuda", True)
+    m.set_autocast_dtype("cuda", getattr(m, dtype))
+    return saved
+
+
+def _probe(m, name, a, autocast_dtype):
+    saved = _cuda_autocast(m, autocast_dtype)
+    try:
+        out = CUDA_OPS[name](m, m.nn.functional, a)
+        return "return", dtype_name(out)
+    except Exception as error:  # noqa: BLE001 - the exception is what is compared
+        return "raise", type(error).__name__, str(error).replace("torch", "distml")
+    finally:
+        m.set_autocast_enabled("cuda", saved[0])
+        m.set_autocast_dtype("cuda", saved[1])
+
+
+def torch_cuda_autocast(name, input_dtype, autocast_dtype):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        return _probe(torch, name, torch.empty(4, 4, device="cuda", dtype=getattr(torch, input_dtype)), autocast_dtype)
+
+
+@pytest.fixture
+def pretend_cuda(monkeypatch):
+    """PLUMBING ONLY: autocast reads every host tensor as a cuda one, so the CUDA table and the casts run
+    here; real cuda tensors take the same path in test_cuda_list_on_the_device."""
+    from distml.amp import autocast_mode
+    monkeypatch.setattr(autocast_mode, "_kind", lambda tensor: "cuda")
+
+
+@pytest.mark.parametrize("autocast_dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("input_dtype", ["float32", "float16"])
+@pytest.mark.parametrize("name", list(CUDA_OPS))
+def test_cuda_list_matches_torch(pretend_cuda, name, input_dtype, autocast_dtype):
+    theirs = torch_cuda_autocast(name, input_dtype, autocast_dtype)
+    ours = _probe(distml, name, distml.tensor(A).to(getattr(distml, input_dtype)), autocast_dtype)
+    assert ours == theirs
+
+
+@pytest.mark.skipif(not distml.cuda.is_available(), reason="needs a CUDA device: "
+                    f"{distml._backend.cuda_unavailable_reason()}")
+@pytest.mark.parametrize("autocast_dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", list(CUDA_OPS))
+def test_cuda_list_on_the_device(name, autocast_dtype):
+    if autocast_dtype == "bfloat16" and not distml.cuda.is_bf16_supported():
+        pytest.skip(f"{distml.cuda.get_device_name()} does not compute in bfloat16")
+    theirs = torch_cuda_autocast(name, "float32", autocast_dtype)
+    assert _probe(distml, name, distml.tensor(A, device="cuda"), autocast_dtype) == theirs
+
+
+def test_each_device_type_has_its_own_table():
+    from distml.amp.autocast_mode import policy
+    assert [policy(distml.exp, d) for d in ("cpu", "cuda")] == [None, "float32"]
+    assert [policy(distml.Tensor.softmax, d) for d in ("cpu", "cuda")] == [None, "float32"]
+    assert [policy(distml.dot, d) for d in ("cpu", "cuda")] == ["off", "promote"]
+    assert [policy(distml.linalg.inv, d) for d in ("cpu", "cuda")] == ["float32", None]
+    assert [policy(distml.mm, d) for d in ("cpu", "cuda")] == ["lower", "lower"]
+    assert policy(distml.nn.functional.binary_cross_entropy, "cuda") == "banned"
+    assert policy(distml.nn.functional.grid_sample, "cuda") == "promote"  # not a probe: fake tensors lack it
+    assert policy(distml.add, "cuda") is None
+    a = distml.tensor(A)
+    saved = _cuda_autocast(distml, "float16")
+    try:  # CUDA's region leaves host tensors alone
+        assert dtype_name(a @ a) == dtype_name(a.exp()) == "float32"
+    finally:
+        distml.set_autocast_enabled("cuda", saved[0])
+        distml.set_autocast_dtype("cuda", saved[1])

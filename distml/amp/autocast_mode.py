@@ -3,12 +3,18 @@
     with distml.autocast("cpu", dtype=distml.bfloat16):
         out = model(x)                   # linear, conv, matmul run in bfloat16
         loss = F.cross_entropy(out, y)   # losses run in float32
+    with distml.autocast("cuda", dtype=distml.float16):
+        out = model(x.cuda())            # on CUDA also softmax, layer_norm, sum, exp ... in float32
 
-Each op on one of PyTorch's CPU autocast lists says so beside its definition, `@autocast_op(policy)`:
+Each op on one of PyTorch's autocast lists says so beside its definition, once per device type's list,
+`@autocast_op(cpu=policy, cuda=policy)`; the two tables are `policy(op, device_type)`. A call is
+cast by the table of the device its tensors are on (cuda when any is), if autocast is on there:
 "lower" casts its floating tensor arguments to the region's dtype, "float32" casts them to float32,
-"off" leaves them as they are (a composite of listed ops whose PyTorch twin is one unlisted kernel,
-such as dot). In all three the op's insides run with autocast off, as PyTorch's kernels run below
-autocast. Undeclared ops run in their inputs' dtypes. float64 tensors, sparse tensors and tensors on
+"promote" casts them to the widest floating dtype among them, "off" leaves them as they are (a
+composite of listed ops whose PyTorch twin is one unlisted kernel, such as dot on the CPU), "banned"
+raises PyTorch's error (binary_cross_entropy on CUDA). In all of them the op's insides run with
+autocast off, as PyTorch's kernels run below autocast. An op with no policy for the device runs in its
+inputs' dtypes (the listed ops it calls still cast). float64 tensors, sparse tensors and tensors on
 another device type are never cast. The casts are recorded ops, so backward runs in the dtypes
 forward used and float32 leaves get float32 gradients.
 
@@ -25,7 +31,7 @@ from distml.device import _parse
 from distml.ops.convert import cast
 from distml.tensor import Tensor
 
-_POLICIES = ("lower", "float32", "off")
+_POLICIES = ("lower", "float32", "promote", "off", "banned")
 _CASTABLE = (np.dtype(np.float32), np.dtype(np.float16), dtypes.bfloat16.np)
 _LOWER = (dtypes.bfloat16, dtypes.float16)
 
@@ -37,6 +43,11 @@ _nesting = 0
 # (holding the leaf keeps its id from being reused while the entry lives).
 _cache = {}
 _active = False  # whether declared ops cast now: the one check each makes
+_BANNED = {"binary_cross_entropy": (
+    "distml.nn.functional.binary_cross_entropy and distml.nn.BCELoss are unsafe to autocast.\nMany models use a "
+    "sigmoid layer right before the binary cross entropy layer.\nIn this case, combine the two layers using "
+    "distml.nn.functional.binary_cross_entropy_with_logits\nor distml.nn.BCEWithLogitsLoss.  "
+    "binary_cross_entropy_with_logits and BCEWithLogits are\nsafe to autocast.")}
 
 
 def _device_type(device_type):
@@ -106,6 +117,8 @@ class autocast:
         self._cache_enabled = _cache_enabled if cache_enabled is None else cache_enabled
         if enabled and self.device == "cuda":
             enabled = _cuda_enabled("distml.autocast", "Disabling autocast.")
+            if enabled and self.fast_dtype is dtypes.bfloat16 and not _cuda_bf16_supported():
+                raise RuntimeError("Current CUDA Device does not support bfloat16. Please switch dtype to float16.")
         elif enabled and self.fast_dtype not in _LOWER:
             warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.\n"
                           "CPU Autocast only supports dtypes of distml.bfloat16, distml.float16 currently.",
@@ -155,7 +168,12 @@ def _cuda_enabled(what, disabling="Disabling."):
         warnings.warn(f"{what} is enabled, but CUDA is not available ({_backend.cuda_unavailable_reason()}). "
                       f"{disabling}", stacklevel=3)
         return False
-    raise NotImplementedError(f"{what} on a CUDA device is not implemented yet: pass enabled=False")
+    return True
+
+
+def _cuda_bf16_supported():
+    from distml import cuda
+    return cuda.is_bf16_supported()
 
 
 def custom_fwd(fwd=None, *, device_type, cast_inputs=None):
@@ -200,36 +218,75 @@ def custom_bwd(bwd=None, *, device_type):
     return decorate_bwd
 
 
-def autocast_op(policy):
-    """Declare an op's place in autocast, above its definition (below `@register`):
+def autocast_op(cpu=None, cuda=None):
+    """Declare an op's place in each device type's autocast list, above its definition (below `@register`):
 
         @register(method=True)
-        @autocast_op("lower")
+        @autocast_op(cpu="lower", cuda="lower")
         def matmul(a, b): ...
 
     Outside autocast the op costs one flag check more.
     """
-    if policy not in _POLICIES:
-        raise ValueError(f"autocast policy must be one of {_POLICIES}, got {policy!r}")
+    policies = {"cpu": cpu, "cuda": cuda}
+    for given in policies.values():
+        if given is not None and given not in _POLICIES:
+            raise ValueError(f"autocast policy must be one of {_POLICIES}, got {given!r}")
 
     def declare(fn):
         @functools.wraps(fn)
         def op(*args, **kwargs):
             if not _active:
                 return fn(*args, **kwargs)
-            return _autocast_call(policy, fn, args, kwargs)
+            return _autocast_call(policies, fn, args, kwargs)
+        op.autocast_policies = policies
         return op
     return declare
 
 
-def _autocast_call(policy, fn, args, kwargs):
+def policy(op, device_type):
+    """What autocast does to a call of `op` whose tensors are on `device_type`: "lower", "float32",
+    "promote", "off", "banned", or None (not on that device type's list):
+    `policy(distml.exp, "cuda")` -> "float32", `policy(distml.exp, "cpu")` -> None."""
+    return getattr(op, "autocast_policies", {}).get(_device_type(device_type))
+
+
+def _kind(tensor):
+    """The device type a tensor is on, as autocast's tables are keyed."""
+    return "cuda" if tensor.is_cuda else "cpu"
+
+
+def _tensors(value):
+    """The tensors in value, through lists, tuples and dicts."""
+    if isinstance(value, Tensor):
+        yield value
+    elif type(value) in (list, tuple):
+        for v in value:
+            yield from _tensors(v)
+    elif type(value) is dict:
+        for v in value.values():
+            yield from _tensors(v)
+
+
+def _call_device(values):
+    """The device type a call dispatches on: cuda when any tensor argument is there, else cpu (None: no tensor)."""
+    kinds = {_kind(t) for t in _tensors(values)}
+    return "cuda" if "cuda" in kinds else "cpu" if kinds else None
+
+
+def _autocast_call(policies, fn, args, kwargs):
     global _active
-    if policy != "off":
-        for device, enabled in _enabled.items():
-            if enabled:
-                target = _dtype[device] if policy == "lower" else dtypes.float32
-                args = _cast(args, device, target, cache=policy == "lower")
-                kwargs = _cast(kwargs, device, target, cache=policy == "lower")
+    device = _call_device((args, kwargs))
+    policy = policies[device] if device is not None and _enabled[device] else None
+    if policy is None:
+        return fn(*args, **kwargs)
+    if policy == "banned":
+        raise RuntimeError(_BANNED[fn.__name__])
+    target = {"lower": _dtype[device], "float32": dtypes.float32, "off": None}.get(policy)
+    if policy == "promote":
+        target = _widest((args, kwargs), device)
+    if target is not None:
+        args = _cast(args, device, target, cache=policy == "lower")
+        kwargs = _cast(kwargs, device, target, cache=policy == "lower")
     _active = False
     try:
         return fn(*args, **kwargs)
@@ -237,14 +294,29 @@ def _autocast_call(policy, fn, args, kwargs):
         _active = True
 
 
+def _widest(values, device):
+    """The dtype "promote" casts to, as PyTorch's prioritize picks it: float32 when a floating tensor on
+    `device` is float32, else the region's dtype (a tensor of the other lower dtype is an error)."""
+    widest = _dtype[device]
+    for t in _tensors(values):
+        if t.is_sparse or _kind(t) != device or t.array.dtype not in _CASTABLE:
+            continue
+        found = t.array.dtype
+        if widest is dtypes.float32 or found == np.float32:
+            widest = dtypes.float32
+        elif found != widest.np:
+            raise RuntimeError("Unexpected floating ScalarType in at::autocast::prioritize")
+    return widest
+
+
 def _cast(value, device, dtype, cache=False):
     """value with each floating tensor on `device` (any device: None; float64 and sparse ones
     excepted) as `dtype`, through lists, tuples and dicts; `cache`: reuse the region's cast of a
     float32 leaf."""
     if isinstance(value, Tensor):
-        array = value.array
-        if (array.dtype in _CASTABLE and array.dtype != dtype.np and not value.is_sparse
-                and (device is None or isinstance(array, np.ndarray) == (device == "cpu"))):
+        if value.is_sparse or (device is not None and _kind(value) != device):
+            return value
+        if value.array.dtype in _CASTABLE and value.array.dtype != dtype.np:
             return _cached_cast(value, dtype) if cache else cast(value, dtype)
         return value
     if type(value) in (list, tuple):

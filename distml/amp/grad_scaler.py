@@ -30,37 +30,33 @@ class OptState(enum.Enum):
 
 
 def _refresh_per_optimizer_state():
-    return {"stage": OptState.READY, "found_inf": None}
+    return {"stage": OptState.READY, "found_inf_per_device": {}}
 
 
-def non_finite_check_and_unscale_(grads, inv_scale):
-    """Multiply each gradient array by inv_scale (a float32) in place; return whether any held an inf
-    or a nan (before the multiplication)."""
-    found_inf = False
+def non_finite_check_and_unscale_(grads, found_inf, inv_scale):
+    """Multiply each gradient array by inv_scale (a 0-d float32 array on their device) in place, and set
+    found_inf (a 0-d float32 array there) to 1 when one held an inf or a nan before: PyTorch's
+    _amp_foreach_non_finite_check_and_unscale_. Device arrays stay on the device (no host sync)."""
     for grad in grads:
-        found_inf = found_inf or not bool(get_array_module(grad).isfinite(grad).all())
-        if inv_scale != 1:
-            grad *= inv_scale
-    return found_inf
+        xp = get_array_module(grad)
+        xp.maximum(found_inf, xp.logical_not(xp.isfinite(grad).all()).astype(found_inf.dtype), out=found_inf)
+        grad *= inv_scale
 
 
 def update_scale_(scale, growth_tracker, found_inf, growth_factor, backoff_factor, growth_interval):
-    """Update the 0-d arrays scale (float32) and growth_tracker (int32) in place: back off and reset the
-    tracker after an inf; else count the step, and grow the scale (when the result is finite) after
-    growth_interval of them."""
-    if found_inf:
-        scale[...] = np.float64(scale) * backoff_factor
-        growth_tracker[...] = 0
-        return
-    successful = int(growth_tracker) + 1
-    if successful == growth_interval:
-        with np.errstate(over="ignore"):
-            grown = np.float32(np.float64(scale) * growth_factor)
-        if np.isfinite(grown):
-            scale[...] = grown
-        growth_tracker[...] = 0
-    else:
-        growth_tracker[...] = successful
+    """Update the 0-d arrays scale (float32) and growth_tracker (int32) in place, on their device: back off
+    and reset the tracker after an inf (found_inf nonzero); else count the step, and grow the scale (when
+    the result is finite) after growth_interval of them. PyTorch's _amp_update_scale_."""
+    xp = get_array_module(scale)
+    found = found_inf.reshape(()) != 0
+    successful = xp.where(found, 0, growth_tracker + 1).astype(np.int32)
+    grow = successful == growth_interval
+    wide = scale.astype(np.float64)
+    with np.errstate(over="ignore"):
+        grown = (wide * growth_factor).astype(np.float32)
+    backed_off = (wide * backoff_factor).astype(np.float32)
+    scale[...] = xp.where(found, backed_off, xp.where(grow & xp.isfinite(grown), grown, scale))
+    growth_tracker[...] = xp.where(grow, 0, successful)
 
 
 class GradScaler:
@@ -119,9 +115,10 @@ class GradScaler:
             return type(outputs)(scaled) if isinstance(outputs, (list, tuple)) else scaled
         raise ValueError("outputs must be a Tensor or an iterable of Tensors")
 
-    def _unscale_grads_(self, optimizer, inv_scale, allow_fp16):
-        """Unscale the optimizer's gradients in place; whether one held an inf or nan (None: no gradients)."""
-        grads = []
+    def _unscale_grads_(self, optimizer, inv_scale, found_inf, allow_fp16):
+        """Unscale the optimizer's gradients in place, grouped by device; {device: 0-d float32 tensor there,
+        1 when one of its gradients held an inf or nan} ({}: no gradients)."""
+        per_device = defaultdict(list)
         for group in optimizer.param_groups:
             for param in group["params"]:
                 if not isinstance(param, Tensor):
@@ -130,13 +127,14 @@ class GradScaler:
                     continue
                 if not allow_fp16 and param.grad.array.dtype == np.float16:
                     raise ValueError("Attempting to unscale FP16 gradients.")
-                grads.append(param.grad)
-        if not grads:
-            return None
-        found_inf = non_finite_check_and_unscale_([g.array for g in grads], inv_scale)
-        for grad in grads:
-            grad._version[0] += 1
-        return found_inf
+                per_device[param.grad.device].append(param.grad)
+        found_inf_per_device = {}
+        for device, grads in per_device.items():
+            found = found_inf_per_device[device] = found_inf.to(device, copy=True)
+            non_finite_check_and_unscale_([g.array for g in grads], found.array, inv_scale.to(device).array)
+            for grad in grads:
+                grad._version[0] += 1
+        return found_inf_per_device
 
     def unscale_(self, optimizer):
         """Divide the optimizer's gradients by the scale (once per step), e.g. before clipping them:
@@ -154,13 +152,16 @@ class GradScaler:
             raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
         if state["stage"] is OptState.STEPPED:
             raise RuntimeError("unscale_() is being called after step().")
-        inv_scale = np.float32(1.0 / np.float64(self._scale.array))  # the reciprocal in float64, as PyTorch
-        state["found_inf"] = self._unscale_grads_(optimizer, inv_scale, allow_fp16=False)
+        scale = self._scale.array  # the reciprocal in float64, as PyTorch, on the scale's device
+        inv_scale = Tensor((1.0 / scale.astype(np.float64)).astype(np.float32))
+        found_inf = Tensor(get_array_module(scale).zeros((), dtype=np.float32))
+        state["found_inf_per_device"] = self._unscale_grads_(optimizer, inv_scale, found_inf, allow_fp16=False)
         state["stage"] = OptState.UNSCALED
 
     def step(self, optimizer, *args, **kwargs):
         """Unscale the gradients (unless unscale_ did), then `optimizer.step(*args, **kwargs)` unless one
-        of them holds an inf or a nan; returns what optimizer.step returned (None when skipped)."""
+        of them holds an inf or a nan; returns what optimizer.step returned (None when skipped). The one
+        host synchronisation of the step is here: reading each device's flag."""
         if not self._enabled:
             return optimizer.step(*args, **kwargs)
         if "closure" in kwargs:
@@ -171,9 +172,10 @@ class GradScaler:
             raise RuntimeError("step() has already been called since the last update().")
         if state["stage"] is OptState.READY:
             self.unscale_(optimizer)
-        if state["found_inf"] is None:
+        if len(state["found_inf_per_device"]) == 0:
             raise AssertionError("No inf checks were recorded for this optimizer.")
-        retval = None if state["found_inf"] else optimizer.step(*args, **kwargs)
+        skip = sum(v.item() for v in state["found_inf_per_device"].values())
+        retval = None if skip else optimizer.step(*args, **kwargs)
         state["stage"] = OptState.STEPPED
         return retval
 
@@ -195,10 +197,11 @@ class GradScaler:
                 with no_grad():
                     scale.copy_(new_scale)
         else:
-            found_infs = [s["found_inf"] for s in self._per_optimizer_states.values() if s["found_inf"] is not None]
+            found_infs = [found.to(scale.device).array for state in self._per_optimizer_states.values()
+                          for found in state["found_inf_per_device"].values()]
             if not found_infs:
                 raise AssertionError("No inf checks were recorded prior to update.")
-            update_scale_(scale.array, growth_tracker.array, any(found_infs), self._growth_factor,
+            update_scale_(scale.array, growth_tracker.array, sum(found_infs), self._growth_factor,
                           self._backoff_factor, self._growth_interval)
         self._per_optimizer_states = defaultdict(_refresh_per_optimizer_state)
 

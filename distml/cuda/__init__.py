@@ -8,9 +8,13 @@
 Whether CUDA is usable is asked of distml._backend alone. While no device is usable (cupy missing,
 no driver or no device) every function answers as PyTorch's CPU build does: AssertionError
 ("distml cannot use CUDA: <why>") for the calls that need a device, 0 / False / a no-op for the
-rest. Streams and events are in distml/cuda/streams.py, the memory statistics in _memory.py.
+rest. Streams and events are in distml/cuda/streams.py, the memory statistics (memory_stats,
+memory_summary, ...) in _memory.py, the per-device generators (get_rng_state / set_rng_state) in
+random.py.
 """
 import contextlib
+
+import numpy as np
 
 from distml import _backend
 from distml.device import device as Device
@@ -59,8 +63,8 @@ def _index(spec=None):
 
 def is_bf16_supported(including_emulation=True):
     """Whether the current CUDA device computes in bfloat16 (compute capability 8.0 or later); False
-    without a usable device, as PyTorch's CPU build answers. cupy has no bfloat16 arrays, so distml
-    tensors cannot be bfloat16 on the GPU either way."""
+    without a usable device, as PyTorch's CPU build answers. bfloat16 cuda tensors need CuPy 14 or
+    later (bfloat16 arrays through ml_dtypes)."""
     if not is_available():
         return False
     return get_device_capability()[0] >= 8 or bool(including_emulation)
@@ -176,6 +180,32 @@ def max_memory_reserved(device=None):
     return _memory_stat("max_reserved", device)
 
 
+def memory_stats(device=None):
+    """PyTorch's statistics dict for a device, with the keys cupy's pool can answer:
+    "allocated_bytes.all.current" / ".peak", "reserved_bytes.all.current" / ".peak",
+    "active_bytes.all.current" / ".peak" (as allocated: cupy frees a block when its array dies) and
+    "inactive_split.all.current" (the pool's cached free blocks); {} while no device is usable, as
+    PyTorch answers before CUDA starts."""
+    if not is_available():
+        return {}
+    return _memory.stats(_index(device))
+
+
+def memory_summary(device=None, abbreviated=False):
+    """A printable table of memory_stats: `print(distml.cuda.memory_summary())`."""
+    stats = _memory.stats(_index(device))
+    rows = [("Allocated memory", "allocated_bytes"), ("Active memory", "active_bytes"),
+            ("GPU reserved memory", "reserved_bytes")]
+    lines = [f"distml CUDA memory summary, device ID {_index(device)} (cupy's default memory pool)",
+             f"{'Metric':<24}{'Cur Usage':>14}{'Peak Usage':>14}"]
+    lines += [f"{label:<24}{_memory.readable(stats[key + '.all.current']):>14}"
+              f"{_memory.readable(stats[key + '.all.peak']):>14}" for label, key in rows]
+    if not abbreviated:
+        lines.append(f"{'Free cached blocks':<24}{stats['inactive_split.all.current']:>14}")
+    width = max(len(line) for line in lines)
+    return "\n".join(["=" * width, *lines[:2], "-" * width, *lines[2:], "=" * width]) + "\n"
+
+
 def reset_peak_memory_stats(device=None):
     """Start the peaks of max_memory_allocated / max_memory_reserved again from the current values."""
     _device_index(device, optional=True)
@@ -213,6 +243,38 @@ def initial_seed():
     """The seed of the current device's generator; PyTorch's AssertionError while no device is usable."""
     from distml.cuda import random
     return random.initial_seed(current_device())
+
+
+def get_rng_state(device="cuda"):
+    """A device's generator state as a uint8 tensor (16 bytes: seed and offset, as PyTorch's):
+    `state = distml.cuda.get_rng_state(); ...; distml.cuda.set_rng_state(state)`."""
+    from distml.cuda import random
+    from distml.tensor import Tensor
+    return Tensor(random.get_state(_index(device)))
+
+
+def set_rng_state(new_state, device="cuda"):
+    """Set a device's generator state from get_rng_state's tensor (a no-op while no device is usable,
+    as PyTorch's CPU build defers it)."""
+    from distml.cuda import random
+    array = new_state.detach().cpu().array
+    if array.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 tensor for the RNG state, got {new_state.dtype}")
+    if array.size != 16:
+        raise RuntimeError("RNG state is wrong size")
+    if is_available():
+        random.set_state(_index(device), array.reshape(-1))
+
+
+def get_rng_state_all():
+    """Every device's generator state, in device order ([] without a device)."""
+    return [get_rng_state(i) for i in range(device_count())]
+
+
+def set_rng_state_all(new_states):
+    """Set each device's generator state from get_rng_state_all's list."""
+    for index, state in enumerate(new_states):
+        set_rng_state(state, index)
 
 
 class device:

@@ -9,7 +9,8 @@ a Python call per allocation where cupy keeps both counts as running totals (its
 older pools sum their chunks for each count, a cost that grows with the number of live arrays.
 What differs from PyTorch: memory a program allocates before distml first touches CUDA, through another
 allocator it sets with cupy.cuda.set_allocator, or in pinned host memory, is not in the peaks; and
-there is no memory_stats() / memory_summary() breakdown (small/large pools, segments).
+memory_stats has no small/large pool breakdown, no allocation, segment or retry counts (cupy's pool
+keeps none, and its memory pointers cannot be watched for their release).
 """
 import threading
 
@@ -59,6 +60,28 @@ def stat(name, index):
         return total
     peaks = _peaks.setdefault(index, [used, total])
     return max(peaks[0], used) if name == "max_allocated" else max(peaks[1], total)
+
+
+def stats(index):
+    """memory_stats' dict for device `index`."""
+    cupy = _backend.require_cupy()
+    pool = cupy.get_default_memory_pool()
+    with cupy.cuda.Device(index):
+        used, total, free_blocks = pool.used_bytes(), pool.total_bytes(), pool.n_free_blocks()
+    peaks = _peaks.setdefault(index, [used, total])
+    return {"active_bytes.all.current": used, "active_bytes.all.peak": max(peaks[0], used),
+            "allocated_bytes.all.current": used, "allocated_bytes.all.peak": max(peaks[0], used),
+            "inactive_split.all.current": free_blocks,
+            "reserved_bytes.all.current": total, "reserved_bytes.all.peak": max(peaks[1], total)}
+
+
+def readable(n):
+    """Bytes in the unit PyTorch's summary picks: B below 768 KiB, then KiB, MiB, GiB (whole units)."""
+    for unit in ("B", "KiB", "MiB"):
+        if n < 768 * 1024:
+            return f"{n} {unit}"
+        n //= 1024
+    return f"{n} GiB"
 
 
 def reset_peaks(index):

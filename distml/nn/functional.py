@@ -39,7 +39,7 @@ def _tuple(value, n, name="value"):
 
 # ---- linear, embedding, dropout ----
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def linear(input, weight, bias=None):
     """input @ weight.T + bias: `F.linear(x, w, b)`."""
     x_shape, w_shape = input.array.shape, weight.array.shape
@@ -55,6 +55,7 @@ def linear(input, weight, bias=None):
     return _linear.Linear.apply(input, weight, bias)
 
 
+@autocast_op(cuda="promote")
 def bilinear(input1, input2, weight, bias=None):
     """out[..., o] = input1[..., i] weight[o, i, j] input2[..., j] + bias[o]: `F.bilinear(x1, x2, w, b)`."""
     s1, s2, w = input1.array.shape, input2.array.shape, weight.array.shape
@@ -449,7 +450,7 @@ def _conv_nd(name, nd, input, weight, bias, stride, padding, dilation, groups):
     return out.squeeze(0) if unbatched else out
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 @float32_kernel
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution of (N, C, L) by weight (O, C / groups, K); padding int, 'valid' or 'same':
@@ -457,14 +458,14 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 @float32_kernel
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of (N, C, H, W) by weight (O, C / groups, KH, KW): `F.conv2d(x, w, b, padding=1)`."""
     return _conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 @float32_kernel
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """3-D convolution of (N, C, D, H, W) by weight (O, C / groups, KD, KH, KW): `F.conv3d(x, w, padding='same')`."""
@@ -495,7 +496,7 @@ def _conv_transpose_nd(name, nd, input, weight, bias, stride, padding, output_pa
     return out.squeeze(0) if unbatched else out
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 @float32_kernel
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The transpose of conv1d, weight (C_in, C_out / groups, K): `F.conv_transpose1d(x, w, stride=2)`."""
@@ -503,7 +504,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                               dilation)
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 @float32_kernel
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The transpose of conv2d, weight (C_in, C_out / groups, KH, KW): `F.conv_transpose2d(x, w, stride=2)`."""
@@ -511,7 +512,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                               dilation)
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 @float32_kernel
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The transpose of conv3d, weight (C_in, C_out / groups, KD, KH, KW): `F.conv_transpose3d(x, w, stride=2)`."""
@@ -913,6 +914,7 @@ _INTERPOLATE_TAPS = {"nearest": "nearest", "nearest-exact": "nearest-exact", "li
                      "bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}
 
 
+@autocast_op(cuda="float32")
 @float32_kernel
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
@@ -1145,6 +1147,7 @@ def _grid_source(coord, size, padding_mode, align_corners):
     return coord
 
 
+@autocast_op(cuda="promote")
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """Sample input (N, C, H, W) at grid (N, Ho, Wo, 2) (x, y in [-1, 1]): (N, C, Ho, Wo);
     modes bilinear and nearest, padding zeros, border or reflection: `F.grid_sample(x, grid, align_corners=False)`.
@@ -1243,6 +1246,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return BatchNorm.apply(input, weight, bias, mean=mean, invstd=invstd, training=True, count=count)
 
 
+@autocast_op(cuda="float32")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing `normalized_shape` dims, then scale and shift elementwise."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -1261,6 +1265,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return LayerNorm.apply(input, weight, bias, dims=n, eps=eps)
 
 
+@autocast_op(cuda="float32")
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise each group of channels of each sample, then scale and shift per channel."""
     if input.array.ndim < 2:
@@ -1405,6 +1410,7 @@ def silu(input, inplace=False):
     return _maybe_inplace(_act.Silu.apply, input, inplace)
 
 
+@autocast_op(cuda="float32")
 def softplus(input, beta=1.0, threshold=20.0):
     return _act.Softplus.apply(input, beta=beta, threshold=threshold)
 
@@ -1507,6 +1513,7 @@ def threshold_(input, threshold, value):
     return _maybe_inplace(_act.Threshold.apply, input, True, threshold=threshold, value=value)
 
 
+@autocast_op(cpu="lower", cuda="lower")
 def prelu(input, weight):
     """max(0, x) + weight * min(0, x) with one learnt slope, or one per channel (dim 1): `F.prelu(x, w)`."""
     if weight.array.ndim > 1:
@@ -1593,17 +1600,17 @@ def _reduce(loss, reduction):
     return loss.sum() if reduction == "sum" else loss
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def mse_loss(input, target, reduction="mean"):
     return _reduce((input - target).square(), reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def l1_loss(input, target, reduction="mean"):
     return _reduce((input - target).abs(), reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = input - target)."""
     if beta < 0:
@@ -1614,7 +1621,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(ops.where(d < beta, d.square() * (0.5 / beta), d - 0.5 * beta), reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
     d = (input - target).abs()
@@ -1648,7 +1655,7 @@ def _check_class_weight(weight, input):
     return None if weight is None else weight.array
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Cross-entropy of logits (N, C, *) or (C,) against class indices (N, *) or class
     probabilities (input's shape), with class weights, ignore_index and label smoothing."""
@@ -1690,7 +1697,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     return loss.sum() if reduction == "sum" else loss
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-weight[y] * input[y] on log-probabilities (N, C, *) and class indices (N, *)."""
     _check_reduction(reduction)
@@ -1705,7 +1712,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return out
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="banned")
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-weight (t log x + (1 - t) log(1 - x)) on probabilities x."""
     _check_reduction(reduction)
@@ -1718,7 +1725,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _reduce(loss, reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """binary_cross_entropy(sigmoid(input), target) computed stably; pos_weight scales the
     positive term per class (broadcast over the last dim)."""
@@ -1730,7 +1737,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     return _reduce(loss, reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def kl_div(input, target, reduction="mean", log_target=False):
     """KL(target || exp(input)) pointwise: target * (log target - input), input as log-probabilities;
     reduction "batchmean" divides the sum by the batch size."""
@@ -1746,7 +1753,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
     return _reduce(loss, reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean"):
     """Negative log-likelihood of `target` counts under Poisson(rate): exp(input) - target * input
     with log_input (input is the log-rate), else input - target * log(input + eps); `full` adds
@@ -1785,7 +1792,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     return _reduce(loss, reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def margin_ranking_loss(input1, input2, target, margin=0, reduction="mean"):
     """max(0, -target (input1 - input2) + margin), target +1 or -1: `F.margin_ranking_loss(s1, s2, y)`."""
     _check_reduction(reduction)
@@ -1795,7 +1802,7 @@ def margin_ranking_loss(input1, input2, target, margin=0, reduction="mean"):
     return _reduce((-target * (input1 - input2) + margin).clamp_min(0), reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
     """input where target is 1, max(0, margin - input) where target is -1 (a value neither 1 nor
     -1 adds both terms, as PyTorch's): `F.hinge_embedding_loss(distances, y)`."""
@@ -1804,7 +1811,7 @@ def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
     return _reduce(loss, reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def soft_margin_loss(input, target, reduction="mean"):
     """log(1 + exp(-target input)), target +1 or -1: `F.soft_margin_loss(scores, y)`."""
     _check_reduction(reduction)
@@ -1824,7 +1831,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
     return _reduce(loss, reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def cosine_embedding_loss(input1, input2, target, margin=0, reduction="mean"):
     """1 - cos(input1, input2) where target is 1, max(0, cos - margin) where it is -1; rows of
     (N, D) inputs with target (N,), or (D,) inputs with a 0-d target: `F.cosine_embedding_loss(a, b, y)`."""
@@ -1848,7 +1855,7 @@ def _check_triplet_dims(anchor, positive, negative):
                            f"{negative.dim()}D inputs")
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction="mean"):
     """max(0, margin + d(a, p) - d(a, n)) with d the p-norm pairwise distance; `swap` uses
     min(d(a, n), d(p, n)) as the negative distance: `F.triplet_margin_loss(a, p, n, margin=0.5)`."""
@@ -1895,7 +1902,7 @@ def _margin_layout(name, input, target):
     return input.reshape(N, C), N, C
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
     """Multi-class hinge loss: per sample sum over classes i != y of max(0, margin - x[y] + x[i])^p,
     times weight[y], divided by the number of classes: `F.multi_margin_loss(scores, labels)`."""
@@ -1919,7 +1926,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
     return _reduce(((z * others).sum(1) / C).reshape(target.shape), reduction)
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def multilabel_margin_loss(input, target, reduction="mean"):
     """Multi-label hinge loss: per sample sum over target classes j and non-target classes i of
     max(0, 1 - (x[j] - x[i])), divided by the number of classes. Each target row lists class
@@ -1947,7 +1954,7 @@ def _lengths(name, lengths, xp):
     return values
 
 
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
     """Connectionist temporal classification loss of log_probs (T, N, C) (or (T, C) unbatched)
     against targets padded (N, S) or concatenated (sum(target_lengths),); 'mean' divides each
@@ -2015,6 +2022,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     return input / vector_norm(input, p, dim, keepdim=True).clamp_min(eps)
 
 
+@autocast_op(cuda="float32")
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """Sum over `dim` of (x1 / max(||x1||, eps)) * (x2 / max(||x2||, eps)), x1 and x2 broadcast:
     `F.cosine_similarity(a, b, dim=-1)`. As PyTorch's, the clamp passes gradients through."""

@@ -32,6 +32,7 @@ def _same_dtype(*tensors):
 # ---- contractions ----
 
 @register()
+@autocast_op(cuda="promote")
 def tensordot(a, b, dims=2):
     """Sum of products over the last `dims` dims of a and the first of b, or over the dim
     lists `dims=([1, 0], [0, 2])`: `distml.tensordot(a, b, dims=1)`."""
@@ -84,6 +85,7 @@ def kron(a, b):
 
 
 @register()
+@autocast_op(cuda="lower")
 def chain_matmul(*matrices):
     """The product of 2-D matrices left to right (deprecated in PyTorch for linalg.multi_dot)."""
     warnings.warn("distml.chain_matmul is deprecated and will be removed in a future PyTorch release. "
@@ -110,7 +112,7 @@ def _scaled_sum(input, product, beta, alpha):
 
 
 @register(method=True, inplace=True)
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """beta * input + alpha * (mat1 @ mat2): `distml.addmm(bias, x, w)` (a sparse mat1 goes to distml.sparse)."""
     if mat1.is_sparse:
@@ -123,7 +125,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
 
 
 @register(method=True, inplace=True)
-@autocast_op("off")
+@autocast_op(cpu="off", cuda="lower")
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     """beta * input + alpha * (mat @ vec)."""
     if mat.array.ndim != 2 or vec.array.ndim != 1:
@@ -133,20 +135,21 @@ def addmv(input, mat, vec, *, beta=1, alpha=1):
 
 
 @register(method=True, inplace=True)
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * (batch1 @ batch2), batch by batch."""
     return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
 
 
 @register(method=True, inplace=True)
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
     return _scaled_sum(input, sum(bmm(batch1, batch2), 0), beta, alpha)
 
 
 @register(method=True)
+@autocast_op(cuda="promote")
 def cross(input, other, dim=None):
     """The cross product of 3-vectors along dim (without dim: the first dim of size 3, as
     PyTorch does, with its deprecation warning)."""
@@ -214,7 +217,7 @@ class Cdist(Primitive):
 
 
 @register()
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """Distances between the rows of x1 (..., P, M) and x2 (..., R, M): (..., P, R)."""
     if compute_mode not in ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
@@ -451,7 +454,7 @@ def diag(input, diagonal=0):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="off")  # one kernel in PyTorch, unlisted on CUDA
 def trace(input):
     """The sum of a matrix's diagonal."""
     if input.array.ndim != 2:

@@ -6,6 +6,7 @@ import numpy as np
 
 from distml import dtypes
 from distml._backend import get_array_module
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import broadcast_shapes, complex_grads, promote, unbroadcast
 from distml.ops.registry import register
@@ -360,6 +361,7 @@ def remainder(a, b):
 
 
 @register(method=True)
+@autocast_op(cuda="float32")
 def pow(base, exponent):
     """base ** exponent; `distml.pow(x, 2)`."""
     base, exponent = promote(base, exponent)
@@ -367,6 +369,7 @@ def pow(base, exponent):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")  # PyTorch's square is pow(x, 2)
 def square(x):
     return mul(x, x)
 
@@ -499,16 +502,19 @@ def _float_input(x):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def exp(x):
     return Exp.apply(_float_input(x))
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def log(x):
     return Log.apply(_float_input(x))
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def log1p(x):
     """log(1 + x), accurate for small x."""
     return Log1p.apply(_float_input(x))
@@ -520,6 +526,7 @@ def sqrt(x):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def rsqrt(x):
     """1 / sqrt(x)."""
     return div(1.0, sqrt(x))

@@ -4,6 +4,7 @@ import numpy as np
 
 from distml import dtypes, kernels
 from distml._backend import C, get_array_module
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import unbroadcast, wrap_dim
 from distml.ops.registry import register
@@ -250,6 +251,7 @@ def scatter(x, dim, index, src=None, value=None):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="promote")
 def scatter_add(x, dim, index, src):
     """x with src added at index along dim; repeated indices accumulate."""
     return _scatter(x, dim, index, src, add=True)

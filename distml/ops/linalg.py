@@ -53,7 +53,7 @@ def _check_matmul(a, b):
 
 
 @register(method=True)
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def matmul(a, b):
     """Matrix product with numpy's broadcasting rules: `a @ b` (sparse operands go to distml.sparse)."""
     if a.is_sparse or b.is_sparse:
@@ -67,7 +67,7 @@ def matmul(a, b):
 
 
 @register(method=True)
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def mm(a, b):
     """2-D matrix product: `distml.mm(a, b)` (sparse operands go to distml.sparse)."""
     if a.is_sparse or b.is_sparse:
@@ -79,7 +79,7 @@ def mm(a, b):
 
 
 @register(method=True)
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def bmm(a, b):
     """Batched 3-D matrix product."""
     if a.array.ndim != 3 or b.array.ndim != 3:
@@ -147,7 +147,7 @@ def _parse_einsum(equation, arrays):
 
 
 @register()
-@autocast_op("lower")  # PyTorch's einsum is bmm inside
+@autocast_op(cpu="lower", cuda="lower")  # PyTorch's einsum is bmm inside
 def einsum(equation, *operands):
     """Sums of products named by letters: `distml.einsum("bij,bjk->bik", a, b)`."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
@@ -163,7 +163,7 @@ def einsum(equation, *operands):
 
 
 @register(method=True)
-@autocast_op("off")
+@autocast_op(cpu="off", cuda="promote")
 def dot(a, b):
     if a.array.ndim != 1 or b.array.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.array.ndim}D and {b.array.ndim}D tensors")

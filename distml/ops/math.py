@@ -12,6 +12,7 @@ import numpy as np
 
 from distml import dtypes
 from distml._backend import get_array_module
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import promote, unbroadcast
 from distml.ops.convert import cast, clone
@@ -112,11 +113,13 @@ def atanh(x):
 
 
 @register("arcsin", method=True, inplace=True)
+@autocast_op(cuda="float32")
 def asin(x):
     return _unary("asin", x)
 
 
 @register("arccos", method=True, inplace=True)
+@autocast_op(cuda="float32")
 def acos(x):
     return _unary("acos", x)
 
@@ -127,26 +130,31 @@ def atan(x):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def sinh(x):
     return _unary("sinh", x)
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def cosh(x):
     return _unary("cosh", x)
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def tan(x):
     return _unary("tan", x)
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def log2(x):
     return _unary("log2", x)
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def log10(x):
     return _unary("log10", x)
 
@@ -158,6 +166,7 @@ def exp2(x):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def expm1(x):
     """exp(x) - 1, accurate for small x."""
     return _unary("expm1", x)
@@ -182,6 +191,7 @@ def erfc(x):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def erfinv(x):
     """The inverse of erf on (-1, 1); +-inf at +-1 and nan outside."""
     return _unary("erfinv", x)
@@ -291,6 +301,7 @@ def _finfo(np_dtype):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def reciprocal(x):
     """1 / x (integers give the default float dtype)."""
     from distml.ops.elementwise import div
@@ -398,6 +409,7 @@ def _binary(op, a, b, to_float=True, floats_only=False):
 
 
 @register("arctan2", method=True, inplace=True)
+@autocast_op(cuda="promote")
 def atan2(input, other):
     """The angle of the point (other, input): atan(input / other) in the right quadrant."""
     _require_tensors("atan2", input=input, other=other)

@@ -106,6 +106,7 @@ def _check_nonempty(name, x, dims):
 
 
 @register(method=True)
+@autocast_op(cuda="float32")
 def sum(x, dim=None, keepdim=False, dtype=None):
     """Sum over `dim` (int, tuple, or all): `x.sum(dim=(0, 2), keepdim=True)`."""
     return Sum.apply(x, dims=normalize_dims(dim, x.array.ndim), keepdim=keepdim, dtype=dtypes.to_numpy(dtype))
@@ -127,7 +128,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32", cuda="float32")
 def prod(x, dim=None, keepdim=False, dtype=None):
     """Product of all elements, or over one dim: `x.prod(1)`."""
     dim = None if dim is None else wrap_dim(dim, x.array.ndim)
@@ -204,6 +205,7 @@ def min(x, dim=None, keepdim=False, *, other=None):
 
 
 @register(method=True)
+@autocast_op(cuda="off")  # one kernel in PyTorch: no sum inside is cast
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over `dim` with Bessel's correction by default: `x.var(0, correction=0)`."""
     if isinstance(dim, bool):
@@ -220,22 +222,26 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @register(method=True)
+@autocast_op(cuda="off")
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     from distml.ops.elementwise import sqrt
     return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
 
 @register()
+@autocast_op(cuda="off")
 def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return var(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
 
 
 @register()
+@autocast_op(cuda="off")
 def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return std(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
 
 
 @register(method=True)
+@autocast_op(cuda="float32")
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """The p-norm over `dim` (all elements by default): `x.norm()`, `x.norm(1, dim=1)`, `x.norm("nuc")`.
     torch.norm's rules: a number or "fro" is linalg.vector_norm (a zero gradient at 0), "nuc" the nuclear norm."""
@@ -248,6 +254,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
 
 
 @register(method=True)
+@autocast_op(cuda="float32")
 def logsumexp(x, dim, keepdim=False):
     """log(sum(exp(x), dim)) without overflow: `scores.logsumexp(-1)`."""
     from distml.ops.elementwise import _float_input, exp, log
@@ -263,6 +270,7 @@ def logsumexp(x, dim, keepdim=False):
 
 
 @register(method=True)
+@autocast_op(cuda="float32")
 def cumsum(x, dim, dtype=None):
     """Running sum along `dim`: `x.cumsum(0)`."""
     d = wrap_dim(dim, x.array.ndim)

@@ -3,6 +3,7 @@ import numpy as np
 
 from distml import dtypes, kernels
 from distml._backend import C, get_array_module
+from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import wrap_dim
 from distml.ops.registry import register
@@ -77,12 +78,14 @@ def _apply(x, dim, dtype, log):
 
 
 @register(method=True)
+@autocast_op(cuda="float32")
 def softmax(x, dim=None, dtype=None):
     """exp(x) normalised to sum to 1 along dim: `scores.softmax(-1)`."""
     return _apply(x, dim, dtype, log=False)
 
 
 @register(method=True)
+@autocast_op(cuda="float32")
 def log_softmax(x, dim=None, dtype=None):
     """log(softmax(x, dim)), computed stably: `logits.log_softmax(1)`."""
     return _apply(x, dim, dtype, log=True)

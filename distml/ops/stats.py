@@ -194,7 +194,7 @@ def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """The q-th quantiles (q a number or a 1-D tensor in [0, 1]) of all elements or along dim;
     nan where a nan is involved. A tensor q adds a leading dim."""
@@ -202,7 +202,7 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
 
 
 @register(method=True)
-@autocast_op("float32")
+@autocast_op(cpu="float32")
 def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """Like quantile, over the values that are not nan."""
     return _quantile("nanquantile", input, q, dim, keepdim, interpolation, ignore_nan=True)
@@ -266,6 +266,7 @@ class CumProd(Primitive):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def cumprod(input, dim, *, dtype=None):
     """Running product along dim: `x.cumprod(0)`."""
     d = wrap_dim(dim, input.array.ndim)
@@ -336,6 +337,7 @@ def logcumsumexp(input, dim):
 
 
 @register(method=True, inplace=True)
+@autocast_op(cuda="float32")
 def renorm(input, p, dim, maxnorm):
     """input with each slice along dim whose p-norm exceeds maxnorm scaled down to maxnorm."""
     if p <= 0:

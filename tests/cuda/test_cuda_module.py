@@ -158,6 +158,19 @@ def test_memory_stats_follow_allocations():
     assert distml.cuda.memory_allocated() == base
 
 
+def test_memory_stats_and_summary():
+    x = distml.empty(MiB, dtype=distml.float32, device="cuda")
+    stats = distml.cuda.memory_stats()
+    assert stats["allocated_bytes.all.current"] == distml.cuda.memory_allocated()
+    assert stats["allocated_bytes.all.peak"] == distml.cuda.max_memory_allocated()
+    assert stats["reserved_bytes.all.current"] == distml.cuda.memory_reserved() >= 4 * MiB
+    assert stats["reserved_bytes.all.peak"] == distml.cuda.max_memory_reserved()
+    assert stats["active_bytes.all.current"] == stats["allocated_bytes.all.current"]
+    summary = distml.cuda.memory_summary()
+    assert "Allocated memory" in summary and "GPU reserved memory" in summary and "device ID 0" in summary
+    del x
+
+
 @torch_cuda
 def test_memory_stats_count_as_torchs_do():
     # The same allocations move both counters by the same bytes (both round to 512-byte blocks).

@@ -142,7 +142,18 @@ def test_dataloader_workers_pin_in_the_main_process(rng):
                                   lambda: distml.randn(10, 100, device="cuda", dtype=distml.float64),
                                   lambda: distml.empty(1000, device="cuda").uniform_(-1, 1),
                                   lambda: distml.empty(1000, device="cuda").normal_(2.0, 0.5),
-                                  lambda: distml.normal(0.0, 1.0, size=(1000,), device="cuda")])
+                                  lambda: distml.normal(0.0, 1.0, size=(1000,), device="cuda"),
+                                  lambda: distml.randint(0, 1000, (1000,), device="cuda"),
+                                  lambda: distml.randint_like(distml.zeros(1000, device="cuda"), 7, 900),
+                                  lambda: distml.randperm(1000, device="cuda"),
+                                  lambda: distml.empty(1000, device="cuda").random_(0, 100),
+                                  lambda: distml.empty(1000, device="cuda").exponential_(2.0),
+                                  lambda: distml.empty(1000, device="cuda").bernoulli_(0.3),
+                                  lambda: distml.multinomial(distml.rand(4, 300, device="cuda"), 100),
+                                  lambda: distml.multinomial(distml.rand(300, device="cuda"), 500, replacement=True)],
+                         ids=["rand", "randn", "rand_like", "randn64", "uniform_", "normal_", "normal", "randint",
+                              "randint_like", "randperm", "random_", "exponential_", "bernoulli_", "multinomial",
+                              "multinomial_replacement"])
 def test_random_tensors_are_drawn_on_the_device_and_seeded(make):
     distml.manual_seed(5)
     host_state = distml.get_rng_state()
@@ -161,6 +172,45 @@ def test_device_random_distributions():
     n = distml.randn(200_000, device="cuda", dtype=distml.float64).cpu().numpy()
     assert u.dtype == np.float32 and 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
     assert n.dtype == np.float64 and abs(n.mean()) < 0.01 and abs(n.std() - 1) < 0.01
+
+
+def test_device_integer_samplers():
+    distml.manual_seed(0)
+    ints = distml.randint(-3, 5, (100_000,), device="cuda")
+    assert ints.dtype is distml.int64 and ints.is_cuda
+    counts = np.bincount(ints.cpu().numpy() + 3, minlength=8)
+    assert counts.size == 8 and counts.min() > 11_000
+    perm = distml.randperm(5000, device="cuda")
+    assert perm.dtype is distml.int64 and sorted(perm.cpu().numpy().tolist()) == list(range(5000))
+    probs = distml.tensor([[0.1, 0.0, 0.6, 0.3], [0.0, 0.0, 1.0, 0.0]], device="cuda")
+    picks = distml.multinomial(probs, 20_000, replacement=True).cpu().numpy()
+    np.testing.assert_allclose(np.bincount(picks[0], minlength=4) / 20_000, [0.1, 0.0, 0.6, 0.3], atol=0.015)
+    assert (picks[1] == 2).all()
+    without = distml.multinomial(distml.tensor([1.0, 2.0, 0.0, 7.0], device="cuda").expand(2000, 4), 3).cpu().numpy()
+    assert all(len(set(row)) == 3 and 2 not in row for row in without)
+    np.testing.assert_allclose(np.bincount(without[:, 0], minlength=4) / 2000, [0.1, 0.2, 0.0, 0.7], atol=0.03)
+    with pytest.raises(RuntimeError, match="cannot sample n_sample > prob_dist.size"):
+        distml.multinomial(probs, 5)
+
+
+def test_cuda_rng_state_round_trips():
+    distml.manual_seed(21)
+    state = distml.cuda.get_rng_state()
+    assert state.dtype is distml.uint8 and tuple(state.shape) == (16,) and not state.is_cuda
+    first = distml.rand(100, device="cuda").cpu().numpy()
+    assert not np.array_equal(distml.cuda.get_rng_state().numpy(), state.numpy())
+    distml.cuda.set_rng_state(state)
+    np.testing.assert_array_equal(distml.rand(100, device="cuda").cpu().numpy(), first)
+    states = distml.cuda.get_rng_state_all()
+    assert len(states) == distml.cuda.device_count()
+    second = distml.randn(50, device="cuda").cpu().numpy()
+    distml.cuda.set_rng_state_all(states)
+    np.testing.assert_array_equal(distml.randn(50, device="cuda").cpu().numpy(), second)
+    with distml.random.fork_rng(devices=[0]):
+        inside = distml.rand(10, device="cuda").cpu().numpy()
+    np.testing.assert_array_equal(distml.rand(10, device="cuda").cpu().numpy(), inside)
+    with pytest.raises(RuntimeError, match="RNG state is wrong size"):
+        distml.cuda.set_rng_state(distml.zeros(8, dtype=distml.uint8))
 
 
 def test_cuda_seed_functions():

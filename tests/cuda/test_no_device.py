@@ -32,11 +32,18 @@ def outcome(call, module):
                                   lambda m: m.rand(2, device="cuda"), lambda m: m.randn(2, 2, device="cuda:0"),
                                   lambda m: m.normal(0.0, 1.0, size=(2,), device="cuda"),
                                   lambda m: m.cuda.manual_seed(3), lambda m: m.cuda.seed(),
-                                  lambda m: m.cuda.memory_allocated(), lambda m: m.cuda.empty_cache()],
+                                  lambda m: m.cuda.memory_allocated(), lambda m: m.cuda.empty_cache(),
+                                  lambda m: m.cuda.memory_reserved(), lambda m: m.cuda.max_memory_reserved(),
+                                  lambda m: m.cuda.memory_stats(), lambda m: m.cuda.get_rng_state(),
+                                  lambda m: m.cuda.get_rng_state_all(), lambda m: m.cuda.set_rng_state_all([]),
+                                  lambda m: m.cuda.set_rng_state(m.zeros(16, dtype=m.uint8)),
+                                  lambda m: m.randint(3, (2,), device="cuda"), lambda m: m.randperm(3, device="cuda")],
                          ids=["Stream", "Event", "timing-Event", "current_stream", "default_stream",
                               "current_stream(0)", "stream(None)", "set_stream(None)", "is_pinned", "pin_memory",
                               "to-non_blocking", "rand", "randn", "normal", "manual_seed", "seed",
-                              "memory_allocated", "empty_cache"])
+                              "memory_allocated", "empty_cache", "memory_reserved", "max_memory_reserved",
+                              "memory_stats", "get_rng_state", "get_rng_state_all", "set_rng_state_all",
+                              "set_rng_state", "randint", "randperm"])
 def test_cuda_calls_answer_as_torchs_cpu_build(call):
     ours, theirs = outcome(call, distml), outcome(call, torch)
     assert ours[:2] == theirs[:2], (ours, theirs)
@@ -85,6 +92,20 @@ def test_seeding_reaches_the_cuda_generators_without_starting_cuda():
     assert not _backend.cuda_used() and not distml.cuda.is_initialized()
     with pytest.raises(AssertionError, match="distml cannot use CUDA"):
         distml.cuda.initial_seed()
+
+
+def test_fork_rng_restores_the_cpu_generator_and_forks_no_device():
+    distml.manual_seed(4)
+    before = distml.get_rng_state()
+    with distml.random.fork_rng():
+        inside = distml.rand(5)
+    np.testing.assert_array_equal(distml.get_rng_state().numpy(), before.numpy())
+    np.testing.assert_array_equal(distml.rand(5).numpy(), inside.numpy())
+    with distml.random.fork_rng(enabled=False):
+        distml.rand(5)
+    assert not np.array_equal(distml.get_rng_state().numpy(), before.numpy())
+    with pytest.raises(AssertionError, match="distml cannot use CUDA"), distml.random.fork_rng(devices=[0]):
+        pass
 
 
 def test_cpu_dropout_still_draws_from_the_host_generator():

@@ -25,7 +25,7 @@ from distml.nn.modules.normalization import LayerNorm
 from distml.nn.parameter import Parameter
 
 
-@autocast_op("lower")
+@autocast_op(cpu="lower", cuda="lower")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
     """softmax(query @ key^T * scale + mask) @ value over the last two dims (..., L, E) x (..., S, E).
 
