@@ -158,10 +158,17 @@ def save(state_dict, checkpoint_id):
     positions = {key: value.state_dict() for key, value in state_dict.items()
                  if isinstance(value, (StatefulDataLoader, DistributedSampler))}
     version = _new_version(checkpoint_id) if rank == 0 else None
-    gathered = _all_gather((positions, sum(array.nbytes for array in arrays.values()), version))
-    _check_data_position([position for position, _, _ in gathered])
-    path = os.path.join(checkpoint_id, gathered[0][2])
-    owners = _assign([array.nbytes for _, array in tensors], [nbytes for _, nbytes, _ in gathered])
+    # Every rank assigns the replicated tensors alike only if they are alike: their names, shapes and dtypes.
+    replicas = zlib.crc32(repr([(p, array.shape, array.dtype) for p, array in tensors]).encode())
+    gathered = _all_gather((positions, replicas, sum(array.nbytes for array in arrays.values()), version))
+    _check_data_position([position for position, _, _, _ in gathered])
+    for peer, (_, theirs, _, _) in enumerate(gathered):
+        if theirs != replicas:
+            raise RuntimeError(f"checkpoint.save: the replicated values' tensors (names, shapes, dtypes) differ "
+                               f"between rank {rank} and rank {peer}; save the same model on every rank")
+    version = gathered[0][3]
+    path = os.path.join(checkpoint_id, version)
+    owners = _assign([array.nbytes for _, array in tensors], [nbytes for _, _, nbytes, _ in gathered])
     arrays.update((_name(*p), array) for (p, array), owner in zip(tensors, owners) if owner == rank)
     if own:
         distml.save(own, os.path.join(path, f"rng-{rank}.distml"))
@@ -174,9 +181,9 @@ def save(state_dict, checkpoint_id):
                  "files": {_file(r): written for r, (written, _, _) in enumerate(layouts) if written is not None},
                  "sharded": _merge_chunks(layouts, {key: common for key, (common, _) in sharded.items()})}
         distml.save(index, os.path.join(path, _INDEX))
-        write_atomically(os.path.join(checkpoint_id, _LATEST), lambda f: f.write(gathered[0][2].encode() + b"\n"))
+        write_atomically(os.path.join(checkpoint_id, _LATEST), lambda f: f.write(version.encode() + b"\n"))
         for name in os.listdir(checkpoint_id):
-            if name != gathered[0][2] and name.startswith("v") and name[1:].isdigit():
+            if name != version and name.startswith("v") and name[1:].isdigit():
                 shutil.rmtree(os.path.join(checkpoint_id, name), ignore_errors=True)
     if dist.is_initialized():
         dist.barrier()  # no rank goes on before `latest` names this version

@@ -135,6 +135,13 @@ def test_a_save_killed_while_writing_leaves_the_previous_checkpoint(tmp_path, fi
     assert state["step"] == 2 and (state["model"].weight.detach().numpy() == 5.0).all()
 
 
+def test_save_refuses_replicated_tensors_that_differ_between_ranks(tmp_path, monkeypatch):
+    # A second rank whose model has other shapes: the save's first gather sees its different signature.
+    monkeypatch.setattr(dcp, "_all_gather", lambda value: [value, (value[0], value[1] ^ 1, *value[2:])])
+    with pytest.raises(RuntimeError, match=r"tensors \(names, shapes, dtypes\) differ between rank 0 and rank 1"):
+        dcp.save({"model": nn.Linear(3, 2)}, str(tmp_path / "ckpt"))
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         dcp.load({"step": 0}, str(tmp_path / "none"))
