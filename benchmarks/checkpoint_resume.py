@@ -227,9 +227,11 @@ def print_table(args, side, results, sizes, loads):
             print(f"  distml     {label:22}{mine['wall']:8.2f}{mine['cpu']:8.2f}{mine['peak_mib']:12.0f}   "
                   f"{theirs['wall'] / mine['wall']:.2f}, {theirs['cpu'] / mine['cpu']:.2f}")
             print(f"  torch DCP  {label:22}{theirs['wall']:8.2f}{theirs['cpu']:8.2f}{theirs['peak_mib']:12.0f}")
-    for phase in ("save", "load"):
+    for phase, worlds in (("save", [w for w, _ in WORLDS]), ("load", [w for _, w in WORLDS])):
         r = median[f"torch-{phase} 1"]
-        print(f"  torch.{phase} (1 process){'':12}{r['wall']:8.2f}{r['cpu']:8.2f}{r['peak_mib']:12.0f}")
+        ratios = ", ".join(f"{r['wall'] / median[f'distml-{phase} {n}']['wall']:.2f} (on {n})" for n in worlds)
+        print(f"  torch.{phase} (1 process){'':12}{r['wall']:8.2f}{r['cpu']:8.2f}{r['peak_mib']:12.0f}   "
+              f"wall / distml's: {ratios}")
     for _, loaded_on in WORLDS:
         r = median[f"distml-load {loaded_on}"]
         print(f"distml load on {loaded_on}: checksums {r['crc_cpu']:.2f} CPU s per rank at most, "
