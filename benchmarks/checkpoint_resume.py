@@ -9,8 +9,8 @@ slowest rank, CPU time of all ranks together, and the largest rise of the peak r
 during the call (/proc/self/status VmHWM after resetting it). The distml load's checksum cost is the
 CPU time of zlib.crc32 over the bytes each rank read, in 1 MiB blocks, as the load checks them.
 
-    python benchmarks/checkpoint_resume.py                        # 100M parameters, 3 rounds
-    python benchmarks/checkpoint_resume.py --params 10M --rounds 1
+    python benchmarks/checkpoint_resume.py                        # 100M parameters, 3 rounds: ~17 min, 2 cores
+    python benchmarks/checkpoint_resume.py --params 10M --rounds 1  # ~2 min (mostly starting the jobs)
 
 Not run by the test suite.
 """
