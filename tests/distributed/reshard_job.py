@@ -53,7 +53,7 @@ def main():
     if dcp.exists(args.ckpt):
         bytes_read = dcp.load(state, checkpoint_id=args.ckpt)
         check_rng(args.out, rank)
-        report_reads(args, rank, zero, bytes_read)
+        report_reads(args, rank, net, zero, bytes_read)
     step = state["step"]
     for epoch in range(state["epoch"], STEPS * GLOBAL_BATCH // SAMPLES):
         sampler.set_epoch(epoch)
@@ -92,16 +92,16 @@ def check_rng(out, rank):
         print(f"rank {rank}: rng restored", flush=True)
 
 
-def report_reads(args, rank, zero, bytes_read):
-    """The bytes this rank read from the shard files, what its own ranges of exp_avg and exp_avg_sq hold,
-    and the shard files' sizes."""
+def report_reads(args, rank, net, zero, bytes_read):
+    """The bytes this rank read from the data files, what its own ranges of exp_avg and exp_avg_sq and
+    the model (which every rank reads whole) hold, and the data files' sizes."""
     pieces, _ = zero._local_layout()
     own = sum(2 * (hi - lo) * 8 for _, (_, lo, hi) in pieces)
+    model = sum(value.numpy().nbytes for value in net.state_dict().values())
     path = os.path.join(args.ckpt, open(os.path.join(args.ckpt, "latest")).read().strip())
     files = {name: os.path.getsize(os.path.join(path, name)) for name in os.listdir(path) if name.startswith("shard-")}
     with open(os.path.join(args.out, f"reads-{rank}.json"), "w") as f:
-        json.dump({"read": bytes_read, "own": own, "files": files}, f)
-
+        json.dump({"read": bytes_read, "own": own, "model": model, "files": files}, f)
 
 if __name__ == "__main__":
     main()
