@@ -1,5 +1,6 @@
 """The backward pass: an iterative walk of the graph in reverse topological order."""
 import itertools
+import sys
 
 from distml._backend import get_array_module
 from distml.tensor import Tensor
@@ -52,13 +53,16 @@ def _apply_hooks(hooks, grad):
     return grad
 
 
-def _accumulate_leaf(leaf, grad):
+def _accumulate_leaf(leaf, grad, owned=False):
+    """Add `grad` into `leaf.grad`. An `owned` grad (an array nothing else refers to) becomes the
+    first `.grad` as it is, where its type and dtype are the leaf's; any other is copied."""
     if leaf._hooks:
-        grad = _apply_hooks(leaf._hooks, grad)
+        grad, owned = _apply_hooks(leaf._hooks, grad), False
     if grad.shape != leaf.array.shape:
         raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape {leaf.array.shape}")
     if leaf.grad is None:
-        leaf.grad = Tensor(grad.astype(leaf.array.dtype, copy=True))
+        owned = owned and type(grad) is type(leaf.array) and grad.dtype == leaf.array.dtype
+        leaf.grad = Tensor(grad if owned else grad.astype(leaf.array.dtype, copy=True))
     else:
         leaf.grad.array += grad
     for hook in leaf._post_hooks or ():
@@ -90,16 +94,8 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         send(edge, grad, tensor.output_nr)
         roots.append(edge)
 
-    for node in _topological_order(roots):
-        grad = pending.pop(node, None)
-        if grad is None:
-            continue
-        if isinstance(node, Tensor):
-            if captured is None:
-                _accumulate_leaf(node, grad)
-            elif id(node) in captured:
-                captured[id(node)] = grad
-            continue
+    def propagate(node, grad):
+        """Run `node`'s backward on its output gradient(s); send each input's gradient on."""
         output_grads = grad if node.n_outputs > 1 else [grad]
         for slot, hooks in (node.hooks or {}).items():
             if output_grads[slot] is not None:
@@ -130,6 +126,20 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         for edge, slot, input_grad in zip(node.next_edges, node.next_slots or itertools.repeat(0), input_grads):
             if edge is not None and input_grad is not None:
                 send(edge, input_grad, slot)
+
+    for node in _topological_order(roots):
+        grad = pending.pop(node, None)
+        if grad is None:
+            continue
+        if not isinstance(node, Tensor):
+            propagate(node, grad)  # in a function, so that no local here keeps the gradients it sent
+        elif captured is None:
+            # Referred to by `grad` and getrefcount's argument alone (and owning its memory), the
+            # array is no other tensor's or gradient's: the leaf may keep it without a copy.
+            owned = grad.base is None and sys.getrefcount(grad) == 2
+            _accumulate_leaf(node, grad, owned)
+        elif id(node) in captured:
+            captured[id(node)] = grad
     if captured is not None:
         return [captured[id(t)] for t in inputs]
     return None
