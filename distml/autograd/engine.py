@@ -13,8 +13,11 @@ node_profiler = None
 def _children(node):
     """What `node` sends gradients to: other nodes first, then leaves, so that in the reversed
     post-order each leaf comes right after its last producer (DDP overlaps on this)."""
-    edges = [e for e in node.next_edges if e is not None]
-    return iter([e for e in edges if not isinstance(e, Tensor)] + [e for e in edges if isinstance(e, Tensor)])
+    nodes, leaves = [], []
+    for edge in node.next_edges:
+        if edge is not None:
+            (leaves if isinstance(edge, Tensor) else nodes).append(edge)
+    return iter(nodes + leaves)
 
 
 def _topological_order(roots):
@@ -94,8 +97,9 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         send(edge, grad, tensor.output_nr)
         roots.append(edge)
 
-    def propagate(node, grad):
-        """Run `node`'s backward on its output gradient(s); send each input's gradient on."""
+    def observe(node, grad):
+        """Run `node`'s tensor hooks on its output gradient(s), fill its retained and captured ones;
+        return the gradient(s) the hooks leave."""
         output_grads = grad if node.n_outputs > 1 else [grad]
         for slot, hooks in (node.hooks or {}).items():
             if output_grads[slot] is not None:
@@ -106,6 +110,12 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         for slot, output_grad in enumerate(output_grads):
             if (node, slot) in capture_slots:
                 captured[capture_slots[node, slot]] = output_grad
+        return output_grads if node.n_outputs > 1 else output_grads[0]
+
+    def propagate(node, grad):
+        """Run `node`'s backward on its output gradient(s); send each input's gradient on."""
+        if node.hooks or node.retained or capture_slots:
+            grad = observe(node, grad)
         if node.freed:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -113,12 +123,13 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
                 "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
                 "backward through the graph a second time or if you need to access saved tensors after "
                 "calling backward.")
-        node.check_versions()
+        if node.saved_versions:
+            node.check_versions()
         backward = node.backward if node_profiler is None else node_profiler(node)
         if node.n_outputs > 1:
-            input_grads = backward(*_zeros_for_missing(output_grads, node.output_specs))
+            input_grads = backward(*_zeros_for_missing(grad, node.output_specs))
         else:
-            input_grads = backward(output_grads[0])
+            input_grads = backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
