@@ -10,6 +10,16 @@ from distml.tensor import Tensor
 node_profiler = None
 
 
+def _count_of_a_sole_reference():
+    """What sys.getrefcount says of an object that one local variable alone holds: 2 (the local and
+    the call's argument), or less where the interpreter lends the argument its reference (3.14)."""
+    alone = object()
+    return sys.getrefcount(alone)
+
+
+_SOLE_REFERENCE = _count_of_a_sole_reference()
+
+
 def _children(node):
     """What `node` sends gradients to: other nodes first, then leaves, so that in the reversed
     post-order each leaf comes right after its last producer (DDP overlaps on this)."""
@@ -145,9 +155,9 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         if not isinstance(node, Tensor):
             propagate(node, grad)  # in a function, so that no local here keeps the gradients it sent
         elif captured is None:
-            # Referred to by `grad` and getrefcount's argument alone (and owning its memory), the
-            # array is no other tensor's or gradient's: the leaf may keep it without a copy.
-            owned = grad.base is None and sys.getrefcount(grad) == 2
+            # Held by `grad` alone (and owning its memory), the array is no other tensor's or
+            # gradient's: the leaf may keep it without a copy.
+            owned = grad.base is None and sys.getrefcount(grad) == _SOLE_REFERENCE
             _accumulate_leaf(node, grad, owned)
         elif id(node) in captured:
             captured[id(node)] = grad
