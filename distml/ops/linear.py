@@ -17,13 +17,13 @@ class Linear(Primitive):
         out = _rows(x) @ weight.T
         if bias is not None:
             out += bias
-        return out.reshape(x.shape[:-1] + weight.shape[:1])
+        return _shaped(out, x.shape[:-1] + weight.shape[:1])
 
     def backward(self, grad):
         x, weight = self.x, self.weight
         grad_rows = _rows(grad)
         needs = self.needs_input_grad
-        grad_x = (grad_rows @ weight).reshape(x.shape) if needs[0] else None
+        grad_x = _shaped(grad_rows @ weight, x.shape) if needs[0] else None
         grad_w = grad_rows.T @ _rows(x) if needs[1] else None
         grad_b = grad_rows.sum(axis=0) if needs[2] else None
         return grad_x, grad_w, grad_b
@@ -32,6 +32,12 @@ class Linear(Primitive):
 def _rows(a):
     """`a` as a matrix of its last dim's vectors (a copy only where a's layout needs one)."""
     return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
+def _shaped(a, shape):
+    """`a` reshaped to `shape`; `a` itself where it has that shape (an array that owns its memory
+    can become a leaf's .grad without a copy, a view of it cannot)."""
+    return a if a.shape == shape else a.reshape(shape)
 
 
 class Embedding(Primitive):
