@@ -229,8 +229,7 @@ class Tensor:
             return self.array.item().__format__(format_spec)
         return object.__format__(self, format_spec)
 
-    def __hash__(self):
-        return id(self)
+    __hash__ = object.__hash__  # by identity, as PyTorch's (the C slot: tensors key the engine's dicts)
 
     def __bool__(self):
         if self.array.size != 1:

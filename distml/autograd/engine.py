@@ -1,5 +1,6 @@
 """The backward pass: an iterative walk of the graph in reverse topological order."""
 import itertools
+import sys
 
 from distml._backend import get_array_module
 from distml.tensor import Tensor
@@ -9,11 +10,24 @@ from distml.tensor import Tensor
 node_profiler = None
 
 
+def _count_of_a_sole_reference():
+    """What sys.getrefcount says of an object that one local variable alone holds: 2 (the local and
+    the call's argument), or less where the interpreter lends the argument its reference (3.14)."""
+    alone = object()
+    return sys.getrefcount(alone)
+
+
+_SOLE_REFERENCE = _count_of_a_sole_reference()
+
+
 def _children(node):
     """What `node` sends gradients to: other nodes first, then leaves, so that in the reversed
     post-order each leaf comes right after its last producer (DDP overlaps on this)."""
-    edges = [e for e in node.next_edges if e is not None]
-    return iter([e for e in edges if not isinstance(e, Tensor)] + [e for e in edges if isinstance(e, Tensor)])
+    nodes, leaves = [], []
+    for edge in node.next_edges:
+        if edge is not None:
+            (leaves if isinstance(edge, Tensor) else nodes).append(edge)
+    return iter(nodes + leaves)
 
 
 def _topological_order(roots):
@@ -52,13 +66,16 @@ def _apply_hooks(hooks, grad):
     return grad
 
 
-def _accumulate_leaf(leaf, grad):
+def _accumulate_leaf(leaf, grad, owned=False):
+    """Add `grad` into `leaf.grad`. An `owned` grad (an array nothing else refers to) becomes the
+    first `.grad` as it is, where its type and dtype are the leaf's; any other is copied."""
     if leaf._hooks:
-        grad = _apply_hooks(leaf._hooks, grad)
+        grad, owned = _apply_hooks(leaf._hooks, grad), False
     if grad.shape != leaf.array.shape:
         raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape {leaf.array.shape}")
     if leaf.grad is None:
-        leaf.grad = Tensor(grad.astype(leaf.array.dtype, copy=True))
+        owned = owned and type(grad) is type(leaf.array) and grad.dtype == leaf.array.dtype
+        leaf.grad = Tensor(grad if owned else grad.astype(leaf.array.dtype, copy=True))
     else:
         leaf.grad.array += grad
     for hook in leaf._post_hooks or ():
@@ -90,16 +107,9 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         send(edge, grad, tensor.output_nr)
         roots.append(edge)
 
-    for node in _topological_order(roots):
-        grad = pending.pop(node, None)
-        if grad is None:
-            continue
-        if isinstance(node, Tensor):
-            if captured is None:
-                _accumulate_leaf(node, grad)
-            elif id(node) in captured:
-                captured[id(node)] = grad
-            continue
+    def observe(node, grad):
+        """Run `node`'s tensor hooks on its output gradient(s), fill its retained and captured ones;
+        return the gradient(s) the hooks leave."""
         output_grads = grad if node.n_outputs > 1 else [grad]
         for slot, hooks in (node.hooks or {}).items():
             if output_grads[slot] is not None:
@@ -110,6 +120,12 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         for slot, output_grad in enumerate(output_grads):
             if (node, slot) in capture_slots:
                 captured[capture_slots[node, slot]] = output_grad
+        return output_grads if node.n_outputs > 1 else output_grads[0]
+
+    def propagate(node, grad):
+        """Run `node`'s backward on its output gradient(s); send each input's gradient on."""
+        if node.hooks or node.retained or capture_slots:
+            grad = observe(node, grad)
         if node.freed:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -117,12 +133,13 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
                 "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
                 "backward through the graph a second time or if you need to access saved tensors after "
                 "calling backward.")
-        node.check_versions()
+        if node.saved_versions:
+            node.check_versions()
         backward = node.backward if node_profiler is None else node_profiler(node)
         if node.n_outputs > 1:
-            input_grads = backward(*_zeros_for_missing(output_grads, node.output_specs))
+            input_grads = backward(*_zeros_for_missing(grad, node.output_specs))
         else:
-            input_grads = backward(output_grads[0])
+            input_grads = backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if not retain_graph:
@@ -130,6 +147,20 @@ def run_backward(tensors, grads, retain_graph=False, inputs=None):
         for edge, slot, input_grad in zip(node.next_edges, node.next_slots or itertools.repeat(0), input_grads):
             if edge is not None and input_grad is not None:
                 send(edge, input_grad, slot)
+
+    for node in _topological_order(roots):
+        grad = pending.pop(node, None)
+        if grad is None:
+            continue
+        if not isinstance(node, Tensor):
+            propagate(node, grad)  # in a function, so that no local here keeps the gradients it sent
+        elif captured is None:
+            # Held by `grad` alone (and owning its memory), the array is no other tensor's or
+            # gradient's: the leaf may keep it without a copy.
+            owned = grad.base is None and sys.getrefcount(grad) == _SOLE_REFERENCE
+            _accumulate_leaf(node, grad, owned)
+        elif id(node) in captured:
+            captured[id(node)] = grad
     if captured is not None:
         return [captured[id(t)] for t in inputs]
     return None

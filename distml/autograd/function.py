@@ -31,10 +31,14 @@ class Node:
 
     def connect(self, inputs):
         """Record edges to the inputs that require grad; return whether any does."""
-        self.needs_input_grad = needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-        self.next_edges = tuple((t.grad_fn or t) if need else None for t, need in zip(inputs, needs))
-        slots = tuple(t.output_nr if need else 0 for t, need in zip(inputs, needs))
-        self.next_slots = slots if any(slots) else None
+        needs, edges, slots = [], [], []
+        for t in inputs:
+            need = isinstance(t, Tensor) and t.requires_grad
+            needs.append(need)
+            edges.append((t.grad_fn or t) if need else None)
+            slots.append(t.output_nr if need else 0)
+        self.needs_input_grad, self.next_edges = tuple(needs), tuple(edges)
+        self.next_slots = tuple(slots) if any(slots) else None
         self.saved_versions = None
         self.freed = False
         self.hooks = None
@@ -99,9 +103,9 @@ class Primitive(Node):
         if record and _State.enabled:
             node.connect(inputs)
             if cls.saves_inputs:
-                node.saved_versions = tuple((t._version, t._version[0]) for t in inputs if isinstance(t, Tensor))
+                node.saved_versions = [(t._version, t._version[0]) for t in inputs if isinstance(t, Tensor)]
             if cls.saves_output:
-                node.saved_versions = (node.saved_versions or ()) + ((out._version, 0),)
+                node.saved_versions = (node.saved_versions or []) + [(out._version, 0)]
             out.requires_grad = True
             out.grad_fn = node
         if tracer is not None:

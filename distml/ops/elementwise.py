@@ -9,6 +9,7 @@ from distml._backend import get_array_module
 from distml.amp.autocast_mode import autocast_op
 from distml.autograd.function import Primitive
 from distml.ops._util import broadcast_shapes, complex_grads, promote, unbroadcast
+from distml.ops.convert import cast
 from distml.ops.registry import register
 from distml.tensor import Tensor, _label, write_out
 
@@ -497,7 +498,6 @@ def neg(x):
 
 def _float_input(x):
     """Integer and bool inputs of float functions are computed in the default float dtype."""
-    from distml.ops.convert import cast
     return x if dtypes.is_float(x.array.dtype) else cast(x, dtypes.get_default_dtype())
 
 

@@ -29,7 +29,7 @@ class Sum(Primitive):
         return get_array_module(x).asarray(x.sum(axis=dims, keepdims=keepdim, dtype=dtype))
 
     def backward(self, grad):
-        if not self.keepdim:
+        if not self.keepdim and self.dims is not None:  # a sum of everything is 0-d: it broadcasts as it is
             grad = grad.reshape(_keepdim_shape(self.shape, self.dims))
         return get_array_module(grad).broadcast_to(grad, self.shape)
 

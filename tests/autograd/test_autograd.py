@@ -266,6 +266,52 @@ def test_repeated_indices_accumulate():
         np.testing.assert_allclose(x.grad.numpy(), [3.0, 0.0, 1.0])
 
 
+def test_leaf_gradients_never_share_memory():
+    """The engine hands a leaf its gradient array without a copy only where nothing else holds
+    it: leaves fed one array (an add), a retained grad and a user's gradient keep their own."""
+    def run(lib):
+        x, y = (lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True) for _ in range(2))
+        h = x + y
+        h.retain_grad()
+        c = lib.tensor([3.0, 5.0], dtype=lib.float64)
+        for _ in range(2):
+            (h * c).sum().backward(retain_graph=True)
+        seed = lib.ones(2, dtype=lib.float64)
+        z = lib.tensor([1.0, 1.0], dtype=lib.float64, requires_grad=True)
+        z.backward(seed)
+        seed += 1
+        return x.grad, y.grad, h.grad, z.grad
+
+    ours, theirs = run(distml), run(torch)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    arrays = [g.array for g in ours]
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_first_leaf_gradient_is_the_backward_array_unless_kept(kept):
+    made, kept_tensors = [], []
+
+    class Double(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            out = grad * 2
+            made.append(id(out.array))
+            if kept:
+                kept_tensors.append(out)
+            return out
+
+    x = leaf([1.0, 2.0])
+    Double.apply(x).backward(distml.ones(2, dtype=distml.float64))
+    assert (id(x.grad.array) == made[0]) is not kept  # a copy only where the array is still held
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
 def test_chain_of_100000_ops():
     x = distml.tensor(1.0, requires_grad=True)
     y = x

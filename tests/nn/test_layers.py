@@ -16,6 +16,8 @@ LAYERS = [
     ("Linear", (5, 3), {}, [(4, 5)]),
     ("Linear", (5, 3), {"bias": False}, [(2, 6, 5)]),
     ("Linear", (5, 3), {}, [(5,)]),
+    ("Linear", (5, 3), {}, [(0, 5)]),
+    ("Linear", (0, 3), {}, [(4, 0)]),
     ("Identity", (), {}, [(3, 4)]),
     ("Flatten", (), {}, [(2, 3, 4, 5)]),
     ("Unflatten", (1, (2, 3)), {}, [(4, 6)]),
@@ -223,6 +225,24 @@ def test_conv_errors():
         nn.Conv2d(3, 4, 3, stride=2, padding="same")
     with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(4x5 and 6x3\)"):
         nn.Linear(6, 3)(distml.randn(4, 5))
+
+
+def transposed_linear(lib):
+    """Linear(5, 3) of a transposed (non-contiguous) 3-d view, as MultiheadAttention(batch_first=True) makes."""
+    class TransposedLinear(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = lib.nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.inner(x.transpose(0, 1))
+
+    return TransposedLinear()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_linear_of_a_transposed_view(same, rng, dtype):
+    same(transposed_linear(distml), transposed_linear(torch), [rng.standard_normal((4, 6, 5))], dtype)
 
 
 def test_lenet_end_to_end(same, rng):
