@@ -411,7 +411,8 @@ def unbind(x, dim=0):
 
 class Split(Primitive):
     """All pieces of a split or unbind as the outputs of one node, so backward writes one
-    full-size gradient (a getitem per piece would write one per piece: quadratic)."""
+    full-size gradient (a getitem per piece would write one per piece: quadratic). The pieces
+    are disjoint and cover x, so backward fills every element of it."""
 
     saves_inputs = False
     is_view = True
@@ -422,12 +423,12 @@ class Split(Primitive):
         return tuple(xp.asarray(x[key]) for key in keys)  # a full integer index gives a numpy scalar
 
     def backward(self, *grads):
-        out = get_array_module(grads[0]).zeros(self.shape, dtype=self.dtype)
+        out = get_array_module(grads[0]).empty(self.shape, dtype=self.dtype)
         for key, grad in zip(self.keys, grads):
             out[key] = grad
         return out
 
 
 def _pieces(x, keys):
-    """Views of x at each basic index in keys (disjoint), the outputs of one Split node."""
+    """Views of x at each basic index in keys (disjoint, covering x), the outputs of one Split node."""
     return Split.apply(x, keys=keys)

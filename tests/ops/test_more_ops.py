@@ -510,3 +510,16 @@ def test_histogram_matches_torch(args, kwargs):
     for lib, error in ((distml, NotImplementedError), (torch, NotImplementedError)):
         with pytest.raises(error, match="not implemented for 'Long'"):
             lib.histogram(lib.tensor([1, 2]), 2)
+
+
+@pytest.mark.parametrize("pick", [lambda m, x: m.split(x, 2)[0], lambda m, x: m.unbind(x, 1)[2],
+                                  lambda m, x: m.chunk(x, 3)[1], lambda m, x: m.tensor_split(x, [1, 3])[2]])
+def test_backward_through_one_piece_leaves_zeros_elsewhere(pick):
+    """Split's backward writes every element (pieces the loss never used get zeros), whatever the
+    freed memory it lands in held."""
+    data = np.random.default_rng(0).standard_normal((5, 4))
+    np.full((5, 4), np.nan).sum()  # a freed array of the same size, full of nan
+    x, t = distml.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+    (pick(distml, x) * 3).sum().backward()
+    (pick(torch, t) * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
