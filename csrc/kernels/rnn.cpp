@@ -190,16 +190,57 @@ __attribute__((target("avx2,fma"))) static void panel_kernel(int64_t K, const fl
   }
 }
 
+// The same product with one 16-wide vector per row, on CPUs with AVX-512: half the instructions
+// per panel, and 8 rows at a time (8 accumulators keep the FMA units busy). The sums run in the
+// same order, so the results equal the AVX2 kernel's bit for bit.
+static bool cpu_has_avx512f() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
+
+template <int MR>
+__attribute__((target("avx512f"))) static void panel_kernel_avx512(int64_t K, const float* a, int64_t lda,
+                                                                  const float* panel, bool accumulate, float* c,
+                                                                  int64_t ldc, int64_t cols) {
+  __m512 acc[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 b = _mm512_loadu_ps(panel + k * kPanel);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + k]), b, acc[r]);
+  }
+  const auto mask = static_cast<__mmask16>((1u << cols) - 1);  // lanes past `cols` are left alone
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    float* out = c + r * ldc;
+    const __m512 v = accumulate ? _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(mask, out)) : acc[r];
+    _mm512_mask_storeu_ps(out, mask, v);
+  }
+}
+
 static void packed_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* panels,
                         bool accumulate, float* c, int64_t ldc) {
   using Kernel = void (*)(int64_t, const float*, int64_t, const float*, bool, float*, int64_t, int64_t);
-  static constexpr Kernel kernels[] = {nullptr,          panel_kernel<1>, panel_kernel<2>, panel_kernel<3>,
-                                       panel_kernel<4>, panel_kernel<5>, panel_kernel<6>};
+  static constexpr Kernel avx2[] = {nullptr,          panel_kernel<1>, panel_kernel<2>, panel_kernel<3>,
+                                    panel_kernel<4>, panel_kernel<5>, panel_kernel<6>};
+  static constexpr Kernel avx512[] = {nullptr,
+                                      panel_kernel_avx512<1>,
+                                      panel_kernel_avx512<2>,
+                                      panel_kernel_avx512<3>,
+                                      panel_kernel_avx512<4>,
+                                      panel_kernel_avx512<5>,
+                                      panel_kernel_avx512<6>,
+                                      panel_kernel_avx512<7>,
+                                      panel_kernel_avx512<8>};
+  const bool wide = cpu_has_avx512f();
+  const Kernel* kernels = wide ? avx512 : avx2;
+  const int64_t block = wide ? 8 : 6;
   for (int64_t j = 0; j < N; j += kPanel) {
     const float* panel = panels + (j / kPanel) * K * kPanel;
     const int64_t cols = std::min(kPanel, N - j);
-    for (int64_t i = 0; i < M; i += 6) {
-      const int64_t rows = std::min<int64_t>(6, M - i);
+    for (int64_t i = 0; i < M; i += block) {
+      const int64_t rows = std::min<int64_t>(block, M - i);
       kernels[rows](K, a + i * lda, lda, panel, accumulate, c + i * ldc + j, ldc, cols);
     }
   }
@@ -241,9 +282,9 @@ static StepGemm<T> step_gemm(const T* b, int64_t K, int64_t N, int64_t ldb, int 
   return op;
 }
 
-// Each gate loop is compiled twice, for AVX2 + FMA and for any x86-64, the CPU picking at load time.
+// Each gate loop is compiled for AVX-512, for AVX2 + FMA and for any x86-64, the CPU picking at load time.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define DISTML_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define DISTML_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define DISTML_VECTOR_CLONES
 #endif
