@@ -5,6 +5,8 @@
 #endif
 #include "kernels/rnn.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -12,6 +14,8 @@
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
+
+#include "kernels/vec_math.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -282,12 +286,6 @@ static StepGemm<T> step_gemm(const T* b, int64_t K, int64_t N, int64_t ldb, int 
   return op;
 }
 
-// Each gate loop is compiled for AVX-512, for AVX2 + FMA and for any x86-64, the CPU picking at load time.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define DISTML_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DISTML_VECTOR_CLONES
-#endif
 
 // One sequence's step. g (gate_size) holds W_ih x and becomes the gates, u = W_hh h; bx, bh the biases.
 template <typename T>
@@ -335,6 +333,20 @@ DISTML_VECTOR_CLONES static void gru_row(int64_t H, T* g, const T* u, const T* b
   }
 }
 
+// Whether the threads split the recurrence by sequence: each runs its own rows through every step.
+// Only with the packed float32 kernel (a BLAS call inside a parallel region would start threads of
+// its own) and without a projection (its per-step product is BLAS), for two 8-row blocks or more.
+template <typename T>
+static bool split_by_sequence(const RnnShape& s, int64_t batch, const StepGemm<T>& recurrent) {
+  return recurrent.panels != nullptr && !s.proj && omp_get_max_threads() > 1 && batch >= 16;
+}
+
+// In a parallel region: each thread's share of the batch, in whole 8-row blocks.
+static int64_t rows_per_thread(int64_t batch) {
+  const int64_t blocks = (batch + 7) / 8, threads = omp_get_num_threads();
+  return (blocks + threads - 1) / threads * 8;
+}
+
 // The input projection's chunk of steps (a share of L2) and the fewest rows worth chunking.
 constexpr int64_t kChunkBytes = 256 * 1024, kChunkMinRows = 128;
 
@@ -351,37 +363,25 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
   T* aux2 = static_cast<T*>(saved.aux2);
   T* h_raw = static_cast<T*>(saved.h_raw);
   const std::vector<T> bx = bias_or_zeros(b_ih, G), bh = bias_or_zeros(b_hh, G);
-  // W_ih x for a few steps at a time, about kChunkBytes of gates, so the steps then read them from cache; in
-  // one GEMM over every step where such a chunk would be too few rows for the GEMM to run at full rate.
-  const int64_t chunk_rows = kChunkBytes / static_cast<int64_t>(sizeof(T) * G);
-  const bool chunked = chunk_rows >= kChunkMinRows;
-  if (!chunked) gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);
-  int64_t chunk_end = 0;  // steps before it (in processing order) have their W_ih x
   std::copy(h0, h0 + N * R, h_n);  // h_n and c_n hold the running state
   if (s.mode == RnnMode::lstm) std::copy(c0, c0 + N * H, c_n);
-  T* hh = scratch<T>(0, N * G);
   T* w_hh_t = scratch<T>(1, R * G);  // W_hh^T: the per-step product then reads it without a transpose
   transpose(w_hh, G, R, w_hh_t);
   const StepGemm<T> recurrent = step_gemm(static_cast<const T*>(w_hh_t), R, G, G, 2);
-  for (int64_t k = 0; k < s.steps; ++k) {
-    const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
-    if (chunked && k == chunk_end) {
-      int64_t first = base, end = base + b;  // the chunk's rows, contiguous in either direction
-      for (chunk_end = k + 1; chunk_end < s.steps && end - first < chunk_rows; ++chunk_end) {
-        const int64_t u = s.reverse ? s.steps - 1 - chunk_end : chunk_end;
-        first = std::min(first, offsets[u]), end = std::max(end, offsets[u] + batch_sizes[u]);
-      }
-      gemm<T>(false, true, end - first, G, s.input, x + first * s.input, s.input, w_ih, s.input, T(0),
-              gates + first * G, G);
-    }
-    T* hp = h_prev + base * R;
-    std::copy(h_n, h_n + b * R, hp);
-    recurrent(b, hp, R, false, hh, G);
-#pragma omp parallel for schedule(static) if (b * G > kParallelWork)
-    for (int64_t row = 0; row < b; ++row) {
+  const bool split = split_by_sequence(s, N, recurrent);
+  // Rows [lo, hi) of step k (those the step has): its recurrent product into hh, then the gates.
+  auto step_rows = [&](int64_t k, int64_t lo, int64_t hi, T* hh) {
+    const int64_t t = s.reverse ? s.steps - 1 - k : k, base = offsets[t];
+    hi = std::min(hi, batch_sizes[t]);
+    if (hi <= lo) return;
+    T* hp = h_prev + (base + lo) * R;
+    std::copy(h_n + lo * R, h_n + hi * R, hp);
+    recurrent(hi - lo, hp, R, false, hh, G);
+#pragma omp parallel for schedule(static) if (!split && (hi - lo) * G > kParallelWork)
+    for (int64_t row = lo; row < hi; ++row) {
       const int64_t at = base + row;
       T* g = gates + at * G;
-      const T* u = hh + row * G;
+      const T* u = hh + (row - lo) * G;
       T* state = h_n + row * R;
       switch (s.mode) {
         case RnnMode::tanh:
@@ -399,9 +399,41 @@ static void forward_typed(const RnnShape& s, const int64_t* batch_sizes, const T
       }
     }
     if (s.proj) {
-      gemm<T>(false, true, b, R, H, h_raw + base * H, H, w_hr, H, T(0), y + base * R, R);
-      std::copy(y + base * R, y + (base + b) * R, h_n);
+      gemm<T>(false, true, hi - lo, R, H, h_raw + (base + lo) * H, H, w_hr, H, T(0), y + (base + lo) * R, R);
+      std::copy(y + (base + lo) * R, y + (base + hi) * R, h_n + lo * R);
     }
+  };
+  if (split) {
+    // A sequence's steps depend on that sequence alone: each thread runs its own rows through every
+    // step, with no barrier between steps. W_ih x first, for every step in one GEMM.
+    gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);
+#pragma omp parallel
+    {
+      const int64_t share = rows_per_thread(N), lo = omp_get_thread_num() * share, hi = std::min(N, lo + share);
+      T* hh = scratch<T>(0, share * G);
+      for (int64_t k = 0; lo < hi && k < s.steps; ++k) step_rows(k, lo, hi, hh);
+    }
+    return;
+  }
+  // W_ih x for a few steps at a time, about kChunkBytes of gates, so the steps then read them from cache; in
+  // one GEMM over every step where such a chunk would be too few rows for the GEMM to run at full rate.
+  const int64_t chunk_rows = kChunkBytes / static_cast<int64_t>(sizeof(T) * G);
+  const bool chunked = chunk_rows >= kChunkMinRows;
+  if (!chunked) gemm<T>(false, true, rows, G, s.input, x, s.input, w_ih, s.input, T(0), gates, G);
+  int64_t chunk_end = 0;  // steps before it (in processing order) have their W_ih x
+  T* hh = scratch<T>(0, N * G);
+  for (int64_t k = 0; k < s.steps; ++k) {
+    const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
+    if (chunked && k == chunk_end) {
+      int64_t first = base, end = base + b;  // the chunk's rows, contiguous in either direction
+      for (chunk_end = k + 1; chunk_end < s.steps && end - first < chunk_rows; ++chunk_end) {
+        const int64_t u = s.reverse ? s.steps - 1 - chunk_end : chunk_end;
+        first = std::min(first, offsets[u]), end = std::max(end, offsets[u] + batch_sizes[u]);
+      }
+      gemm<T>(false, true, end - first, G, s.input, x + first * s.input, s.input, w_ih, s.input, T(0),
+              gates + first * G, G);
+    }
+    step_rows(k, 0, b, hh);
   }
 }
 
@@ -481,17 +513,21 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
   std::copy(dh_n, dh_n + N * R, dh0);
   if (s.mode == RnnMode::lstm) std::copy(dc_n, dc_n + N * H, dc0);
   const StepGemm<T> recurrent = step_gemm(w_hh, G, R, R, 5);
-  for (int64_t k = s.steps - 1; k >= 0; --k) {
-    const int64_t t = s.reverse ? s.steps - 1 - k : k, b = batch_sizes[t], base = offsets[t];
-    for (int64_t i = 0; i < b * R; ++i) dh0[i] += dy[base * R + i];
+  const bool split = split_by_sequence(s, N, recurrent);
+  // Rows [lo, hi) of step k (those the step has): the gates' gradients, then W_hh's part of dh.
+  auto step_rows = [&](int64_t k, int64_t lo, int64_t hi) {
+    const int64_t t = s.reverse ? s.steps - 1 - k : k, base = offsets[t];
+    hi = std::min(hi, batch_sizes[t]);
+    if (hi <= lo) return;
+    for (int64_t i = lo * R; i < hi * R; ++i) dh0[i] += dy[base * R + i];
     const T* dh = dh0;
     if (P) {
-      std::copy(dh0, dh0 + b * P, dh_proj + base * P);
-      gemm<T>(false, false, b, H, P, dh0, P, w_hr, H, T(0), dh_raw, H);
+      std::copy(dh0 + lo * P, dh0 + hi * P, dh_proj + (base + lo) * P);
+      gemm<T>(false, false, hi - lo, H, P, dh0 + lo * P, P, w_hr, H, T(0), dh_raw + lo * H, H);
       dh = dh_raw;
     }
-#pragma omp parallel for schedule(static) if (b * G > kParallelWork)
-    for (int64_t row = 0; row < b; ++row) {
+#pragma omp parallel for schedule(static) if (!split && (hi - lo) * G > kParallelWork)
+    for (int64_t row = lo; row < hi; ++row) {
       const int64_t at = base + row;
       const T* g = gates + at * G;
       const T* d = dh + row * H;
@@ -509,7 +545,16 @@ static void backward_typed(const RnnShape& s, const int64_t* batch_sizes, const 
           break;
       }
     }
-    recurrent(b, dgh + base * G, G, s.mode == RnnMode::gru, dh0, R);
+    recurrent(hi - lo, dgh + (base + lo) * G, G, s.mode == RnnMode::gru, dh0 + lo * R, R);
+  };
+  if (split) {
+#pragma omp parallel
+    {
+      const int64_t share = rows_per_thread(N), lo = omp_get_thread_num() * share, hi = std::min(N, lo + share);
+      for (int64_t k = s.steps - 1; lo < hi && k >= 0; --k) step_rows(k, lo, hi);
+    }
+  } else {
+    for (int64_t k = s.steps - 1; k >= 0; --k) step_rows(k, 0, N);
   }
   // The weight gradients as x^T dg and h_prev^T dg_h (the faster orientation for BLAS), then transposed.
   T* dw_t = scratch<T>(4, (s.input > R ? s.input : R) * G);

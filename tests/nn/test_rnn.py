@@ -318,3 +318,39 @@ def test_dtype_mismatches_raise():
                                            r"distml.float32"):
         nn.LSTM(3, 4).double()(distml.zeros(2, 1, 3, dtype=distml.float64),
                                (distml.zeros(1, 1, 4), distml.zeros(1, 1, 4, dtype=distml.float64)))
+
+
+@pytest.mark.parametrize("mode", ["RNN_TANH", "GRU", "LSTM"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_kernel_split_among_threads_matches_one_thread(rng, mode, reverse):
+    """At two threads the float32 kernel runs each thread's sequences through every step on its own
+    (21 rows: one thread 16, the other 5, fewer as the packed steps shrink): the same outputs and
+    gradients as one thread, and as the array-module twin."""
+    from distml.ops import rnn
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr = kernel_inputs(rng, mode, 0, np.float32, batch=21, length=5,
+                                                             features=7, hidden=20)
+    batch_sizes = np.array([21, 21, 17, 9, 3], dtype=np.int64)
+    x = x.reshape(-1, x.shape[2])[:batch_sizes.sum()]
+    sizes = [rnn.MODES[mode], len(batch_sizes), 21, x.shape[1], 20, 0, int(reverse)]
+    dy = rng.standard_normal((x.shape[0], 20)).astype(np.float32)
+    dh_n = rng.standard_normal(h0.shape).astype(np.float32)
+    dc_n = rng.standard_normal(c0.shape).astype(np.float32) if c0 is not None else None
+
+    def run(forward, backward):
+        outputs = forward(sizes, batch_sizes, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+        grads = backward(sizes, batch_sizes, x, w_ih, w_hh, w_hr, True, outputs[3], dy, dh_n, dc_n, True)
+        return [a for a in list(outputs[:3]) + list(grads) if a is not None]
+
+    threads = distml.get_num_threads()
+    try:
+        distml.set_num_threads(1)
+        one = run(rnn._forward_c, rnn._backward_c)
+        distml.set_num_threads(2)
+        two = run(rnn._forward_c, rnn._backward_c)
+    finally:
+        distml.set_num_threads(threads)
+    twin = run(rnn._forward_xp, rnn._backward_xp)
+    assert len(one) == len(two) == len(twin)
+    for a, b, c in zip(one, two, twin):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(b, c, rtol=1e-4, atol=1e-4)
