@@ -4,6 +4,13 @@
 #pragma once
 #include <cstdint>
 
+// A loop's function compiled for AVX-512, for AVX2 + FMA and for any x86-64, the CPU picking at load time.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define DISTML_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DISTML_VECTOR_CLONES
+#endif
+
 namespace distml::vec_math {
 
 // exp(x) within 2 ulp (Cephes' expf: exp(x) = 2^n * exp(r), |r| <= ln2 / 2, degree-6 polynomial

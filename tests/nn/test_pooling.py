@@ -87,6 +87,23 @@ def test_max_pool_indices_and_unpool(rng, nd, kwargs, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 2, 1), (2, 1, 0), (3, 1, 1), (3, 2, 0)])
+@pytest.mark.parametrize("size", [(40, 37), (9, 8)], ids=["long-rows", "short-rows"])
+def test_max_pool2d_square_windows_match_torch(rng, dtype, kernel, stride, padding, size):
+    """The 2x2 and 3x3 kernels (rows of 16 windows or more vectorised, shorter ones a window at a
+    time): values and indices equal torch's, with ties (the first maximum wins), NaNs (the last one
+    in a window wins) and -inf."""
+    x = np.round(rng.standard_normal((2, 3) + size), 1).astype(dtype)  # rounded: many ties
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, flat.size // 20, replace=False)] = np.nan
+    flat[rng.choice(flat.size, flat.size // 20, replace=False)] = -np.inf
+    out_d, idx_d = F.max_pool2d(distml.tensor(x), kernel, stride, padding, return_indices=True)
+    out_t, idx_t = torch.nn.functional.max_pool2d(torch.tensor(x), kernel, stride, padding, return_indices=True)
+    np.testing.assert_array_equal(out_d.numpy(), out_t.numpy())
+    np.testing.assert_array_equal(idx_d.numpy(), idx_t.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("nd,args", [(1, (2,)), (2, ((2, 3), (2, 1), (0, 1))), (3, (3, 2, 1))])
 def test_max_unpool_module(same, rng, nd, args, dtype):
     dm, tm = _both(f"MaxUnpool{nd}d", args, {})
