@@ -19,6 +19,14 @@ except Exception as error:  # ImportError, or a CUDA runtime that fails to load
     cupy, cupy_error = None, error
 
 
+def _ranks_on_this_host():
+    """The launcher's count of ranks on this host (Open MPI's, MPICH's), 1 without one."""
+    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 1
+
+
 def _load_compiled_core():
     # _C links libmpi; loading mpi4py's MPI module first puts that same libmpi in the
     # process. rc.initialize=False keeps `import distml` from initialising MPI.
@@ -26,10 +34,18 @@ def _load_compiled_core():
     mpi4py.rc.initialize = False
     mpi4py.rc.finalize = False
     from mpi4py import MPI  # noqa: F401
-    # GNU OpenMP reads this when _C loads it. Its default spins a thread team's idle threads for a
-    # while after each kernel, taking the cores the BLAS pool's threads (or other processes) need
-    # next; passive idle threads sleep at once. A value the user set is kept.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # GNU OpenMP reads these when _C loads it. One process on the host: a thread team's idle threads
+    # spin for 30,000 rounds (tens of microseconds) after each kernel before they sleep, so that the
+    # next kernel of a step finds them awake (PyTorch's libgomp spins ten times longer); sleeping at
+    # once cost each kernel a wake-up, and a LeNet step took 5.2 ms at 2 threads against 3.4 ms.
+    # BLAS runs on these threads (distml/threads.py), so no other pool spins beside them. Several
+    # ranks on the host (mpiexec's local size): idle threads sleep at once (a passive wait policy),
+    # leaving the cores to the other ranks. A policy or spin count the user set is kept.
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        if _ranks_on_this_host() > 1:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        else:
+            os.environ["GOMP_SPINCOUNT"] = "30000"
     from distml import _C
     return _C
 

@@ -3,10 +3,11 @@ recurrent kernels call), one pool for both.
 
     distml.set_num_threads(1)
 
-By default the OpenMP kernels use every core above a size threshold, and their idle threads sleep
-at once (passive wait policy). OpenBLAS (NumPy's and scipy's) runs its parallel jobs on those same
-OpenMP threads (csrc/blas_threads.h): its own pool spins for about 2**28 cycles after every call,
-on the cores the OpenMP kernels need next, which made two threads slower than one. The BLAS pools
+By default the OpenMP kernels use every core above a size threshold, and their idle threads spin
+briefly before they sleep (GOMP_SPINCOUNT, distml/_backend.py). OpenBLAS (NumPy's and scipy's) runs
+its parallel jobs on those same OpenMP threads (csrc/blas_threads.h): its own pool spins for about
+2**28 cycles after every call, on the cores the OpenMP kernels need next, which made two threads
+slower than one. The BLAS pools
 keep their library's default count (every core); set_num_threads(n) gives n threads to every pool.
 
 A forked child runs the OpenMP kernels on one thread: GNU OpenMP hangs in a child forked after

@@ -79,7 +79,7 @@ def test_limits_every_blas_pool_and_openmp(n):
 
 
 def test_defaults_in_a_fresh_process():
-    """Fresh import: OpenMP kernels on every core with a passive wait policy; the BLAS pools (scipy's
+    """Fresh import: OpenMP kernels on every core, idle threads spinning 30,000 rounds; the BLAS pools (scipy's
     too, once the recurrent kernels load it) at NumPy's OpenBLAS default."""
     code = ("import os, numpy, threadpoolctl\n"
             "blas = lambda: [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
@@ -87,21 +87,35 @@ def test_defaults_in_a_fresh_process():
             "import distml\n"
             "from distml._backend import blas_core\n"
             "blas_core()\n"
-            "print(os.environ['OMP_WAIT_POLICY'], distml.get_num_threads(), len(os.sched_getaffinity(0)),\n"
+            "print(os.environ['GOMP_SPINCOUNT'], distml.get_num_threads(), len(os.sched_getaffinity(0)),\n"
             "      blas() == before * 2)\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "OMPI_COMM_WORLD_LOCAL_SIZE")}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          check=True).stdout.split(maxsplit=3)
-    assert out[0] == "PASSIVE"
+    assert out[0] == "30000"
     assert int(out[1]) == int(out[2])
     assert out[3].strip() == "True"
 
 
-def test_wait_policy_set_by_user_is_kept():
-    code = "import os, distml; print(os.environ['OMP_WAIT_POLICY'])"
-    env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
+def test_several_ranks_on_a_host_sleep_at_once():
+    """Under mpiexec with two ranks on the host, idle OpenMP threads sleep at once (passive)."""
+    code = "import os, distml; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env["OMPI_COMM_WORLD_LOCAL_SIZE"] = "2"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "ACTIVE"
+    assert out.stdout.split() == ["PASSIVE", "None"]
+
+
+@pytest.mark.parametrize("name,value", [("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "500")])
+def test_wait_policy_set_by_user_is_kept(name, value):
+    """A wait policy or spin count the user set is what GNU OpenMP reads; a policy without the spin count."""
+    code = "import os, distml; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env[name] = value
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    expected = {"OMP_WAIT_POLICY": ("ACTIVE", "None"), "GOMP_SPINCOUNT": ("None", "500")}[name]
+    assert tuple(out.stdout.split()) == expected
 
 
 def test_forked_child_runs_openmp_kernels_on_one_thread():
