@@ -17,6 +17,7 @@
 #include "kernels/softmax.h"
 #include "kernels/im2col.h"
 #include "kernels/conv_direct.h"
+#include "kernels/winograd.h"
 #include "kernels/depthwise.h"
 #include "kernels/pool.h"
 #include "kernels/cross_entropy.h"
@@ -266,6 +267,31 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release release;
     depthwise_conv_weight_grad(grad_out.data(), x.data(), gw, g, M, dtype);
   }, "grad_w of depthwise_conv: summed over the batch and the output positions.");
+  // Winograd F(2x2, 3x3) tiles (kernels/winograd.h).
+  m.def("winograd_input_tiles", [](Buffer x, Buffer tiles, int64_t N, int64_t C, int64_t H, int64_t W, int64_t pad,
+                                   int64_t OH, int64_t OW) {
+    const int64_t count = N * ((OH + 1) / 2) * ((OW + 1) / 2);
+    DType dtype = check_arrays("winograd_input_tiles", {{&x, N * C * H * W}, {&tiles, 16 * C * count}});
+    void* out = tiles.mutable_data();
+    py::gil_scoped_release release;
+    winograd_input_tiles(x.data(), out, N, C, H, W, pad, OH, OW, dtype);
+  }, "tiles (16, C, N * TH * TW) = B^T d B of x (N, C, H, W)'s 4x4 tiles, zero-padded by pad.");
+  m.def("winograd_output_tiles", [](Buffer products, Buffer out, int64_t N, int64_t O, int64_t OH, int64_t OW) {
+    const int64_t count = N * ((OH + 1) / 2) * ((OW + 1) / 2);
+    DType dtype = check_arrays("winograd_output_tiles", {{&products, 16 * O * count}, {&out, N * O * OH * OW}});
+    void* y = out.mutable_data();
+    py::gil_scoped_release release;
+    winograd_output_tiles(products.data(), y, N, O, OH, OW, dtype);
+  }, "out (N, O, OH, OW) = A^T m A of the products (16, O, N * TH * TW), cropped.");
+  m.def("winograd_output_tiles_grad", [](Buffer grad_out, Buffer products_grad, int64_t N, int64_t O, int64_t OH,
+                                         int64_t OW) {
+    const int64_t count = N * ((OH + 1) / 2) * ((OW + 1) / 2);
+    DType dtype = check_arrays("winograd_output_tiles_grad",
+                               {{&grad_out, N * O * OH * OW}, {&products_grad, 16 * O * count}});
+    void* out = products_grad.mutable_data();
+    py::gil_scoped_release release;
+    winograd_output_tiles_grad(grad_out.data(), out, N, O, OH, OW, dtype);
+  }, "products_grad (16, O, N * TH * TW) = A g A^T of grad_out (N, O, OH, OW)'s 2x2 tiles: winograd_output_tiles' adjoint.");
   // Direct convolutions: x (N, C, D, H, W), weight (O, C / groups, K), out (N, O, OD, OH, OW) (kernels/conv_direct.h).
   static auto direct_sizes = [](const ConvGeometry3d& g, int64_t O, int64_t groups) {
     if (groups < 1 || g.C % groups || O % groups)

@@ -12,7 +12,10 @@ position), K the kernel's size and L the number of output positions. Then, per g
 and (O, N*L) <-> (N, O, L) is one transposed copy each way. A 1x1 kernel without padding
 needs no general unfolding: its columns are x, strided and transposed. On the CPU, depthwise
 convolutions (one input channel per group) and small ones on small planes skip the columns: `_C`
-computes them directly (`_direct_kernels` says which).
+computes them directly (`_direct_kernels` says which). 3x3 convolutions of stride 1 on larger planes
+compute the forward, the input gradient and the weight gradient as Winograd's F(2x2, 3x3)
+(`_winograd`): 16 products (16, O, C) @ (16, C, tiles) between `_C`'s transforms, 2.25 times
+fewer multiplications.
 
 A `Window` says how the kernel slides over an input: N, C, the input's spatial size, kernel,
 stride, padding (before each dim; the padding after is implied by `out`), dilation and the
@@ -182,6 +185,65 @@ def _direct_kernels(x, weight, window, groups):
     return None
 
 
+def _winograd(x, weight, window, groups):
+    """Whether Winograd's F(2x2, 3x3) computes this convolution and its gradients on the CPU: 3x3 kernels of stride 1, no dilation, no groups, 2-D, the same padding before and after
+    each dim (at most 2), and planes of at least 14 x 14 outputs with 16 channels or more in and out;
+    on smaller ones the transforms cost more than the products save (benchmarks/conv_vs_torch.py)."""
+    if (kernels.compiled("winograd_input_tiles", x, kernels.FLOATS) is None or len(window.kernel) != 2
+            or groups != 1 or window.kernel != (3, 3) or window.stride != (1, 1) or window.dilation != (1, 1)):
+        return False
+    pad = window.padding[0]
+    return (window.padding == (pad, pad) and pad <= 2 and window.N > 0
+            and all(o == n + 2 * pad - 2 for o, n in zip(window.out, window.size))
+            and window.out[0] * window.out[1] >= 14 * 14 and window.C >= 16 and weight.shape[0] >= 16)
+
+
+# Winograd's G (4, 3): a kernel g becomes G g G^T, which for the kernel's 9 entries in row-major
+# order is kron(G, G) (16, 9) times them.
+_WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_WINOGRAD_KERNEL_TRANSFORM = np.kron(_WINOGRAD_G, _WINOGRAD_G)
+
+
+def _winograd_kernels(weight):
+    """The kernels of weight (O, C, 3, 3) transformed, G g G^T: (16, O, C)."""
+    O, C_ = weight.shape[:2]
+    transform = _WINOGRAD_KERNEL_TRANSFORM.astype(weight.dtype)
+    return (transform @ weight.reshape(O * C_, 9).T).reshape(16, O, C_)
+
+
+def _winograd_tiles(x, pad, out_size):
+    """The transformed 4x4 tiles of x (N, C, H, W), padded by `pad`, for out_size outputs: (16, C, tiles)."""
+    N, C_, H, W = x.shape
+    tiles = np.empty((16, C_, N * ((out_size[0] + 1) // 2) * ((out_size[1] + 1) // 2)), dtype=x.dtype)
+    C.winograd_input_tiles(np.ascontiguousarray(x), tiles, N, C_, H, W, pad, *out_size)
+    return tiles
+
+
+def _winograd_conv(x, weight, pad, out_size, adjoint=False):
+    """x (N, C, H, W) convolved by weight (O, C, 3, 3), padded by `pad`, into (N, O, *out_size)
+    through F(2x2, 3x3); `adjoint`: by the input gradient's kernels (each turned 180 degrees, the
+    channels swapped), x then (N, O, H, W) and the result (N, C, *out_size)."""
+    if adjoint:
+        kernel_tiles = _winograd_kernels(weight[:, :, ::-1, ::-1]).transpose(0, 2, 1)
+    else:
+        kernel_tiles = _winograd_kernels(weight)
+    N, O = x.shape[0], kernel_tiles.shape[1]
+    out = np.empty((N, O) + tuple(out_size), dtype=x.dtype)
+    C.winograd_output_tiles(np.matmul(kernel_tiles, _winograd_tiles(x, pad, out_size)), out, N, O, *out_size)
+    return out
+
+
+def _winograd_weight_grad(grad, x, weight_shape, pad):
+    """grad_w (O, C, 3, 3) of _winograd_conv: the output transform's adjoint applied to grad, paired
+    with x's tiles in 16 products over the tiles, then the kernels' transform's adjoint."""
+    N, O, OH, OW = grad.shape
+    grad_products = np.empty((16, O, N * ((OH + 1) // 2) * ((OW + 1) // 2)), dtype=grad.dtype)
+    C.winograd_output_tiles_grad(grad, grad_products, N, O, OH, OW)
+    grad_kernels = np.matmul(grad_products, _winograd_tiles(x, pad, (OH, OW)).transpose(0, 2, 1))
+    transform = _WINOGRAD_KERNEL_TRANSFORM.astype(grad.dtype)
+    return (transform.T @ grad_kernels.reshape(16, -1)).T.reshape(weight_shape)
+
+
 _DEPTHWISE = (C.depthwise_conv, C.depthwise_conv_input_grad, C.depthwise_conv_weight_grad)
 _DIRECT = (C.conv_direct, C.conv_direct_input_grad, C.conv_direct_weight_grad)
 
@@ -204,6 +266,12 @@ class Conv(Primitive):
         # x, not its columns, is what backward keeps (the columns of a k x k kernel are k*k times
         # x's size): the weight gradient unfolds x again, as PyTorch's CPU convolutions do.
         self.x = x
+        self.winograd = _winograd(x, weight, window, groups)
+        if self.winograd:
+            out = _winograd_conv(x, weight, window.padding[0], window.out)
+            if bias is not None:
+                out += bias.reshape(-1, 1, 1)
+            return out
         cols = _grouped(_columns(x, window), groups)
         out = _matmul(_grouped(weight.reshape(weight.shape[0], -1), groups), cols)
         return _batch_first(out.reshape(weight.shape[0], -1), window.N, window.out, bias)
@@ -211,6 +279,8 @@ class Conv(Primitive):
     def backward(self, grad):
         if self.direct is not None:
             return self._direct_backward(np.ascontiguousarray(grad))
+        if self.winograd:
+            return self._winograd_backward(np.ascontiguousarray(grad))
         weight, groups, needs, window = self.weight, self.groups, self.needs_input_grad, self.window
         grad = _grouped(_channels_first(grad), groups)
         grad_x = grad_w = grad_b = None
@@ -236,6 +306,18 @@ class Conv(Primitive):
             weight_grad(grad, self.x, grad_w, geometry, *args)
         if needs[2]:
             grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
+        return grad_x, grad_w, grad_b
+
+
+    def _winograd_backward(self, grad):
+        window, needs, pad = self.window, self.needs_input_grad, self.window.padding[0]
+        grad_x = grad_w = grad_b = None
+        if needs[0]:
+            grad_x = _winograd_conv(grad, self.weight, 2 - pad, window.size, adjoint=True)
+        if needs[1]:
+            grad_w = _winograd_weight_grad(grad, self.x, self.weight.shape, pad)
+        if needs[2]:
+            grad_b = grad.sum(axis=(0, 2, 3))
         return grad_x, grad_w, grad_b
 
 
