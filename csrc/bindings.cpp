@@ -291,7 +291,8 @@ PYBIND11_MODULE(_C, m) {
     void* out = products_grad.mutable_data();
     py::gil_scoped_release release;
     winograd_output_tiles_grad(grad_out.data(), out, N, O, OH, OW, dtype);
-  }, "products_grad (16, O, N * TH * TW) = A g A^T of grad_out (N, O, OH, OW)'s 2x2 tiles: winograd_output_tiles' adjoint.");
+  }, "products_grad (16, O, N * TH * TW) = A g A^T of grad_out (N, O, OH, OW)'s 2x2 tiles "
+     "(winograd_output_tiles' adjoint).");
   // Direct convolutions: x (N, C, D, H, W), weight (O, C / groups, K), out (N, O, OD, OH, OW) (kernels/conv_direct.h).
   static auto direct_sizes = [](const ConvGeometry3d& g, int64_t O, int64_t groups) {
     if (groups < 1 || g.C % groups || O % groups)

@@ -1,5 +1,5 @@
-// Floating-point exceptions are never inspected here; without trapping math the compiler may turn
-// take_max's selects into vector blends.
+// Floating-point exceptions are never inspected here; without trapping math the compiler may
+// vectorise take_max_masked's compares.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
 #endif
@@ -18,9 +18,8 @@ using pool_math::clip_start;
 using pool_math::clipped_window_max;
 using pool_math::take_max;
 
-// take_max without a branch: the compare's outcome as a mask selects the value and the index (random
-// data mispredicts a compare-and-branch about half the time, which cost 25 ns an output in a 3 x 3
-// window).
+// take_max without a branch: the compare's outcome as a mask selects the value and the index (on
+// random data a compare-and-branch mispredicts often), in a form the loops over outputs vectorise.
 template <typename T>
 static inline void take_max_masked(T v, int64_t q, T& best, int64_t& best_index) {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
@@ -59,7 +58,8 @@ template <typename T, int K, int stride>
 DISTML_VECTOR_CLONES static void max_row_inside(const T* plane, int64_t width, int64_t start, int64_t ow0,
                                                 int64_t ow1, T* __restrict out, int64_t* __restrict index) {
   if (ow1 - ow0 < 16) {
-    for (int64_t ow = ow0; ow < ow1; ++ow) tree_max<T, K, 0, K * K>(plane, width, start + ow * stride, out[ow], index[ow]);
+    for (int64_t ow = ow0; ow < ow1; ++ow)
+      tree_max<T, K, 0, K * K>(plane, width, start + ow * stride, out[ow], index[ow]);
     return;
   }
 #pragma omp simd

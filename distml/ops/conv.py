@@ -186,9 +186,11 @@ def _direct_kernels(x, weight, window, groups):
 
 
 def _winograd(x, weight, window, groups):
-    """Whether Winograd's F(2x2, 3x3) computes this convolution and its gradients on the CPU: 3x3 kernels of stride 1, no dilation, no groups, 2-D, the same padding before and after
-    each dim (at most 2), and planes of at least 14 x 14 outputs with 16 channels or more in and out;
-    on smaller ones the transforms cost more than the products save (benchmarks/conv_vs_torch.py)."""
+    """Whether Winograd's F(2x2, 3x3) computes this convolution and its gradients on the CPU: 3x3
+    kernels of stride 1, no dilation, no groups, 2-D, the same padding before and after each dim
+    (at most 2), and planes of at least 14 x 14 outputs with 16 channels or more in and out; on
+    smaller ones the transforms cost more than the products save (benchmarks/conv_vs_torch.py).
+    `_direct_kernels` is asked first: the small convolutions it takes stay with it."""
     if (kernels.compiled("winograd_input_tiles", x, kernels.FLOATS) is None or len(window.kernel) != 2
             or groups != 1 or window.kernel != (3, 3) or window.stride != (1, 1) or window.dilation != (1, 1)):
         return False
@@ -307,7 +309,6 @@ class Conv(Primitive):
         if needs[2]:
             grad_b = grad.sum(axis=(0,) + tuple(range(2, grad.ndim)))
         return grad_x, grad_w, grad_b
-
 
     def _winograd_backward(self, grad):
         window, needs, pad = self.window, self.needs_input_grad, self.window.padding[0]
